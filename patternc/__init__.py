@@ -1,0 +1,50 @@
+"""patternc: a compiler for hybrid layer patterns.
+
+text (``M-M*-``) -> lark grammar -> typed IR (pydantic) -> passes (diagnostics) -> backends.
+Importing ``patternc`` is light: no torch, transformers or networkx.
+"""
+
+from patternc._version import __version__
+from patternc.api import Analysis, analyze, parse
+from patternc.codes import Severity
+from patternc.convert import (
+    Vocabulary,
+    from_layers_block_type,
+    from_megatron,
+    to_layers_block_type,
+    to_megatron,
+)
+from patternc.dialects import Dialect
+from patternc.diagnostics import Diagnostic, PatternError
+from patternc.fmt import fmt
+from patternc.ir import Layer, MtpBlock, Pattern, Stage
+from patternc.limits import Limits
+from patternc.passes.classify import Family, classify
+from patternc.source import Span
+from patternc.symbols import LayerKind
+
+__all__ = [
+    "Analysis",
+    "Diagnostic",
+    "Dialect",
+    "Family",
+    "Layer",
+    "LayerKind",
+    "Limits",
+    "MtpBlock",
+    "Pattern",
+    "PatternError",
+    "Severity",
+    "Span",
+    "Stage",
+    "Vocabulary",
+    "__version__",
+    "analyze",
+    "classify",
+    "fmt",
+    "from_layers_block_type",
+    "from_megatron",
+    "parse",
+    "to_layers_block_type",
+    "to_megatron",
+]

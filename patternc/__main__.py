@@ -1,0 +1,5 @@
+"""``python -m patternc``."""
+
+from patternc.cli import main
+
+main()

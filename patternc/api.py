@@ -1,0 +1,93 @@
+"""The front end as a library: text -> IR with diagnostics (``analyze``) or raising (``parse``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from patternc.codes import Severity
+from patternc.dialects import Dialect
+from patternc.diagnostics import Diagnostic, PatternError, diag, has_errors, sort_diagnostics
+from patternc.ir import Pattern
+from patternc.limits import DEFAULT_LIMITS, Limits
+from patternc.lower import SourceMap, lower
+from patternc.passes import Context, default_passes, run_passes
+from patternc.passes.classify import Family
+from patternc.source import Source, Span
+from patternc.syntax import parse as parse_syntax
+
+
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    """Everything the front end learned about one input; never raised, always returned."""
+
+    source: Source
+    dialect: Dialect
+    pattern: Pattern | None
+    """The IR, or None when there are errors."""
+    source_map: SourceMap
+    diagnostics: list[Diagnostic]
+    facts: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not has_errors(self.diagnostics)
+
+    @property
+    def family(self) -> Family | None:
+        family = self.facts.get("family")
+        return family if isinstance(family, Family) else None
+
+
+def analyze(
+    text: str,
+    dialect: Dialect | str = Dialect.PATTERNC,
+    *,
+    limits: Limits = DEFAULT_LIMITS,
+    origin: str = "<input>",
+) -> Analysis:
+    """Parse, lower and check ``text``.  User errors become diagnostics; this never raises them."""
+    dialect = Dialect(dialect)
+    source = Source(text, origin)
+    if len(text) > limits.max_chars:
+        problem = diag(
+            "P012",
+            f"the pattern text has {len(text):,} characters, above the limit of {limits.max_chars:,}",
+            Span(0, 0),
+            label="input too large",
+            help="raise the limit with `Limits(max_chars=N)` if this is intended",
+        )
+        return Analysis(source, dialect, None, SourceMap(), [problem])
+    ast, problems = parse_syntax(source)
+    if ast is None:
+        return Analysis(source, dialect, None, SourceMap(text_length=len(text)), _cap(problems, limits))
+    pattern, source_map, problems = lower(ast, source, dialect, limits)
+    facts: dict[str, object] = {}
+    if pattern is not None:
+        ctx = Context(pattern, source_map)
+        problems.extend(run_passes(ctx, default_passes()))
+        facts = ctx.facts
+        if has_errors(problems):
+            pattern = None
+    return Analysis(source, dialect, pattern, source_map, _cap(problems, limits), facts)
+
+
+def _cap(problems: list[Diagnostic], limits: Limits) -> list[Diagnostic]:
+    ordered = sort_diagnostics(problems)
+    if len(ordered) <= limits.max_diagnostics:
+        return ordered
+    kept = ordered[: limits.max_diagnostics]
+    hidden = len(ordered) - len(kept)
+    errors = sum(1 for d in ordered[limits.max_diagnostics :] if d.severity is Severity.ERROR)
+    return [
+        *kept,
+        diag("P013", f"{hidden:,} more diagnostics not shown ({errors:,} of them errors)", None,
+             help="fix the ones above first; they are usually the cause of the rest"),
+    ]
+
+
+def parse(text: str, dialect: Dialect | str = Dialect.PATTERNC, *, limits: Limits = DEFAULT_LIMITS) -> Pattern:
+    """Parse ``text`` into the IR, or raise ``PatternError`` with every diagnostic at once."""
+    analysis = analyze(text, dialect, limits=limits)
+    if analysis.pattern is None:
+        raise PatternError(analysis.diagnostics, analysis.source)
+    return analysis.pattern

@@ -1,0 +1,220 @@
+"""The ``patternc`` command line: a thin layer over the API.
+
+Exit codes: 0 no error (warnings allowed); 1 error diagnostics; 2 usage or input problems
+(bad option, unreadable file); 101 an internal error (a bug: please report it).
+Diagnostics go to stdout for ``check`` (they are its result) and are deterministic.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+from patternc.dialects import Dialect
+from patternc.limits import DEFAULT_LIMITS, Limits
+
+EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 101
+
+app = typer.Typer(
+    name="patternc",
+    help="A compiler for hybrid layer patterns such as `M-M-M*-` (Nemotron-H, Megatron-Core hybrids).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+class ColorChoice(StrEnum):
+    AUTO = "auto"
+    ALWAYS = "always"
+    NEVER = "never"
+
+
+class ConvertTo(StrEnum):
+    FLAT = "flat"
+    MEGATRON = "megatron"
+    FMT = "fmt"
+    LAYERS_BLOCK_TYPE = "layers_block_type"
+    LEGACY_LAYERS_BLOCK_TYPE = "legacy_layers_block_type"
+
+
+def _use_color(choice: ColorChoice) -> bool:
+    if choice is ColorChoice.ALWAYS:
+        return True
+    if choice is ColorChoice.NEVER:
+        return False
+    return sys.stdout.isatty() and "NO_COLOR" not in os.environ
+
+
+def _read_pattern(pattern: str, limits: Limits) -> tuple[str, str]:
+    """The pattern text and its origin; ``-`` reads at most the size limit (plus one) from stdin."""
+    if pattern != "-":
+        return pattern, "<argv>"
+    data = sys.stdin.buffer.read(limits.max_chars * 4 + 1)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise typer.BadParameter(f"stdin is not UTF-8 text (byte {error.start})", param_hint="PATTERN") from None
+    return text.removesuffix("\n").removesuffix("\r"), "<stdin>"
+
+
+DialectOpt = Annotated[Dialect, typer.Option("--dialect", "-d", help="Surface syntax of PATTERN.")]
+PatternArg = Annotated[str, typer.Argument(help="The pattern, e.g. 'M-M*-'; '-' reads it from stdin.")]
+MaxLayersOpt = Annotated[
+    int, typer.Option("--max-layers", min=1, help="Refuse patterns that expand to more layers.")
+]
+MaxDiagOpt = Annotated[int, typer.Option("--max-diagnostics", min=1, help="Show at most this many diagnostics.")]
+ColorOpt = Annotated[ColorChoice, typer.Option("--color", help="Colour the diagnostics.")]
+
+
+@app.command()
+def check(
+    pattern: PatternArg,
+    dialect: DialectOpt = Dialect.PATTERNC,
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object (docs/cli.md).")] = False,
+    max_layers: MaxLayersOpt = DEFAULT_LIMITS.max_layers,
+    max_diagnostics: MaxDiagOpt = DEFAULT_LIMITS.max_diagnostics,
+    color: ColorOpt = ColorChoice.AUTO,
+) -> None:
+    """Parse and check a pattern; print its summary and every diagnostic."""
+    from patternc.api import analyze
+    from patternc.report import build_report
+    from patternc.summary import render_summary
+
+    limits = Limits(max_layers=max_layers, max_chars=DEFAULT_LIMITS.max_chars, max_diagnostics=max_diagnostics)
+    text, origin = _read_pattern(pattern, limits)
+    analysis = analyze(text, dialect, limits=limits, origin=origin)
+    if json_output:
+        report = build_report(analysis)
+        typer.echo(json.dumps(report.model_dump(mode="json"), ensure_ascii=False, indent=2))
+    else:
+        typer.echo(render_summary(analysis, color=_use_color(color)), nl=False)
+    raise typer.Exit(EXIT_OK if analysis.ok else EXIT_ERRORS)
+
+
+@app.command()
+def fmt(
+    pattern: PatternArg,
+    dialect: DialectOpt = Dialect.PATTERNC,
+    max_layers: MaxLayersOpt = DEFAULT_LIMITS.max_layers,
+) -> None:
+    """Print the canonical compact form of a pattern (repetition factored)."""
+    from patternc.fmt import fmt as format_pattern
+
+    pattern_ir = _parse_or_exit(pattern, dialect, Limits(max_layers=max_layers))
+    typer.echo(format_pattern(pattern_ir))
+
+
+@app.command()
+def convert(
+    pattern: PatternArg,
+    to: Annotated[ConvertTo, typer.Option("--to", help="Output form.")] = ConvertTo.MEGATRON,
+    dialect: DialectOpt = Dialect.PATTERNC,
+    from_list: Annotated[
+        bool, typer.Option("--from-list", help="PATTERN is a comma-separated layers_block_type list.")
+    ] = False,
+) -> None:
+    """Convert a pattern to another spelling (flat, Megatron unified string, HF lists, fmt)."""
+    from patternc import convert as conv
+    from patternc.diagnostics import PatternError
+    from patternc.fmt import fmt as format_pattern
+
+    try:
+        if from_list:
+            text, _ = _read_pattern(pattern, DEFAULT_LIMITS)
+            names = [name.strip() for name in text.split(",") if name.strip()]
+            pattern_ir = conv.from_layers_block_type(names)
+        else:
+            pattern_ir = _parse_or_exit(pattern, dialect, DEFAULT_LIMITS)
+        if to is ConvertTo.FLAT:
+            result: object = pattern_ir.flat
+        elif to is ConvertTo.MEGATRON:
+            result = conv.to_megatron(pattern_ir)
+        elif to is ConvertTo.FMT:
+            result = format_pattern(pattern_ir)
+        else:
+            vocabulary = conv.Vocabulary.LEGACY if to is ConvertTo.LEGACY_LAYERS_BLOCK_TYPE else conv.Vocabulary.CURRENT
+            payload: dict[str, object] = {"layers_block_type": conv.to_layers_block_type(pattern_ir.flat, vocabulary)}
+            if pattern_ir.mtp is not None:
+                payload["mtp_layers_block_type"] = conv.to_layers_block_type(pattern_ir.mtp.flat, vocabulary)
+                payload["num_nextn_predict_layers"] = pattern_ir.mtp.depths
+            result = json.dumps(payload)
+    except PatternError as error:
+        typer.echo(str(error), nl=False)
+        raise typer.Exit(EXIT_ERRORS) from None
+    typer.echo(result)
+
+
+def _parse_or_exit(pattern: str, dialect: Dialect, limits: Limits):  # type: ignore[no-untyped-def]
+    from patternc.api import analyze
+    from patternc.render import render_text
+
+    text, origin = _read_pattern(pattern, limits)
+    analysis = analyze(text, dialect, limits=limits, origin=origin)
+    if analysis.pattern is None:
+        typer.echo(render_text(analysis.diagnostics, analysis.source), nl=False)
+        raise typer.Exit(EXIT_ERRORS)
+    return analysis.pattern
+
+
+@app.command()
+def explain(code: Annotated[str, typer.Argument(help="A code such as P001, or its name.")]) -> None:
+    """Print the long explanation of a diagnostic code, with a live example."""
+    from patternc.explain import explanation
+
+    text = explanation(code)
+    if text is None:
+        from patternc.codes import CODES
+
+        typer.echo(f"error: unknown diagnostic code {code!r}; known codes: "
+                   + ", ".join(c.code for c in CODES), err=True)
+        raise typer.Exit(EXIT_USAGE)
+    typer.echo(text, nl=False)
+
+
+@app.command()
+def schema(
+    name: Annotated[str, typer.Argument(help="ir, check-output")],
+) -> None:
+    """Print a published JSON Schema (the same text as schemas/<name>.v1.schema.json)."""
+    from patternc.schemas import SCHEMAS, schema_text
+
+    if name not in SCHEMAS:
+        typer.echo(f"error: unknown schema {name!r}; known: {', '.join(sorted(SCHEMAS))}", err=True)
+        raise typer.Exit(EXIT_USAGE)
+    typer.echo(schema_text(name), nl=False)
+
+
+@app.command(name="backends")
+def list_backends() -> None:
+    """List the installed backends (entry-point group `patternc.backends`)."""
+    from patternc.backends import available
+
+    for name, target in available().items():
+        typer.echo(f"{name}\t{target}")
+
+
+def main() -> None:
+    """Console-script entry: map every failure to a documented exit code, never a traceback."""
+    try:
+        app(standalone_mode=True)
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        sys.exit(130)
+    except Exception as error:  # an internal error: a bug in patternc, not in the input
+        if os.environ.get("PATTERNC_DEBUG"):
+            raise
+        sys.stderr.write(
+            f"internal error: {type(error).__name__}: {error}\n"
+            "this is a bug in patternc; please report it with the command you ran "
+            "(set PATTERNC_DEBUG=1 for the traceback)\n"
+        )
+        sys.exit(EXIT_INTERNAL)

@@ -1,0 +1,65 @@
+"""The diagnostic code table: every code patternc can emit, its name, severity and summary.
+
+Codes are stable: never renumbered, never reused.  Ranges: ``P0xx`` lexical and syntax,
+``P1xx`` structure of the parsed pattern, ``P2xx`` family and mixing rules.  Later issues add
+``P3xx`` (targets and backends) and ``P9xx`` (configuration files).  The long explanation of
+each code lives in ``patternc/explain/<code>.md`` (printed by ``patternc explain``), and a test
+keeps that directory, this table and ``docs/diagnostics.md`` in step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Severity(StrEnum):
+    ERROR = "error"
+    WARNING = "warning"
+    NOTE = "note"
+
+
+@dataclass(frozen=True, slots=True)
+class Code:
+    code: str
+    name: str
+    severity: Severity
+    summary: str
+
+
+_E, _W, _N = Severity.ERROR, Severity.WARNING, Severity.NOTE
+
+CODES: tuple[Code, ...] = (
+    Code("P001", "unknown-symbol", _E, "a character that is no layer symbol"),
+    Code("P002", "symbol-not-in-dialect", _E, "a layer symbol that the chosen dialect does not admit"),
+    Code("P003", "whitespace-not-allowed", _E, "whitespace in a strict dialect"),
+    Code("P004", "comment-not-allowed", _E, "a `#` comment in a strict dialect"),
+    Code("P005", "repetition-not-allowed", _E, "a group or repetition in a strict dialect"),
+    Code("P006", "pipe-not-allowed", _E, "a `|` pipeline separator in a dialect without pipeline stages"),
+    Code("P007", "mtp-not-allowed", _E, "a `/` multi-token-prediction part in a dialect without MTP"),
+    Code("P008", "unbalanced-group", _E, "a `(` without its `)` or the reverse"),
+    Code("P009", "unexpected-token", _E, "a structural character where the grammar does not allow it"),
+    Code("P010", "repetition-count-zero", _E, "a repetition count of 0"),
+    Code("P011", "too-many-layers", _E, "the pattern expands to more layers than the configured limit"),
+    Code("P012", "input-too-large", _E, "the input text is longer than the configured limit"),
+    Code("P013", "too-many-diagnostics", _N, "further diagnostics were suppressed"),
+    Code("P014", "unknown-layer-type", _E, "a name in a `layers_block_type` list that is no layer type"),
+    Code("P015", "no-list-name", _E, "a layer kind that transformers' `layers_block_type` cannot name"),
+    Code("P101", "empty-pattern", _E, "the main pattern has no layer"),
+    Code("P102", "empty-pipeline-stage", _W, "a pipeline stage with no layer"),
+    Code("P103", "pipe-in-mtp", _E, "a `|` inside a multi-token-prediction part"),
+    Code("P104", "empty-mtp-part", _E, "an empty multi-token-prediction part (a trailing or doubled `/`)"),
+    Code("P105", "mtp-depth-mismatch", _E, "multi-token-prediction parts that differ"),
+    Code("P106", "attention-mla-mix", _E, "standard attention `*` together with DSA `D` or MLA `+`"),
+    Code("P201", "mixed-dense-moe", _W, "dense MLP `-` and MoE `E` layers in one model"),
+    Code("P202", "no-sequence-mixer", _W, "no Mamba, DeltaNet or attention layer: tokens never interact"),
+)
+
+BY_CODE: dict[str, Code] = {c.code: c for c in CODES}
+BY_NAME: dict[str, Code] = {c.name: c for c in CODES}
+
+
+def lookup(code_or_name: str) -> Code | None:
+    """Find a code by ``P001``, ``p001`` or its name ``unknown-symbol``."""
+    key = code_or_name.strip()
+    return BY_CODE.get(key.upper()) or BY_NAME.get(key.lower())

@@ -1,0 +1,110 @@
+"""Conversions between the IR and the peers' spellings of a layer stack.
+
+* flat string (``hybrid_override_pattern``): main layers only;
+* Megatron-Core's unified string (``hybrid_layer_pattern``): ``|`` stages and ``/`` MTP depths;
+* transformers' ``layers_block_type`` lists, in the current vocabulary
+  (``linear_attention``/``full_attention``/``mlp``/``moe``) or the legacy one (``mamba``/``attention``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from enum import StrEnum
+
+from patternc.api import parse
+from patternc.dialects import Dialect
+from patternc.diagnostics import Diagnostic, PatternError, diag
+from patternc.ir import Pattern, make_pattern
+from patternc.source import Source
+from patternc.symbols import SYMBOLS, Role
+
+
+class Vocabulary(StrEnum):
+    CURRENT = "current"
+    """transformers 5.x: ``linear_attention``, ``full_attention``, ``mlp``, ``moe``."""
+    LEGACY = "legacy"
+    """Older checkpoints and the remote code: ``mamba``, ``attention``, ``mlp``, ``moe``."""
+
+
+NAME_TO_SYMBOL: dict[str, str] = {
+    **{info.hf_name: info.symbol for info in SYMBOLS if info.hf_name},
+    **{info.hf_legacy_name: info.symbol for info in SYMBOLS if info.hf_legacy_name},
+}
+"""Every list name patternc reads, in both vocabularies."""
+
+
+def to_flat(pattern: Pattern) -> str:
+    return pattern.flat
+
+
+def from_flat(text: str, dialect: Dialect | str = Dialect.HF) -> Pattern:
+    return parse(text, dialect)
+
+
+def to_megatron(pattern: Pattern) -> str:
+    """The unified Megatron-Core string: stages joined by ``|``, then one ``/part`` per MTP depth."""
+    main = "|".join(pattern.stage_strings())
+    if pattern.mtp is None:
+        return main
+    return main + ("/" + pattern.mtp.flat) * pattern.mtp.depths
+
+
+def from_megatron(text: str) -> Pattern:
+    return parse(text, Dialect.MEGATRON)
+
+
+def to_layers_block_type(layers: Sequence[str], vocabulary: Vocabulary | str = Vocabulary.CURRENT) -> list[str]:
+    """Names for a flat symbol string (``pattern.flat`` or ``pattern.mtp.flat``)."""
+    vocabulary = Vocabulary(vocabulary)
+    names: list[str] = []
+    problems: list[Diagnostic] = []
+    for index, symbol in enumerate(layers):
+        info = next(i for i in SYMBOLS if i.symbol == symbol)
+        name = info.hf_name if vocabulary is Vocabulary.CURRENT else info.hf_legacy_name
+        if name is None:
+            problems.append(
+                diag("P015", f"layer {index} `{symbol}` ({info.description}) has no transformers "
+                     "`layers_block_type` name", None,
+                     help="transformers' nemotron_h builds only `M`, `*`, `-` and `E` layers")
+            )
+            continue
+        names.append(name)
+    if problems:
+        raise PatternError(problems, Source("".join(layers), "<pattern>"))
+    return names
+
+
+def from_layers_block_type(
+    names: Sequence[str], mtp_names: Sequence[str] = (), mtp_depths: int = 1
+) -> Pattern:
+    """Read ``layers_block_type`` (and ``mtp_layers_block_type``) lists in either vocabulary."""
+    main, problems = _symbols(names, "layers_block_type")
+    mtp, mtp_problems = _symbols(mtp_names, "mtp_layers_block_type")
+    problems.extend(mtp_problems)
+    if not main:
+        problems.append(diag("P101", "the main pattern has no layer", None, label="empty list"))
+    if problems:
+        raise PatternError(problems, Source(repr(list(names)), "<layers_block_type>"))
+    return make_pattern(main, None, mtp, mtp_depths if mtp else 0)
+
+
+def _symbols(names: Sequence[str], field_name: str) -> tuple[str, list[Diagnostic]]:
+    symbols: list[str] = []
+    problems: list[Diagnostic] = []
+    known = ", ".join(f"`{n}`" for n in sorted(NAME_TO_SYMBOL))
+    for index, name in enumerate(names):
+        symbol = NAME_TO_SYMBOL.get(name) if isinstance(name, str) else None
+        if symbol is None:
+            problems.append(
+                diag("P014", f"{field_name}[{index}] is {name!r}, which is not a layer type", None,
+                     help=f"known layer types: {known}")
+            )
+        else:
+            symbols.append(symbol)
+    return "".join(symbols), problems
+
+
+def attention_indices(pattern: Pattern) -> list[int]:
+    """0-based indices of the main layers that hold a KV cache (attention of any kind)."""
+    attention = {info.symbol for info in SYMBOLS if info.role is Role.ATTENTION}
+    return [index for index, symbol in enumerate(pattern.flat) if symbol in attention]

@@ -1,0 +1,84 @@
+"""The pass manager: read-only checks over the IR, ordered by what each needs and provides.
+
+A pass is a function that takes the ``Context`` and yields diagnostics; it may record facts
+(``ctx.facts[...]``) for later passes.  Each pass declares the facts it ``requires`` and
+``provides``; the run order is derived from those declarations with a topological sort, never
+hand-written, so adding a pass cannot silently run it before its inputs exist.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from graphlib import CycleError, TopologicalSorter
+from typing import Any
+
+from patternc.diagnostics import Diagnostic
+from patternc.ir import Pattern
+from patternc.lower import SourceMap
+
+
+@dataclass(slots=True)
+class Context:
+    """What a pass sees: the IR, where it came from, and facts earlier passes established."""
+
+    pattern: Pattern
+    source_map: SourceMap
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+PassFn = Callable[[Context], Iterable[Diagnostic]]
+
+
+@dataclass(frozen=True, slots=True)
+class Pass:
+    name: str
+    run: PassFn
+    requires: frozenset[str] = frozenset()
+    provides: frozenset[str] = frozenset()
+
+
+def schedule(passes: Iterable[Pass]) -> list[Pass]:
+    """Order passes so that every pass runs after the passes that provide what it requires.
+
+    Ties are broken by name, so the order is deterministic.  A requirement nobody provides, or
+    a cycle, is a programming error (``ValueError``), caught by the test suite.
+    """
+    by_name = {p.name: p for p in passes}
+    providers: dict[str, str] = {}
+    for p in by_name.values():
+        for fact in p.provides:
+            if fact in providers:
+                raise ValueError(f"fact {fact!r} provided by both {providers[fact]} and {p.name}")
+            providers[fact] = p.name
+    graph: dict[str, set[str]] = {}
+    for p in by_name.values():
+        missing = p.requires - providers.keys()
+        if missing:
+            raise ValueError(f"pass {p.name} requires {sorted(missing)}, which no pass provides")
+        graph[p.name] = {providers[fact] for fact in p.requires}
+    sorter = TopologicalSorter(graph)
+    try:
+        sorter.prepare()
+    except CycleError as error:
+        raise ValueError(f"pass dependencies form a cycle: {error.args[1]}") from error
+    order: list[Pass] = []
+    while sorter.is_active():
+        ready = sorted(sorter.get_ready())
+        order.extend(by_name[name] for name in ready)
+        sorter.done(*ready)
+    return order
+
+
+def run_passes(ctx: Context, passes: Iterable[Pass]) -> list[Diagnostic]:
+    """Run every pass (collect-all: one pass's findings never stop the next)."""
+    found: list[Diagnostic] = []
+    for p in schedule(passes):
+        found.extend(p.run(ctx))
+    return found
+
+
+def default_passes() -> list[Pass]:
+    from patternc.passes import classify, mixing, structure
+
+    return [*structure.PASSES, *mixing.PASSES, *classify.PASSES]

@@ -1,0 +1,80 @@
+"""Mixing rules: which layer kinds may share one model."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from patternc.diagnostics import Diagnostic, Label, diag
+from patternc.passes import Context, Pass
+from patternc.source import Span
+from patternc.symbols import BY_SYMBOL
+
+
+def _first(ctx: Context, symbols: str) -> tuple[str, Span | None] | None:
+    """The first layer (main, then MTP) whose symbol is in ``symbols``, with its span."""
+    pattern = ctx.pattern
+    for layer in pattern.layers:
+        if layer.symbol in symbols:
+            return layer.symbol, ctx.source_map.layer_span(layer.index)
+    if pattern.mtp is not None:
+        for layer in pattern.mtp.layers:
+            if layer.symbol in symbols:
+                return layer.symbol, ctx.source_map.mtp_span(layer.index)
+    return None
+
+
+def check_attention_mla_mix(ctx: Context) -> Iterator[Diagnostic]:
+    """P106: ``*`` with ``D``/``+``, across main *and* MTP (Megatron checks each part alone: G1)."""
+    mla = "".join(info.symbol for info in BY_SYMBOL.values() if info.mla_family)
+    attention = _first(ctx, "*")
+    latent = _first(ctx, mla)
+    if attention is None or latent is None:
+        return
+    symbol, span = latent
+    yield diag(
+        "P106",
+        f"standard attention `*` and {BY_SYMBOL[symbol].description} `{symbol}` cannot be mixed",
+        span,
+        label=f"{BY_SYMBOL[symbol].description} here",
+        help="Megatron-Core builds one attention family per model; use `*` or the MLA family, not both",
+        secondary=[Label(attention[1], "standard attention here")] if attention[1] else [],
+        notes=["the rule covers the main part and the multi-token-prediction parts together"],
+    )
+
+
+def check_mixed_ffn(ctx: Context) -> Iterator[Diagnostic]:
+    """P201: no released model mixes ``-`` and ``E``; Megatron builds it, transformers does not."""
+    moe = _first(ctx, "E")
+    mlp = _first(ctx, "-")
+    if moe is None or mlp is None:
+        return
+    yield diag(
+        "P201",
+        "dense MLP `-` and mixture-of-experts `E` layers in one model",
+        moe[1],
+        label="first MoE layer",
+        help="Megatron-Core and patternc's torch backend build this; no released checkpoint uses it",
+        secondary=[Label(mlp[1], "first MLP layer")] if mlp[1] else [],
+    )
+
+
+def check_sequence_mixer(ctx: Context) -> Iterator[Diagnostic]:
+    """P202: a stack of only ``-``/``E`` never mixes information across tokens."""
+    if ctx.pattern.num_layers == 0:
+        return
+    roles = {BY_SYMBOL[s].role for s in set(ctx.pattern.flat)}
+    if roles == {BY_SYMBOL["-"].role}:
+        yield diag(
+            "P202",
+            "no sequence mixer: every layer is an MLP or MoE, so tokens never interact",
+            Span.at(ctx.source_map.main[0]) if ctx.source_map.main else None,
+            label="no `M`, `G` or attention layer",
+            help="add Mamba `M` or attention `*` layers",
+        )
+
+
+PASSES = (
+    Pass("attention-mla-mix", check_attention_mla_mix),
+    Pass("mixed-ffn", check_mixed_ffn),
+    Pass("sequence-mixer", check_sequence_mixer),
+)

@@ -1,0 +1,110 @@
+"""The ``patternc check`` report: one pydantic model for the summary and the ``--json`` output.
+
+The JSON Schema of ``CheckReport`` is published as ``schemas/check-output.v1.schema.json``
+and documented in ``docs/cli.md``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel
+
+from patternc.api import Analysis
+from patternc.convert import attention_indices, to_megatron
+from patternc.passes.classify import FAMILY_DESCRIPTIONS
+from patternc.render import diagnostic_json
+
+REPORT_SCHEMA_VERSION = 1
+
+
+class _Out(BaseModel, frozen=True, extra="forbid", use_attribute_docstrings=True):
+    pass
+
+
+class SpanOut(_Out):
+    start: int
+    """0-based offset of the first character."""
+    end: int
+    """0-based offset just past the last character."""
+    line: int
+    """1-based line of ``start``."""
+    column: int
+    """1-based column of ``start``."""
+
+
+class LabelOut(_Out):
+    span: SpanOut | None
+    message: str
+
+
+class DiagnosticOut(_Out):
+    code: str
+    """Stable code such as ``P001`` (see ``patternc explain CODE``)."""
+    name: str
+    """Stable kebab-case name of the code."""
+    severity: Literal["error", "warning", "note"]
+    message: str
+    span: SpanOut | None
+    """Where the problem is; null only for inputs that have no text."""
+    label: str
+    """Short text printed beside the caret."""
+    help: str | None
+    labels: list[LabelOut]
+    """Secondary spans."""
+    notes: list[str]
+
+
+class MtpOut(_Out):
+    pattern: str
+    """The layers of one MTP depth."""
+    depths: int
+
+
+class CheckReport(_Out):
+    schema_version: Literal[1] = REPORT_SCHEMA_VERSION
+    ok: bool
+    """True when there is no error (warnings allowed)."""
+    dialect: Literal["hf", "megatron", "patternc"]
+    pattern: str | None
+    """The flat main pattern (no ``|``, no MTP)."""
+    megatron: str | None
+    """The unified Megatron-Core string, with ``|`` and ``/``."""
+    layers: int | None
+    """Number of main layers."""
+    counts: dict[str, int] | None
+    """Symbol -> number of main layers."""
+    attention_layers: list[int] | None
+    """0-based indices of main layers with a KV cache."""
+    family: str | None
+    family_description: str | None
+    stages: list[str] | None
+    """Each pipeline stage as a flat string."""
+    mtp: MtpOut | None
+    diagnostics: list[DiagnosticOut]
+
+
+def build_report(analysis: Analysis) -> CheckReport:
+    diagnostics = [DiagnosticOut.model_validate(diagnostic_json(d, analysis.source)) for d in analysis.diagnostics]
+    pattern = analysis.pattern
+    if pattern is None:
+        return CheckReport(
+            ok=False, dialect=analysis.dialect.value, pattern=None, megatron=None, layers=None, counts=None,
+            attention_layers=None, family=None, family_description=None, stages=None, mtp=None,
+            diagnostics=diagnostics,
+        )
+    family = analysis.family
+    return CheckReport(
+        ok=analysis.ok,
+        dialect=analysis.dialect.value,
+        pattern=pattern.flat,
+        megatron=to_megatron(pattern),
+        layers=pattern.num_layers,
+        counts=pattern.counts(),
+        attention_layers=attention_indices(pattern),
+        family=family.value if family else None,
+        family_description=FAMILY_DESCRIPTIONS[family] if family else None,
+        stages=pattern.stage_strings(),
+        mtp=MtpOut(pattern=pattern.mtp.flat, depths=pattern.mtp.depths) if pattern.mtp else None,
+        diagnostics=diagnostics,
+    )

@@ -1,0 +1,63 @@
+"""The published JSON Schemas, generated from the pydantic models.
+
+``schemas/<name>.v<N>.schema.json`` in the repository holds the committed text; a test fails
+when the models drift from it (regenerate with ``python -m patternc.schemas --write``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+
+def _ir() -> dict[str, Any]:
+    from patternc.ir import IR_SCHEMA_VERSION, Pattern
+
+    schema = Pattern.model_json_schema()
+    schema["$id"] = f"https://patternc.dev/schemas/ir.v{IR_SCHEMA_VERSION}.schema.json"
+    return schema
+
+
+def _check_output() -> dict[str, Any]:
+    from patternc.report import REPORT_SCHEMA_VERSION, CheckReport
+
+    schema = CheckReport.model_json_schema()
+    schema["$id"] = f"https://patternc.dev/schemas/check-output.v{REPORT_SCHEMA_VERSION}.schema.json"
+    return schema
+
+
+SCHEMAS: dict[str, tuple[int, Callable[[], dict[str, Any]]]] = {
+    "ir": (1, _ir),
+    "check-output": (1, _check_output),
+}
+
+
+def file_name(name: str) -> str:
+    version, _ = SCHEMAS[name]
+    return f"{name}.v{version}.schema.json"
+
+
+def schema_text(name: str) -> str:
+    _, build = SCHEMAS[name]
+    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", **build()}
+    return json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def write_all(directory: Path) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in SCHEMAS:
+        path = directory / file_name(name)
+        path.write_text(schema_text(name), encoding="utf-8")
+        written.append(path)
+    return written
+
+
+if __name__ == "__main__":  # pragma: no cover - maintenance entry point
+    if sys.argv[1:] != ["--write"]:
+        sys.exit("usage: python -m patternc.schemas --write")
+    for path in write_all(Path(__file__).resolve().parent.parent / "schemas"):
+        print(path)
