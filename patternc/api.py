@@ -54,7 +54,7 @@ def analyze(
             f"the pattern text has {len(text):,} characters, above the limit of {limits.max_chars:,}",
             Span(0, 0),
             label="input too large",
-            help="raise the limit with `Limits(max_chars=N)` if this is intended",
+            help="raise the limit with `--max-chars N` (API: `Limits(max_chars=N)`) if this is intended",
         )
         return Analysis(source, dialect, None, SourceMap(), [problem])
     ast, problems = parse_syntax(source)
@@ -80,12 +80,18 @@ def _cap(problems: list[Diagnostic], limits: Limits) -> list[Diagnostic]:
     errors = sum(1 for d in ordered[limits.max_diagnostics :] if d.severity is Severity.ERROR)
     return [
         *kept,
-        diag("P013", f"{hidden:,} more diagnostics not shown ({errors:,} of them errors)", None,
-             help="fix the ones above first; they are usually the cause of the rest"),
+        diag(
+            "P013",
+            f"{hidden:,} more diagnostics not shown ({errors:,} of them errors)",
+            None,
+            help="fix the ones above first; they are usually the cause of the rest",
+        ),
     ]
 
 
-def parse(text: str, dialect: Dialect | str = Dialect.PATTERNC, *, limits: Limits = DEFAULT_LIMITS) -> Pattern:
+def parse(
+    text: str, dialect: Dialect | str = Dialect.PATTERNC, *, limits: Limits = DEFAULT_LIMITS
+) -> Pattern:
     """Parse ``text`` into the IR, or raise ``PatternError`` with every diagnostic at once."""
     analysis = analyze(text, dialect, limits=limits)
     if analysis.pattern is None:

@@ -43,7 +43,9 @@ def load(name: str) -> Backend:
         names = list(available())
         close = difflib.get_close_matches(name, names, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise UnknownBackendError(f"no backend named {name!r} (installed: {', '.join(names) or 'none'}){hint}")
+        raise UnknownBackendError(
+            f"no backend named {name!r} (installed: {', '.join(names) or 'none'}){hint}"
+        )
     backend = matches[0].load()
     if not isinstance(backend, Backend):
         raise TypeError(f"entry point {matches[0].value} is not a patternc backend")

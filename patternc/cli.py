@@ -60,7 +60,9 @@ def _read_pattern(pattern: str, limits: Limits) -> tuple[str, str]:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise typer.BadParameter(f"stdin is not UTF-8 text (byte {error.start})", param_hint="PATTERN") from None
+        raise typer.BadParameter(
+            f"stdin is not UTF-8 text (byte {error.start})", param_hint="PATTERN"
+        ) from None
     return text.removesuffix("\n").removesuffix("\r"), "<stdin>"
 
 
@@ -69,7 +71,11 @@ PatternArg = Annotated[str, typer.Argument(help="The pattern, e.g. 'M-M*-'; '-' 
 MaxLayersOpt = Annotated[
     int, typer.Option("--max-layers", min=1, help="Refuse patterns that expand to more layers.")
 ]
-MaxDiagOpt = Annotated[int, typer.Option("--max-diagnostics", min=1, help="Show at most this many diagnostics.")]
+MaxCharsOpt = Annotated[int, typer.Option("--max-chars", min=1, help="Refuse longer pattern texts.")]
+MaxCharsOpt = Annotated[int, typer.Option("--max-chars", min=1, help="Refuse longer pattern texts.")]
+MaxDiagOpt = Annotated[
+    int, typer.Option("--max-diagnostics", min=1, help="Show at most this many diagnostics.")
+]
 ColorOpt = Annotated[ColorChoice, typer.Option("--color", help="Colour the diagnostics.")]
 
 
@@ -80,6 +86,7 @@ def check(
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object (docs/cli.md).")] = False,
     max_layers: MaxLayersOpt = DEFAULT_LIMITS.max_layers,
     max_diagnostics: MaxDiagOpt = DEFAULT_LIMITS.max_diagnostics,
+    max_chars: MaxCharsOpt = DEFAULT_LIMITS.max_chars,
     color: ColorOpt = ColorChoice.AUTO,
 ) -> None:
     """Parse and check a pattern; print its summary and every diagnostic."""
@@ -87,7 +94,7 @@ def check(
     from patternc.report import build_report
     from patternc.summary import render_summary
 
-    limits = Limits(max_layers=max_layers, max_chars=DEFAULT_LIMITS.max_chars, max_diagnostics=max_diagnostics)
+    limits = Limits(max_layers=max_layers, max_chars=max_chars, max_diagnostics=max_diagnostics)
     text, origin = _read_pattern(pattern, limits)
     analysis = analyze(text, dialect, limits=limits, origin=origin)
     if json_output:
@@ -139,8 +146,14 @@ def convert(
         elif to is ConvertTo.FMT:
             result = format_pattern(pattern_ir)
         else:
-            vocabulary = conv.Vocabulary.LEGACY if to is ConvertTo.LEGACY_LAYERS_BLOCK_TYPE else conv.Vocabulary.CURRENT
-            payload: dict[str, object] = {"layers_block_type": conv.to_layers_block_type(pattern_ir.flat, vocabulary)}
+            vocabulary = (
+                conv.Vocabulary.LEGACY
+                if to is ConvertTo.LEGACY_LAYERS_BLOCK_TYPE
+                else conv.Vocabulary.CURRENT
+            )
+            payload: dict[str, object] = {
+                "layers_block_type": conv.to_layers_block_type(pattern_ir.flat, vocabulary)
+            }
             if pattern_ir.mtp is not None:
                 payload["mtp_layers_block_type"] = conv.to_layers_block_type(pattern_ir.mtp.flat, vocabulary)
                 payload["num_nextn_predict_layers"] = pattern_ir.mtp.depths
@@ -172,8 +185,10 @@ def explain(code: Annotated[str, typer.Argument(help="A code such as P001, or it
     if text is None:
         from patternc.codes import CODES
 
-        typer.echo(f"error: unknown diagnostic code {code!r}; known codes: "
-                   + ", ".join(c.code for c in CODES), err=True)
+        typer.echo(
+            f"error: unknown diagnostic code {code!r}; known codes: " + ", ".join(c.code for c in CODES),
+            err=True,
+        )
         raise typer.Exit(EXIT_USAGE)
     typer.echo(text, nl=False)
 

@@ -53,7 +53,9 @@ def from_megatron(text: str) -> Pattern:
     return parse(text, Dialect.MEGATRON)
 
 
-def to_layers_block_type(layers: Sequence[str], vocabulary: Vocabulary | str = Vocabulary.CURRENT) -> list[str]:
+def to_layers_block_type(
+    layers: Sequence[str], vocabulary: Vocabulary | str = Vocabulary.CURRENT
+) -> list[str]:
     """Names for a flat symbol string (``pattern.flat`` or ``pattern.mtp.flat``)."""
     vocabulary = Vocabulary(vocabulary)
     names: list[str] = []
@@ -63,9 +65,13 @@ def to_layers_block_type(layers: Sequence[str], vocabulary: Vocabulary | str = V
         name = info.hf_name if vocabulary is Vocabulary.CURRENT else info.hf_legacy_name
         if name is None:
             problems.append(
-                diag("P015", f"layer {index} `{symbol}` ({info.description}) has no transformers "
-                     "`layers_block_type` name", None,
-                     help="transformers' nemotron_h builds only `M`, `*`, `-` and `E` layers")
+                diag(
+                    "P015",
+                    f"layer {index} `{symbol}` ({info.description}) has no transformers "
+                    "`layers_block_type` name",
+                    None,
+                    help="transformers' nemotron_h builds only `M`, `*`, `-` and `E` layers",
+                )
             )
             continue
         names.append(name)
@@ -96,8 +102,12 @@ def _symbols(names: Sequence[str], field_name: str) -> tuple[str, list[Diagnosti
         symbol = NAME_TO_SYMBOL.get(name) if isinstance(name, str) else None
         if symbol is None:
             problems.append(
-                diag("P014", f"{field_name}[{index}] is {name!r}, which is not a layer type", None,
-                     help=f"known layer types: {known}")
+                diag(
+                    "P014",
+                    f"{field_name}[{index}] is {name!r}, which is not a layer type",
+                    None,
+                    help=f"known layer types: {known}",
+                )
             )
         else:
             symbols.append(symbol)

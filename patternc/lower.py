@@ -47,9 +47,9 @@ class _Expanded:
     offsets: list[int] = field(default_factory=list)
 
 
-def lower(ast: Ast, source: Source, dialect: Dialect, limits: Limits) -> tuple[
-    Pattern | None, SourceMap, list[Diagnostic]
-]:
+def lower(
+    ast: Ast, source: Source, dialect: Dialect, limits: Limits
+) -> tuple[Pattern | None, SourceMap, list[Diagnostic]]:
     profile = PROFILES[dialect]
     problems: list[Diagnostic] = []
     problems.extend(_dialect_features(ast, source, profile))
@@ -138,20 +138,36 @@ def _dialect_features(ast: Ast, source: Source, profile: Profile) -> Iterator[Di
                     help="remove it, or use `--dialect megatron`",
                 )
             elif isinstance(element, Group) and not profile.repetition:
-                yield diag("P005", f"groups are not part of dialect {name}", element.span,
-                           label="group", help=hint)
+                yield diag(
+                    "P005", f"groups are not part of dialect {name}", element.span, label="group", help=hint
+                )
             elif isinstance(element, Repeat) and not profile.repetition:
-                yield diag("P005", f"repetition is not part of dialect {name}", element.span,
-                           label="repetition", help=hint)
+                yield diag(
+                    "P005",
+                    f"repetition is not part of dialect {name}",
+                    element.span,
+                    label="repetition",
+                    help=hint,
+                )
     if not profile.trivia:
         for tok in trivia(source):
             start = tok.start_pos or 0
             if tok.type == "WS":
-                yield diag("P003", f"whitespace is not allowed in dialect {name}", Span.at(start, len(tok)),
-                           label="whitespace", help="remove it, or use `--dialect patternc`")
+                yield diag(
+                    "P003",
+                    f"whitespace is not allowed in dialect {name}",
+                    Span.at(start, len(tok)),
+                    label="whitespace",
+                    help="remove it, or use `--dialect patternc`",
+                )
             else:
-                yield diag("P004", f"comments are not allowed in dialect {name}", Span.at(start, len(tok)),
-                           label="comment", help="remove it, or use `--dialect patternc`")
+                yield diag(
+                    "P004",
+                    f"comments are not allowed in dialect {name}",
+                    Span.at(start, len(tok)),
+                    label="comment",
+                    help="remove it, or use `--dialect patternc`",
+                )
 
 
 def _symbol_problems(ast: Ast, profile: Profile) -> Iterator[Diagnostic]:
@@ -170,8 +186,13 @@ def _symbol_problems(ast: Ast, profile: Profile) -> Iterator[Diagnostic]:
                     else "patterns spell every layer out, one symbol each",
                 )
             elif isinstance(element, Repeat) and element.count == 0:
-                yield diag("P010", "a repetition count of 0 removes its layers", element.span,
-                           label="count 0", help="delete the group instead, or use a count of 1 or more")
+                yield diag(
+                    "P010",
+                    "a repetition count of 0 removes its layers",
+                    element.span,
+                    label="count 0",
+                    help="delete the group instead, or use a count of 1 or more",
+                )
 
 
 def _alphabet_help(profile: Profile) -> str:
@@ -214,8 +235,9 @@ def _bad_symbol(char: str, span: Span, profile: Profile) -> Diagnostic:
     if char.isspace():  # only reachable for exotic spaces the lexer did not treat as trivia
         return diag("P003", f"whitespace {char_name(char)} is not allowed", span, label="whitespace")
     if meant is not None:
-        return diag("P001", message, span, label=f"did you mean `{meant}`?",
-                    help=f"did you mean {describe(meant)}?")
+        return diag(
+            "P001", message, span, label=f"did you mean `{meant}`?", help=f"did you mean {describe(meant)}?"
+        )
     return diag("P001", message, span, label="unknown symbol", help=_alphabet_help(profile))
 
 
@@ -277,9 +299,13 @@ def _mtp_problems(parts: tuple[Part, ...], expanded: list[_Expanded], source: So
     for part, exp in zip(parts[1:], expanded, strict=True):
         for char, offset in zip(exp.chars, exp.offsets, strict=True):
             if char == PIPE:
-                yield diag("P103", "`|` cannot appear in a multi-token-prediction part", Span.at(offset),
-                           label="pipeline separator in MTP",
-                           help="MTP runs on the last pipeline stage; put `|` in the main part only")
+                yield diag(
+                    "P103",
+                    "`|` cannot appear in a multi-token-prediction part",
+                    Span.at(offset),
+                    label="pipeline separator in MTP",
+                    help="MTP runs on the last pipeline stage; put `|` in the main part only",
+                )
         layers.append("".join(c for c in exp.chars if c != PIPE))
     for depth, (part, text) in enumerate(zip(parts[1:], layers, strict=True), start=1):
         if text:
@@ -288,12 +314,14 @@ def _mtp_problems(parts: tuple[Part, ...], expanded: list[_Expanded], source: So
         trailing = not source.text[part.slash + 1 :].strip()
         yield diag(
             "P104",
-            "trailing `/` opens an empty multi-token-prediction part" if trailing
+            "trailing `/` opens an empty multi-token-prediction part"
+            if trailing
             else f"multi-token-prediction part {depth} is empty",
             Span.at(part.slash),
             label="empty MTP part",
             help="every `/` must be followed by the layers of one MTP depth; "
-            "remove the `/` if the model has no MTP" if depth == 1 and trailing
+            "remove the `/` if the model has no MTP"
+            if depth == 1 and trailing
             else "every `/` must be followed by the layers of one MTP depth",
         )
     reference = next((i for i, text in enumerate(layers) if text), None)

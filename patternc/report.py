@@ -85,12 +85,23 @@ class CheckReport(_Out):
 
 
 def build_report(analysis: Analysis) -> CheckReport:
-    diagnostics = [DiagnosticOut.model_validate(diagnostic_json(d, analysis.source)) for d in analysis.diagnostics]
+    diagnostics = [
+        DiagnosticOut.model_validate(diagnostic_json(d, analysis.source)) for d in analysis.diagnostics
+    ]
     pattern = analysis.pattern
     if pattern is None:
         return CheckReport(
-            ok=False, dialect=analysis.dialect.value, pattern=None, megatron=None, layers=None, counts=None,
-            attention_layers=None, family=None, family_description=None, stages=None, mtp=None,
+            ok=False,
+            dialect=analysis.dialect.value,
+            pattern=None,
+            megatron=None,
+            layers=None,
+            counts=None,
+            attention_layers=None,
+            family=None,
+            family_description=None,
+            stages=None,
+            mtp=None,
             diagnostics=diagnostics,
         )
     family = analysis.family

@@ -23,10 +23,18 @@ def render_summary(analysis: Analysis, *, color: bool = False) -> str:
             ("layers", str(report.layers)),
             ("counts", "  ".join(f"{symbol} {count}" for symbol, count in report.counts.items())),
             ("attention", f"{shown} (0-based)" if attention else "none"),
-            ("stages", f"{len(report.stages)}: " + _clip(" | ".join(f"{len(s)}" for s in report.stages))
-             if len(report.stages) > 1 else "1"),
-            ("mtp", f"{report.mtp.pattern} × {report.mtp.depths} depth{'s' if report.mtp.depths > 1 else ''}"
-             if report.mtp else "none"),
+            (
+                "stages",
+                f"{len(report.stages)}: " + _clip(" | ".join(f"{len(s)}" for s in report.stages))
+                if len(report.stages) > 1
+                else "1",
+            ),
+            (
+                "mtp",
+                f"{report.mtp.pattern} × {report.mtp.depths} depth{'s' if report.mtp.depths > 1 else ''}"
+                if report.mtp
+                else "none",
+            ),
             ("family", f"{report.family} ({report.family_description})"),
         ]
         width = max(len(key) for key, _ in rows)

@@ -56,7 +56,9 @@ SYMBOLS: tuple[SymbolInfo, ...] = (
     SymbolInfo("G", LayerKind.GATED_DELTANET, Role.SSM, "gated DeltaNet mixer", None, None),
     SymbolInfo("*", LayerKind.ATTENTION, Role.ATTENTION, "self-attention", "full_attention", "attention"),
     SymbolInfo("D", LayerKind.DSA, Role.ATTENTION, "DeepSeek sparse attention", None, None, mla_family=True),
-    SymbolInfo("+", LayerKind.MLA, Role.ATTENTION, "multi-head latent attention", None, None, mla_family=True),
+    SymbolInfo(
+        "+", LayerKind.MLA, Role.ATTENTION, "multi-head latent attention", None, None, mla_family=True
+    ),
     SymbolInfo("-", LayerKind.MLP, Role.FFN, "MLP", "mlp", "mlp"),
     SymbolInfo("E", LayerKind.MOE, Role.FFN, "mixture of experts", "moe", "moe"),
 )

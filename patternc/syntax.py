@@ -134,14 +134,23 @@ def _nesting_problems(source: Source) -> list[Diagnostic]:
         elif tok.type == "RPAR":
             if not opened:
                 problems.append(
-                    diag("P008", "unmatched `)`", Span.at(tok.start_pos or 0), label="no `(` opens this group")
+                    diag(
+                        "P008", "unmatched `)`", Span.at(tok.start_pos or 0), label="no `(` opens this group"
+                    )
                 )
                 continue
             opened.pop()
             depth -= 1
     for start in opened:
-        problems.append(diag("P008", "unclosed `(`", Span.at(start), label="this group is never closed",
-                             help="add the matching `)`"))
+        problems.append(
+            diag(
+                "P008",
+                "unclosed `(`",
+                Span.at(start),
+                label="this group is never closed",
+                help="add the matching `)`",
+            )
+        )
     return problems
 
 
