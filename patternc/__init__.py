@@ -14,8 +14,8 @@ from patternc.convert import (
     to_layers_block_type,
     to_megatron,
 )
-from patternc.dialects import Dialect
 from patternc.diagnostics import Diagnostic, PatternError
+from patternc.dialects import Dialect
 from patternc.fmt import fmt
 from patternc.ir import Layer, MtpBlock, Pattern, Stage
 from patternc.limits import Limits

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from patternc.codes import Severity
-from patternc.dialects import Dialect
 from patternc.diagnostics import Diagnostic, PatternError, diag, has_errors, sort_diagnostics
+from patternc.dialects import Dialect
 from patternc.ir import Pattern
 from patternc.limits import DEFAULT_LIMITS, Limits
 from patternc.lower import SourceMap, lower

@@ -72,7 +72,6 @@ MaxLayersOpt = Annotated[
     int, typer.Option("--max-layers", min=1, help="Refuse patterns that expand to more layers.")
 ]
 MaxCharsOpt = Annotated[int, typer.Option("--max-chars", min=1, help="Refuse longer pattern texts.")]
-MaxCharsOpt = Annotated[int, typer.Option("--max-chars", min=1, help="Refuse longer pattern texts.")]
 MaxDiagOpt = Annotated[
     int, typer.Option("--max-diagnostics", min=1, help="Show at most this many diagnostics.")
 ]

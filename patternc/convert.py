@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from enum import StrEnum
 
 from patternc.api import parse
-from patternc.dialects import Dialect
 from patternc.diagnostics import Diagnostic, PatternError, diag
+from patternc.dialects import Dialect
 from patternc.ir import Pattern, make_pattern
 from patternc.source import Source
 from patternc.symbols import SYMBOLS, Role

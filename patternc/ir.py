@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from patternc.symbols import BY_KIND, BY_SYMBOL, SYMBOL_ORDER, LayerKind
 
-IR_SCHEMA_VERSION = 1
+IR_SCHEMA_VERSION: Literal[1] = 1
 
 
 class _Node(BaseModel, frozen=True, extra="forbid", use_attribute_docstrings=True):
@@ -64,6 +64,22 @@ def _check_stack(layers: tuple[Layer, ...], what: str) -> None:
             raise ValueError(f"{what} layer at position {position} has index {layer.index}")
 
 
+def _check_pattern(pattern: Pattern) -> None:
+    """Invariants every Pattern holds, however it was built: indices, and stages that tile the stack."""
+    _check_stack(pattern.layers, "main")
+    if pattern.mtp is not None:
+        _check_stack(pattern.mtp.layers, "MTP")
+    if not pattern.stages:
+        raise ValueError("a pattern has at least one stage")
+    expected_start = 0
+    for position, stage in enumerate(pattern.stages):
+        if stage.index != position or stage.start != expected_start or stage.stop < stage.start:
+            raise ValueError(f"stage {position} does not continue where the previous one stopped")
+        expected_start = stage.stop
+    if expected_start != len(pattern.layers):
+        raise ValueError("stages must cover every main layer")
+
+
 class Pattern(_Node):
     """A whole hybrid stack: main layers, pipeline stages and an optional MTP block."""
 
@@ -77,18 +93,7 @@ class Pattern(_Node):
 
     @model_validator(mode="after")
     def _consistent(self) -> Pattern:
-        _check_stack(self.layers, "main")
-        if self.mtp is not None:
-            _check_stack(self.mtp.layers, "MTP")
-        if not self.stages:
-            raise ValueError("a pattern has at least one stage")
-        expected_start = 0
-        for position, stage in enumerate(self.stages):
-            if stage.index != position or stage.start != expected_start or stage.stop < stage.start:
-                raise ValueError(f"stage {position} does not continue where the previous one stopped")
-            expected_start = stage.stop
-        if expected_start != len(self.layers):
-            raise ValueError("stages must cover every main layer")
+        _check_pattern(self)
         return self
 
     @property
@@ -152,5 +157,5 @@ def make_pattern(flat: str, stage_sizes: list[int] | None = None, mtp: str = "",
     pattern = Pattern.model_construct(
         schema_version=IR_SCHEMA_VERSION, layers=make_layers(flat), stages=tuple(stages), mtp=block
     )
-    Pattern._consistent(pattern)
+    _check_pattern(pattern)
     return pattern

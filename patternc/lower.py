@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from patternc.dialects import PROFILES, Dialect, Profile
 from patternc.diagnostics import Diagnostic, Label, diag, has_errors
+from patternc.dialects import PROFILES, Dialect, Profile
 from patternc.ir import Pattern, make_pattern
 from patternc.limits import Limits
 from patternc.source import Source, Span
@@ -296,7 +296,7 @@ def _part_span(part: Part) -> Span:
 def _mtp_problems(parts: tuple[Part, ...], expanded: list[_Expanded], source: Source) -> Iterator[Diagnostic]:
     """``|`` in MTP, empty MTP parts and parts that differ: one policy for all of them."""
     layers: list[str] = []
-    for part, exp in zip(parts[1:], expanded, strict=True):
+    for exp in expanded:
         for char, offset in zip(exp.chars, exp.offsets, strict=True):
             if char == PIPE:
                 yield diag(

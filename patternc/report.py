@@ -15,7 +15,7 @@ from patternc.convert import attention_indices, to_megatron
 from patternc.passes.classify import FAMILY_DESCRIPTIONS
 from patternc.render import diagnostic_json
 
-REPORT_SCHEMA_VERSION = 1
+REPORT_SCHEMA_VERSION: Literal[1] = 1
 
 
 class _Out(BaseModel, frozen=True, extra="forbid", use_attribute_docstrings=True):

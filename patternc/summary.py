@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from patternc.api import Analysis
 from patternc.codes import Severity
-from patternc.report import build_report
 from patternc.render import render_text
+from patternc.report import build_report
 
 
 def _clip(text: str, width: int = 100) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING
 
 from patternc.diagnostics import Diagnostic, diag
 from patternc.source import Source, Span
@@ -60,7 +60,7 @@ class Repeat:
     """The ``{count}`` braces."""
 
 
-Element = Union[Run, Digits, Pipe, Group, Repeat]
+Element = Run | Digits | Pipe | Group | Repeat
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +127,7 @@ def _nesting_problems(source: Source) -> list[Diagnostic]:
                         f"groups are nested more than {MAX_NESTING} deep",
                         Span.at(tok.start_pos or 0),
                         label="too deep",
-                        help="flatten the pattern: repetition counts multiply, so deep nesting is never needed",
+                        help="flatten the pattern: counts multiply, so deep nesting is never needed",
                     )
                 )
                 return problems
@@ -194,8 +194,7 @@ def _syntax_diagnostic(error: object, source: Source) -> Diagnostic:
             help=help_text,
         )
     assert isinstance(error, UnexpectedCharacters)  # RUN matches every other character
-    at = error.pos_in_stream
-    return diag("P009", "unexpected character", Span.at(at), label="unexpected")
+    return diag("P009", "unexpected character", Span.at(error.pos_in_stream or 0), label="unexpected")
 
 
 def _parts(tree: Tree[Token], text_length: int) -> tuple[Part, ...]:
