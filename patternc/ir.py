@@ -7,6 +7,7 @@ give equal IRs.  Where each layer came from lives in a side table (``patternc.lo
 from __future__ import annotations
 
 from collections import Counter
+from functools import cached_property
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, model_validator
@@ -53,7 +54,7 @@ class MtpBlock(_Node):
     depths: Annotated[int, Field(ge=1)]
     """How many prediction depths (Megatron's ``mtp_num_layers``, HF's ``num_nextn_predict_layers``)."""
 
-    @property
+    @cached_property
     def flat(self) -> str:
         return "".join(layer.symbol for layer in self.layers)
 
@@ -96,7 +97,7 @@ class Pattern(_Node):
         _check_pattern(self)
         return self
 
-    @property
+    @cached_property
     def flat(self) -> str:
         """The main stack as a plain one-character-per-layer string (no ``|``, no MTP)."""
         return "".join(layer.symbol for layer in self.layers)
@@ -158,4 +159,5 @@ def make_pattern(flat: str, stage_sizes: list[int] | None = None, mtp: str = "",
         schema_version=IR_SCHEMA_VERSION, layers=make_layers(flat), stages=tuple(stages), mtp=block
     )
     _check_pattern(pattern)
+    pattern.__dict__["flat"] = flat  # seed the cache: the caller already holds the string
     return pattern

@@ -13,13 +13,15 @@ from patternc.symbols import BY_SYMBOL
 def _first(ctx: Context, symbols: str) -> tuple[str, Span | None] | None:
     """The first layer (main, then MTP) whose symbol is in ``symbols``, with its span."""
     pattern = ctx.pattern
-    for layer in pattern.layers:
-        if layer.symbol in symbols:
-            return layer.symbol, ctx.source_map.layer_span(layer.index)
+    main = [i for i in (pattern.flat.find(s) for s in symbols) if i >= 0]
+    if main:
+        index = min(main)
+        return pattern.flat[index], ctx.source_map.layer_span(index)
     if pattern.mtp is not None:
-        for layer in pattern.mtp.layers:
-            if layer.symbol in symbols:
-                return layer.symbol, ctx.source_map.mtp_span(layer.index)
+        mtp = [i for i in (pattern.mtp.flat.find(s) for s in symbols) if i >= 0]
+        if mtp:
+            index = min(mtp)
+            return pattern.mtp.flat[index], ctx.source_map.mtp_span(index)
     return None
 
 
