@@ -7,6 +7,7 @@ excerpt, not the whole line.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable
 
 from patternc.codes import Severity
@@ -75,6 +76,15 @@ def render_one(d: Diagnostic, source: Source, *, color: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _display_width(text: str) -> int:
+    """Terminal columns ``text`` occupies: wide (CJK, full-width) characters take two."""
+    if text.isascii():
+        return len(text)
+    return sum(
+        0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text
+    )
+
+
 def _snippets(labels: list[Label], source: Source, primary: Span) -> list[tuple[str, list[str]]]:
     """One excerpt per source line touched by a label: the (windowed) text and marker lines."""
     by_line: dict[int, list[Label]] = {}
@@ -100,9 +110,10 @@ def _snippets(labels: list[Label], source: Source, primary: Span) -> list[tuple[
         markers: list[str] = []
         for label in sorted(items, key=lambda item: item.span != primary):
             column = label.span.start - line_start - shift
-            width = max(1, min(label.span.end, line_start + len(text) + 1) - label.span.start)
+            covered = text[label.span.start - line_start : label.span.end - line_start]
+            width = max(1, _display_width(covered))
             glyph = "^" if label.span == primary else "-"
-            marker = " " * column + glyph * width
+            marker = " " * _display_width(shown[:column]) + glyph * width
             markers.append(f"{marker} {label.message}".rstrip())
         out.append((str(line), [shown.rstrip("\n"), *markers]))
     return out
