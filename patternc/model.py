@@ -1,0 +1,162 @@
+"""The model IR: a pattern plus the hyper-parameters that define each layer kind's math.
+
+``ModelSpec`` is what config readers produce and what passes, the canonical-architecture map and
+backends consume.  Every layer of one kind shares one flavour (``spec.flavour(kind)``), which is
+how every supported family configures its layers.  Like ``Pattern`` it is frozen and
+position-free; where a value came from (a config key, a default) lives in ``Provenance``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field
+
+from patternc.ir import Pattern
+from patternc.symbols import LayerKind
+
+MODEL_SCHEMA_VERSION: Literal[1] = 1
+
+Positive = Annotated[int, Field(gt=0)]
+NonNegative = Annotated[int, Field(ge=0)]
+PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
+class _Node(BaseModel, frozen=True, extra="forbid", use_attribute_docstrings=True):
+    """Base of the hyper-parameter nodes."""
+
+
+class NormSpec(_Node):
+    kind: Literal["rmsnorm"] = "rmsnorm"
+    eps: PositiveFloat
+    """Epsilon added to the mean square."""
+    unit_offset: bool = False
+    """True when the weight is stored as ``w - 1`` (Qwen3-Next's zero-centred RMSNorm)."""
+
+
+class RopeSpec(_Node):
+    theta: PositiveFloat
+    """Base of the rotary frequencies."""
+    partial_factor: Annotated[float, Field(gt=0, le=1)] = 1.0
+    """Fraction of each head's dimensions that rotate (Bamba: 0.5)."""
+
+
+class AttentionSpec(_Node):
+    """Grouped-query self-attention (``*``)."""
+
+    num_heads: Positive
+    num_kv_heads: Positive
+    head_dim: Positive
+    qkv_bias: bool = False
+    out_bias: bool = False
+    rope: RopeSpec | None = None
+    """None: no positional embedding (Nemotron-H)."""
+    scale: PositiveFloat | None = None
+    """Softmax scale; None means ``1/sqrt(head_dim)``."""
+    qk_norm: bool = False
+    output_gate: bool = False
+    """Qwen3-Next gates the attention output with a sigmoid of a second query projection."""
+    sliding_window: Positive | None = None
+
+
+class MambaSpec(_Node):
+    """A Mamba2 mixer (``M``)."""
+
+    num_heads: Positive
+    head_dim: Positive
+    state_size: Positive
+    n_groups: Positive
+    conv_kernel: Positive
+    chunk_size: Positive = 256
+    conv_bias: bool = True
+    proj_bias: bool = False
+    norm_group_size: Positive
+    """Channels per group of the gated RMSNorm before the output projection."""
+    activation: str = "silu"
+    time_step_limit: tuple[float, float] = (0.0, float("inf"))
+
+    @property
+    def inner_size(self) -> int:
+        return self.num_heads * self.head_dim
+
+
+class GatedDeltaNetSpec(_Node):
+    """A gated DeltaNet mixer (``G``), as in Qwen3-Next."""
+
+    num_k_heads: Positive
+    num_v_heads: Positive
+    head_k_dim: Positive
+    head_v_dim: Positive
+    conv_kernel: Positive
+
+
+class MlpSpec(_Node):
+    """A dense MLP (``-``)."""
+
+    intermediate_size: Positive
+    activation: str
+    """``relu2`` (Nemotron-H), ``silu``, ``gelu``…"""
+    gated: bool
+    """True: ``down(act(gate(x)) * up(x))`` (SwiGLU); False: ``down(act(up(x)))``."""
+    bias: bool = False
+
+
+class MoeSpec(_Node):
+    """A mixture of experts (``E``)."""
+
+    num_experts: Positive
+    top_k: Positive
+    intermediate_size: Positive
+    """Hidden size of one routed expert."""
+    router: Literal["sigmoid", "softmax"]
+    score_correction_bias: bool = False
+    """DeepSeek-style bias added to the scores for selection only."""
+    n_group: Positive = 1
+    topk_group: Positive = 1
+    norm_topk_prob: bool = True
+    routed_scaling_factor: PositiveFloat = 1.0
+    expert_gated: bool
+    expert_activation: str
+    shared_experts: NonNegative = 0
+    shared_intermediate_size: NonNegative = 0
+    shared_gated: bool = False
+    shared_expert_gate: bool = False
+    """Qwen3-Next scales the shared expert by a learned sigmoid gate."""
+    latent_size: Positive | None = None
+    """Nemotron 3 Super projects tokens to this size before the routed experts."""
+    bias: bool = False
+
+
+class ModelSpec(_Node):
+    """A whole model: the layer stack and the hyper-parameters of every kind it uses."""
+
+    schema_version: Literal[1] = MODEL_SCHEMA_VERSION
+    source: str
+    """The dialect it was read from (``nemotron_h``, ``bamba``, … or ``pattern``)."""
+    pattern: Pattern
+    hidden_size: Positive
+    vocab_size: Positive
+    tie_embeddings: bool = False
+    norm: NormSpec
+    attention: AttentionSpec | None = None
+    mamba: MambaSpec | None = None
+    gated_deltanet: GatedDeltaNetSpec | None = None
+    mlp: MlpSpec | None = None
+    moe: MoeSpec | None = None
+    embedding_multiplier: PositiveFloat = 1.0
+    residual_multiplier: PositiveFloat = 1.0
+    logits_scaling: PositiveFloat = 1.0
+    """Logits are divided by this (GraniteMoeHybrid)."""
+    max_position_embeddings: Positive | None = None
+
+    def flavour(
+        self, kind: LayerKind
+    ) -> AttentionSpec | MambaSpec | GatedDeltaNetSpec | MlpSpec | MoeSpec | None:
+        """The hyper-parameters every layer of ``kind`` uses (None if the model has none)."""
+        return {
+            LayerKind.ATTENTION: self.attention,
+            LayerKind.MAMBA2: self.mamba,
+            LayerKind.GATED_DELTANET: self.gated_deltanet,
+            LayerKind.MLP: self.mlp,
+            LayerKind.MOE: self.moe,
+        }.get(kind)
