@@ -27,6 +27,8 @@ class Code:
     summary: str
     example: tuple[str, ...] = ()
     """``patternc`` arguments that trigger this code (run by the docs test and ``explain``)."""
+    files: tuple[tuple[str, str], ...] = ()
+    """(relative path, text) files the example reads; written to a scratch directory it runs in."""
 
 
 _E, _W, _N = Severity.ERROR, Severity.WARNING, Severity.NOTE
@@ -149,6 +151,8 @@ CODES: tuple[Code, ...] = (
         "no Mamba, DeltaNet or attention layer: tokens never interact",
         ("check", "-E-E"),
     ),
+ # P3xx: target profiles (patternc/targets/) go below this line.
+    # P9xx: configuration files (patternc/config/) go below this line.
 )
 
 BY_CODE: dict[str, Code] = {c.code: c for c in CODES}

@@ -10,12 +10,26 @@ from patternc.codes import Code, lookup
 
 def example_output(code: Code) -> tuple[str, str]:
     """The example's command line and what ``patternc`` prints for it (diagnostics only)."""
+    import os
+    import tempfile
+    from pathlib import Path
+
     from typer.testing import CliRunner
 
     from patternc.cli import app
 
-    result = CliRunner().invoke(app, [*code.example, "--color", "never"] if code.example[0] == "check" else
-                                list(code.example))
+    args = [*code.example, "--color", "never"] if code.example[:1] == ("check",) else list(code.example)
+    previous = os.getcwd()
+    with tempfile.TemporaryDirectory(prefix="patternc-example-") as scratch:
+        for relative, text in code.files:
+            target = Path(scratch, relative)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8")
+        os.chdir(scratch)
+        try:
+            result = CliRunner().invoke(app, args)
+        finally:
+            os.chdir(previous)
     return "patternc " + shlex.join(code.example), result.output
 
 
