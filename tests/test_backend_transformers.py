@@ -36,7 +36,18 @@ def test_wheel_holds_only_namespaced_top_level_packages(tmp_path: Path) -> None:
     """Nothing generic (``backends``, ``schemas``, ``tests``) may land at the top of site-packages."""
     root = Path(__file__).resolve().parent.parent
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", str(root), "-w", str(tmp_path)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            str(root),
+            "-w",
+            str(tmp_path),
+        ],
         check=True,
         capture_output=True,
     )
