@@ -67,7 +67,9 @@ def _read_pattern(pattern: str, limits: Limits) -> tuple[str, str]:
 
 
 DialectOpt = Annotated[Dialect, typer.Option("--dialect", "-d", help="Surface syntax of PATTERN.")]
-PatternArg = Annotated[str, typer.Argument(help="The pattern, e.g. 'M-M*-'; '-' reads it from stdin.")]
+PatternArg = Annotated[
+    str, typer.Argument(metavar="PATTERN", help="The pattern, e.g. 'M-M*-'; '-' reads it from stdin.")
+]
 MaxLayersOpt = Annotated[
     int, typer.Option("--max-layers", min=1, help="Refuse patterns that expand to more layers.")
 ]

@@ -103,7 +103,7 @@ def lower(
 
 
 def _count_words(n: int) -> str:
-    return f"{n:,}" if n < 10**15 else f"about 10^{len(str(n)) - 1}"
+    return f"{n:,}" if n < 10**15 else f"at least 10^{len(str(n)) - 1}"
 
 
 def _walk(elements: tuple[Element, ...]) -> Iterator[Element]:

@@ -230,7 +230,7 @@ def _element(node: Tree[Token] | Token) -> Element:
         lbrace, digits, rbrace = repeat.children
         assert isinstance(lbrace, Token) and isinstance(digits, Token) and isinstance(rbrace, Token)
         span = Span(lbrace.start_pos or 0, (rbrace.start_pos or 0) + 1)
-        count = int(digits) if len(digits) <= 12 else 10**12
+        count = int(digits) if len(digits) <= 30 else 10**30  # beyond any limit; int() of huge text is slow
         return Repeat(atom=atom, count=count, span=span)
     raise AssertionError(f"unexpected rule {node.data}")
 
