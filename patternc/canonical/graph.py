@@ -1,0 +1,336 @@
+"""Lower a model to one small dataflow graph per residual block.
+
+Each block is ``input -> rmsnorm -> ops ... -> residual add``; nodes carry an ``op`` plus exactly
+the attributes that define the math *and* the parameter shapes (linear in/out sizes and bias,
+activation, RoPE theta and partial factor, softmax scale, Mamba2 heads/state/groups, router
+type...).  Gating is structure, not an attribute: a gated MLP has a ``gate_proj`` and an
+``up_proj`` feeding a ``mul`` node.  Node *names* (``q_proj``, ``gate_mul``) only serve
+messages: equivalence ignores them, which is what "the same up to renaming" means.
+
+Attributes that change numerics but not the function (``chunk_size``, ``residual_in_fp32``, the
+dtype an RMSNorm multiplies in) are deliberately absent.
+
+Both sides of a comparison use these builders: ``lower_spec`` lowers a ``ModelSpec``; each
+candidate architecture (``patternc.canonical.archs``) first interprets its own config fields as
+layer specs (with the choices its modeling code hard-codes) and then lowers them here.  Graphs are
+plain frozen dataclasses; networkx is only imported when two of them are compared.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from patternc.model import (
+    AttentionSpec,
+    GatedDeltaNetSpec,
+    MambaSpec,
+    MlpSpec,
+    ModelSpec,
+    MoeSpec,
+    NormSpec,
+)
+from patternc.symbols import BY_SYMBOL, LayerKind
+
+AttrValue = str | int | float | bool | None | tuple[float, float]
+
+
+def _clean(value: AttrValue) -> AttrValue:
+    """Round floats so that ``1/sqrt(128)`` computed two ways compares equal."""
+    if isinstance(value, bool) or value is None or isinstance(value, int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isinf(value) else float(f"{value:.12g}")
+    low, high = value
+    return (float(_clean(low)), float(_clean(high)))  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    name: str
+    """Local name, for messages only (ignored by the equivalence)."""
+    op: str
+    attrs: tuple[tuple[str, AttrValue], ...]
+
+    def attr(self, key: str) -> AttrValue:
+        return dict(self.attrs)[key]
+
+    def describe(self) -> str:
+        """``linear(in=4096, out=21504, bias=False)``."""
+        inner = ", ".join(f"{key}={_fmt(value)}" for key, value in self.attrs)
+        return f"{self.op}({inner})" if inner else self.op
+
+
+def _fmt(value: AttrValue) -> str:
+    if isinstance(value, tuple):
+        return "(" + ", ".join(_fmt(v) for v in value) + ")"
+    if isinstance(value, float):
+        if math.isinf(value):
+            return "inf"
+        return f"{value:g}"
+    return str(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Edge:
+    src: str
+    dst: str
+    port: str = ""
+    """Which input of ``dst`` (``q``/``k``/``v``, ``gate``/``up``, ``residual``...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class BlockGraph:
+    """One residual block (or the embedding / output head) as a dataflow graph."""
+
+    label: str
+    """Where it comes from, for messages: ``layer 7 `M```, ``embedding``, ``output head``."""
+    kind: str
+    """``embedding``, ``head`` or the layer symbol."""
+    nodes: tuple[Node, ...]
+    edges: tuple[Edge, ...]
+
+    def node(self, name: str) -> Node:
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise KeyError(name)
+
+    def names(self) -> list[str]:
+        return [node.name for node in self.nodes]
+
+    def to_networkx(self) -> object:
+        """A ``networkx.DiGraph`` (nodes keyed by name, ``op``/``attrs`` data, ``port`` on edges)."""
+        import networkx as nx  # type: ignore[import-untyped]  # lazily: `import patternc` must stay light
+
+        graph = nx.DiGraph()
+        for node in self.nodes:
+            graph.add_node(node.name, op=node.op, attrs=node.attrs)
+        for edge in self.edges:
+            graph.add_edge(edge.src, edge.dst, port=edge.port)
+        return graph
+
+
+@dataclass
+class _Builder:
+    label: str
+    kind: str
+    nodes: dict[str, Node] = field(default_factory=dict)
+    edges: list[Edge] = field(default_factory=list)
+
+    def add(self, name: str, op: str, /, *inputs: str | tuple[str, str], **attrs: AttrValue) -> str:
+        if name in self.nodes:
+            raise ValueError(f"duplicate node {name!r} in {self.label}")
+        self.nodes[name] = Node(name, op, tuple((key, _clean(value)) for key, value in attrs.items()))
+        for item in inputs:
+            src, port = (item, "") if isinstance(item, str) else item
+            self.edges.append(Edge(src, name, port))
+        return name
+
+    def linear(self, name: str, src: str, size_in: int, size_out: int, bias: bool) -> str:
+        return self.add(name, "linear", src, size_in=size_in, size_out=size_out, bias=bias)
+
+    def build(self) -> BlockGraph:
+        return BlockGraph(self.label, self.kind, tuple(self.nodes.values()), tuple(self.edges))
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """What every block of one model shares."""
+
+    hidden_size: int
+    norm: NormSpec
+    residual_multiplier: float = 1.0
+
+
+def _open(frame: Frame, label: str, kind: str) -> tuple[_Builder, str]:
+    b = _Builder(label, kind)
+    b.add("input", "input")
+    norm = b.add(
+        "norm", "rmsnorm", "input", size=frame.hidden_size, eps=frame.norm.eps, unit_offset=frame.norm.unit_offset
+    )
+    return b, norm
+
+
+def _close(b: _Builder, frame: Frame, out: str) -> BlockGraph:
+    b.add("residual", "residual_add", ("input", "residual"), (out, "branch"), scale=frame.residual_multiplier)
+    return b.build()
+
+
+def lower_mamba(frame: Frame, m: MambaSpec, label: str = "`M`") -> BlockGraph:
+    b, x = _open(frame, label, "M")
+    inner = m.inner_size
+    conv_channels = inner + 2 * m.n_groups * m.state_size
+    proj = b.linear("in_proj", x, frame.hidden_size, inner + conv_channels + m.num_heads, m.proj_bias)
+    conv = b.add(
+        "conv1d", "causal_conv1d", (proj, "xBC"), channels=conv_channels, kernel=m.conv_kernel, bias=m.conv_bias,
+        activation=m.activation,
+    )
+    ssm = b.add(
+        "ssm", "mamba2_scan", (conv, "xBC"), (proj, "dt"), heads=m.num_heads, head_dim=m.head_dim,
+        state=m.state_size, groups=m.n_groups, dt_limit=m.time_step_limit,
+    )
+    normed = b.add(
+        "gated_norm", "gated_rmsnorm", (ssm, "x"), (proj, "z"), size=inner, group_size=m.norm_group_size,
+        eps=frame.norm.eps, gate_activation="silu", norm_before_gate=False,
+    )
+    out = b.linear("out_proj", normed, inner, frame.hidden_size, m.proj_bias)
+    return _close(b, frame, out)
+
+
+def lower_attention(frame: Frame, a: AttentionSpec, label: str = "`*`") -> BlockGraph:
+    b, x = _open(frame, label, "*")
+    q_out = a.num_heads * a.head_dim * (2 if a.output_gate else 1)
+    q = b.linear("q_proj", x, frame.hidden_size, q_out, a.qkv_bias)
+    k = b.linear("k_proj", x, frame.hidden_size, a.num_kv_heads * a.head_dim, a.qkv_bias)
+    v = b.linear("v_proj", x, frame.hidden_size, a.num_kv_heads * a.head_dim, a.qkv_bias)
+    if a.qk_norm:
+        q = b.add("q_norm", "rmsnorm", q, size=a.head_dim, eps=frame.norm.eps, unit_offset=frame.norm.unit_offset)
+        k = b.add("k_norm", "rmsnorm", k, size=a.head_dim, eps=frame.norm.eps, unit_offset=frame.norm.unit_offset)
+    if a.rope is not None:
+        rope = b.add("rope", "rope", (q, "q"), (k, "k"), theta=a.rope.theta, partial_factor=a.rope.partial_factor)
+        q_in: tuple[str, str] = (rope, "q")
+        k_in: tuple[str, str] = (rope, "k")
+    else:
+        q_in, k_in = (q, "q"), (k, "k")
+    scale = a.scale if a.scale is not None else a.head_dim**-0.5
+    attn = b.add(
+        "sdpa", "causal_attention", q_in, k_in, (v, "v"), heads=a.num_heads, kv_heads=a.num_kv_heads,
+        head_dim=a.head_dim, scale=scale, sliding_window=a.sliding_window,
+    )
+    if a.output_gate:
+        attn = b.add("output_gate", "sigmoid_gate", (attn, "x"), (q, "gate"))
+    out = b.linear("o_proj", attn, a.num_heads * a.head_dim, frame.hidden_size, a.out_bias)
+    return _close(b, frame, out)
+
+
+def _mlp(b: _Builder, x: str, prefix: str, size_in: int, inner: int, act: str, gated: bool, bias: bool) -> str:
+    """``down(act(gate(x)) * up(x))`` when gated, ``down(act(up(x)))`` otherwise."""
+    up = b.linear(f"{prefix}up_proj", x, size_in, inner, bias)
+    if gated:
+        gate = b.linear(f"{prefix}gate_proj", x, size_in, inner, bias)
+        activated = b.add(f"{prefix}act", "activation", gate, fn=act)
+        h = b.add(f"{prefix}gate_mul", "mul", (activated, "gate"), (up, "up"))
+    else:
+        h = b.add(f"{prefix}act", "activation", up, fn=act)
+    return b.linear(f"{prefix}down_proj", h, inner, size_in, bias)
+
+
+def lower_mlp(frame: Frame, m: MlpSpec, label: str = "`-`") -> BlockGraph:
+    b, x = _open(frame, label, "-")
+    out = _mlp(b, x, "", frame.hidden_size, m.intermediate_size, m.activation, m.gated, m.bias)
+    return _close(b, frame, out)
+
+
+def lower_moe(frame: Frame, e: MoeSpec, label: str = "`E`") -> BlockGraph:
+    b, x = _open(frame, label, "E")
+    logits = b.linear("router", x, frame.hidden_size, e.num_experts, False)
+    topk = b.add(
+        "topk", "router_topk", logits, score=e.router, correction_bias=e.score_correction_bias, n_group=e.n_group,
+        topk_group=e.topk_group, top_k=e.top_k, normalize=e.norm_topk_prob, scaling=e.routed_scaling_factor,
+    )
+    tokens = x
+    width = frame.hidden_size
+    if e.latent_size is not None:
+        tokens = b.linear("latent_in", x, frame.hidden_size, e.latent_size, e.bias)
+        width = e.latent_size
+    experts = b.add(
+        "experts", "routed_experts", (tokens, "x"), (topk, "weights"), count=e.num_experts, size_in=width,
+        intermediate=e.intermediate_size, gated=e.expert_gated, activation=e.expert_activation, bias=False,
+    )
+    if e.latent_size is not None:
+        experts = b.linear("latent_out", experts, e.latent_size, frame.hidden_size, e.bias)
+    terms = [experts]
+    for i in range(e.shared_experts):
+        prefix = "shared_" if e.shared_experts == 1 else f"shared{i}_"
+        shared = _mlp(
+            b, x, prefix, frame.hidden_size, e.shared_intermediate_size, e.expert_activation, e.shared_gated, e.bias
+        )
+        if e.shared_expert_gate:
+            gate = b.linear(f"{prefix}gate_logit", x, frame.hidden_size, 1, False)
+            shared = b.add(f"{prefix}sigmoid_gate", "sigmoid_gate", (shared, "x"), (gate, "gate"))
+        terms.append(shared)
+    out = terms[0] if len(terms) == 1 else b.add("sum", "sum", *terms)
+    return _close(b, frame, out)
+
+
+def lower_gated_deltanet(frame: Frame, g: GatedDeltaNetSpec, label: str = "`G`") -> BlockGraph:
+    b, x = _open(frame, label, "G")
+    key_dim = g.num_k_heads * g.head_k_dim
+    value_dim = g.num_v_heads * g.head_v_dim
+    qkvz = b.linear("in_proj_qkvz", x, frame.hidden_size, 2 * key_dim + 2 * value_dim, False)
+    ba = b.linear("in_proj_ba", x, frame.hidden_size, 2 * g.num_v_heads, False)
+    conv = b.add("conv1d", "causal_conv1d", (qkvz, "qkv"), channels=2 * key_dim + value_dim, kernel=g.conv_kernel,
+                 bias=False, activation="silu")
+    rule = b.add("delta_rule", "gated_delta_rule", (conv, "qkv"), (ba, "ba"), k_heads=g.num_k_heads,
+                 v_heads=g.num_v_heads, k_dim=g.head_k_dim, v_dim=g.head_v_dim)
+    normed = b.add("gated_norm", "gated_rmsnorm", (rule, "x"), (qkvz, "z"), size=g.head_v_dim,
+                   group_size=g.head_v_dim, eps=frame.norm.eps, gate_activation="silu", norm_before_gate=True)
+    out = b.linear("out_proj", normed, value_dim, frame.hidden_size, False)
+    return _close(b, frame, out)
+
+
+def lower_opaque(frame: Frame, symbol: str, label: str) -> BlockGraph:
+    """A layer kind ModelSpec has no hyper-parameters for (``D``, ``+``): one opaque node."""
+    b, x = _open(frame, label, symbol)
+    out = b.add("mixer", BY_SYMBOL[symbol].kind.value, x)
+    return _close(b, frame, out)
+
+
+def lower_embedding(vocab_size: int, hidden_size: int, multiplier: float) -> BlockGraph:
+    b = _Builder("embedding", "embedding")
+    b.add("tokens", "input")
+    e = b.add("embedding", "embedding", "tokens", vocab=vocab_size, size=hidden_size)
+    b.add("embedding_scale", "scale", e, factor=multiplier)
+    return b.build()
+
+
+def lower_head(frame: Frame, vocab_size: int, tied: bool, logits_scaling: float) -> BlockGraph:
+    b = _Builder("output head", "head")
+    b.add("input", "input")
+    n = b.add("final_norm", "rmsnorm", "input", size=frame.hidden_size, eps=frame.norm.eps,
+              unit_offset=frame.norm.unit_offset)
+    h = b.add("lm_head", "lm_head", n, size_in=frame.hidden_size, vocab=vocab_size, bias=False, tied=tied)
+    b.add("logits_scale", "divide", h, by=logits_scaling)
+    return b.build()
+
+
+def layer_label(index: int, symbol: str) -> str:
+    return f"layer {index} `{symbol}`"
+
+
+def lower_layer(frame: Frame, spec: ModelSpec, index: int, symbol: str) -> BlockGraph:
+    """The block of main-stack layer ``index`` of ``spec``."""
+    label = layer_label(index, symbol)
+    kind = BY_SYMBOL[symbol].kind
+    if kind is LayerKind.MAMBA2 and spec.mamba is not None:
+        return lower_mamba(frame, spec.mamba, label)
+    if kind is LayerKind.ATTENTION and spec.attention is not None:
+        return lower_attention(frame, spec.attention, label)
+    if kind is LayerKind.MLP and spec.mlp is not None:
+        return lower_mlp(frame, spec.mlp, label)
+    if kind is LayerKind.MOE and spec.moe is not None:
+        return lower_moe(frame, spec.moe, label)
+    if kind is LayerKind.GATED_DELTANET and spec.gated_deltanet is not None:
+        return lower_gated_deltanet(frame, spec.gated_deltanet, label)
+    return lower_opaque(frame, symbol, label)
+
+
+def spec_frame(spec: ModelSpec) -> Frame:
+    return Frame(spec.hidden_size, spec.norm, spec.residual_multiplier)
+
+
+def lower_spec(spec: ModelSpec) -> list[BlockGraph]:
+    """``[embedding, layer 0, ..., layer n-1, output head]`` (the main stack; MTP is not lowered)."""
+    frame = spec_frame(spec)
+    blocks = [lower_embedding(spec.vocab_size, spec.hidden_size, spec.embedding_multiplier)]
+    blocks.extend(lower_layer(frame, spec, layer.index, layer.symbol) for layer in spec.pattern.layers)
+    blocks.append(lower_head(frame, spec.vocab_size, spec.tie_embeddings, spec.logits_scaling))
+    return blocks
+
+
+def iter_ops(blocks: list[BlockGraph]) -> Iterator[str]:
+    for block in blocks:
+        for node in block.nodes:
+            yield node.op
