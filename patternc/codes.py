@@ -149,9 +149,116 @@ CODES: tuple[Code, ...] = (
         "no-sequence-mixer",
         _W,
         "no Mamba, DeltaNet or attention layer: tokens never interact",
-        ("check", "-E-E"),
+        ("check", "EEEE"),
     ),
  # P3xx: target profiles (patternc/targets/) go below this line.
+    Code(
+        "P301",
+        "symbol-not-in-target",
+        _E,
+        "a layer kind the chosen target cannot build",
+        ("check", "--target", "vllm", "M-G*-"),
+    ),
+    Code(
+        "P302",
+        "mtp-symbol-not-in-target",
+        _E,
+        "a multi-token-prediction layer kind the chosen target cannot build",
+        ("check", "--target", "vllm", "M*M*/MM"),
+    ),
+    Code(
+        "P303",
+        "mtp-depth-unsupported",
+        _E,
+        "more multi-token-prediction depths than the chosen target supports",
+        ("check", "--target", "vllm", "MEM*E/*E/*E"),
+    ),
+    Code(
+        "P304",
+        "mtp-layout-unsupported",
+        _E,
+        "a multi-token-prediction block other than the one the chosen target hard-codes",
+        ("check", "--target", "llama.cpp", "MEM*E/E*"),
+    ),
+    Code(
+        "P305",
+        "mtp-dropped",
+        _W,
+        "the chosen target loads the model without its multi-token-prediction block",
+        ("check", "--target", "transformers-nemotron_h", "MEM*E/*E"),
+    ),
+    Code(
+        "P306",
+        "no-attention-for-cache",
+        _E,
+        "no attention layer: the chosen target raises in forward whenever its cache is on",
+        ("check", "--target", "transformers-nemotron_h", "M-M-M-"),
+    ),
+    Code(
+        "P307",
+        "target-version-required",
+        _N,
+        "a layer kind that needs a newer release of the chosen target",
+        ("check", "--target", "transformers-nemotron_h", "M-M*-"),
+    ),
+    Code(
+        "P308",
+        "unpaired-layer",
+        _E,
+        "the chosen target pairs every sequence mixer with one FFN, and a layer cannot be paired",
+        ("check", "--target", "transformers-bamba", "M-MM*-"),
+    ),
+    Code(
+        "P309",
+        "one-ffn-kind-per-model",
+        _E,
+        "dense MLP and MoE layers in one model, for a target that builds one FFN kind",
+        ("check", "--target", "llama.cpp", "M-M*EM-"),
+    ),
+    Code(
+        "P310",
+        "sglang-drops-mlp",
+        _N,
+        "SGLang's transformers patch drops `-` layers from transformers-side configs",
+        ("check", "--target", "sglang", "M-M*-"),
+    ),
+    Code(
+        "P311",
+        "mamba-size-not-expressible",
+        _E,
+        "Mamba heads x head_dim is no integer multiple of hidden_size, as the chosen target requires",
+        ("check", "--target", "transformers-bamba", "config.json"),
+        (
+            (
+                "config.json",
+                '{"architectures":["NemotronHForCausalLM"],"chunk_size":128,"conv_kernel":4,"expand":2,'
+                '"head_dim":128,"hidden_size":2688,"hybrid_override_pattern":"MEM*E",'
+                '"intermediate_size":1856,"layer_norm_epsilon":1e-05,"mamba_head_dim":64,'
+                '"mamba_hidden_act":"silu","mamba_num_heads":64,"mamba_proj_bias":false,'
+                '"max_position_embeddings":262144,"mlp_hidden_act":"relu2","model_type":"nemotron_h",'
+                '"moe_intermediate_size":1856,"moe_shared_expert_intermediate_size":3712,"n_group":1,'
+                '"n_groups":8,"n_routed_experts":128,"n_shared_experts":1,"norm_eps":1e-05,'
+                '"norm_topk_prob":true,"num_attention_heads":32,"num_experts_per_tok":6,'
+                '"num_hidden_layers":5,"num_key_value_heads":2,"routed_scaling_factor":2.5,'
+                '"ssm_state_size":128,"tie_word_embeddings":false,"topk_group":1,"use_conv_bias":true,'
+                '"vocab_size":131072}'
+            ),
+        ),
+    ),
+    Code(
+        "P312",
+        "mtp-depth-exported-wrong",
+        _W,
+        "Megatron-Bridge exports the logical MTP depth where the checkpoint has one physical depth",
+        ("check", "--target", "megatron-bridge", "MEM*E/*E/*E"),
+    ),
+    Code(
+        "P313",
+        "unknown-target",
+        _E,
+        "a target name that no profile has",
+        ("check", "--target", "tensorrt", "M-M*-"),
+    ),
     # P9xx: configuration files (patternc/config/) go below this line.
 )
 

@@ -1,0 +1,413 @@
+"""The target profiles: what each consumer of hybrid patterns loads and runs.
+
+Sources: ``peer-survey.md`` sections (``§3.1`` = vLLM, …) for what was read from the peers'
+code, ``verified`` for what ``tests/test_targets_transformers.py`` runs against the installed
+transformers, and ``wheels`` for what was read from released transformers wheels.
+"""
+
+from __future__ import annotations
+
+from patternc.ir import Pattern
+from patternc.targets.rules import (
+    Profile,
+    Rule,
+    main_alphabet,
+    mamba_inner_size,
+    megatron_attention_mla,
+    mixer_ffn_pairs,
+    mtp_alphabet,
+    mtp_depth,
+    mtp_dropped,
+    mtp_exact,
+    mtp_export_depth,
+    needs_attention_for_cache,
+    requires_version,
+    sglang_mlp_patch,
+    single_ffn_kind,
+)
+
+_NO_SEQ_LENGTH = (
+    "transformers raises: ValueError: `get_seq_length` can only be called on Attention layers, "
+    "and the current Cache seem to only contain LinearAttention layers."
+)
+_EXPAND_FAILURE = (
+    "transformers raises (validate_architecture): ValueError: The dimensions for the Mamba head state "
+    "do not match the model intermediate_size"
+)
+_HF_IGNORES_MTP = "NemotronHForCausalLM has no MTP module and ignores `mtp.*` weights on load"
+
+
+def _has_moe(pattern: Pattern) -> bool:
+    return "E" in pattern.flat
+
+
+def _hf_nemotron_h() -> Profile:
+    t = "transformers nemotron_h"
+    return Profile(
+        name="transformers-nemotron_h",
+        consumer="transformers NemotronHForCausalLM (native, model_type nemotron_h)",
+        description="loads `M * - E` stacks from `layers_block_type` (or the legacy string); no MTP module",
+        versions=(
+            "native nemotron_h since 5.3.0 (absent in 5.2.0): `M`, `*`, `E` [wheels]",
+            "`-` since 5.6.0 (5.3.0-5.5.0 raise KeyError: '-') [wheels; the survey's TRT-LLM comment says 5.9.0]",
+            "no `*` layer: forward raises with the cache on, in 5.23.0 and 5.24.0 [verified]",
+        ),
+        rules=(
+            Rule(
+                "P301",
+                "main alphabet `M * - E`: `_pattern_to_list` raises KeyError on anything else",
+                "§5.1(5); verified 5.24: KeyError: 'G'",
+                main_alphabet(
+                    t, "M*-E", "transformers raises: KeyError: '{symbol}' (NemotronHConfig._pattern_to_list)"
+                ),
+            ),
+            Rule(
+                "P302",
+                "MTP alphabet `M * - E` (`mtp_layers_block_type` validation)",
+                "§5.1(5); verified 5.24: KeyError: 'G'",
+                mtp_alphabet(t, "M*-E", "transformers raises: KeyError: '{symbol}' (NemotronHConfig._pattern_to_list)"),
+            ),
+            Rule(
+                "P306",
+                "no `*` layer: forward raises whenever the cache is on (default `use_cache=True`, `generate`)",
+                "verified 5.23.0 and 5.24.0",
+                needs_attention_for_cache(t, _NO_SEQ_LENGTH),
+            ),
+            Rule(
+                "P305",
+                "MTP is never built: `_keys_to_ignore_on_load_unexpected = ['mtp.*']`",
+                "verified 5.24",
+                mtp_dropped(t, _HF_IGNORES_MTP),
+            ),
+            Rule(
+                "P307",
+                "`-` needs transformers >= 5.6.0",
+                "wheels 5.5.0 vs 5.6.0; §5.1(2), §3.3 (TRT-LLM: 5.9.0)",
+                requires_version("transformers", {"-": ">= 5.6.0 (earlier versions raise KeyError: '-')"}),
+            ),
+        ),
+    )
+
+
+def _hf_bamba() -> Profile:
+    t = "transformers bamba"
+    return Profile(
+        name="transformers-bamba",
+        consumer="transformers BambaForCausalLM (model_type bamba)",
+        description="every layer is one mixer (`attn_layer_indices` → `*`, else `M`) plus one gated MLP",
+        versions=("checked against 5.24.0 [verified]",),
+        rules=(
+            Rule(
+                "P301",
+                "alphabet `M * -`: no MoE, no other mixer",
+                "§6 (Bamba row); modeling_bamba BambaDecoderLayer",
+                main_alphabet(t, "M*-", "Bamba has no layer kind for {symbol}"),
+            ),
+            Rule(
+                "P308",
+                "every mixer followed by exactly one `-` (the layer's own MLP)",
+                "§6 (Bamba row); product.md §1",
+                mixer_ffn_pairs(t, "-", "a Bamba decoder layer is mixer + MLP"),
+            ),
+            Rule(
+                "P306",
+                "no attention index: forward raises with the cache on",
+                "verified 5.24.0",
+                needs_attention_for_cache(t, _NO_SEQ_LENGTH),
+            ),
+            Rule("P305", "no MTP in the config", "§6 (Bamba row)", mtp_dropped(t, "BambaConfig has no MTP fields")),
+            Rule(
+                "P311",
+                "Mamba heads × head_dim = integer expand × hidden_size",
+                "verified 5.24.0 (validate_architecture)",
+                mamba_inner_size(t, _EXPAND_FAILURE),
+            ),
+        ),
+    )
+
+
+def _hf_granite() -> Profile:
+    t = "transformers granitemoehybrid"
+    return Profile(
+        name="transformers-granitemoehybrid",
+        consumer="transformers GraniteMoeHybridForCausalLM (model_type granitemoehybrid)",
+        description="every layer is one mixer (`layer_types`) plus a shared MLP and, if num_local_experts > 0, an MoE",
+        versions=("checked against 5.24.0 [verified]",),
+        rules=(
+            Rule(
+                "P301",
+                "alphabet `M * - E`",
+                "§6 (GraniteMoeHybrid row)",
+                main_alphabet(t, "M*-E", "GraniteMoeHybrid has no layer kind for {symbol}"),
+            ),
+            Rule(
+                "P308",
+                "every mixer followed by exactly one FFN (`-` or `E`)",
+                "§6 (GraniteMoeHybrid row); product.md §1",
+                mixer_ffn_pairs(t, "-E", "a GraniteMoeHybrid layer is mixer + FFN"),
+            ),
+            Rule(
+                "P309",
+                "one FFN kind per model: `num_local_experts` is global",
+                "modeling_granitemoehybrid (5.24.0)",
+                single_ffn_kind(t, "num_local_experts > 0 gives every layer an MoE; 0 gives every layer only the MLP"),
+            ),
+            Rule(
+                "P306",
+                "no attention layer: forward raises with the cache on",
+                "verified 5.24.0",
+                needs_attention_for_cache(t, _NO_SEQ_LENGTH),
+            ),
+            Rule("P305", "no MTP in the config", "§6", mtp_dropped(t, "GraniteMoeHybridConfig has no MTP fields")),
+            Rule(
+                "P311",
+                "Mamba heads × head_dim = integer expand × hidden_size",
+                "verified 5.24.0 (validate_architecture)",
+                mamba_inner_size(t, _EXPAND_FAILURE),
+            ),
+        ),
+    )
+
+
+def _hf_mamba2() -> Profile:
+    t = "transformers mamba2"
+    return Profile(
+        name="transformers-mamba2",
+        consumer="transformers Mamba2ForCausalLM (model_type mamba2)",
+        description="only Mamba2 layers; a pure-`M` Nemotron-H is exactly this model (weights model. → backbone.)",
+        versions=("checked against 5.24.0; logits of a pure-M NemotronHForCausalLM match bit for bit [verified]",),
+        rules=(
+            Rule(
+                "P301",
+                "alphabet `M` only",
+                "§6; verified 5.24.0",
+                main_alphabet(t, "M", "Mamba2ForCausalLM has no layer kind for {symbol}"),
+            ),
+            Rule("P305", "no MTP in the config", "Mamba2Config", mtp_dropped(t, "Mamba2Config has no MTP fields")),
+            Rule(
+                "P311",
+                "heads × head_dim = integer expand × hidden_size",
+                "verified 5.24.0 (validate_architecture)",
+                mamba_inner_size(
+                    t,
+                    "transformers raises: ValueError: Inconsistent configuration: hidden_size * expand (…) "
+                    "must equal num_heads * head_dim (…).",
+                ),
+            ),
+        ),
+    )
+
+
+def _megatron_core() -> Profile:
+    t = "Megatron-Core"
+    return Profile(
+        name="megatron-core",
+        consumer="Megatron-Core HybridModel (main @ d98e8a64dd)",
+        description="the reference grammar: `M G * D + - E`, `|` stages, `/` MTP depths",
+        versions=(
+            "`E` 2025-11-17 (#2259); `/` MTP 2026-02-04 (#2363); `|` 2026-02-26 (#3377); `G` 2026-03-23 (#3535); "
+            "`D` 2026-04-17 (#3553); `+` 2026-07-23 (#4452); `dev` has no `+` [§1.1]",
+        ),
+        rules=(
+            Rule(
+                "P301",
+                "alphabet `M G * D + - E` (V1/V2)",
+                "§1.2, §1.5 V1",
+                main_alphabet(
+                    t,
+                    "MG*D+-E",
+                    "Megatron raises: ValueError: In main pattern, '{symbol}' is not a valid layer symbol.",
+                ),
+            ),
+            Rule(
+                "P106",
+                "`*` with `D`/`+` within one part (V4; never across parts, G1)",
+                "§1.5 V4, §1.10 G1",
+                megatron_attention_mla(t),
+            ),
+            Rule(
+                "P307",
+                "symbols newer than the first hybrid release",
+                "§1.1",
+                requires_version(
+                    "Megatron-Core main",
+                    {
+                        "E": "at or after 2025-11-17 (9a1c0d05c9, #2259)",
+                        "G": "at or after 2026-03-23 (8f7fbe7860, #3535)",
+                        "D": "at or after 2026-04-17 (a00e9443ca, #3553)",
+                        "+": "at or after 2026-07-23 (4464d1c197, #4452); the dev branch removed it",
+                    },
+                ),
+            ),
+        ),
+    )
+
+
+def _vllm() -> Profile:
+    t = "vLLM"
+    return Profile(
+        name="vllm",
+        consumer="vLLM NemotronHForCausalLM + NemotronHMTP draft (@00b08dc4 / @01ca2773)",
+        description="main `M - * E` by `hybrid_override_pattern[i]`; MTP draft of `*`/`E`, one depth",
+        versions=("surveyed commits only [code-read]",),
+        rules=(
+            Rule(
+                "P301",
+                "main alphabet `M - * E`",
+                "§3.1",
+                main_alphabet(t, "M*-E", "vLLM raises: ValueError: Unsupported layer type '{symbol}' at layer {index}"),
+            ),
+            Rule(
+                "P302",
+                "MTP alphabet `*`/`E`",
+                "§3.1 (nemotron_h_mtp.py)",
+                mtp_alphabet(
+                    t, "*E", "vLLM raises: NotImplementedError: Pattern char '{symbol}' in {pattern} not implemented"
+                ),
+            ),
+            Rule(
+                "P303",
+                "MTP depth 1",
+                "§3.1",
+                mtp_depth(t, 1, "vLLM asserts: Only one MTP layer is supported for NemotronH-MTP"),
+            ),
+        ),
+    )
+
+
+def _sglang() -> Profile:
+    t = "SGLang"
+    return Profile(
+        name="sglang",
+        consumer="SGLang NemotronHForCausalLM + MTP (@02c60328)",
+        description="main `M * - E`; MTP `*`/`E`, one depth; patches transformers' `_pattern_to_list`",
+        versions=("surveyed commits only [code-read]",),
+        rules=(
+            Rule(
+                "P301",
+                "main alphabet `M * - E`",
+                "§3.2",
+                main_alphabet(
+                    t, "M*-E", "SGLang raises: ValueError: Pattern must only contain characters 'M', '*', '-' or 'E'."
+                ),
+            ),
+            Rule(
+                "P302",
+                "MTP alphabet `*`/`E`",
+                "§0.3, §3.2",
+                mtp_alphabet(
+                    t, "*E", "SGLang's MTP builds only attention and MoE layers (got '{symbol}' in {pattern})"
+                ),
+            ),
+            Rule(
+                "P303",
+                "MTP depth 1",
+                "§3.2",
+                mtp_depth(t, 1, "SGLang asserts: Only one MTP layer is supported for NemotronH-MTP"),
+            ),
+            Rule("P310", "its transformers monkeypatch drops `-`", "§3.2", sglang_mlp_patch(t)),
+        ),
+    )
+
+
+def _llama_cpp() -> Profile:
+    t = "llama.cpp"
+    return Profile(
+        name="llama.cpp",
+        consumer="llama.cpp GGUF conversion (conversion/nemotron.py) and loader (LLM_ARCH_NEMOTRON_H[_MOE])",
+        description="pattern stored implicitly: recurrent iff n_head_kv == 0 and n_ff == 0; MTP only `*E`, depth 1",
+        versions=("surveyed code only [code-read]",),
+        rules=(
+            Rule(
+                "P301",
+                "alphabet `M * - E` (per-layer head_count_kv / feed_forward_length arrays)",
+                "§4",
+                main_alphabet(t, "M*-E", "GGUF has no per-layer field that encodes {symbol}"),
+            ),
+            Rule(
+                "P309",
+                "one FFN kind: NEMOTRON_H_MOE counts only `E` as FFN, NEMOTRON_H only `-`",
+                "§4",
+                single_ffn_kind(
+                    t,
+                    "the converter picks the architecture from `num_experts_per_tok`, not the pattern; layers of the "
+                    "other kind get n_head_kv = 0 and n_ff = 0 and load as Mamba (recurrent)",
+                ),
+            ),
+            Rule(
+                "P304",
+                "MTP exactly `*E`",
+                "§4",
+                mtp_exact(t, "*E", "the converter hard-codes mtp.layers.0 = attention, mtp.layers.1 = MoE"),
+            ),
+            Rule(
+                "P303",
+                "MTP depth 1",
+                "§4",
+                mtp_depth(
+                    t, 1, "llama.cpp asserts: NemotronH MTP conversion currently supports num_nextn_predict_layers == 1"
+                ),
+            ),
+            Rule(
+                "P305",
+                "MTP converted only for MoE models",
+                "§4",
+                mtp_dropped(
+                    t,
+                    "the converter writes MTP only for NEMOTRON_H_MOE (a pattern with `E`)",
+                    only_if=lambda p: not _has_moe(p),
+                ),
+            ),
+        ),
+    )
+
+
+def _megatron_bridge() -> Profile:
+    t = "Megatron-Bridge"
+    return Profile(
+        name="megatron-bridge",
+        consumer="Megatron-Bridge NemotronHBridge.megatron_to_hf_config (@067f987df0)",
+        description="HF export: strips `|`, splits MTP, alphabet `M * - E` for main and MTP",
+        versions=("surveyed commit 067f987df0 [code-read]; #5946 fixed after it by PR #5948",),
+        rules=(
+            Rule(
+                "P301",
+                "main alphabet `M * - E`",
+                "§2.1",
+                main_alphabet(
+                    t,
+                    "M*-E",
+                    "Megatron-Bridge raises: ValueError: Unknown layer type characters in "
+                    "hybrid_override_pattern: {{'{symbol}'}}. Expected: M (mamba), * (attention), E (moe), - (mlp).",
+                ),
+            ),
+            Rule(
+                "P302",
+                "MTP alphabet `M * - E`",
+                "§2.1",
+                mtp_alphabet(
+                    t,
+                    "M*-E",
+                    "Megatron-Bridge raises: ValueError: Unknown layer type characters in "
+                    "mtp_hybrid_override_pattern: {{'{symbol}'}}. "
+                    "Expected: M (mamba), * (attention), E (moe), - (mlp).",
+                ),
+            ),
+            Rule("P312", "writes num_nextn_predict_layers = logical depth (#5946)", "§2.1, §1.8", mtp_export_depth(t)),
+        ),
+    )
+
+
+def build_profiles() -> dict[str, Profile]:
+    profiles = [
+        _hf_nemotron_h(),
+        _hf_bamba(),
+        _hf_granite(),
+        _hf_mamba2(),
+        _megatron_core(),
+        _megatron_bridge(),
+        _vllm(),
+        _sglang(),
+        _llama_cpp(),
+    ]
+    return {p.name: p for p in profiles}

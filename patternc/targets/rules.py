@@ -1,0 +1,383 @@
+"""Target rules: one function per reason a consumer refuses (or mis-handles) a pattern.
+
+A rule takes the pattern, the model spec (or None) and the source map (or None), and yields
+diagnostics.  Parameterised rules (an alphabet, a depth) are built by small factories; each
+rule emits exactly one code, and at most one diagnostic per call ("one diagnostic per reason").
+Nothing here imports torch or transformers: the facts were established by running them
+(``tests/test_targets_transformers.py``) and by reading the peers' code (peer-survey.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from patternc.diagnostics import Diagnostic, Label, diag
+from patternc.ir import Pattern
+from patternc.model import ModelSpec
+from patternc.source import Span
+from patternc.symbols import BY_SYMBOL, SYMBOL_ORDER, Role, describe
+
+if TYPE_CHECKING:
+    from patternc.lower import SourceMap
+
+RuleFn = Callable[[Pattern, "ModelSpec | None", "SourceMap | None"], Iterable[Diagnostic]]
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One reason a target refuses a pattern: its code, where the fact comes from, the check."""
+
+    code: str
+    summary: str
+    """One line for docs/targets.md: what the consumer does."""
+    source: str
+    """Where the fact comes from: a peer-survey section, or ``verified: …`` for facts we ran."""
+    check: RuleFn
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """One consumer of hybrid patterns and the rules it enforces (each with its source)."""
+
+    name: str
+    """Stable key for ``--target`` (``transformers-nemotron_h``, ``vllm``, …)."""
+    consumer: str
+    """The exact code path, with the version or commit surveyed."""
+    description: str
+    versions: tuple[str, ...]
+    """Version facts: which release accepts which kind, and what was verified where."""
+    rules: tuple[Rule, ...]
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def _main_span(source_map: SourceMap | None, index: int) -> Span | None:
+    return source_map.layer_span(index) if source_map is not None else None
+
+
+def _mtp_span(source_map: SourceMap | None, index: int) -> Span | None:
+    return source_map.mtp_span(index) if source_map is not None else None
+
+
+def _ticks(symbols: Iterable[str]) -> str:
+    return ", ".join(f"`{s}`" for s in sorted(set(symbols), key=lambda s: SYMBOL_ORDER.get(s, 99)))
+
+
+def _first_outside(flat: str, alphabet: str) -> int | None:
+    allowed = set(alphabet)
+    return next((i for i, s in enumerate(flat) if s not in allowed), None)
+
+
+def _mixers(flat: str) -> str:
+    return "".join(s for s in flat if BY_SYMBOL[s].role is not Role.FFN)
+
+
+# --- alphabet ------------------------------------------------------------------------------
+
+
+def main_alphabet(target: str, alphabet: str, failure: str) -> RuleFn:
+    """P301: every main layer's symbol is one the target builds; ``failure`` is what it raises."""
+
+    def check(pattern: Pattern, spec: ModelSpec | None, source_map: SourceMap | None) -> Iterator[Diagnostic]:
+        first = _first_outside(pattern.flat, alphabet)
+        if first is None:
+            return
+        bad = [s for s in pattern.flat if s not in alphabet]
+        symbol = pattern.flat[first]
+        yield diag(
+            "P301",
+            f"{target} cannot build {_ticks(bad)} layers ({len(bad)} in the main stack; "
+            f"first: {describe(symbol)} at layer {first})",
+            _main_span(source_map, first),
+            label=f"not built by {target}",
+            help=f"{target} builds only {_ticks(alphabet)}",
+            notes=[failure.format(symbol=symbol, index=first)],
+        )
+
+    return check
+
+
+def mtp_alphabet(target: str, alphabet: str, failure: str) -> RuleFn:
+    """P302: every layer of the MTP block is one the target's MTP module builds."""
+
+    def check(pattern: Pattern, spec: ModelSpec | None, source_map: SourceMap | None) -> Iterator[Diagnostic]:
+        if pattern.mtp is None:
+            return
+        flat = pattern.mtp.flat
+        first = _first_outside(flat, alphabet)
+        if first is None:
+            return
+        symbol = flat[first]
+        yield diag(
+            "P302",
+            f"{target}'s multi-token-prediction module cannot build {_ticks(s for s in flat if s not in alphabet)} "
+            f"layers (MTP is `{flat}`)",
+            _mtp_span(source_map, first),
+            label=f"not built in {target}'s MTP",
+            help=f"{target}'s MTP block accepts only {_ticks(alphabet)}",
+            notes=[failure.format(symbol=symbol, pattern=flat)],
+        )
+
+    return check
+
+
+# --- MTP shape -----------------------------------------------------------------------------
+
+
+def mtp_depth(target: str, max_depth: int, failure: str) -> RuleFn:
+    """P303: the number of MTP depths the target supports."""
+
+    def check(pattern: Pattern, spec: ModelSpec | None, source_map: SourceMap | None) -> Iterator[Diagnostic]:
+        if pattern.mtp is None or pattern.mtp.depths <= max_depth:
+            return
+        yield diag(
+            "P303",
+            f"{target} supports {max_depth} multi-token-prediction depth, "
+            f"this pattern has {pattern.mtp.depths} (`num_nextn_predict_layers` = {pattern.mtp.depths})",
+            _mtp_span(source_map, 0),
+            label=f"{pattern.mtp.depths} MTP depths",
+            help=f"keep one `/part`; {target} applies its single MTP block repeatedly when drafting",
+            notes=[failure],
+        )
+
+    return check
+
+
+def mtp_exact(target: str, layout: str, failure: str) -> RuleFn:
+    """P304: the target hard-codes the MTP block's layers."""
+
+    def check(pattern: Pattern, spec: ModelSpec | None, source_map: SourceMap | None) -> Iterator[Diagnostic]:
+        if pattern.mtp is None or pattern.mtp.flat == layout:
+            return
+        yield diag(
+            "P304",
+            f"{target} hard-codes the multi-token-prediction block as `{layout}`; this one is `{pattern.mtp.flat}`",
+            _mtp_span(source_map, 0),
+            label=f"not `{layout}`",
+            help=f"use the MTP block `{layout}`, or convert without MTP",
+            notes=[failure],
+        )
+
+    return check
+
+
+def mtp_dropped(target: str, why: str, only_if: Callable[[Pattern], bool] | None = None) -> RuleFn:
+    """P305: the target loads the model but never builds its MTP block."""
+
+    def check(pattern: Pattern, spec: ModelSpec | None, source_map: SourceMap | None) -> Iterator[Diagnostic]:
+        if pattern.mtp is None or (only_if is not None and not only_if(pattern)):
+            return
+        yield diag(
+            "P305",
+            f"{target} does not build the multi-token-prediction block `{pattern.mtp.flat}`: {why}",
+            _mtp_span(source_map, 0),
+            label="MTP dropped",
+            help="the main model loads and runs; speculative decoding with this MTP head is unavailable",
+        )
+
+    return check
+
+
+def mtp_export_depth(target: str) -> RuleFn:
+    """P312: Megatron-Bridge exports ``num_nextn_predict_layers`` as the logical depth (#5946)."""
+
+    def check(pattern: Pattern, spec: ModelSpec | None, source_map: SourceMap | None) -> Iterator[Diagnostic]:
+        if pattern.mtp is None or pattern.mtp.depths <= 1:
+            return
+        depths = pattern.mtp.depths
+        yield diag(
+            "P312",
+            f"{target} writes `num_nextn_predict_layers: {depths}` for {depths} MTP depths; "
+            "with a repeated MTP layer (the default) the checkpoint has 1 physical depth",
+            _mtp_span(source_map, 0),
+            label=f"{depths} depths",
+            help="set `num_nextn_predict_layers` to 1 in the exported config when the MTP layer is repeated; "
+            "vLLM and SGLang refuse any other value",
+            notes=["Megatron-Bridge issue #5946, fixed by PR #5948 (2026-09-03) after the surveyed commit 067f987df0"],
+        )
+
+    return check
+
+
+# --- structure -----------------------------------------------------------------------------
+
+
+def needs_attention_for_cache(target: str, failure: str) -> RuleFn:
+    """P306: the target's cache answers ``get_seq_length`` only from an attention layer."""
+
+    def check(pattern: Pattern, spec: ModelSpec | None, source_map: SourceMap | None) -> Iterator[Diagnostic]:
+        if pattern.num_layers == 0 or "*" in pattern.flat:
+            return
+        only_m = set(pattern.flat) == {"M"}
+        yield diag(
+            "P306",
+            f"{target} raises in forward whenever its cache is on (the default, and always in `generate`): "
+            "the pattern has no attention `*` layer",
+            _main_span(source_map, 0),
+            label="no `*` layer",
+            help="a pure-Mamba stack is exactly transformers' Mamba2ForCausalLM (target transformers-mamba2)"
+            if only_m
+            else "add an attention `*` layer, or run with `use_cache=False` (no incremental decoding)",
+            notes=[failure],
+        )
+
+    return check
+
+
+def mixer_ffn_pairs(target: str, ffn: str, layer: str) -> RuleFn:
+    """P308: the target's every layer is one sequence mixer followed by one FFN."""
+
+    def check(pattern: Pattern, spec: ModelSpec | None, source_map: SourceMap | None) -> Iterator[Diagnostic]:
+        flat = pattern.flat
+        offences: list[int] = []
+        index = 0
+        while index < len(flat):
+            symbol = flat[index]
+            mixer = BY_SYMBOL[symbol].role is not Role.FFN
+            # any FFN pairs here; an FFN kind the target lacks is P301's reason, not this one's
+            if mixer and index + 1 < len(flat) and BY_SYMBOL[flat[index + 1]].role is Role.FFN:
+                index += 2
+                continue
+            offences.append(index)
+            index += 1
+        if not offences:
+            return
+        first = offences[0]
+        symbol = flat[first]
+        what = (
+            f"{describe(symbol)} at layer {first} has no FFN after it"
+            if BY_SYMBOL[symbol].role is not Role.FFN
+            else f"{describe(symbol)} at layer {first} has no sequence mixer before it"
+        )
+        yield diag(
+            "P308",
+            f"{target} pairs every sequence mixer with one FFN ({layer}); {what} "
+            f"({len(offences)} layer{'s' if len(offences) != 1 else ''} cannot be paired)",
+            _main_span(source_map, first),
+            label="cannot be paired",
+            help=f"{target} can express only patterns of the form (mixer FFN)+ with FFN in {_ticks(ffn)}; "
+            "patternc's torch backend builds any pattern",
+        )
+
+    return check
+
+
+def single_ffn_kind(target: str, why: str) -> RuleFn:
+    """P309: the target builds one FFN kind per model (all `-` or all `E`)."""
+
+    def check(pattern: Pattern, spec: ModelSpec | None, source_map: SourceMap | None) -> Iterator[Diagnostic]:
+        flat = pattern.flat
+        if "-" not in flat or "E" not in flat:
+            return
+        first_mlp, first_moe = flat.index("-"), flat.index("E")
+        yield diag(
+            "P309",
+            f"{target} builds one FFN kind per model, and this pattern has both MLP `-` ({flat.count('-')}) "
+            f"and MoE `E` ({flat.count('E')}) layers",
+            _main_span(source_map, max(first_mlp, first_moe)),
+            label="second FFN kind",
+            help="use only `-` or only `E`",
+            secondary=[
+                Label(s, "first of the other kind") for s in [_main_span(source_map, min(first_mlp, first_moe))] if s
+            ],
+            notes=[why],
+        )
+
+    return check
+
+
+def megatron_attention_mla(target: str) -> RuleFn:
+    """P106 (Megatron's own V4): `*` with `D`/`+` *within one part*; Megatron never compares parts (G1)."""
+    mla = {info.symbol for info in BY_SYMBOL.values() if info.mla_family}
+
+    def check(pattern: Pattern, spec: ModelSpec | None, source_map: SourceMap | None) -> Iterator[Diagnostic]:
+        parts = [("main", pattern.flat)] + ([("MTP", pattern.mtp.flat)] if pattern.mtp is not None else [])
+        for name, flat in parts:
+            if "*" in flat and mla & set(flat):
+                index = next(i for i, s in enumerate(flat) if s in mla)
+                span = _main_span(source_map, index) if name == "main" else _mtp_span(source_map, index)
+                yield diag(
+                    "P106",
+                    f"{target} refuses `*` together with MLA-family attention in the {name} part",
+                    span,
+                    label=f"{BY_SYMBOL[flat[index]].description} here",
+                    help="use `*` or the MLA family (`D`, `+`), not both",
+                    notes=[
+                        'Megatron raises: ValueError("Not supported to have both Attention and MLA/DSA in one model")'
+                    ],
+                )
+                return
+
+    return check
+
+
+# --- versions and side effects -------------------------------------------------------------
+
+
+def requires_version(target: str, since: dict[str, str]) -> RuleFn:
+    """P307: the symbols that need a newer release of the target than the rest (one note: the strictest)."""
+    order = list(since)
+
+    def check(pattern: Pattern, spec: ModelSpec | None, source_map: SourceMap | None) -> Iterator[Diagnostic]:
+        used = set(pattern.flat) | set(pattern.mtp.flat if pattern.mtp else "")
+        needed = [s for s in order if s in used]
+        if not needed:
+            return
+        strictest = needed[-1]
+        index = pattern.flat.find(strictest)
+        yield diag(
+            "P307",
+            f"{describe(strictest)} needs {target} {since[strictest]}",
+            _main_span(source_map, index) if index >= 0 else None,
+            label=f"needs {since[strictest]}",
+            notes=[f"{describe(s)}: {since[s]}" for s in needed],
+        )
+
+    return check
+
+
+def sglang_mlp_patch(target: str) -> RuleFn:
+    """P310: SGLang's transformers monkeypatch silently drops `-` from transformers-side configs."""
+
+    def check(pattern: Pattern, spec: ModelSpec | None, source_map: SourceMap | None) -> Iterator[Diagnostic]:
+        index = pattern.flat.find("-")
+        if index < 0:
+            return
+        yield diag(
+            "P310",
+            f"{target} serves this pattern, but after `import sglang` transformers' NemotronHConfig drops "
+            f"every `-` ({pattern.flat.count('-')} layers) from configs built in the same process",
+            _main_span(source_map, index),
+            label="dropped by the patch",
+            help="do not build transformers-side Nemotron-H models in a process that imported sglang, "
+            "or restore `NemotronHConfig._pattern_to_list` first",
+            notes=["sglang/srt/utils/hf_transformers_patches.py::_patch_nemotron_h_pattern keeps only M, E, *"],
+        )
+
+    return check
+
+
+def mamba_inner_size(target: str, failure: str) -> RuleFn:
+    """P311 (needs a spec): Mamba heads × head_dim must be an integer multiple of hidden_size."""
+
+    def check(pattern: Pattern, spec: ModelSpec | None, source_map: SourceMap | None) -> Iterator[Diagnostic]:
+        if spec is None or spec.mamba is None or "M" not in pattern.flat:
+            return
+        inner, hidden = spec.mamba.inner_size, spec.hidden_size
+        if inner % hidden == 0:
+            return
+        yield diag(
+            "P311",
+            f"{target} derives the Mamba inner size as `expand × hidden_size` with an integer expand; "
+            f"this model has {spec.mamba.num_heads} × {spec.mamba.head_dim} = {inner} "
+            f"with hidden_size {hidden}",
+            _main_span(source_map, pattern.flat.index("M")),
+            label="inner size not a multiple of hidden_size",
+            help="no integer `expand` reproduces these Mamba shapes in this target",
+            notes=[failure],
+        )
+
+    return check
