@@ -88,22 +88,33 @@ def check(
     max_layers: MaxLayersOpt = DEFAULT_LIMITS.max_layers,
     max_diagnostics: MaxDiagOpt = DEFAULT_LIMITS.max_diagnostics,
     max_chars: MaxCharsOpt = DEFAULT_LIMITS.max_chars,
+    target: Annotated[
+        list[str] | None,
+        typer.Option("--target", "-t", help="Will this consumer load and run it? Repeatable; see `--targets`."),
+    ] = None,
+    all_targets: Annotated[
+        bool, typer.Option("--targets", help="Print the portability table over every target profile.")
+    ] = False,
     color: ColorOpt = ColorChoice.AUTO,
 ) -> None:
     """Parse and check a pattern; print its summary and every diagnostic."""
     from patternc.api import analyze
+    from patternc.check import CheckOutcome, ask_targets
     from patternc.report import build_report
     from patternc.summary import render_summary
 
     limits = Limits(max_layers=max_layers, max_chars=max_chars, max_diagnostics=max_diagnostics)
     text, origin = _read_pattern(pattern, limits)
-    analysis = analyze(text, dialect, limits=limits, origin=origin)
+    outcome = CheckOutcome(analyze(text, dialect, limits=limits, origin=origin))
+    ask_targets(outcome, target or [], all_targets)
     if json_output:
-        report = build_report(analysis)
+        report = build_report(outcome)
         typer.echo(json.dumps(report.model_dump(mode="json"), ensure_ascii=False, indent=2))
     else:
-        typer.echo(render_summary(analysis, color=_use_color(color)), nl=False)
-    raise typer.Exit(EXIT_OK if analysis.ok else EXIT_ERRORS)
+        use_color = _use_color(color)
+        # color=True: click would otherwise strip the escapes whenever stdout is not a terminal.
+        typer.echo(render_summary(outcome, color=use_color), nl=False, color=use_color)
+    raise typer.Exit(EXIT_OK if outcome.ok else EXIT_ERRORS)
 
 
 @app.command()

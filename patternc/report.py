@@ -11,7 +11,9 @@ from typing import Literal
 from pydantic import BaseModel
 
 from patternc.api import Analysis
+from patternc.check import CheckOutcome
 from patternc.convert import attention_indices, to_megatron
+from patternc.diagnostics import Diagnostic, has_errors
 from patternc.passes.classify import FAMILY_DESCRIPTIONS
 from patternc.render import diagnostic_json
 
@@ -61,6 +63,21 @@ class MtpOut(_Out):
     depths: int
 
 
+class TargetOut(_Out):
+    ok: bool
+    """True when the target loads and runs the model (warnings and notes allowed)."""
+    diagnostics: list[DiagnosticOut]
+
+
+class CanonicalOut(_Out):
+    architecture: str | None
+    """The transformers ``model_type`` that expresses the model exactly, or null when none does."""
+    reasons: dict[str, list[str]]
+    """Candidate -> why it is not exact (empty: exact too, but later in the preference order)."""
+    matched: list[str]
+    """Every exact candidate, in preference order."""
+
+
 class CheckReport(_Out):
     schema_version: Literal[1] = REPORT_SCHEMA_VERSION
     ok: bool
@@ -82,12 +99,35 @@ class CheckReport(_Out):
     """Each pipeline stage as a flat string."""
     mtp: MtpOut | None
     diagnostics: list[DiagnosticOut]
+    targets: dict[str, TargetOut] | None = None
+    """Profile -> verdict, for ``--target``/``--targets`` (null when not asked)."""
+    canonical: CanonicalOut | None = None
+    """The canonical-architecture map (configs only; null for a bare pattern)."""
 
 
-def build_report(analysis: Analysis) -> CheckReport:
-    diagnostics = [
-        DiagnosticOut.model_validate(diagnostic_json(d, analysis.source)) for d in analysis.diagnostics
-    ]
+def _diagnostics(found: list[Diagnostic], analysis: Analysis) -> list[DiagnosticOut]:
+    return [DiagnosticOut.model_validate(diagnostic_json(d, analysis.source)) for d in found]
+
+
+def build_report(outcome: CheckOutcome | Analysis) -> CheckReport:
+    if isinstance(outcome, Analysis):
+        outcome = CheckOutcome(outcome)
+    report = _pattern_report(outcome.analysis)
+    extra: dict[str, object] = {}
+    if outcome.targets:
+        extra["targets"] = {
+            name: TargetOut(ok=not has_errors(found), diagnostics=_diagnostics(found, outcome.analysis))
+            for name, found in outcome.targets.items()
+        }
+    if outcome.canonical is not None:
+        extra["canonical"] = CanonicalOut.model_validate(outcome.canonical.to_json())
+    if extra:
+        report = report.model_copy(update={**extra, "ok": report.ok and outcome.ok})
+    return report
+
+
+def _pattern_report(analysis: Analysis) -> CheckReport:
+    diagnostics = _diagnostics(analysis.diagnostics, analysis)
     pattern = analysis.pattern
     if pattern is None:
         return CheckReport(

@@ -2,19 +2,37 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from patternc.api import Analysis
+from patternc.check import CheckOutcome
 from patternc.codes import Severity
+from patternc.diagnostics import has_errors
 from patternc.render import render_text
 from patternc.report import build_report
+
+
+def _canonical_text(canonical: Any) -> str:
+    lines = [f"\ncanonical  {canonical.architecture or 'none (no transformers architecture is exact)'}"]
+    for candidate, reasons in canonical.reasons.items():
+        if not reasons:
+            lines.append(f"  {candidate}: exact too (later in the preference order)")
+            continue
+        lines.append(f"  not {candidate}:")
+        lines.extend(f"    - {reason}" for reason in reasons)
+    return "\n".join(lines) + "\n"
 
 
 def _clip(text: str, width: int = 100) -> str:
     return text if len(text) <= width else f"{text[: width - 1]}… ({len(text):,} characters)"
 
 
-def render_summary(analysis: Analysis, *, color: bool = False) -> str:
+def render_summary(outcome: CheckOutcome | Analysis, *, color: bool = False) -> str:
+    if isinstance(outcome, Analysis):
+        outcome = CheckOutcome(outcome)
+    analysis = outcome.analysis
     lines: list[str] = []
-    report = build_report(analysis)
+    report = build_report(outcome)
     if report.pattern is not None and report.counts is not None and report.stages is not None:
         attention = report.attention_layers or []
         shown = ", ".join(str(i) for i in attention[:32]) + (" …" if len(attention) > 32 else "")
@@ -43,8 +61,23 @@ def render_summary(analysis: Analysis, *, color: bool = False) -> str:
     body = "\n".join(lines)
     if analysis.diagnostics:
         body += render_text(analysis.diagnostics, analysis.source, color=color) + "\n"
-    errors = sum(d.severity is Severity.ERROR for d in analysis.diagnostics)
-    warnings = sum(d.severity is Severity.WARNING for d in analysis.diagnostics)
-    verdict = "ok" if errors == 0 else "failed"
+    if outcome.canonical is not None:
+        body += _canonical_text(outcome.canonical)
+    if outcome.table:
+        from patternc.targets import render_table
+
+        body += "\n" + render_table(outcome.targets) + "\n"
+    else:
+        for name, found in outcome.targets.items():
+            verdict_text = "no" if has_errors(found) else "ok"
+            body += f"\ntarget {name}: {verdict_text}\n"
+            if found:
+                body += render_text(found, analysis.source, color=color) + "\n"
+    shown = [*analysis.diagnostics]
+    if not outcome.table:
+        shown.extend(d for found in outcome.targets.values() for d in found)
+    errors = sum(d.severity is Severity.ERROR for d in shown)
+    warnings = sum(d.severity is Severity.WARNING for d in shown)
+    verdict = "ok" if outcome.ok else "failed"
     body += f"{verdict}: {errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}\n"
     return body

@@ -1,0 +1,54 @@
+"""``patternc check`` as a library call: the front end, then the questions asked of the result.
+
+``run_check`` takes a pattern text (or, once read, a config's ``ModelSpec``) and answers what the
+options ask: target profiles (``--target``/``--targets``) and the canonical-architecture map.
+It never raises for user errors; everything is a diagnostic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from patternc.api import Analysis
+from patternc.diagnostics import Diagnostic, has_errors
+
+
+@dataclass(slots=True)
+class CheckOutcome:
+    analysis: Analysis
+    """The pattern front end's result (for a config: its pattern, with the config's diagnostics)."""
+    spec: Any = None
+    """The ``ModelSpec`` when the input was a config (None for a bare pattern)."""
+    config: Any = None
+    """The config reading (``patternc.config.ConfigReading``) when the input was a config."""
+    targets: dict[str, list[Diagnostic]] = field(default_factory=dict)
+    """Profile name -> its diagnostics, for the profiles asked about."""
+    canonical: Any = None
+    """``patternc.canonical.CanonicalResult`` when a ModelSpec is available."""
+    table: bool = False
+    """Whether the portability table of every profile was asked for."""
+
+    @property
+    def ok(self) -> bool:
+        """No error in the input, and every explicitly named target accepts it."""
+        if not self.analysis.ok:
+            return False
+        return self.table or not any(has_errors(found) for found in self.targets.values())
+
+
+def ask_targets(outcome: CheckOutcome, names: Sequence[str], all_targets: bool) -> None:
+    """Fill ``outcome.targets`` for the named profiles, or every profile for the table."""
+    pattern = outcome.analysis.pattern
+    if pattern is None or not (names or all_targets):
+        return
+    from patternc import targets
+
+    if all_targets:
+        outcome.table = True
+        outcome.targets = targets.portability(pattern, outcome.spec, outcome.analysis.source_map)
+        return
+    for name in names:
+        key = targets.resolve(name) or name
+        outcome.targets[key] = targets.check_target(name, pattern, outcome.spec, outcome.analysis.source_map)
