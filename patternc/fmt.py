@@ -24,7 +24,8 @@ def fmt(pattern: Pattern) -> str:
 
 
 def _repeat(unit: str, count: int) -> str:
-    return (unit if len(unit) == 1 else f"({unit})") + f"{{{count}}}"
+    # Only a layer symbol takes `{n}` directly; `|` is no atom of the grammar, so `(|){n}`.
+    return (unit if len(unit) == 1 and unit != "|" else f"({unit})") + f"{{{count}}}"
 
 
 def compact(text: str) -> str:

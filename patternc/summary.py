@@ -68,16 +68,16 @@ def render_summary(outcome: CheckOutcome | Analysis, *, color: bool = False) -> 
 
         body += "\n" + render_table(outcome.targets) + "\n"
     else:
-        for name, found in outcome.targets.items():
-            verdict_text = "no" if has_errors(found) else "ok"
+        for name, target_found in outcome.targets.items():
+            verdict_text = "no" if has_errors(target_found) else "ok"
             body += f"\ntarget {name}: {verdict_text}\n"
-            if found:
-                body += render_text(found, analysis.source, color=color) + "\n"
-    shown = [*analysis.diagnostics]
+            if target_found:
+                body += render_text(target_found, analysis.source, color=color) + "\n"
+    counted = [*analysis.diagnostics]
     if not outcome.table:
-        shown.extend(d for found in outcome.targets.values() for d in found)
-    errors = sum(d.severity is Severity.ERROR for d in shown)
-    warnings = sum(d.severity is Severity.WARNING for d in shown)
+        counted.extend(d for target_found in outcome.targets.values() for d in target_found)
+    errors = sum(d.severity is Severity.ERROR for d in counted)
+    warnings = sum(d.severity is Severity.WARNING for d in counted)
     verdict = "ok" if outcome.ok else "failed"
     body += f"{verdict}: {errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}\n"
     return body

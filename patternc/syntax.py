@@ -173,12 +173,12 @@ def _syntax_diagnostic(error: object, source: Source) -> Diagnostic:
     if isinstance(error, UnexpectedToken):
         tok = error.token
         at = tok.start_pos if tok.type != "$END" and tok.start_pos is not None else len(source.text)
-        found = _TOKEN_WORDS.get(tok.type, f"`{tok}`")
+        found = "end of the pattern" if tok.type == "$END" else _TOKEN_WORDS.get(tok.type, f"`{tok}`")
         names = set(error.expected)
         if "RUN" in names:  # digits are only ever meaningful inside braces
             names.discard("DIGITS")
         expected = sorted(_TOKEN_WORDS.get(name, name) for name in names if not name.startswith("__"))
-        width = max(1, len(str(tok))) if tok.type != "$END" else 1
+        width = max(1, len(str(tok))) if tok.type != "$END" else 0  # the end of input has no character
         help_text = None
         if tok.type == "LBRACE":
             help_text = "a repetition `{n}` follows a layer symbol or a `(group)`, as in `M{3}` or `(M-){4}`"
