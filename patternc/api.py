@@ -33,7 +33,8 @@ class Analysis:
 
     @property
     def ok(self) -> bool:
-        return not has_errors(self.diagnostics)
+        # Every error leaves no IR; the shown diagnostics may be capped, the IR is not.
+        return self.pattern is not None
 
     @property
     def family(self) -> Family | None:
