@@ -227,6 +227,11 @@ def list_backends() -> None:
         typer.echo(f"{name}\t{target}")
 
 
+from patternc.commands import register_all  # noqa: E402  (after the built-in commands: help order)
+
+register_all(app)
+
+
 def main() -> None:
     """Console-script entry: map every failure to a documented exit code, never a traceback."""
     try:
