@@ -52,3 +52,45 @@ def ask_targets(outcome: CheckOutcome, names: Sequence[str], all_targets: bool) 
     for name in names:
         key = targets.resolve(name) or name
         outcome.targets[key] = targets.check_target(name, pattern, outcome.spec, outcome.analysis.source_map)
+
+
+def looks_like_config_path(argument: str) -> bool:
+    """A ``check`` argument names a config when it is an existing file or directory, or ends in ``.json``.
+
+    Pattern text never contains a path separator that is also a layer symbol, so a name such as
+    ``config.json`` or ``ckpt/`` cannot be mistaken for a pattern that parses.
+    """
+    import os
+
+    if argument == "-":
+        return False
+    return argument.endswith(".json") or os.path.isdir(argument) or os.path.isfile(argument)
+
+
+def check_config(path: str) -> CheckOutcome:
+    """Read a config file or directory: its diagnostics, its pattern, its ModelSpec and canonical map."""
+    from patternc.api import Analysis
+    from patternc.config import read_config
+    from patternc.dialects import Dialect
+    from patternc.lower import SourceMap
+    from patternc.passes import Context, default_passes, run_passes
+
+    reading = read_config(path)
+    facts: dict[str, object] = {}
+    diagnostics = list(reading.diagnostics)
+    pattern = reading.pattern if reading.ok else None
+    if pattern is not None:
+        ctx = Context(pattern, SourceMap())
+        diagnostics.extend(run_passes(ctx, default_passes()))
+        facts = ctx.facts
+        if has_errors(diagnostics):
+            pattern = None
+    from patternc.diagnostics import sort_diagnostics
+
+    analysis = Analysis(reading.source, Dialect.HF, pattern, SourceMap(), sort_diagnostics(diagnostics), facts)
+    outcome = CheckOutcome(analysis, spec=reading.spec if pattern is not None else None, config=reading)
+    if outcome.spec is not None:
+        from patternc.canonical import canonical_map
+
+        outcome.canonical = canonical_map(outcome.spec)
+    return outcome

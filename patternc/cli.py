@@ -70,6 +70,13 @@ DialectOpt = Annotated[Dialect, typer.Option("--dialect", "-d", help="Surface sy
 PatternArg = Annotated[
     str, typer.Argument(metavar="PATTERN", help="The pattern, e.g. 'M-M*-'; '-' reads it from stdin.")
 ]
+SourceArg = Annotated[
+    str,
+    typer.Argument(
+        metavar="PATTERN|CONFIG",
+        help="A pattern ('M-M*-'; '-' reads stdin), or a config.json / a directory holding one.",
+    ),
+]
 MaxLayersOpt = Annotated[
     int, typer.Option("--max-layers", min=1, help="Refuse patterns that expand to more layers.")
 ]
@@ -82,7 +89,7 @@ ColorOpt = Annotated[ColorChoice, typer.Option("--color", help="Colour the diagn
 
 @app.command()
 def check(
-    pattern: PatternArg,
+    pattern: SourceArg,
     dialect: DialectOpt = Dialect.PATTERNC,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object (docs/cli.md).")] = False,
     max_layers: MaxLayersOpt = DEFAULT_LIMITS.max_layers,
@@ -99,13 +106,16 @@ def check(
 ) -> None:
     """Parse and check a pattern; print its summary and every diagnostic."""
     from patternc.api import analyze
-    from patternc.check import CheckOutcome, ask_targets
+    from patternc.check import CheckOutcome, ask_targets, check_config, looks_like_config_path
     from patternc.report import build_report
     from patternc.summary import render_summary
 
     limits = Limits(max_layers=max_layers, max_chars=max_chars, max_diagnostics=max_diagnostics)
-    text, origin = _read_pattern(pattern, limits)
-    outcome = CheckOutcome(analyze(text, dialect, limits=limits, origin=origin))
+    if looks_like_config_path(pattern):
+        outcome = check_config(pattern)
+    else:
+        text, origin = _read_pattern(pattern, limits)
+        outcome = CheckOutcome(analyze(text, dialect, limits=limits, origin=origin))
     ask_targets(outcome, target or [], all_targets)
     if json_output:
         report = build_report(outcome)
