@@ -2,8 +2,8 @@
 
 Codes are stable: never renumbered, never reused.  Ranges: ``P0xx`` lexical and syntax,
 ``P1xx`` structure of the parsed pattern, ``P2xx`` family and mixing rules.  Later issues add
-``P3xx`` (targets and backends) and ``P9xx`` (configuration files).  The long explanation of
-each code lives in ``patternc/explain/<code>.md`` (printed by ``patternc explain``), and a test
+``P3xx`` (targets and backends), ``P4xx`` (the torch backend) and ``P9xx`` (configuration files).
+The long explanation of each code lives in ``patternc/explain/<code>.md`` (printed by ``patternc explain``), and a test
 keeps that directory, this table and ``docs/diagnostics.md`` in step.
 """
 
@@ -32,6 +32,47 @@ class Code:
 
 
 _E, _W, _N = Severity.ERROR, Severity.WARNING, Severity.NOTE
+
+
+# -- example files of the P4xx codes: a patternc model directory (config.json + model.safetensors) -----
+
+
+
+def _torch_dir(code: str, name: str = "") -> str:
+    """The model directory of a P4xx example: written by ``explain``, and committed under tests/fixtures."""
+    return f"tests/fixtures/torch/{code}" + (f"/{name}" if name else "")
+
+
+def _torch_files(code: str, shapes: dict[str, int]) -> tuple[tuple[str, str], ...]:
+    return ((_torch_dir(code, "config.json"), _torch_config(_MLP)),
+            (_torch_dir(code, "model.safetensors"), _safetensors(shapes)))
+
+_MLP = '{"layers":[{"index":0,"kind":"mlp"}],"stages":[{"index":0,"start":0,"stop":1}]}'
+_G_MLP = (
+    '{"layers":[{"index":0,"kind":"gated_deltanet"},{"index":1,"kind":"mlp"}],'
+    '"stages":[{"index":0,"start":0,"stop":2}]}'
+)
+
+
+def _torch_config(pattern: str) -> str:
+    return (
+        '{"patternc_format":"patternc.torch.v1","spec":{"source":"pattern","pattern":' + pattern + ","
+        '"hidden_size":8,"vocab_size":16,"norm":{"eps":1e-05},'
+        '"mlp":{"intermediate_size":8,"activation":"relu2","gated":false}}}'
+    )
+
+
+def _safetensors(shapes: dict[str, int]) -> str:
+    """A safetensors file of float32 vectors as text (its 8-byte length prefix and zero data are ASCII)."""
+    import json
+    import struct
+
+    offset, header = 0, {}
+    for name, size in shapes.items():
+        header[name] = {"dtype": "F32", "shape": [size], "data_offsets": [offset, offset + 4 * size]}
+        offset += 4 * size
+    text = json.dumps(header, separators=(",", ":"))
+    return struct.pack("<Q", len(text)).decode("latin-1") + text + "\x00" * offset
 
 CODES: tuple[Code, ...] = (
     Code("P001", "unknown-symbol", _E, "a character that is no layer symbol", ("check", "M-M*X-")),
@@ -259,7 +300,175 @@ CODES: tuple[Code, ...] = (
         "a target name that no profile has",
         ("check", "--target", "tensorrt", "M-M*-"),
     ),
+    # P4xx: the torch backend (backends/patternc_torch/).
+    Code(
+        "P401",
+        "torch-cannot-build",
+        _E,
+        "a layer kind or flavour the torch backend has no module for",
+        ("run", _torch_dir("P401"), "--ids", "1 2"),
+        ((_torch_dir("P401", "config.json"), _torch_config(_G_MLP)),),
+    ),
+    Code(
+        "P402",
+        "model-source-unreadable",
+        _E,
+        "the model source is neither a ModelSpec nor a readable config",
+        ("run", "no-such-model", "--ids", "1 2"),
+    ),
+    Code(
+        "P403",
+        "weights-missing",
+        _E,
+        "tensors of the model that the checkpoint does not hold",
+        ("run", _torch_dir("P403"), "--ids", "1 2"),
+        _torch_files("P403", {}),
+    ),
+    Code(
+        "P404",
+        "weights-unexpected",
+        _E,
+        "tensors of the checkpoint that the model has no place for",
+        ("run", _torch_dir("P404"), "--ids", "1 2"),
+        _torch_files("P404", {"extra.weight": 1}),
+    ),
+    Code(
+        "P405",
+        "weight-shape-mismatch",
+        _E,
+        "a checkpoint tensor whose shape is not the model's",
+        ("run", _torch_dir("P405"), "--ids", "1 2"),
+        _torch_files("P405", {"backbone.norm_f.weight": 1}),
+    ),
     # P9xx: configuration files (patternc/config/) go below this line.
+    Code(
+        "P901",
+        "config-unreadable",
+        _E,
+        "a config path that does not exist, is a dangling link, or is a directory without config.json",
+        ('check', 'ckpt'),
+        (('ckpt/README.md', 'weights only\n'),),
+    ),
+    Code(
+        "P902",
+        "config-too-large",
+        _E,
+        "a config file larger than the size limit (16 MiB), refused before reading",
+        ('check', '--max-chars', '64', 'config.json'),
+        (('config.json', '{"model_type": "mamba2", "num_hidden_layers": 2, "hidden_size": 4096, "vocab_size": 32768}\n'),),
+    ),
+    Code(
+        "P903",
+        "config-not-json",
+        _E,
+        "a config that is not UTF-8 JSON, nests too deeply, or is not a JSON object",
+        ('check', 'config.json'),
+        (('config.json', '{"model_type": "nemotron_h",}\n'),),
+    ),
+    Code(
+        "P904",
+        "duplicate-config-key",
+        _W,
+        "a key that appears twice in one JSON object (the last value is used)",
+        ('check', 'config.json'),
+        (('config.json', '{"model_type": "mamba2", "num_hidden_layers": 2, "num_hidden_layers": 4}\n'),),
+    ),
+    Code(
+        "P905",
+        "unsupported-model-type",
+        _E,
+        "a config whose `model_type` is missing or not a hybrid family patternc reads",
+        ('check', 'config.json'),
+        (('config.json', '{"model_type": "llama", "num_hidden_layers": 32}\n'),),
+    ),
+    Code(
+        "P906",
+        "invalid-config-value",
+        _E,
+        "a config value of the wrong type or out of range (zero, negative, NaN, infinite, too large)",
+        ('check', 'config.json'),
+        (('config.json', '{"model_type": "mamba2", "num_hidden_layers": 2, "hidden_size": 0}\n'),),
+    ),
+    Code(
+        "P907",
+        "missing-config-value",
+        _E,
+        "a value that a layer kind of the model needs is null or empty",
+        ('check', 'config.json'),
+        (('config.json', '{"model_type": "bamba", "num_hidden_layers": 2, "attn_layer_indices": [1], "mamba_d_state": null}\n'),),
+    ),
+    Code(
+        "P908",
+        "inconsistent-config-values",
+        _E,
+        "config values that contradict each other (divisibility, sizes, layer counts)",
+        ('check', 'config.json'),
+        (('config.json', '{"model_type":"nemotron_h","hybrid_override_pattern":"M-M*-", "num_attention_heads": 32, "num_key_value_heads": 6}\n'),),
+    ),
+    Code(
+        "P909",
+        "mamba-inner-size-mismatch",
+        _W,
+        "Mamba heads x head size differs from expand x hidden_size (the heads win)",
+        ('check', 'config.json'),
+        (('config.json', '{"model_type":"nemotron_h","hybrid_override_pattern":"M-M*-", "hidden_size": 4096, "mamba_num_heads": 96, "mamba_head_dim": 64}\n'),),
+    ),
+    Code(
+        "P910",
+        "layer-count-mismatch",
+        _W,
+        "`num_hidden_layers` differs from the number of layers in the pattern",
+        ('check', 'config.json'),
+        (('config.json', '{"model_type":"nemotron_h","hybrid_override_pattern":"M-M*-", "num_hidden_layers": 6}\n'),),
+    ),
+    Code(
+        "P911",
+        "config-defaults-used",
+        _N,
+        "keys the config omits, filled with the defaults of transformers' config class",
+        ('check', 'config.json'),
+        (('config.json', '{"model_type": "mamba2", "num_hidden_layers": 2}\n'),),
+    ),
+    Code(
+        "P912",
+        "unknown-config-keys",
+        _N,
+        "keys the dialect does not define, kept but not used",
+        ('check', 'config.json'),
+        (('config.json', '{"model_type":"nemotron_h","hybrid_override_pattern":"M-M*-", "norm_eps": 1e-05}\n'),),
+    ),
+    Code(
+        "P913",
+        "vestigial-config-key",
+        _N,
+        "keys that have no effect on this model (MoE keys in a dense model, …)",
+        ('check', 'config.json'),
+        (('config.json', '{"model_type":"nemotron_h","hybrid_override_pattern":"M-M*-", "n_routed_experts": 128}\n'),),
+    ),
+    Code(
+        "P914",
+        "not-expressible",
+        _E,
+        "a config whose layers the IR cannot express (Mamba-1, shared blocks, scaled RoPE)",
+        ('check', 'config.json'),
+        (('config.json', '{"model_type": "jamba", "num_hidden_layers": 8}\n'),),
+    ),
+    Code(
+        "P915",
+        "config-spelling",
+        _N,
+        "an alternative spelling was read (an alias key, legacy layer names, a nested config)",
+        ('check', 'config.json'),
+        (('config.json', '{"model_type":"nemotron_h","hybrid_override_pattern":"M-M*-", "mamba_n_groups": 8}\n'),),
+    ),
+    Code(
+        "P916",
+        "value-ignored",
+        _W,
+        "a config value that transformers ignores or overrides when it builds the model",
+        ('check', 'config.json'),
+        (('config.json', '{"model_type":"nemotron_h","hybrid_override_pattern":"M-M*-", "attention_bias": true}\n'),),
+    ),
 )
 
 BY_CODE: dict[str, Code] = {c.code: c for c in CODES}

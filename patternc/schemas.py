@@ -29,9 +29,32 @@ def _check_output() -> dict[str, Any]:
     return schema
 
 
+def _model() -> dict[str, Any]:
+    from patternc.model import MODEL_SCHEMA_VERSION, ModelSpec
+
+    schema = ModelSpec.model_json_schema()
+    schema["$id"] = f"https://patternc.dev/schemas/model.v{MODEL_SCHEMA_VERSION}.schema.json"
+    return schema
+
+
+def _config(model_type: str) -> Callable[[], dict[str, Any]]:
+    def build() -> dict[str, Any]:
+        from patternc.config.models import INPUT_MODELS
+
+        schema = INPUT_MODELS[model_type].model_json_schema()
+        schema["$id"] = f"https://patternc.dev/schemas/config-{model_type}.v1.schema.json"
+        return schema
+
+    return build
+
+
+_CONFIG_DIALECTS = ("nemotron_h", "bamba", "granitemoehybrid", "jamba", "mamba2", "qwen3_next", "zamba2")
+
 SCHEMAS: dict[str, tuple[int, Callable[[], dict[str, Any]]]] = {
     "ir": (1, _ir),
     "check-output": (1, _check_output),
+    "model": (1, _model),
+    **{f"config-{name}": (1, _config(name)) for name in _CONFIG_DIALECTS},
 }
 
 
