@@ -48,3 +48,12 @@ __all__ = [
     "to_layers_block_type",
     "to_megatron",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """``patternc.torch_model``: imported on first use (``import patternc`` never imports torch)."""
+    if name == "torch_model":
+        from patternc_torch import torch_model
+
+        return torch_model
+    raise AttributeError(f"module 'patternc' has no attribute {name!r}")

@@ -67,15 +67,15 @@ def looks_like_config_path(argument: str) -> bool:
     return argument.endswith(".json") or os.path.isdir(argument) or os.path.isfile(argument)
 
 
-def check_config(path: str) -> CheckOutcome:
+def check_config(path: str, *, max_bytes: int | None = None) -> CheckOutcome:
     """Read a config file or directory: its diagnostics, its pattern, its ModelSpec and canonical map."""
     from patternc.api import Analysis
-    from patternc.config import read_config
+    from patternc.config import MAX_CONFIG_BYTES, read_config
     from patternc.dialects import Dialect
     from patternc.lower import SourceMap
     from patternc.passes import Context, default_passes, run_passes
 
-    reading = read_config(path)
+    reading = read_config(path, max_bytes=max_bytes or MAX_CONFIG_BYTES)
     facts: dict[str, object] = {}
     diagnostics = list(reading.diagnostics)
     pattern = reading.pattern if reading.ok else None

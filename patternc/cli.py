@@ -80,7 +80,14 @@ SourceArg = Annotated[
 MaxLayersOpt = Annotated[
     int, typer.Option("--max-layers", min=1, help="Refuse patterns that expand to more layers.")
 ]
-MaxCharsOpt = Annotated[int, typer.Option("--max-chars", min=1, help="Refuse longer pattern texts.")]
+MaxCharsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--max-chars",
+        min=1,
+        help="Refuse longer inputs: pattern characters (default 1,000,000), config bytes (16 MiB).",
+    ),
+]
 MaxDiagOpt = Annotated[
     int, typer.Option("--max-diagnostics", min=1, help="Show at most this many diagnostics.")
 ]
@@ -94,7 +101,7 @@ def check(
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object (docs/cli.md).")] = False,
     max_layers: MaxLayersOpt = DEFAULT_LIMITS.max_layers,
     max_diagnostics: MaxDiagOpt = DEFAULT_LIMITS.max_diagnostics,
-    max_chars: MaxCharsOpt = DEFAULT_LIMITS.max_chars,
+    max_chars: MaxCharsOpt = None,
     target: Annotated[
         list[str] | None,
         typer.Option("--target", "-t", help="Will this consumer load and run it? Repeatable; see `--targets`."),
@@ -110,9 +117,11 @@ def check(
     from patternc.report import build_report
     from patternc.summary import render_summary
 
-    limits = Limits(max_layers=max_layers, max_chars=max_chars, max_diagnostics=max_diagnostics)
+    limits = Limits(
+        max_layers=max_layers, max_chars=max_chars or DEFAULT_LIMITS.max_chars, max_diagnostics=max_diagnostics
+    )
     if looks_like_config_path(pattern):
-        outcome = check_config(pattern)
+        outcome = check_config(pattern, max_bytes=max_chars)
     else:
         text, origin = _read_pattern(pattern, limits)
         outcome = CheckOutcome(analyze(text, dialect, limits=limits, origin=origin))

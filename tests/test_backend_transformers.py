@@ -55,7 +55,7 @@ def test_wheel_holds_only_namespaced_top_level_packages(tmp_path: Path) -> None:
     with zipfile.ZipFile(wheel) as archive:
         tops = {name.split("/")[0] for name in archive.namelist()}
         names = set(archive.namelist())
-    assert {t for t in tops if not t.endswith(".dist-info")} == {"patternc", "patternc_transformers"}
+    assert {t for t in tops if not t.endswith(".dist-info")} == {"patternc", "patternc_torch", "patternc_transformers"}
     assert "patternc/grammar/pattern.lark" in names
     assert "patternc/py.typed" in names
 

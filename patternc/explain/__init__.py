@@ -9,7 +9,13 @@ from patternc.codes import Code, lookup
 
 
 def example_output(code: Code) -> tuple[str, str]:
-    """The example's command line and what ``patternc`` prints for it (diagnostics only)."""
+    """The example's command line and what ``patternc`` prints for it."""
+    command, output, _ = run_example(code)
+    return command, output
+
+
+def run_example(code: Code) -> tuple[str, str, int]:
+    """Run a code's example in a scratch directory holding its files: command, output, exit code."""
     import os
     import tempfile
     from pathlib import Path
@@ -30,7 +36,7 @@ def example_output(code: Code) -> tuple[str, str]:
             result = CliRunner().invoke(app, args)
         finally:
             os.chdir(previous)
-    return "patternc " + shlex.join(code.example), result.output
+    return "patternc " + shlex.join(code.example), result.output, result.exit_code
 
 
 def explanation(code_or_name: str) -> str | None:
