@@ -38,20 +38,21 @@ class CheckOutcome:
         return self.table or not any(has_errors(found) for found in self.targets.values())
 
 
-def ask_targets(outcome: CheckOutcome, names: Sequence[str], all_targets: bool) -> None:
-    """Fill ``outcome.targets`` for the named profiles, or every profile for the table."""
-    pattern = outcome.analysis.pattern
-    if pattern is None or not (names or all_targets):
-        return
-    from patternc import targets
+def ask(outcome: CheckOutcome, names: Sequence[str], all_targets: bool) -> None:
+    """Run the question passes (canonical map, target profiles) over a valid input's IR."""
+    from patternc.passes import Context, question_passes, run_passes
+    from patternc.passes.questions import ALL_TARGETS, TARGET_NAMES
 
-    if all_targets:
-        outcome.table = True
-        outcome.targets = targets.portability(pattern, outcome.spec, outcome.analysis.source_map)
+    pattern = outcome.analysis.pattern
+    if pattern is None:
         return
-    for name in names:
-        key = targets.resolve(name) or name
-        outcome.targets[key] = targets.check_target(name, pattern, outcome.spec, outcome.analysis.source_map)
+    # The front end ran the default passes; their facts (the family) are the questions' inputs.
+    ctx = Context(pattern, outcome.analysis.source_map, facts=dict(outcome.analysis.facts), spec=outcome.spec)
+    ctx.facts.update({TARGET_NAMES: list(names), ALL_TARGETS: all_targets})
+    run_passes(ctx, question_passes())
+    outcome.canonical = ctx.facts.get("canonical")
+    outcome.targets = ctx.facts.get("targets", {})
+    outcome.table = all_targets
 
 
 def looks_like_config_path(argument: str) -> bool:
@@ -88,9 +89,4 @@ def check_config(path: str, *, max_bytes: int | None = None) -> CheckOutcome:
     from patternc.diagnostics import sort_diagnostics
 
     analysis = Analysis(reading.source, Dialect.HF, pattern, SourceMap(), sort_diagnostics(diagnostics), facts)
-    outcome = CheckOutcome(analysis, spec=reading.spec if pattern is not None else None, config=reading)
-    if outcome.spec is not None:
-        from patternc.canonical import canonical_map
-
-        outcome.canonical = canonical_map(outcome.spec)
-    return outcome
+    return CheckOutcome(analysis, spec=reading.spec if pattern is not None else None, config=reading)

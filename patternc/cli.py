@@ -113,7 +113,7 @@ def check(
 ) -> None:
     """Parse and check a pattern; print its summary and every diagnostic."""
     from patternc.api import analyze
-    from patternc.check import CheckOutcome, ask_targets, check_config, looks_like_config_path
+    from patternc.check import CheckOutcome, ask, check_config, looks_like_config_path
     from patternc.report import build_report
     from patternc.summary import render_summary
 
@@ -125,7 +125,7 @@ def check(
     else:
         text, origin = _read_pattern(pattern, limits)
         outcome = CheckOutcome(analyze(text, dialect, limits=limits, origin=origin))
-    ask_targets(outcome, target or [], all_targets)
+    ask(outcome, target or [], all_targets)
     if json_output:
         report = build_report(outcome)
         typer.echo(json.dumps(report.model_dump(mode="json"), ensure_ascii=False, indent=2))

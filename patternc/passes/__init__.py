@@ -16,6 +16,7 @@ from typing import Any
 from patternc.diagnostics import Diagnostic
 from patternc.ir import Pattern
 from patternc.lower import SourceMap
+from patternc.model import ModelSpec
 
 
 @dataclass(slots=True)
@@ -25,6 +26,8 @@ class Context:
     pattern: Pattern
     source_map: SourceMap
     facts: dict[str, Any] = field(default_factory=dict)
+    spec: ModelSpec | None = None
+    """The hyper-parameters, when the input was a config (None for a bare pattern)."""
 
 
 PassFn = Callable[[Context], Iterable[Diagnostic]]
@@ -38,12 +41,14 @@ class Pass:
     provides: frozenset[str] = frozenset()
 
 
-def schedule(passes: Iterable[Pass]) -> list[Pass]:
+def schedule(passes: Iterable[Pass], given: Iterable[str] = ()) -> list[Pass]:
     """Order passes so that every pass runs after the passes that provide what it requires.
 
     Ties are broken by name, so the order is deterministic.  A requirement nobody provides, or
-    a cycle, is a programming error (``ValueError``), caught by the test suite.
+    a cycle, is a programming error (``ValueError``), caught by the test suite.  ``given`` names
+    facts already established (by an earlier run), which satisfy requirements without a provider.
     """
+    given = frozenset(given)
     by_name = {p.name: p for p in passes}
     providers: dict[str, str] = {}
     for p in by_name.values():
@@ -53,10 +58,10 @@ def schedule(passes: Iterable[Pass]) -> list[Pass]:
             providers[fact] = p.name
     graph: dict[str, set[str]] = {}
     for p in by_name.values():
-        missing = p.requires - providers.keys()
+        missing = p.requires - providers.keys() - given
         if missing:
             raise ValueError(f"pass {p.name} requires {sorted(missing)}, which no pass provides")
-        graph[p.name] = {providers[fact] for fact in p.requires}
+        graph[p.name] = {providers[fact] for fact in p.requires if fact in providers}
     sorter = TopologicalSorter(graph)
     try:
         sorter.prepare()
@@ -71,14 +76,25 @@ def schedule(passes: Iterable[Pass]) -> list[Pass]:
 
 
 def run_passes(ctx: Context, passes: Iterable[Pass]) -> list[Diagnostic]:
-    """Run every pass (collect-all: one pass's findings never stop the next)."""
+    """Run every pass (collect-all: one pass's findings never stop the next).
+
+    Facts already in ``ctx.facts`` count as provided, so a later run can build on an earlier one.
+    """
     found: list[Diagnostic] = []
-    for p in schedule(passes):
+    for p in schedule(passes, given=ctx.facts):
         found.extend(p.run(ctx))
     return found
 
 
 def default_passes() -> list[Pass]:
+    """The checks every input gets: structure, mixing rules, family classification."""
     from patternc.passes import classify, mixing, structure
 
     return [*structure.PASSES, *mixing.PASSES, *classify.PASSES]
+
+
+def question_passes() -> list[Pass]:
+    """The questions asked of a valid model (after ``default_passes``): canonical map, targets."""
+    from patternc.passes import questions
+
+    return list(questions.PASSES)
