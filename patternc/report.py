@@ -6,7 +6,7 @@ and documented in ``docs/cli.md``.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -103,6 +103,10 @@ class CheckReport(_Out):
     """Profile -> verdict, for ``--target``/``--targets`` (null when not asked)."""
     canonical: CanonicalOut | None = None
     """The canonical-architecture map (configs only; null for a bare pattern)."""
+    model_type: str | None = None
+    """The config's dialect (``nemotron_h``, ``bamba``, …); null for a bare pattern."""
+    hyperparameters: dict[str, Any] | None = None
+    """The per-kind hyper-parameters read from a config (``schemas/model.v1``, without the pattern)."""
 
 
 def _diagnostics(found: list[Diagnostic], analysis: Analysis) -> list[DiagnosticOut]:
@@ -121,6 +125,10 @@ def build_report(outcome: CheckOutcome | Analysis) -> CheckReport:
         }
     if outcome.canonical is not None:
         extra["canonical"] = CanonicalOut.model_validate(outcome.canonical.to_json())
+    if outcome.config is not None:
+        extra["model_type"] = outcome.config.dialect
+    if outcome.spec is not None:
+        extra["hyperparameters"] = outcome.spec.model_dump(mode="json", exclude={"pattern"})
     if extra:
         report = report.model_copy(update={**extra, "ok": report.ok and outcome.ok})
     return report

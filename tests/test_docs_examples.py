@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 from patternc.cli import app
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCS = sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md")])
+DOCS = sorted([ROOT / "README.md", *(ROOT / "docs").rglob("*.md")])
 GENERATED = {ROOT / "docs" / "diagnostics.md"}
 
 
@@ -92,8 +92,11 @@ def commands(block: Block) -> list[Command]:
 
 
 def run_cli(args: list[str]) -> str:
+    """Run one documented command from the repository root (docs name files relative to it)."""
     invocation = [*args, "--color", "never"] if args[:1] == ["check"] else args
-    result = CliRunner().invoke(app, invocation)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(ROOT)
+        result = CliRunner().invoke(app, invocation)
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception
     return result.output
