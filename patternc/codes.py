@@ -31,6 +31,19 @@ class Code:
     """(relative path, text) files the example reads; written to a scratch directory it runs in."""
 
 
+
+def _build_safetensors(tensors: dict[str, list[int]]) -> str:
+    """A safetensors file of empty-data F32 tensors, as text (every byte ASCII, for ``Code.files``)."""
+    import json
+
+    header: dict[str, object] = {"__metadata__": {"format": "pt"}}
+    header |= {name: {"dtype": "F32", "shape": shape, "data_offsets": [0, 0]} for name, shape in tensors.items()}
+    text = json.dumps(header, separators=(",", ":"))
+    while any(byte >= 0x80 for byte in len(text).to_bytes(8, "little")):
+        text += " "
+    return "".join(map(chr, len(text).to_bytes(8, "little"))) + text
+
+
 _E, _W, _N = Severity.ERROR, Severity.WARNING, Severity.NOTE
 
 
@@ -468,6 +481,151 @@ CODES: tuple[Code, ...] = (
         "a config value that transformers ignores or overrides when it builds the model",
         ('check', 'config.json'),
         (('config.json', '{"model_type":"nemotron_h","hybrid_override_pattern":"M-M*-", "attention_bias": true}\n'),),
+    ),
+    # P5xx: patternc build (patternc/commands/build.py, backends/patternc_transformers/).
+    Code(
+        "P501",
+        "target-not-exact",
+        _E,
+        "the build target cannot express the model exactly (or no standard architecture can)",
+        ("build", "M-M*-", "-o", "out", "--target", "mamba2"),
+    ),
+    Code(
+        "P502",
+        "output-exists",
+        _E,
+        "the output directory exists (without `--force`) or holds the build's own input",
+        ("build", "MM", "-o", "out"),
+        (("out/config.json", "{}\n"),),
+    ),
+    Code(
+        "P503",
+        "pickle-refused",
+        _E,
+        "pickled weights (`.bin`, `.pt`, `.pth`, `.ckpt`): patternc never loads pickles",
+        ("build", "MM", "-o", "out", "--weights", "ckpt"),
+        (("ckpt/pytorch_model.bin", "not read\n"),),
+    ),
+    Code(
+        "P504",
+        "weights-not-found",
+        _E,
+        "no safetensors weights where `--weights` points, or an index that names absent shards",
+        ("build", "MM", "-o", "out", "--weights", "ckpt"),
+        (("ckpt/README.md", "the weights go here\n"),),
+    ),
+    Code(
+        "P505",
+        "missing-tensors",
+        _E,
+        "tensors the source model needs are not in the checkpoint",
+        ("build", "M", "-o", "out", "--weights", "ckpt"),
+        (("ckpt/model.safetensors", _build_safetensors({})),),
+    ),
+    Code(
+        "P506",
+        "unexpected-tensors",
+        _W,
+        "tensors in the checkpoint that are no part of the source model (not written)",
+        ("build", "M", "-o", "out", "--weights", "ckpt"),
+        (("ckpt/model.safetensors", _build_safetensors({"vision_tower.proj.weight": [0]})),),
+    ),
+    Code(
+        "P507",
+        "tensor-shape-mismatch",
+        _E,
+        "a checkpoint tensor whose shape (or dtype) disagrees with the config",
+        ("build", "M", "-o", "out", "--weights", "ckpt"),
+        (("ckpt/model.safetensors", _build_safetensors({"backbone.embeddings.weight": [0, 64]})),),
+    ),
+    Code(
+        "P508",
+        "build-unsupported",
+        _E,
+        "a build patternc cannot do here: weights of an architecture it does not convert, a missing backend",
+        ("build", "config.json", "-o", "out", "--weights", "ckpt"),
+        (("config.json", '{"model_type": "qwen3_next", "num_hidden_layers": 4}\n'),
+         ("ckpt/model.safetensors", _build_safetensors({}))),
+    ),
+    Code(
+        "P509",
+        "write-failed",
+        _E,
+        "the output directory could not be written (nothing is left behind)",
+        ("build", "MM", "-o", "blocker/out"),
+        (("blocker", "a file, not a directory\n"),),
+    ),
+    Code(
+        "P510",
+        "bad-checkpoint",
+        _E,
+        "a checkpoint file that is not valid safetensors, or an unreadable index",
+        ("build", "MM", "-o", "out", "--weights", "ckpt"),
+        (("ckpt/model.safetensors", "not a safetensors file\n"),),
+    ),
+    # P6xx: model analysis (patternc/analysis/: stats, split, gen, pipeline rules).
+    Code(
+        "P601",
+        "no-layer-hyperparameters",
+        _E,
+        "a layer kind without hyper-parameters (a bare pattern's G, D, +): it cannot be counted",
+        ("stats", "M-G-"),
+    ),
+    Code(
+        "P602",
+        "pipe-segments-not-divisible",
+        _E,
+        "the number of `|` segments is not divisible by the pipeline-parallel size",
+        ("split", "M-M-|M*-M-|M-", "--pp", "2"),
+    ),
+    Code(
+        "P603",
+        "vpp-segment-mismatch",
+        _E,
+        "the `|` segments are not pp x vpp (Megatron-Core derives vpp from the pattern)",
+        ("split", "M-|M-|M*-|M-", "--pp", "2", "--vpp", "3"),
+    ),
+    Code(
+        "P604",
+        "pipeline-without-pipes",
+        _W,
+        "pp > 1 for a pattern without `|`: Megatron-Core's deprecated automatic even split",
+        ("split", "M-M-M*-M", "--pp", "2", "--as-written"),
+    ),
+    Code(
+        "P605",
+        "uneven-automatic-split",
+        _E,
+        "pp > 1, no `|`, and a layer count that pp does not divide (Megatron-Core raises)",
+        ("split", "M-M-M*-M-", "--pp", "2", "--as-written"),
+    ),
+    Code(
+        "P606",
+        "vpp-without-pipes",
+        _E,
+        "virtual pipeline stages for a pattern without `|` (Megatron-Core raises)",
+        ("split", "M-M-M*-M", "--pp", "2", "--vpp", "2", "--as-written"),
+    ),
+    Code(
+        "P607",
+        "ratio-infeasible",
+        _E,
+        "layer ratios whose rounded counts do not fit in the layers, or out of range",
+        ("gen", "--layers", "3", "--attention", "0.5", "--mlp", "0.5"),
+    ),
+    Code(
+        "P608",
+        "megatron-ratio-miscount",
+        _E,
+        "Megatron-Core's pattern_from_ratios would return a pattern with other counts than asked",
+        ("gen", "--layers", "3", "--attention", "0.5", "--mlp", "0.5", "--megatron-compatible"),
+    ),
+    Code(
+        "P609",
+        "ratio-rounds-to-zero",
+        _W,
+        "a non-zero ratio that rounds to no layer at all",
+        ("gen", "--layers", "2", "--attention", "0.25"),
     ),
 )
 

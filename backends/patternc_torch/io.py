@@ -1,0 +1,175 @@
+"""Sources of a model (an IR, a config file, a directory with weights) and the patternc model directory."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from patternc.diagnostics import Diagnostic, PatternError, diag
+from patternc.model import ModelSpec
+from patternc.source import Source
+from patternc_torch.model import HybridLM
+from patternc_torch.support import unsupported
+from patternc_torch.weights import check_names, read_safetensors, to_backend_names
+
+FORMAT = "patternc.torch.v1"
+"""The value of ``config.json``'s ``patternc_format`` key in a directory ``write_model_dir`` wrote."""
+
+
+def _fail(diagnostics: list[Diagnostic], origin: str) -> PatternError:
+    return PatternError(diagnostics, Source("", origin))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def spec_to_config(spec: ModelSpec) -> dict[str, Any]:
+    return {"patternc_format": FORMAT, "spec": _jsonable(spec.model_dump(mode="python"))}
+
+
+def read_spec(source: ModelSpec | str | Path | dict[str, Any]) -> tuple[ModelSpec, Path | None]:
+    """The spec, and the directory to look for weights in (None for an IR or a dict)."""
+    if isinstance(source, ModelSpec):
+        return source, None
+    if isinstance(source, dict):
+        config: dict[str, Any] | None = source
+        path: Path | None = None
+        origin = "<config>"
+    else:
+        path = Path(source)
+        origin = str(path)
+        config_file = path / "config.json" if path.is_dir() else path
+        if not config_file.is_file():
+            raise _fail([diag("P402", f"no config at {config_file}", None,
+                              help="pass a ModelSpec, a config.json or a directory that holds one")], origin)
+        try:
+            config = json.loads(config_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            raise _fail([diag("P402", f"{config_file} is not readable JSON: {error}", None)], origin) from None
+    directory = path if path is not None and path.is_dir() else (path.parent if path is not None else None)
+    if isinstance(config, dict) and config.get("patternc_format") == FORMAT:
+        try:
+            return ModelSpec.model_validate(config["spec"]), directory
+        except Exception as error:  # pydantic's ValidationError, a missing key
+            raise _fail([diag("P402", f"the patternc model config is invalid: {error}", None)], origin) from None
+    try:
+        from patternc.config import read_config
+    except ImportError:
+        raise _fail([diag("P402", "reading transformers configs needs patternc.config, which is not installed",
+                          None)], origin) from None
+    result = read_config(source if path is None else path)
+    if result.spec is None:
+        raise PatternError(list(result.diagnostics), Source("", origin))
+    return result.spec, directory
+
+
+def build(spec: ModelSpec, device: str | torch.device | None = None, dtype: torch.dtype | None = None,
+          *, init: bool = True) -> HybridLM:
+    problems = unsupported(spec)
+    if problems:
+        raise _fail(problems, "<spec>")
+    target = torch.device(device) if device is not None else torch.device("cpu")
+    with torch.device(target):
+        model = HybridLM(spec)
+    if init and target.type != "meta":
+        model.init_weights()
+    if dtype is not None:
+        model.to(dtype)
+        model.keep_fp32()
+    return model.eval()
+
+
+def load_weights(model: HybridLM, tensors: dict[str, torch.Tensor], origin: str) -> None:
+    """Strict: every model tensor present, none extra, shapes equal; otherwise one PatternError."""
+    spec = model.spec
+    renamed = to_backend_names(tensors, spec)
+    expected = model.state_dict()
+    missing, unexpected, mismatched = check_names(renamed, expected, spec.tie_embeddings)
+    problems = []
+    if missing:
+        problems.append(diag("P403", f"{len(missing)} tensor(s) of the model are missing from the checkpoint", None,
+                             notes=_listing(missing)))
+    if unexpected:
+        problems.append(diag("P404", f"{len(unexpected)} tensor(s) of the checkpoint are not in the model", None,
+                             notes=_listing(unexpected)))
+    if mismatched:
+        problems.append(diag("P405", f"{len(mismatched)} tensor(s) have another shape than the model's", None,
+                             notes=_listing(mismatched)))
+    if problems:
+        raise _fail(problems, origin)
+    if spec.tie_embeddings:
+        renamed.pop("lm_head.weight", None)
+    with torch.no_grad():
+        for name, param in [*model.named_parameters(), *model.named_buffers()]:
+            if name in renamed:
+                value = renamed[name]
+                if param.is_meta:
+                    continue
+                param.copy_(value.to(param.dtype))
+
+
+def _listing(names: list[str], limit: int = 40) -> list[str]:
+    shown = [f"`{n}`" for n in names[:limit]]
+    if len(names) > limit:
+        shown.append(f"… and {len(names) - limit} more")
+    return shown
+
+
+def torch_model(
+    source: ModelSpec | str | Path | dict[str, Any],
+    *,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | None = None,
+) -> HybridLM:
+    """An nn.Module for ``source``: an IR (ModelSpec), a config path or a directory (weights loaded strictly).
+
+    Without weights the parameters are randomly initialised (or left unallocated on ``device="meta"``).
+    Raises ``patternc.PatternError`` with diagnostics (P401-P405) when the model cannot be built or loaded.
+    """
+    spec, directory = read_spec(source)
+    tensors = read_safetensors(directory) if directory is not None else None
+    meta = device is not None and torch.device(device).type == "meta"
+    model = build(spec, device, dtype, init=tensors is None)
+    if tensors is not None:
+        if meta:
+            check = to_backend_names(tensors, spec)
+            missing, unexpected, mismatched = check_names(check, model.state_dict(), spec.tie_embeddings)
+            if missing or unexpected or mismatched:
+                load_weights(model, tensors, str(directory))
+        else:
+            load_weights(model, tensors, str(directory))
+    return model
+
+
+def write_model_dir(
+    spec: ModelSpec, out_dir: str | Path, state_dict: dict[str, torch.Tensor] | None = None
+) -> Path:
+    """Write ``config.json`` (the spec, marked ``patternc_format``) and ``model.safetensors``.
+
+    Without ``state_dict`` the weights are a fresh random initialisation of the spec.
+    ``torch_model(out_dir)`` loads the directory back.
+    """
+    from safetensors.torch import save_file
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if state_dict is None:
+        state_dict = build(spec).state_dict()
+    tensors = to_backend_names(dict(state_dict), spec)
+    if spec.tie_embeddings:
+        tensors.pop("lm_head.weight", None)
+    tensors = {name: t.detach().to("cpu").contiguous() for name, t in tensors.items()}
+    (out / "config.json").write_text(json.dumps(spec_to_config(spec), indent=2) + "\n", encoding="utf-8")
+    save_file(tensors, str(out / "model.safetensors"), metadata={"format": "pt", "patternc_format": FORMAT})
+    return out

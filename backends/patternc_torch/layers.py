@@ -1,0 +1,434 @@
+"""The layer kinds ``M * - E`` as nn.Modules, one per flavour the IR carries.
+
+Parameter names follow the Nemotron-H hub checkpoints (``mixer.in_proj``, ``mixer.experts.up_proj``,
+``mixer.gate.e_score_correction_bias``…), so those load without renaming; other layouts are
+converted in ``patternc_torch.weights``.  Numerics follow transformers' modules (norms in float32,
+router in float32, SSM state in float32); docs/backends/torch.md lists the deliberate differences.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from patternc.model import AttentionSpec, MambaSpec, MoeSpec
+from patternc_torch.ssd import causal_conv, causal_conv_step, fused_kernels, ssd_chunk_scan, ssd_step
+from patternc_torch.state import InferenceState
+
+
+def _relu2(x: torch.Tensor) -> torch.Tensor:
+    return torch.square(F.relu(x))
+
+
+def _gelu_tanh(x: torch.Tensor) -> torch.Tensor:
+    return F.gelu(x, approximate="tanh")
+
+
+def _identity(x: torch.Tensor) -> torch.Tensor:
+    return x
+
+
+ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "silu": F.silu,
+    "swish": F.silu,
+    "relu": F.relu,
+    "relu2": _relu2,
+    "relu6": F.relu6,
+    "gelu": F.gelu,
+    "gelu_new": _gelu_tanh,
+    "gelu_pytorch_tanh": _gelu_tanh,
+    "gelu_fast": _gelu_tanh,
+    "tanh": torch.tanh,
+    "sigmoid": torch.sigmoid,
+    "linear": _identity,
+}
+"""transformers' ``ACT2FN`` names this backend computes (same formulas)."""
+
+
+@dataclass
+class Context:
+    """What every layer of one forward call shares."""
+
+    state: InferenceState | None
+    token_mask: torch.Tensor | None
+    """(b, t) bool, True for real tokens; None when every token is real."""
+    attn_mask: torch.Tensor | None
+    """(b, 1, t, keys) bool for scaled_dot_product_attention; None with ``is_causal`` or one query."""
+    is_causal: bool
+    rope: tuple[torch.Tensor, torch.Tensor] | None
+    """cos, sin (b, 1, t, rotary_dim), float32."""
+    start: int
+    """Cache position of the first new token."""
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, size: int, eps: float) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(size))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x.float()
+        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
+        return (self.weight.float() * h).to(x.dtype)
+
+
+class GatedRMSNorm(nn.Module):
+    """Mamba2's output norm: ``rmsnorm_per_group(y * silu(z)) * weight`` (norm after the gate)."""
+
+    def __init__(self, size: int, group_size: int, eps: float) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(size))
+        self.group_size = group_size
+        self.eps = eps
+
+    def forward(self, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        h = y.float() * F.silu(z.float())
+        shape = h.shape
+        grouped = h.view(*shape[:-1], shape[-1] // self.group_size, self.group_size)
+        grouped = grouped * torch.rsqrt(grouped.pow(2).mean(-1, keepdim=True) + self.eps)
+        return self.weight.float() * grouped.view(shape)
+
+
+# -- attention -----------------------------------------------------------------------------------
+
+
+def rope_frequencies(head_dim: int, partial_factor: float, theta: float) -> torch.Tensor:
+    rotary = int(head_dim * partial_factor)
+    return 1.0 / (theta ** (torch.arange(0, rotary, 2, dtype=torch.float32) / rotary))
+
+
+def rope_tables(positions: torch.Tensor, inv_freq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos, sin (b, 1, t, rotary_dim) for positions (b, t)."""
+    freqs = positions.unsqueeze(-1).float() * inv_freq.to(positions.device)
+    emb = torch.cat([freqs, freqs], dim=-1).unsqueeze(1)
+    return emb.cos(), emb.sin()
+
+
+def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    rotary = cos.shape[-1]
+    rot, rest = x[..., :rotary], x[..., rotary:]
+    half = rotary // 2
+    rotated = torch.cat([-rot[..., half:], rot[..., :half]], dim=-1)
+    out = rot * cos.to(x.dtype) + rotated * sin.to(x.dtype)
+    return torch.cat([out, rest], dim=-1) if rest.shape[-1] else out
+
+
+class Attention(nn.Module):
+    """Grouped-query attention through scaled_dot_product_attention, optional (partial) RoPE."""
+
+    def __init__(self, spec: AttentionSpec, hidden: int, index: int) -> None:
+        super().__init__()
+        self.index = index
+        self.heads, self.kv_heads, self.head_dim = spec.num_heads, spec.num_kv_heads, spec.head_dim
+        self.q_proj = nn.Linear(hidden, self.heads * self.head_dim, bias=spec.qkv_bias)
+        self.k_proj = nn.Linear(hidden, self.kv_heads * self.head_dim, bias=spec.qkv_bias)
+        self.v_proj = nn.Linear(hidden, self.kv_heads * self.head_dim, bias=spec.qkv_bias)
+        self.o_proj = nn.Linear(self.heads * self.head_dim, hidden, bias=spec.out_bias)
+        self.scale = spec.scale if spec.scale is not None else self.head_dim**-0.5
+
+    def forward(self, x: torch.Tensor, ctx: Context) -> torch.Tensor:
+        b, t, _ = x.shape
+        q = self.q_proj(x).view(b, t, self.heads, self.head_dim).transpose(1, 2)
+        k = self.k_proj(x).view(b, t, self.kv_heads, self.head_dim).transpose(1, 2)
+        v = self.v_proj(x).view(b, t, self.kv_heads, self.head_dim).transpose(1, 2)
+        if ctx.rope is not None:
+            cos, sin = ctx.rope
+            q, k = _rotate(q, cos, sin), _rotate(k, cos, sin)
+        if ctx.state is not None:
+            k_buf, v_buf = ctx.state.kv_buffers(self.index, self.kv_heads, self.head_dim, k.dtype, k.device)
+            end = ctx.start + t
+            k_buf[:, :, ctx.start : end] = k
+            v_buf[:, :, ctx.start : end] = v
+            k, v = k_buf[:, :, :end], v_buf[:, :, :end]
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=ctx.attn_mask, is_causal=ctx.is_causal, scale=self.scale,
+            enable_gqa=self.kv_heads != self.heads,
+        )
+        return self.o_proj(out.transpose(1, 2).reshape(b, t, self.heads * self.head_dim))
+
+
+# -- Mamba2 --------------------------------------------------------------------------------------
+
+
+class Mamba2Mixer(nn.Module):
+    """in_proj -> causal depthwise conv -> SSD scan -> gated RMSNorm -> out_proj."""
+
+    def __init__(self, spec: MambaSpec, hidden: int, eps: float, index: int) -> None:
+        super().__init__()
+        if spec.activation not in ACTIVATIONS:
+            raise ValueError(f"activation {spec.activation!r}")
+        self.index = index
+        self.heads, self.head_dim, self.state_size = spec.num_heads, spec.head_dim, spec.state_size
+        self.groups, self.chunk_size, self.kernel = spec.n_groups, spec.chunk_size, spec.conv_kernel
+        self.inner = spec.inner_size
+        self.conv_dim = self.inner + 2 * self.groups * self.state_size
+        self.activation = spec.activation
+        self.act = ACTIVATIONS[spec.activation]
+        self.dt_limit = (float(spec.time_step_limit[0]), float(spec.time_step_limit[1]))
+        self.in_proj = nn.Linear(hidden, self.inner + self.conv_dim + self.heads, bias=spec.proj_bias)
+        self.conv1d = nn.Conv1d(self.conv_dim, self.conv_dim, spec.conv_kernel, groups=self.conv_dim,
+                                bias=spec.conv_bias, padding=spec.conv_kernel - 1)
+        self.dt_bias = nn.Parameter(torch.ones(self.heads))
+        self.A_log = nn.Parameter(torch.zeros(self.heads))
+        self.D = nn.Parameter(torch.ones(self.heads))
+        self.norm = GatedRMSNorm(self.inner, spec.norm_group_size, eps)
+        self.out_proj = nn.Linear(self.inner, hidden, bias=spec.proj_bias)
+
+    def _dt(self, dt: torch.Tensor) -> torch.Tensor:
+        dt = F.softplus(dt.float() + self.dt_bias.float())
+        low, high = self.dt_limit
+        if low > 0.0 or high != math.inf:
+            dt = dt.clamp(min=low, max=high)
+        return dt
+
+    def forward(self, x: torch.Tensor, ctx: Context) -> torch.Tensor:
+        b, t, _ = x.shape
+        zxbcdt = self.in_proj(x)
+        z, xbc, dt = zxbcdt.split([self.inner, self.conv_dim, self.heads], dim=-1)
+        A = -torch.exp(self.A_log.float())
+        mask = ctx.token_mask
+        state = ctx.state
+        weight = self.conv1d.weight
+        h, p, g, n = self.heads, self.head_dim, self.groups, self.state_size
+        if state is not None and t == 1 and mask is None and self.index in state.ssm:
+            conv_state, ssm_state = state.conv[self.index], state.ssm[self.index]
+            xbc1 = self.act(causal_conv_step(xbc[:, 0], weight, self.conv1d.bias, conv_state))
+            xs, B, C = xbc1.split([self.inner, g * n, g * n], dim=-1)
+            dt1 = self._dt(dt[:, 0])
+            y = ssd_step(ssm_state, xs.view(b, h, p), dt1, A, B.view(b, g, n), C.view(b, g, n))
+            y = y + self.D.float().view(h, 1) * xs.view(b, h, p).float()
+            y = y.view(b, 1, self.inner)
+        else:
+            y = self._prefill(xbc, dt, A, mask, state, b, t)
+        out = self.norm(y, z)
+        return self.out_proj(out.to(x.dtype))
+
+    def _prefill(
+        self, xbc: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, mask: torch.Tensor | None,
+        state: InferenceState | None, b: int, t: int,
+    ) -> torch.Tensor:
+        h, p, g, n = self.heads, self.head_dim, self.groups, self.state_size
+        weight = self.conv1d.weight
+        conv_state = state.conv.get(self.index) if state is not None else None
+        ssm_state = state.ssm.get(self.index) if state is not None else None
+        kernels = fused_kernels() if xbc.is_cuda and mask is None else None
+        if mask is not None:
+            xbc = xbc * mask.unsqueeze(-1).to(xbc.dtype)
+        xbc_t = xbc.transpose(1, 2)
+        if kernels is not None and conv_state is None and self.activation in ("silu", "swish"):
+            conv_out = kernels["causal_conv1d_fn"](
+                xbc_t.contiguous(), weight.view(self.conv_dim, self.kernel), self.conv1d.bias, activation="silu"
+            )
+            tail = F.pad(xbc_t, (self.kernel - 1, 0))[:, :, -(self.kernel - 1):] if self.kernel > 1 else xbc_t[:, :, :0]
+        else:
+            conv_raw, tail = causal_conv(xbc_t, weight, self.conv1d.bias, conv_state)
+            conv_out = self.act(conv_raw)
+        xbc = conv_out.transpose(1, 2)
+        if mask is not None:
+            xbc = xbc * mask.unsqueeze(-1).to(xbc.dtype)
+        xs, B, C = xbc.split([self.inner, g * n, g * n], dim=-1)
+        xs4 = xs.reshape(b, t, h, p)
+        if kernels is not None:
+            y, final = kernels["mamba_chunk_scan_combined"](
+                xs4.contiguous(), dt.contiguous(), A, B.reshape(b, t, g, n).contiguous(),
+                C.reshape(b, t, g, n).contiguous(), self.chunk_size, D=self.D.float(), z=None,
+                dt_bias=self.dt_bias.float(), initial_states=ssm_state, dt_softplus=True,
+                dt_limit=self.dt_limit, return_final_states=True,
+            )
+            y = y.float()
+        else:
+            dt_ready = self._dt(dt)
+            if mask is not None:
+                dt_ready = dt_ready * mask.unsqueeze(-1)
+            y, final = ssd_chunk_scan(xs4, dt_ready, A, B.reshape(b, t, g, n), C.reshape(b, t, g, n),
+                                      self.chunk_size, ssm_state)
+            y = y + self.D.float().view(h, 1) * xs4.float()
+        if state is not None:
+            if self.index in state.conv:
+                state.conv[self.index].copy_(tail)
+                state.ssm[self.index].copy_(final)
+            else:
+                state.conv[self.index] = tail.contiguous().clone()
+                state.ssm[self.index] = final.float().contiguous().clone()
+        return y.reshape(b, t, self.inner)
+
+
+# -- MLP and MoE ---------------------------------------------------------------------------------
+
+
+class MLP(nn.Module):
+    """``down(act(up(x)))`` or, gated, ``down(act(gate(x)) * up(x))``."""
+
+    def __init__(self, hidden: int, intermediate: int, activation: str, gated: bool, bias: bool) -> None:
+        super().__init__()
+        self.gated = gated
+        if gated:
+            self.gate_proj = nn.Linear(hidden, intermediate, bias=bias)
+        self.up_proj = nn.Linear(hidden, intermediate, bias=bias)
+        self.down_proj = nn.Linear(intermediate, hidden, bias=bias)
+        self.act = ACTIVATIONS[activation]
+
+    def forward(self, x: torch.Tensor, ctx: Context | None = None) -> torch.Tensor:
+        if self.gated:
+            return self.down_proj(self.act(self.gate_proj(x)) * self.up_proj(x))
+        return self.down_proj(self.act(self.up_proj(x)))
+
+
+class Router(nn.Module):
+    """Sigmoid (grouped top-k, score-correction bias) or softmax top-k routing, in float32."""
+
+    def __init__(self, spec: MoeSpec, hidden: int) -> None:
+        super().__init__()
+        self.spec = spec
+        self.weight = nn.Parameter(torch.zeros(spec.num_experts, hidden))
+        if spec.score_correction_bias:
+            self.register_buffer("e_score_correction_bias", torch.zeros(spec.num_experts))
+        else:
+            self.e_score_correction_bias = None
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(weights, indices), each (tokens, top_k)."""
+        spec = self.spec
+        logits = F.linear(x.float(), self.weight.float())
+        if spec.router == "sigmoid":
+            scores = logits.sigmoid()
+            choice = scores if self.e_score_correction_bias is None else scores + self.e_score_correction_bias.float()
+            if spec.n_group > 1:
+                per_group = spec.num_experts // spec.n_group
+                grouped = choice.view(-1, spec.n_group, per_group)
+                group_scores = grouped.topk(min(2, per_group), dim=-1)[0].sum(dim=-1)
+                keep = torch.topk(group_scores, k=spec.topk_group, dim=-1, sorted=False)[1]
+                group_mask = torch.zeros_like(group_scores, dtype=torch.bool).scatter_(1, keep, True)
+                choice = choice.masked_fill(~group_mask.repeat_interleave(per_group, dim=1), float("-inf"))
+            indices = torch.topk(choice, k=spec.top_k, dim=-1, sorted=False)[1]
+            weights = scores.gather(1, indices)
+            if spec.norm_topk_prob:
+                weights = weights / (weights.sum(dim=-1, keepdim=True) + 1e-20)
+        else:
+            top_logits, indices = logits.topk(spec.top_k, dim=-1)
+            if spec.norm_topk_prob:
+                weights = torch.softmax(top_logits, dim=-1)
+            else:
+                weights = torch.softmax(logits, dim=-1).gather(1, indices)
+        return weights * spec.routed_scaling_factor, indices
+
+
+class Experts(nn.Module):
+    """Routed experts as stacked (experts, out, in) weights, tokens grouped per expert."""
+
+    def __init__(self, spec: MoeSpec, size_in: int) -> None:
+        super().__init__()
+        e, i = spec.num_experts, spec.intermediate_size
+        self.gated = spec.expert_gated
+        self.intermediate = i
+        if self.gated:
+            self.gate_up_proj = nn.Parameter(torch.zeros(e, 2 * i, size_in))
+        else:
+            self.up_proj = nn.Parameter(torch.zeros(e, i, size_in))
+        self.down_proj = nn.Parameter(torch.zeros(e, size_in, i))
+        self.act = ACTIVATIONS[spec.expert_activation]
+
+    def _up(self) -> torch.Tensor:
+        return self.gate_up_proj if self.gated else self.up_proj
+
+    def _hidden(self, h: torch.Tensor) -> torch.Tensor:
+        if self.gated:
+            gate, up = h.split(self.intermediate, dim=-1)
+            return self.act(gate) * up
+        return self.act(h)
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+        tokens, top_k = indices.shape
+        flat = indices.reshape(-1)
+        up = self._up()
+        if tokens * top_k <= 2 * up.shape[0] and tokens <= 8:
+            # few tokens (decoding): gather the chosen experts' weights and batch the products
+            xs = x.repeat_interleave(top_k, dim=0).unsqueeze(-1)  # (tokens * k, in, 1)
+            h = self._hidden(torch.bmm(up[flat], xs).squeeze(-1))
+            out = torch.bmm(self.down_proj[flat], h.unsqueeze(-1)).squeeze(-1)
+            out = out * weights.reshape(-1, 1).to(out.dtype)
+            return out.view(tokens, top_k, -1).sum(dim=1)
+        order = torch.argsort(flat, stable=True)
+        counts = torch.bincount(flat, minlength=up.shape[0]).tolist()
+        token_of = order // top_k
+        xs = x[token_of]
+        outs = []
+        start = 0
+        for expert, count in enumerate(counts):
+            if count == 0:
+                continue
+            chunk = xs[start : start + count]
+            h = self._hidden(F.linear(chunk, up[expert]))
+            outs.append(F.linear(h, self.down_proj[expert]))
+            start += count
+        out = torch.cat(outs) * weights.reshape(-1)[order].unsqueeze(-1).to(x.dtype)
+        result = torch.zeros_like(x)
+        result.index_add_(0, token_of, out)
+        return result
+
+
+class MoE(nn.Module):
+    """Router + routed experts (optionally in a latent space) + shared experts."""
+
+    def __init__(self, spec: MoeSpec, hidden: int) -> None:
+        super().__init__()
+        self.gate = Router(spec, hidden)
+        size_in = spec.latent_size or hidden
+        self.experts = Experts(spec, size_in)
+        self.shared_experts = (
+            MLP(hidden, spec.shared_intermediate_size, spec.expert_activation, spec.shared_gated, spec.bias)
+            if spec.shared_experts > 0 and spec.shared_intermediate_size > 0
+            else None
+        )
+        self.shared_expert_gate: nn.Linear | None
+        self.fc1_latent_proj: nn.Linear | None
+        self.fc2_latent_proj: nn.Linear | None
+        if spec.shared_expert_gate:
+            self.shared_expert_gate = nn.Linear(hidden, 1, bias=False)
+        else:
+            self.shared_expert_gate = None
+        if spec.latent_size is not None:
+            self.fc1_latent_proj = nn.Linear(hidden, spec.latent_size, bias=spec.bias)
+            self.fc2_latent_proj = nn.Linear(spec.latent_size, hidden, bias=spec.bias)
+        else:
+            self.fc1_latent_proj = None
+            self.fc2_latent_proj = None
+
+    def forward(self, x: torch.Tensor, ctx: Context | None = None) -> torch.Tensor:
+        shape = x.shape
+        flat = x.reshape(-1, shape[-1])
+        weights, indices = self.gate(flat)
+        routed = flat if self.fc1_latent_proj is None else self.fc1_latent_proj(flat)
+        routed = self.experts(routed, weights, indices)
+        if self.fc2_latent_proj is not None:
+            routed = self.fc2_latent_proj(routed)
+        out = routed.view(shape)
+        if self.shared_experts is not None:
+            shared = self.shared_experts(x)
+            if self.shared_expert_gate is not None:
+                shared = torch.sigmoid(self.shared_expert_gate(x)) * shared
+            out = out + shared
+        return out
+
+
+class Block(nn.Module):
+    """One layer of the stack: ``x + mixer(norm(x)) * residual_multiplier``."""
+
+    def __init__(self, symbol: str, mixer: nn.Module, hidden: int, eps: float, residual_multiplier: float) -> None:
+        super().__init__()
+        self.symbol = symbol
+        self.norm = RMSNorm(hidden, eps)
+        self.mixer = mixer
+        self.residual_multiplier = residual_multiplier
+
+    def forward(self, x: torch.Tensor, ctx: Context) -> torch.Tensor:
+        out = self.mixer(self.norm(x), ctx)
+        if self.residual_multiplier != 1.0:
+            out = out * self.residual_multiplier
+        return x + out

@@ -1,0 +1,336 @@
+"""The runnable model: a ``ModelSpec`` built as an nn.Module, with inference state and generation."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from patternc.model import ModelSpec
+from patternc_torch.layers import (
+    MLP,
+    Attention,
+    Block,
+    Context,
+    Mamba2Mixer,
+    MoE,
+    RMSNorm,
+    rope_frequencies,
+    rope_tables,
+)
+from patternc_torch.state import InferenceState
+
+FP32_PARAMETERS = ("A_log", "D", "dt_bias", "gate.weight", "gate.e_score_correction_bias")
+"""Kept in float32 whatever the model dtype (transformers keeps the router in fp32 too)."""
+
+
+@dataclass
+class CausalLMOutput:
+    logits: torch.Tensor
+    """(batch, seq, vocab), float32."""
+    state: InferenceState | None = None
+    mtp_logits: list[torch.Tensor] | None = None
+    """Per MTP depth k, logits for the token k + 1 positions ahead (only when asked for)."""
+    hidden_states: torch.Tensor | None = None
+
+
+class _Stack(nn.Module):
+    """``backbone``: embeddings, layers, final norm (the Nemotron-H hub layout)."""
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__()
+        self.embeddings = nn.Embedding(spec.vocab_size, spec.hidden_size)
+        self.layers = nn.ModuleList(build_layer(spec, layer.symbol, layer.index) for layer in spec.pattern.layers)
+        self.norm_f = RMSNorm(spec.hidden_size, spec.norm.eps)
+
+
+class MtpLayer(Block):
+    """A layer of an MTP depth; the first of a depth fuses the next token's embedding, the last norms."""
+
+    def __init__(self, symbol: str, mixer: nn.Module, spec: ModelSpec, first: bool, last: bool) -> None:
+        super().__init__(symbol, mixer, spec.hidden_size, spec.norm.eps, spec.residual_multiplier)
+        h = spec.hidden_size
+        if first:
+            self.enorm = RMSNorm(h, spec.norm.eps)
+            self.hnorm = RMSNorm(h, spec.norm.eps)
+            self.eh_proj = nn.Linear(2 * h, h, bias=False)
+        if last:
+            self.final_layernorm = RMSNorm(h, spec.norm.eps)
+
+
+class _Mtp(nn.Module):
+    """``mtp.layers.{depth * len + j}``, the layout of Nemotron-3 hub checkpoints."""
+
+    def __init__(self, spec: ModelSpec, first_index: int) -> None:
+        super().__init__()
+        block = spec.pattern.mtp
+        assert block is not None
+        size = len(block.layers)
+        self.depths, self.size = block.depths, size
+        layers = []
+        for depth in range(block.depths):
+            for j, layer in enumerate(block.layers):
+                index = first_index + depth * size + j
+                mixer = build_mixer(spec, layer.symbol, index)
+                layers.append(MtpLayer(layer.symbol, mixer, spec, first=j == 0, last=j == size - 1))
+        self.layers = nn.ModuleList(layers)
+
+
+def build_mixer(spec: ModelSpec, symbol: str, index: int) -> nn.Module:
+    h = spec.hidden_size
+    if symbol == "M" and spec.mamba is not None:
+        return Mamba2Mixer(spec.mamba, h, spec.norm.eps, index)
+    if symbol == "*" and spec.attention is not None:
+        return Attention(spec.attention, h, index)
+    if symbol == "-" and spec.mlp is not None:
+        m = spec.mlp
+        return MLP(h, m.intermediate_size, m.activation, m.gated, m.bias)
+    if symbol == "E" and spec.moe is not None:
+        return MoE(spec.moe, h)
+    raise ValueError(f"cannot build `{symbol}`")  # support.py reports these before building
+
+
+def build_layer(spec: ModelSpec, symbol: str, index: int) -> Block:
+    mixer = build_mixer(spec, symbol, index)
+    return Block(symbol, mixer, spec.hidden_size, spec.norm.eps, spec.residual_multiplier)
+
+
+class HybridLM(nn.Module):
+    """A hybrid decoder built from a ``ModelSpec``: ``backbone`` + ``lm_head`` (+ ``mtp``)."""
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        self.backbone = _Stack(spec)
+        self.lm_head = nn.Linear(spec.hidden_size, spec.vocab_size, bias=False)
+        if spec.tie_embeddings:
+            self.lm_head.weight = self.backbone.embeddings.weight
+        self.mtp = _Mtp(spec, spec.pattern.num_layers) if spec.pattern.mtp is not None else None
+        a = spec.attention
+        inv_freq = rope_frequencies(a.head_dim, a.rope.partial_factor, a.rope.theta) if a and a.rope else None
+        self.register_buffer("rope_inv_freq", inv_freq, persistent=False)
+        self._has_attention = any(layer.symbol == "*" for layer in self._all_layers())
+
+    def _all_layers(self) -> Iterator[Block]:
+        yield from self.backbone.layers  # type: ignore[misc]
+        if self.mtp is not None:
+            yield from self.mtp.layers  # type: ignore[misc]
+
+    # -- weights -------------------------------------------------------------------------------
+
+    def init_weights(self, seed: int = 0, std: float = 0.02) -> None:
+        """Random weights like transformers' initialisation (skipped on the meta device)."""
+        if any(p.is_meta for p in self.parameters()):
+            return
+        gen = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for name, param in self.named_parameters():
+                leaf = name.rsplit(".", 1)[-1]
+                if name.endswith("norm.weight") or leaf in ("D",) or "layernorm" in name or "enorm" in name:
+                    param.fill_(1.0)
+                elif leaf == "A_log":
+                    param.copy_(torch.log(torch.arange(1, param.numel() + 1, dtype=torch.float32)))
+                elif leaf == "dt_bias":
+                    dt = torch.exp(torch.rand(param.numel(), generator=gen) * (math.log(0.1) - math.log(0.001))
+                                   + math.log(0.001)).clamp(min=1e-4)
+                    param.copy_(dt + torch.log(-torch.expm1(-dt)))
+                elif leaf == "bias":
+                    if "conv1d" in name:
+                        param.copy_(torch.randn(param.shape, generator=gen) * std)
+                    else:
+                        param.zero_()
+                else:
+                    param.copy_(torch.randn(param.shape, generator=gen) * std)
+
+    def keep_fp32(self) -> None:
+        """Cast the SSM parameters and the router back to float32 (after ``.to(dtype)``)."""
+        for name, tensor in [*self.named_parameters(), *self.named_buffers()]:
+            if name.endswith(FP32_PARAMETERS) and tensor.dtype != torch.float32:
+                tensor.data = tensor.data.float()
+
+    # -- forward -------------------------------------------------------------------------------
+
+    def new_state(self, batch: int, capacity: int = 256) -> InferenceState:
+        return InferenceState(batch, capacity)
+
+    def _context(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, state: InferenceState | None,
+        position_ids: torch.Tensor | None,
+    ) -> Context:
+        b, t = input_ids.shape
+        device = input_ids.device
+        start = state.offset if state is not None else 0
+        token_mask = None
+        if attention_mask is not None:
+            token_mask = attention_mask.to(device=device, dtype=torch.bool)
+            if bool(token_mask.all()):
+                token_mask = None
+        if state is not None:
+            state.reserve(t)
+            if token_mask is not None and state.key_mask is None:
+                state.key_mask = torch.ones(b, state.capacity, dtype=torch.bool, device=device)
+            if state.key_mask is not None:
+                state.key_mask[:, start : start + t] = True if token_mask is None else token_mask
+        # positions: count real tokens only (left padding starts each row at 0)
+        if position_ids is None and self.rope_inv_freq is not None:
+            if token_mask is None and (state is None or state.next_position is None):
+                position_ids = torch.arange(start, start + t, device=device).unsqueeze(0).expand(b, t)
+            else:
+                first = state.next_position if state is not None and state.next_position is not None else None
+                if first is None:
+                    first = torch.full((b,), start, dtype=torch.long, device=device)
+                real = token_mask if token_mask is not None else torch.ones(b, t, dtype=torch.bool, device=device)
+                position_ids = (first.unsqueeze(1) + real.long().cumsum(1) - 1).clamp(min=0)
+        if state is not None and (token_mask is not None or state.next_position is not None):
+            first = state.next_position
+            if first is None:
+                first = torch.full((b,), start, dtype=torch.long, device=device)
+            added = token_mask.long().sum(1) if token_mask is not None else torch.full_like(first, t)
+            state.next_position = first + added
+        inv_freq = self.rope_inv_freq
+        rope = (
+            rope_tables(position_ids, inv_freq)
+            if position_ids is not None and isinstance(inv_freq, torch.Tensor)
+            else None
+        )
+        # the attention mask: causal over the whole cache, minus padded keys
+        attn_mask = None
+        is_causal = False
+        if self._has_attention:
+            keys = start + t
+            key_mask = state.key_mask[:, :keys] if state is not None and state.key_mask is not None else token_mask
+            if key_mask is None and start == 0 and t > 1:
+                is_causal = True
+            elif key_mask is not None or t > 1:
+                q_pos = torch.arange(start, start + t, device=device).view(t, 1)
+                allowed = torch.arange(keys, device=device).view(1, keys) <= q_pos  # (t, keys)
+                allowed = allowed.view(1, 1, t, keys)
+                if key_mask is not None:
+                    allowed = allowed & key_mask.view(b, 1, 1, keys)
+                    # a padded query sees only itself: its row must not be empty (NaN)
+                    diagonal = torch.zeros(t, keys, dtype=torch.bool, device=device)
+                    diagonal[torch.arange(t), torch.arange(start, start + t)] = True
+                    allowed = allowed | diagonal.view(1, 1, t, keys)
+                attn_mask = allowed
+        return Context(state, token_mask, attn_mask, is_causal, rope, start)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        *,
+        state: InferenceState | None = None,
+        position_ids: torch.Tensor | None = None,
+        logits_to_keep: int = 0,
+        return_mtp: bool = False,
+    ) -> CausalLMOutput:
+        """Logits for ``input_ids`` (b, t); with ``state``, continue from it and update it."""
+        ctx = self._context(input_ids, attention_mask, state, position_ids)
+        h = self.backbone.embeddings(input_ids)
+        if self.spec.embedding_multiplier != 1.0:
+            h = h * self.spec.embedding_multiplier
+        for layer in self.backbone.layers:
+            h = layer(h, ctx)
+        hidden = h
+        h = self.backbone.norm_f(h)
+        if logits_to_keep > 0:
+            h = h[:, -logits_to_keep:]
+        logits = self._head(h)
+        if state is not None:
+            state.offset += input_ids.shape[1]
+        mtp_logits = self._mtp(input_ids, hidden, ctx) if return_mtp and self.mtp is not None else None
+        return CausalLMOutput(logits=logits, state=state, mtp_logits=mtp_logits, hidden_states=hidden)
+
+    def _head(self, h: torch.Tensor) -> torch.Tensor:
+        logits = self.lm_head(h).float()
+        if self.spec.logits_scaling != 1.0:
+            logits = logits / self.spec.logits_scaling
+        return logits
+
+    def _mtp(self, input_ids: torch.Tensor, hidden: torch.Tensor, ctx: Context) -> list[torch.Tensor]:
+        """DeepSeek-V3-style MTP: depth k fuses the embedding of token i + k with the previous depth's state."""
+        assert self.mtp is not None
+        plain = Context(None, ctx.token_mask, ctx.attn_mask, ctx.is_causal, ctx.rope, 0)
+        if ctx.state is not None:  # the MTP heads keep no cache: full causal attention over this call
+            t = input_ids.shape[1]
+            plain.is_causal = t > 1 and ctx.token_mask is None
+            plain.attn_mask = None if plain.is_causal or t == 1 else ctx.attn_mask
+        out = []
+        h = hidden
+        shifted = input_ids
+        for depth in range(self.mtp.depths):
+            shifted = torch.roll(shifted, -1, dims=1)
+            emb = self.backbone.embeddings(shifted) * self.spec.embedding_multiplier
+            layers = list(self.mtp.layers)[depth * self.mtp.size : (depth + 1) * self.mtp.size]
+            first = layers[0]
+            assert isinstance(first, MtpLayer)
+            h = first.eh_proj(torch.cat([first.enorm(emb), first.hnorm(h)], dim=-1))
+            for layer in layers:
+                h = layer(h, plain)
+            last = layers[-1]
+            assert isinstance(last, MtpLayer)
+            out.append(self._head(last.final_layernorm(h)))
+        return out
+
+    # -- generation ----------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def generate(
+        self,
+        input_ids: torch.Tensor,
+        max_new_tokens: int = 20,
+        *,
+        attention_mask: torch.Tensor | None = None,
+        do_sample: bool = False,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        eos_token_id: int | None = None,
+        pad_token_id: int = 0,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Prompt + up to ``max_new_tokens`` ids (b, t + new); greedy unless ``do_sample``.
+
+        Rows that produced ``eos_token_id`` are continued with ``pad_token_id``; generation stops
+        early when every row has.
+        """
+        b, t = input_ids.shape
+        state = self.new_state(b, t + max_new_tokens)
+        out = self(input_ids, attention_mask, state=state, logits_to_keep=1)
+        tokens = [input_ids]
+        done = torch.zeros(b, dtype=torch.bool, device=input_ids.device)
+        for step in range(max_new_tokens):
+            logits = out.logits[:, -1]
+            nxt = _pick(logits, do_sample, temperature, top_k, top_p, generator)
+            if eos_token_id is not None:
+                nxt = torch.where(done, torch.full_like(nxt, pad_token_id), nxt)
+                done = done | (nxt == eos_token_id)
+            tokens.append(nxt.unsqueeze(1))
+            if step + 1 == max_new_tokens or (eos_token_id is not None and bool(done.all())):
+                break
+            out = self(nxt.unsqueeze(1), state=state, logits_to_keep=1)
+        return torch.cat(tokens, dim=1)
+
+
+def _pick(
+    logits: torch.Tensor, do_sample: bool, temperature: float, top_k: int, top_p: float,
+    generator: torch.Generator | None,
+) -> torch.Tensor:
+    if not do_sample:
+        return logits.argmax(dim=-1)
+    logits = logits.float() / max(temperature, 1e-6)
+    if top_k > 0:
+        kth = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1)[0][..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
+        cumulative = torch.softmax(sorted_logits, dim=-1).cumsum(dim=-1)
+        drop = cumulative - torch.softmax(sorted_logits, dim=-1) > top_p
+        sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
+        logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
+    probs = F.softmax(logits, dim=-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)

@@ -1,0 +1,165 @@
+"""patternc_torch vs transformers' NemotronHForCausalLM: same weights, fp32, CPU (a script, not a test).
+
+    python tests/benchmarks/torch_vs_transformers.py [--sizes small,medium,medium-moe] [--threads N]
+
+Prints, per size: prefill tokens/s (batch 1 x 2048 tokens; 512 for small), decode tokens/s (batch 1,
+64 new tokens after a 512-token prompt, greedy, each implementation's own cache), their ratios, peak
+memory (RSS high-water mark of the process after each phase), and the decode floor: bytes of weights
+read per token / copy bandwidth measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+from typing import Any
+
+import torch
+from patternc_torch.io import build, load_weights
+
+from patternc.canonical.archs import EXPRESSERS
+from patternc.ir import make_pattern
+from patternc.model import AttentionSpec, MambaSpec, MlpSpec, ModelSpec, MoeSpec, NormSpec
+
+TARGETS = {"small": (1.5, 4.0), "medium": (1.2, 1.8), "medium-moe": (1.2, 1.8)}
+
+
+def spec_for(size: str) -> tuple[ModelSpec, int]:
+    if size == "small":
+        hidden, pattern, vocab, prefill = 256, "M-M*-M-M", 1024, 512
+        heads, head_dim, state, inter, att = 8, 64, 64, 768, (4, 2, 64)
+    else:
+        hidden, vocab, prefill = 1024, 32000, 2048
+        pattern = "M-M-M*-M-M-M*-M-" if size == "medium" else "M-M-M*EM-M-M*EM-"
+        heads, head_dim, state, inter, att = 32, 64, 128, 2304, (8, 2, 128)
+    spec = ModelSpec(
+        source="nemotron_h", pattern=make_pattern(pattern), hidden_size=hidden, vocab_size=vocab,
+        norm=NormSpec(eps=1e-5), attention=AttentionSpec(num_heads=att[0], num_kv_heads=att[1], head_dim=att[2]),
+        mamba=MambaSpec(num_heads=heads, head_dim=head_dim, state_size=state, n_groups=1, conv_kernel=4,
+                        chunk_size=256, norm_group_size=heads * head_dim, time_step_limit=(0.001, float("inf"))),
+        mlp=MlpSpec(intermediate_size=inter, activation="relu2", gated=False),
+        moe=MoeSpec(num_experts=16, top_k=2, intermediate_size=inter // 2, router="sigmoid",
+                    score_correction_bias=True, expert_gated=False, expert_activation="relu2", shared_experts=1,
+                    shared_intermediate_size=inter // 2, routed_scaling_factor=2.5) if size == "medium-moe" else None,
+    )
+    return spec, prefill
+
+
+def transformers_model(spec: ModelSpec) -> Any:
+    import transformers
+
+    cfg = dict(EXPRESSERS["nemotron_h"](spec).config)
+    cfg |= {"num_hidden_layers": len(cfg["layers_block_type"]), "chunk_size": 256}
+    config = transformers.NemotronHConfig(**cfg)
+    config._attn_implementation = "sdpa"
+    torch.manual_seed(0)
+    return transformers.NemotronHForCausalLM(config).eval()
+
+
+def peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def copy_bandwidth() -> float:
+    """Bytes/s of a large fp32 copy (read + write counted)."""
+    src = torch.randn(64 * 1024 * 1024 // 4 * 4)
+    dst = torch.empty_like(src)
+    dst.copy_(src)
+    best = float("inf")
+    for _ in range(5):
+        start = time.perf_counter()
+        dst.copy_(src)
+        best = min(best, time.perf_counter() - start)
+    return 2 * src.numel() * 4 / best
+
+
+def bytes_per_token(model: torch.nn.Module, spec: ModelSpec) -> int:
+    """Weights one decode step reads: everything but the embedding table (one row) and unused experts."""
+    total = 0
+    for name, p in model.named_parameters():
+        if name == "backbone.embeddings.weight" and not spec.tie_embeddings:
+            total += p.shape[1] * p.element_size()
+        elif name.endswith(("experts.up_proj", "experts.down_proj", "experts.gate_up_proj")) and spec.moe:
+            total += p.numel() * p.element_size() * spec.moe.top_k // spec.moe.num_experts
+        else:
+            total += p.numel() * p.element_size()
+    return total
+
+
+def time_it(fn: Any, repeat: int = 2) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def run(size: str) -> None:
+    spec, prefill = spec_for(size)
+    hf = transformers_model(spec)
+    ours = build(spec, init=False)
+    load_weights(ours, dict(hf.state_dict()), "<transformers>")
+    params = sum(p.numel() for p in ours.parameters())
+    gen = torch.Generator().manual_seed(0)
+    long_ids = torch.randint(0, spec.vocab_size, (1, prefill), generator=gen)
+    prompt = torch.randint(0, spec.vocab_size, (1, 512), generator=gen)
+    new = 64
+    rows = []
+    with torch.inference_mode():
+        ref = hf(prompt[:, :64], use_cache=False).logits
+        diff = float((ours(prompt[:, :64]).logits - ref).abs().max())
+        mem0 = peak_mib()
+        t_hf_pre = time_it(lambda: hf(long_ids, use_cache=False, logits_to_keep=1))
+        mem_hf = peak_mib()
+        t_our_pre = time_it(lambda: ours(long_ids, logits_to_keep=1))
+        mem_our = peak_mib()
+
+        def hf_decode() -> Any:
+            return hf.generate(prompt, max_new_tokens=new, min_new_tokens=new, do_sample=False, pad_token_id=0)
+
+        def our_decode() -> Any:
+            return ours.generate(prompt, max_new_tokens=new)
+
+        def timed_decode(fn: Any, prefill_fn: Any) -> float:
+            total = time_it(fn, 1)
+            pre = time_it(prefill_fn, 1)
+            return max(total - pre, 1e-9)
+
+        t_hf_dec = timed_decode(hf_decode, lambda: hf(prompt, logits_to_keep=1))
+        t_our_dec = timed_decode(our_decode, lambda: ours(prompt, state=ours.new_state(1, 600), logits_to_keep=1))
+        same = hf_decode()[0, 512:].tolist() == our_decode()[0, 512:].tolist()
+    bandwidth = copy_bandwidth()
+    floor = bandwidth / bytes_per_token(ours, spec)
+    pre_hf, pre_our = prefill / t_hf_pre, prefill / t_our_pre
+    dec_hf, dec_our = new / t_hf_dec, new / t_our_dec
+    target_pre, target_dec = TARGETS[size]
+    rows.append(f"== {size}: `{spec.pattern.flat}` hidden {spec.hidden_size} vocab {spec.vocab_size} "
+                f"{params / 1e6:.1f}M params, threads {torch.get_num_threads()}; max |logit diff| {diff:.2e}; "
+                f"greedy ids equal: {same}")
+    rows.append(f"prefill 1x{prefill}: transformers {pre_hf:8.1f} tok/s  patternc {pre_our:8.1f} tok/s  "
+                f"ratio {pre_our / pre_hf:5.2f}x (target {target_pre}x)")
+    rows.append(f"decode 64 after 512: transformers {dec_hf:8.1f} tok/s  patternc {dec_our:8.1f} tok/s  "
+                f"ratio {dec_our / dec_hf:5.2f}x (target {target_dec}x)")
+    rows.append(f"peak RSS MiB: start {mem0:.0f}, after transformers prefill {mem_hf:.0f}, after patternc prefill "
+                f"{mem_our:.0f}")
+    rows.append(f"decode floor: {bytes_per_token(ours, spec) / 1e6:.1f} MB weights/token at "
+                f"{bandwidth / 1e9:.1f} GB/s copy bandwidth = {floor:8.1f} tok/s "
+                f"(patternc at {dec_our / floor * 100:.0f}% of it)")
+    print("\n".join(rows), flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="small,medium,medium-moe")
+    parser.add_argument("--threads", type=int, default=0)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    for size in args.sizes.split(","):
+        run(size)
+
+
+if __name__ == "__main__":
+    main()
