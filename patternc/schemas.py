@@ -37,6 +37,14 @@ def _model() -> dict[str, Any]:
     return schema
 
 
+
+def _stats_output() -> dict[str, Any]:
+    from patternc.analysis.stats import STATS_SCHEMA_VERSION, Stats
+
+    schema = Stats.model_json_schema()
+    schema["$id"] = f"https://patternc.dev/schemas/stats-output.v{STATS_SCHEMA_VERSION}.schema.json"
+    return schema
+
 def _config(model_type: str) -> Callable[[], dict[str, Any]]:
     def build() -> dict[str, Any]:
         from patternc.config.models import INPUT_MODELS
@@ -54,6 +62,7 @@ SCHEMAS: dict[str, tuple[int, Callable[[], dict[str, Any]]]] = {
     "ir": (1, _ir),
     "check-output": (1, _check_output),
     "model": (1, _model),
+    "stats-output": (1, _stats_output),
     **{f"config-{name}": (1, _config(name)) for name in _CONFIG_DIALECTS},
 }
 

@@ -1,0 +1,206 @@
+"""Per-layer cost model: stored parameters, active parameters, FLOPs and inference state of one layer.
+
+Every formula follows the module transformers builds for the layer (``modeling_nemotron_h.py``,
+``modeling_bamba.py``, ``modeling_granitemoehybrid.py``, ``modeling_mamba2.py``,
+``modeling_qwen3_next.py``); ``docs/analysis.md`` writes each one out and
+``tests/test_analysis_exact.py`` checks the parameter counts against the ``state_dict`` of the
+model transformers builds on the meta device.  Pure integer arithmetic: no torch here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from patternc.model import AttentionSpec, GatedDeltaNetSpec, MambaSpec, MlpSpec, ModelSpec, MoeSpec
+from patternc.symbols import LayerKind
+
+SSM_FLOPS_PER_STATE = 5
+"""Mamba2 recurrence per state element and token: decay multiply, ``Δx⊗B`` multiply and add, ``C·h`` multiply-add."""
+GDN_FLOPS_PER_STATE = 7
+"""Gated delta rule per state element and token: ``S·k`` (2), decay (1), rank-1 update (2), ``q·S`` (2)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LayerCost:
+    """What one layer (its pre-norm included) stores and computes, per token where it says so."""
+
+    params: int
+    """Elements the checkpoint stores: parameters and persistent buffers."""
+    active: int
+    """Parameters a token touches (MoE: the router, shared experts and ``top_k`` routed experts)."""
+    matmul: int
+    """Weights of the matrix products a token runs through (2 FLOPs each)."""
+    other_flops: int = 0
+    """Context-independent FLOPs per token besides the matmuls (depthwise conv, SSM recurrence)."""
+    attn_flops_per_key: int = 0
+    """FLOPs per token and attended key (``QKᵀ`` and ``AV``: ``4·heads·head_dim``)."""
+    window: int | None = None
+    """Sliding window: a token attends at most this many keys."""
+    kv_elems_per_token: int = 0
+    """KV-cache elements per cached token and sequence (``2·kv_heads·head_dim``)."""
+    state_elems: int = 0
+    """Constant recurrent state per sequence (conv window + SSM state), independent of the context."""
+    param_breakdown: tuple[tuple[str, int], ...] = ()
+    """Named parts of ``params`` (for the docs and the tests)."""
+
+    def flops_at(self, keys: int) -> int:
+        """FLOPs of one token that attends ``keys`` keys (windowed)."""
+        attended = keys if self.window is None else min(keys, self.window)
+        return 2 * self.matmul + self.other_flops + self.attn_flops_per_key * attended
+
+
+class CostError(ValueError):
+    """A layer kind whose hyper-parameters the model does not give."""
+
+    def __init__(self, kind: LayerKind) -> None:
+        self.kind = kind
+        super().__init__(f"the model gives no hyper-parameters for {kind.value} layers")
+
+
+def _linear(n_in: int, n_out: int, bias: bool) -> int:
+    return n_in * n_out + (n_out if bias else 0)
+
+
+def attention_cost(h: int, a: AttentionSpec) -> LayerCost:
+    """``q/k/v/o_proj`` (q doubled by an output gate), optional q/k norms over ``head_dim``."""
+    q_out = a.num_heads * a.head_dim * (2 if a.output_gate else 1)
+    kv_out = a.num_kv_heads * a.head_dim
+    q = _linear(h, q_out, a.qkv_bias)
+    k = _linear(h, kv_out, a.qkv_bias)
+    v = _linear(h, kv_out, a.qkv_bias)
+    o = _linear(a.num_heads * a.head_dim, h, a.out_bias)
+    norms = 2 * a.head_dim if a.qk_norm else 0
+    parts = (("norm", h), ("q_proj", q), ("k_proj", k), ("v_proj", v), ("o_proj", o), ("qk_norm", norms))
+    total = sum(n for _, n in parts)
+    matmul = h * q_out + 2 * h * kv_out + a.num_heads * a.head_dim * h
+    return LayerCost(
+        params=total,
+        active=total,
+        matmul=matmul,
+        attn_flops_per_key=4 * a.num_heads * a.head_dim,
+        window=a.sliding_window,
+        kv_elems_per_token=2 * kv_out,
+        param_breakdown=parts,
+    )
+
+
+def mamba_cost(h: int, m: MambaSpec) -> LayerCost:
+    """``in_proj`` (z, xBC, dt), depthwise ``conv1d``, ``dt_bias``/``A_log``/``D``, gated norm, ``out_proj``."""
+    inner = m.inner_size
+    conv_dim = inner + 2 * m.n_groups * m.state_size
+    proj = inner + conv_dim + m.num_heads
+    in_proj = _linear(h, proj, m.proj_bias)
+    conv = conv_dim * m.conv_kernel + (conv_dim if m.conv_bias else 0)
+    out_proj = _linear(inner, h, m.proj_bias)
+    parts = (
+        ("norm", h),
+        ("in_proj", in_proj),
+        ("conv1d", conv),
+        ("dt_bias+A_log+D", 3 * m.num_heads),
+        ("gated_norm", inner),
+        ("out_proj", out_proj),
+    )
+    total = sum(n for _, n in parts)
+    ssm_state = m.num_heads * m.head_dim * m.state_size
+    return LayerCost(
+        params=total,
+        active=total,
+        matmul=h * proj + inner * h,
+        other_flops=2 * conv_dim * m.conv_kernel + SSM_FLOPS_PER_STATE * ssm_state,
+        state_elems=conv_dim * (m.conv_kernel - 1) + ssm_state,
+        param_breakdown=parts,
+    )
+
+
+def gated_deltanet_cost(h: int, g: GatedDeltaNetSpec) -> LayerCost:
+    """Qwen3-Next: ``in_proj_qkvz``, ``in_proj_ba``, bias-free ``conv1d``, ``dt_bias``/``A_log``, norm, ``out_proj``."""
+    key_dim = g.num_k_heads * g.head_k_dim
+    value_dim = g.num_v_heads * g.head_v_dim
+    conv_dim = 2 * key_dim + value_dim
+    qkvz = h * (2 * key_dim + 2 * value_dim)
+    ba = h * 2 * g.num_v_heads
+    parts = (
+        ("norm", h),
+        ("in_proj_qkvz", qkvz),
+        ("in_proj_ba", ba),
+        ("conv1d", conv_dim * g.conv_kernel),
+        ("dt_bias+A_log", 2 * g.num_v_heads),
+        ("gated_norm", g.head_v_dim),
+        ("out_proj", value_dim * h),
+    )
+    total = sum(n for _, n in parts)
+    state = g.num_v_heads * g.head_k_dim * g.head_v_dim
+    return LayerCost(
+        params=total,
+        active=total,
+        matmul=qkvz + ba + value_dim * h,
+        other_flops=2 * conv_dim * g.conv_kernel + GDN_FLOPS_PER_STATE * state,
+        state_elems=conv_dim * (g.conv_kernel - 1) + state,
+        param_breakdown=parts,
+    )
+
+
+def _ffn(h: int, size: int, gated: bool, bias: bool) -> int:
+    """A dense FFN: ``up`` (and ``gate``) ``h -> size``, ``down`` ``size -> h``."""
+    ups = 2 if gated else 1
+    return ups * _linear(h, size, bias) + _linear(size, h, bias)
+
+
+def mlp_cost(h: int, m: MlpSpec) -> LayerCost:
+    ffn = _ffn(h, m.intermediate_size, m.gated, m.bias)
+    matmul = (3 if m.gated else 2) * h * m.intermediate_size
+    return LayerCost(params=h + ffn, active=h + ffn, matmul=matmul, param_breakdown=(("norm", h), ("mlp", ffn)))
+
+
+def moe_cost(h: int, e: MoeSpec) -> LayerCost:
+    """Router (+ its score-correction bias buffer), routed experts stored as 3-D tensors, shared
+    experts, the optional latent projections and the Qwen3-Next shared-expert gate."""
+    d_in = e.latent_size if e.latent_size is not None else h
+    per_expert = (3 if e.expert_gated else 2) * e.intermediate_size * d_in
+    router = e.num_experts * h
+    correction = e.num_experts if e.score_correction_bias else 0
+    shared_one = _ffn(h, e.shared_intermediate_size, e.shared_gated, e.bias) if e.shared_intermediate_size else 0
+    shared = e.shared_experts * shared_one
+    shared_matmul = e.shared_experts * (3 if e.shared_gated else 2) * h * e.shared_intermediate_size
+    gate = h if e.shared_expert_gate and e.shared_experts else 0
+    latent = _linear(h, e.latent_size, e.bias) + _linear(e.latent_size, h, e.bias) if e.latent_size else 0
+    parts = (
+        ("norm", h),
+        ("router", router),
+        ("router_bias_buffer", correction),
+        ("experts", e.num_experts * per_expert),
+        ("shared_experts", shared),
+        ("shared_expert_gate", gate),
+        ("latent_proj", latent),
+    )
+    total = sum(n for _, n in parts)
+    idle = (e.num_experts - e.top_k) * per_expert
+    latent_matmul = 2 * h * e.latent_size if e.latent_size else 0
+    return LayerCost(
+        params=total,
+        active=total - idle,
+        matmul=router + e.top_k * per_expert + shared_matmul + gate + latent_matmul,
+        param_breakdown=parts,
+    )
+
+
+def layer_cost(spec: ModelSpec, kind: LayerKind) -> LayerCost:
+    """The cost of one ``kind`` layer of ``spec``; ``CostError`` when the spec has no flavour for it."""
+    flavour = spec.flavour(kind)
+    h = spec.hidden_size
+    if isinstance(flavour, AttentionSpec):
+        return attention_cost(h, flavour)
+    if isinstance(flavour, MambaSpec):
+        return mamba_cost(h, flavour)
+    if isinstance(flavour, GatedDeltaNetSpec):
+        return gated_deltanet_cost(h, flavour)
+    if isinstance(flavour, MlpSpec):
+        return mlp_cost(h, flavour)
+    if isinstance(flavour, MoeSpec):
+        return moe_cost(h, flavour)
+    raise CostError(kind)
+
+
+def mtp_overhead(h: int) -> int:
+    """Per MTP depth, outside its layers: ``enorm``, ``hnorm``, ``eh_proj`` (2h -> h, no bias), final norm."""
+    return 3 * h + 2 * h * h
