@@ -38,10 +38,13 @@ class CheckOutcome:
         return self.table or not any(has_errors(found) for found in self.targets.values())
 
 
-def ask(outcome: CheckOutcome, names: Sequence[str], all_targets: bool) -> None:
-    """Run the question passes (canonical map, target profiles) over a valid input's IR."""
+def ask(
+    outcome: CheckOutcome, names: Sequence[str], all_targets: bool, pipeline: tuple[int, int | None] | None = None
+) -> None:
+    """Run the question passes (pipeline rules, canonical map, target profiles) over a valid IR."""
+    from patternc.diagnostics import sort_diagnostics
     from patternc.passes import Context, question_passes, run_passes
-    from patternc.passes.questions import ALL_TARGETS, TARGET_NAMES
+    from patternc.passes.questions import ALL_TARGETS, PIPELINE, TARGET_NAMES
 
     pattern = outcome.analysis.pattern
     if pattern is None:
@@ -49,7 +52,16 @@ def ask(outcome: CheckOutcome, names: Sequence[str], all_targets: bool) -> None:
     # The front end ran the default passes; their facts (the family) are the questions' inputs.
     ctx = Context(pattern, outcome.analysis.source_map, facts=dict(outcome.analysis.facts), spec=outcome.spec)
     ctx.facts.update({TARGET_NAMES: list(names), ALL_TARGETS: all_targets})
-    run_passes(ctx, question_passes())
+    if pipeline is not None:
+        ctx.facts[PIPELINE] = pipeline
+    found = run_passes(ctx, question_passes())
+    if found:  # the pipeline rules: errors in the input relative to the split asked about
+        analysis = outcome.analysis
+        diagnostics = sort_diagnostics([*analysis.diagnostics, *found])
+        keep = None if has_errors(found) else analysis.pattern
+        outcome.analysis = Analysis(
+            analysis.source, analysis.dialect, keep, analysis.source_map, diagnostics, analysis.facts
+        )
     outcome.canonical = ctx.facts.get("canonical")
     outcome.targets = ctx.facts.get("targets", {})
     outcome.table = all_targets

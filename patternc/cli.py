@@ -60,9 +60,7 @@ def _read_pattern(pattern: str, limits: Limits) -> tuple[str, str]:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise typer.BadParameter(
-            f"stdin is not UTF-8 text (byte {error.start})", param_hint="PATTERN"
-        ) from None
+        raise typer.BadParameter(f"stdin is not UTF-8 text (byte {error.start})", param_hint="PATTERN") from None
     return text.removesuffix("\n").removesuffix("\r"), "<stdin>"
 
 
@@ -77,9 +75,7 @@ SourceArg = Annotated[
         help="A pattern ('M-M*-'; '-' reads stdin), or a config.json / a directory holding one.",
     ),
 ]
-MaxLayersOpt = Annotated[
-    int, typer.Option("--max-layers", min=1, help="Refuse patterns that expand to more layers.")
-]
+MaxLayersOpt = Annotated[int, typer.Option("--max-layers", min=1, help="Refuse patterns that expand to more layers.")]
 MaxCharsOpt = Annotated[
     int | None,
     typer.Option(
@@ -88,9 +84,7 @@ MaxCharsOpt = Annotated[
         help="Refuse longer inputs: pattern characters (default 1,000,000), config bytes (16 MiB).",
     ),
 ]
-MaxDiagOpt = Annotated[
-    int, typer.Option("--max-diagnostics", min=1, help="Show at most this many diagnostics.")
-]
+MaxDiagOpt = Annotated[int, typer.Option("--max-diagnostics", min=1, help="Show at most this many diagnostics.")]
 ColorOpt = Annotated[ColorChoice, typer.Option("--color", help="Colour the diagnostics.")]
 
 
@@ -109,6 +103,12 @@ def check(
     all_targets: Annotated[
         bool, typer.Option("--targets", help="Print the portability table over every target profile.")
     ] = False,
+    pp: Annotated[
+        int | None, typer.Option("--pp", min=1, help="Check the `|` split against Megatron's rules for K ranks.")
+    ] = None,
+    vpp: Annotated[
+        int | None, typer.Option("--vpp", min=1, help="Virtual pipeline stages per rank (with --pp).")
+    ] = None,
     color: ColorOpt = ColorChoice.AUTO,
 ) -> None:
     """Parse and check a pattern; print its summary and every diagnostic."""
@@ -125,7 +125,7 @@ def check(
     else:
         text, origin = _read_pattern(pattern, limits)
         outcome = CheckOutcome(analyze(text, dialect, limits=limits, origin=origin))
-    ask(outcome, target or [], all_targets)
+    ask(outcome, target or [], all_targets, (pp, vpp) if pp is not None else None)
     if json_output:
         report = build_report(outcome)
         typer.echo(json.dumps(report.model_dump(mode="json"), ensure_ascii=False, indent=2))
@@ -177,14 +177,8 @@ def convert(
         elif to is ConvertTo.FMT:
             result = format_pattern(pattern_ir)
         else:
-            vocabulary = (
-                conv.Vocabulary.LEGACY
-                if to is ConvertTo.LEGACY_LAYERS_BLOCK_TYPE
-                else conv.Vocabulary.CURRENT
-            )
-            payload: dict[str, object] = {
-                "layers_block_type": conv.to_layers_block_type(pattern_ir.flat, vocabulary)
-            }
+            vocabulary = conv.Vocabulary.LEGACY if to is ConvertTo.LEGACY_LAYERS_BLOCK_TYPE else conv.Vocabulary.CURRENT
+            payload: dict[str, object] = {"layers_block_type": conv.to_layers_block_type(pattern_ir.flat, vocabulary)}
             if pattern_ir.mtp is not None:
                 payload["mtp_layers_block_type"] = conv.to_layers_block_type(pattern_ir.mtp.flat, vocabulary)
                 payload["num_nextn_predict_layers"] = pattern_ir.mtp.depths

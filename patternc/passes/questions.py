@@ -42,7 +42,23 @@ def targets_pass(ctx: Context) -> Iterator[Diagnostic]:
     return iter(())
 
 
+PIPELINE = "pipeline"
+"""Fact set by the caller: ``(pp, vpp)`` from ``--pp``/``--vpp``, or absent."""
+
+
+def pipeline_pass(ctx: Context) -> Iterator[Diagnostic]:
+    """Megatron-Core's rules for a hand-placed split (``check --pp K``): these are input errors."""
+    request = ctx.facts.get(PIPELINE)
+    if request is None:
+        return iter(())
+    from patternc.analysis import pipeline_diagnostics
+
+    pp, vpp = request
+    return iter(pipeline_diagnostics(ctx.pattern, pp, vpp, pipes=ctx.source_map.pipes))
+
+
 PASSES = (
+    Pass("pipeline", pipeline_pass),
     Pass("canonical", canonical_pass, requires=frozenset({"family"}), provides=frozenset({"canonical"})),
     Pass("targets", targets_pass, requires=frozenset({"family"}), provides=frozenset({"targets"})),
 )
