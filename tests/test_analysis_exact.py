@@ -271,9 +271,6 @@ def test_generated_configs_were_checked() -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True, reason="MoeSpec does not carry nemotron_h's mlp_bias (shared expert, latent projections)"
-)
 def test_nemotron_h_moe_with_mlp_bias() -> None:
     config = {
         "model_type": "nemotron_h",

@@ -538,6 +538,8 @@ def nemotron_h(ctx: Ctx) -> Built:
                 shared_intermediate_size=ctx.get("moe_shared_expert_intermediate_size"),
                 shared_gated=False,
                 latent_size=ctx.get("moe_latent_size"),
+                # modeling_nemotron_h.py:733-738: mlp_bias reaches the shared expert and latent projections
+                bias=ctx.get("mlp_bias"),
             )
     else:
         ctx.vestigial(moe_keys, "the model has no mixture-of-experts `E` layer")
