@@ -2,7 +2,7 @@
 
 Codes are stable: never renumbered, never reused.  Ranges: ``P0xx`` lexical and syntax,
 ``P1xx`` structure of the parsed pattern, ``P2xx`` family and mixing rules.  Later issues add
-``P3xx`` (targets and backends), ``P4xx`` (the torch backend) and ``P9xx`` (configuration files).
+``P3xx`` (targets and backends), ``P4xx`` (the torch backend), ``P5xx`` (``patternc build``) and ``P9xx`` (configuration files).
 The long explanation of each code lives in ``patternc/explain/<code>.md`` (printed by ``patternc explain``), and a test
 keeps that directory, this table and ``docs/diagnostics.md`` in step.
 """
@@ -37,11 +37,29 @@ def _build_safetensors(tensors: dict[str, list[int]]) -> str:
     import json
 
     header: dict[str, object] = {"__metadata__": {"format": "pt"}}
-    header |= {name: {"dtype": "F32", "shape": shape, "data_offsets": [0, 0]} for name, shape in tensors.items()}
+    offset = 0
+    for name, shape in tensors.items():
+        size = 4
+        for dim in shape:
+            size *= dim
+        header[name] = {"dtype": "F32", "shape": shape, "data_offsets": [offset, offset + size]}
+        offset += size
     text = json.dumps(header, separators=(",", ":"))
     while any(byte >= 0x80 for byte in len(text).to_bytes(8, "little")):
         text += " "
-    return "".join(map(chr, len(text).to_bytes(8, "little"))) + text
+    return "".join(map(chr, len(text).to_bytes(8, "little"))) + text + "\0" * offset
+
+
+_TINY_M = ("--set", "hidden_size=2", "--set", "vocab_size=2", "--set", "mamba_num_heads=1", "--set",
+           "mamba_head_dim=2", "--set", "ssm_state_size=1", "--set", "conv_kernel=2")
+_TINY_M_TENSORS = {
+    "backbone.embeddings.weight": [2, 2], "backbone.layers.0.norm.weight": [2],
+    "backbone.layers.0.mixer.A_log": [1], "backbone.layers.0.mixer.D": [1], "backbone.layers.0.mixer.dt_bias": [1],
+    "backbone.layers.0.mixer.conv1d.weight": [4, 1, 2], "backbone.layers.0.mixer.conv1d.bias": [4],
+    "backbone.layers.0.mixer.in_proj.weight": [7, 2], "backbone.layers.0.mixer.norm.weight": [2],
+    "backbone.layers.0.mixer.out_proj.weight": [2, 2], "backbone.norm_f.weight": [2], "lm_head.weight": [2, 2],
+}
+"""A complete checkpoint of the bare pattern `M` built with ``_TINY_M`` (the P506 example)."""
 
 
 _E, _W, _N = Severity.ERROR, Severity.WARNING, Severity.NOTE
@@ -87,7 +105,7 @@ def _safetensors(shapes: dict[str, int]) -> str:
     text = json.dumps(header, separators=(",", ":"))
     return struct.pack("<Q", len(text)).decode("latin-1") + text + "\x00" * offset
 
-CODES: tuple[Code, ...] = (
+_TABLE: tuple[Code, ...] = (
     Code("P001", "unknown-symbol", _E, "a character that is no layer symbol", ("check", "M-M*X-")),
     Code(
         "P002",
@@ -527,8 +545,8 @@ CODES: tuple[Code, ...] = (
         "unexpected-tensors",
         _W,
         "tensors in the checkpoint that are no part of the source model (not written)",
-        ("build", "M", "-o", "out", "--weights", "ckpt"),
-        (("ckpt/model.safetensors", _build_safetensors({"vision_tower.proj.weight": [0]})),),
+        ("build", "M", "-o", "out", "--weights", "ckpt", *_TINY_M),
+        (("ckpt/model.safetensors", _build_safetensors(_TINY_M_TENSORS | {"vision_tower.proj.weight": [1]})),),
     ),
     Code(
         "P507",
@@ -628,6 +646,9 @@ CODES: tuple[Code, ...] = (
         ("gen", "--layers", "2", "--attention", "0.25"),
     ),
 )
+
+CODES: tuple[Code, ...] = tuple(sorted(_TABLE, key=lambda c: c.code))
+"""Every code, in code order (each range is declared where its owner module's entries live)."""
 
 BY_CODE: dict[str, Code] = {c.code: c for c in CODES}
 BY_NAME: dict[str, Code] = {c.name: c for c in CODES}

@@ -60,6 +60,10 @@ diagnostics are shown (`--max-diagnostics`); the rest are summarised by one `P01
 | `P1xx` | structure: empty main part, pipeline stages, multi-token-prediction parts, attention families |
 | `P2xx` | family and mixing rules: combinations of layer kinds that are valid but suspicious |
 | `P3xx` | target profiles: what one consumer (transformers, vLLM, llama.cpp, …) can load (`check --target`) |
+| `P4xx` | the torch backend: layer kinds it cannot build, checkpoints that do not fit the model |
+| `P5xx` | `patternc build`: targets that are not exact, outputs, checkpoints and weight conversion |
+| `P6xx` | analysis: parameter costs, pipeline splits (`split`, `check --pp`), ratio generation (`gen`) |
+| `P9xx` | configuration files: reading, values, defaults, unknown and vestigial keys |
 
 ## Spans
 

@@ -1,0 +1,582 @@
+"""``patternc build``: a ModelSpec as a transformers model directory (config.json + safetensors).
+
+    result = build_model_dir(spec, "out/", target="auto", weights="ckpt/")
+    result.ok, result.diagnostics, result.files, result.architecture
+
+1. The target must express the spec *exactly* (``patternc.canonical.canonical_map``); ``auto``
+   is the canonical architecture.  Otherwise: ``P501`` with the reasons, nothing written.
+2. The config is ``express_<arch>(spec).config`` (plus the numerics-only and token fields), built
+   and saved by transformers' own config class, so ``AutoConfig.from_pretrained`` reads it back;
+   the model is instantiated on the meta device to learn the tensor names and shapes.
+3. With weights: every target tensor is planned from the checkpoint's headers (names, shapes,
+   dtypes) before anything is read; missing (``P505``), unexpected (``P506``) and mis-shaped
+   (``P507``) tensors are reported at once.  Then each tensor is read, renamed or reshaped
+   (experts stacked, fused projections split or joined) and appended to its shard, one at a time.
+4. Everything is written into a temporary directory beside ``out_dir`` and renamed into place;
+   ``force`` replaces an existing directory by renaming it aside first.  A failure leaves nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from patternc.diagnostics import Diagnostic, diag, has_errors
+from patternc.model import ModelSpec
+from patternc_transformers.checkpoint import (
+    INDEX_NAME,
+    Checkpoint,
+    CheckpointError,
+    Entry,
+    ShardWriter,
+    TensorInfo,
+    TensorReader,
+    open_checkpoint,
+    plan_shards,
+    shard_name,
+    write_index,
+)
+from patternc_transformers.layouts import WEIGHT_ARCHS, Piece, hub_name, logical_layout
+
+if TYPE_CHECKING:
+    import torch
+
+DEFAULT_MAX_SHARD_SIZE = 2 * 10**9
+TORCH_TARGET = "torch"
+TOKEN_KEYS = ("bos_token_id", "eos_token_id", "pad_token_id")
+"""Copied from the source config when it has them (no math, but a model directory needs them)."""
+
+_TORCH_DTYPES = {"F32": "float32", "BF16": "bfloat16", "F16": "float16", "F64": "float64"}
+
+
+@dataclass
+class BuildResult:
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    out_dir: Path | None = None
+    """Where the model directory was written; None when nothing was written."""
+    architecture: str | None = None
+    """The model_type written (or ``torch``)."""
+    canonical: str | None = None
+    files: list[str] = field(default_factory=list)
+    """The files written, relative to ``out_dir``."""
+    tensors: int = 0
+    total_bytes: int = 0
+    num_parameters: int | None = None
+    """Parameters of the model transformers builds from the written config (meta device)."""
+
+    @property
+    def ok(self) -> bool:
+        return not has_errors(self.diagnostics)
+
+
+@dataclass(frozen=True, slots=True)
+class Fetch:
+    """How one logical weight is read from the checkpoint."""
+
+    op: Literal["one", "chunk", "stack"]
+    names: tuple[str, ...]
+    dim: int = 0
+    part: int = 0
+    parts: int = 1
+    hub: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    entry: Entry
+    fetches: tuple[Fetch, ...]
+    dim: int = 0
+
+
+def _listing(names: list[str], limit: int = 30) -> list[str]:
+    shown = names[:limit]
+    return shown + ([f"… and {len(names) - limit} more"] if len(names) > limit else [])
+
+
+# -- target choice -------------------------------------------------------------------------------------
+
+
+def choose_target(spec: ModelSpec, target: str) -> tuple[str | None, str | None, list[Diagnostic]]:
+    """(architecture to write, canonical architecture, diagnostics): refuses anything not exact."""
+    from patternc.canonical import canonical_map
+
+    result = canonical_map(spec)
+    if target == "auto":
+        if result.architecture is not None:
+            return result.architecture, result.architecture, []
+        notes = [f"{arch}: {reason}" for arch, reasons in result.reasons.items() for reason in reasons]
+        return None, None, [diag("P501", "no standard architecture expresses this model exactly", None,
+                                 notes=_listing(notes, 40),
+                                 help="patternc can still build it for `--target torch`")]
+    if target in result.matched:
+        return target, result.architecture, []
+    reasons = result.reasons.get(target, [])
+    exact = ", ".join(f"`{a}`" for a in result.matched)
+    return None, result.architecture, [
+        diag("P501", f"`{target}` cannot express this model exactly", None, notes=_listing(reasons, 40),
+             help=f"architectures that express it exactly: {exact}" if exact
+             else "no standard architecture expresses it exactly; `--target torch` builds it")
+    ]
+
+
+# -- configs and meta models ---------------------------------------------------------------------------
+
+
+def config_fields(spec: ModelSpec, arch: str, source_config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The ``config.json`` fields of ``arch`` for the spec (before transformers' defaults fill the rest)."""
+    from patternc.canonical.archs import EXPRESSERS
+
+    fields: dict[str, Any] = dict(EXPRESSERS[arch](spec).config)
+    if spec.mamba is not None and "M" in spec.pattern.flat:
+        fields["mamba_chunk_size" if arch in ("bamba", "granitemoehybrid") else "chunk_size"] = spec.mamba.chunk_size
+    if spec.max_position_embeddings is not None and arch != "mamba2":
+        fields["max_position_embeddings"] = spec.max_position_embeddings
+    for key in TOKEN_KEYS:
+        value = (source_config or {}).get(key)
+        if key in (source_config or {}) and (value is None or isinstance(value, int)):
+            fields[key] = value
+    return fields
+
+
+def make_config(arch: str, fields: Mapping[str, Any]) -> Any:
+    from transformers import AutoConfig
+
+    return AutoConfig.for_model(arch, **dict(fields))
+
+
+def meta_model(config: Any) -> Any:
+    """The model transformers builds from ``config``, on the meta device (no memory, no init)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    with torch.device("meta"):
+        return AutoModelForCausalLM.from_config(config)
+
+
+def tensor_shapes(model: Any) -> dict[str, tuple[int, ...]]:
+    """The names and shapes ``save_pretrained`` would write: the state dict less tied duplicates."""
+    every = dict(model.named_parameters(remove_duplicate=False))
+    kept = dict(model.named_parameters())
+    tied = set(every) - set(kept)
+    return {name: tuple(t.shape) for name, t in model.state_dict().items() if name not in tied}
+
+
+def count_parameters(model: Any) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+# -- planning ------------------------------------------------------------------------------------------
+
+
+def _fetches(arch: str, spec: ModelSpec) -> tuple[dict[str, list[Fetch]], list[str]]:
+    """Every way the source architecture's checkpoints may hold each logical weight, preferred first."""
+    model = meta_model(make_config(arch, config_fields(spec, arch)))
+    shapes = tensor_shapes(model)
+    layout = logical_layout(arch, spec, list(shapes))
+    ways: dict[str, list[Fetch]] = {}
+    for name, piece in layout.items():
+        hub = hub_name(arch, name, shapes[name])
+        for index, logical in enumerate(piece.logical):
+            options = ways.setdefault(logical, [])
+            for alias, is_hub in ((name, False), (hub, True)):
+                if alias is None:
+                    continue
+                if isinstance(alias, list):
+                    if len(piece.logical) == 1:
+                        options.append(Fetch("stack", tuple(alias), hub=True))
+                elif len(piece.logical) == 1:
+                    options.append(Fetch("one", (alias,), hub=is_hub))
+                else:
+                    options.append(Fetch("chunk", (alias,), piece.dim, index, len(piece.logical), hub=is_hub))
+    return ways, list(shapes)
+
+
+def _fetch_shape(fetch: Fetch, tensors: Mapping[str, TensorInfo]) -> tuple[tuple[int, ...], str] | str:
+    """(shape, dtype) of what a fetch yields, or the reason it cannot be read."""
+    infos = [tensors[n] for n in fetch.names]
+    first = infos[0]
+    if fetch.op == "one":
+        return first.shape, first.dtype
+    if fetch.op == "chunk":
+        if len(first.shape) <= fetch.dim or first.shape[fetch.dim] % fetch.parts:
+            return f"`{fetch.names[0]}` {list(first.shape)} does not split in {fetch.parts} along dimension {fetch.dim}"
+        shape = list(first.shape)
+        shape[fetch.dim] //= fetch.parts
+        return tuple(shape), first.dtype
+    odd = [n for n, i in zip(fetch.names, infos, strict=True) if (i.shape, i.dtype) != (first.shape, first.dtype)]
+    if odd:
+        return f"experts to stack differ in shape or dtype: `{odd[0]}` vs `{fetch.names[0]}`"
+    return (len(infos), *first.shape), first.dtype
+
+
+def plan_weights(
+    spec: ModelSpec, source_arch: str, target_arch: str, target_shapes: Mapping[str, tuple[int, ...]],
+    checkpoint: Checkpoint,
+) -> tuple[list[Planned], list[Diagnostic]]:
+    """Every target tensor from the checkpoint's headers; missing/unexpected/mis-shaped ones reported."""
+    ways, source_names = _fetches(source_arch, spec)
+    target_layout = logical_layout(target_arch, spec, list(target_shapes))
+    tensors = checkpoint.tensors
+    chosen: dict[str, Fetch] = {}
+    for logical, options in ways.items():
+        for option in options:
+            if all(n in tensors for n in option.names):
+                chosen[logical] = option
+                break
+    hub_votes = Counter(f.hub for f in chosen.values())
+    prefer_hub = hub_votes[True] > hub_votes[False]
+    missing: set[str] = set()
+    wrong: list[str] = []
+    plan: list[Planned] = []
+    used: set[str] = set()
+    for name, piece in target_layout.items():
+        fetches: list[Fetch] = []
+        for logical in piece.logical:
+            if logical in chosen:
+                fetches.append(chosen[logical])
+                continue
+            options = ways.get(logical, [])
+            partial = max(options, key=lambda o: sum(n in tensors for n in o.names), default=None)
+            if partial is not None and any(n in tensors for n in partial.names):
+                used.update(n for n in partial.names if n in tensors)  # missing: only the absent ones
+                missing.update(n for n in partial.names if n not in tensors)
+                continue
+            hub = [o for o in options if o.hub]
+            shown = (hub if prefer_hub and hub else options)[:1]
+            missing.update(shown[0].names if shown else [f"<{logical}>"])
+        if len(fetches) != len(piece.logical):
+            continue
+        for fetch in fetches:
+            used.update(fetch.names)
+        entry = _combine(name, piece, fetches, tensors, target_shapes[name], wrong)
+        if entry is not None:
+            plan.append(Planned(entry, tuple(fetches), piece.dim))
+    extra = sorted(set(tensors) - used)
+    if target_arch == "nemotron_h" and spec.pattern.mtp is not None:
+        passthrough = [n for n in extra if n.startswith("mtp.")]
+        for name in passthrough:  # transformers ignores mtp.* on load; keep them for other consumers
+            info = tensors[name]
+            plan.append(Planned(Entry(name, info.shape, info.dtype), (Fetch("one", (name,)),)))
+        extra = [n for n in extra if not n.startswith("mtp.")]
+    diagnostics: list[Diagnostic] = []
+    root = checkpoint.root
+    if missing:
+        names = sorted(missing)
+        diagnostics.append(diag(
+            "P505", f"{len(names)} tensor{'s' if len(names) > 1 else ''} the `{source_arch}` model needs "
+            f"{'are' if len(names) > 1 else 'is'} not in `{root}`", None, notes=_listing(names),
+            help="check that the weights belong to this config (its layer pattern and sizes)"))
+    if extra:
+        diagnostics.append(diag(
+            "P506", f"{len(extra)} tensor{'s' if len(extra) > 1 else ''} in `{root}` "
+            f"{'are' if len(extra) > 1 else 'is'} not part of the `{source_arch}` model, not written", None,
+            notes=_listing(extra)))
+    if wrong:
+        diagnostics.append(diag(
+            "P507", f"{len(wrong)} tensor{'s' if len(wrong) > 1 else ''} in `{root}` "
+            f"{'do' if len(wrong) > 1 else 'does'} not have the shape the config gives", None,
+            notes=_listing(sorted(wrong))))
+    del source_names
+    return plan, diagnostics
+
+
+def _combine(
+    name: str, piece: Piece, fetches: list[Fetch], tensors: Mapping[str, TensorInfo],
+    expected: tuple[int, ...], wrong: list[str],
+) -> Entry | None:
+    shapes: list[tuple[int, ...]] = []
+    dtypes: set[str] = set()
+    for fetch in fetches:
+        found = _fetch_shape(fetch, tensors)
+        if isinstance(found, str):
+            wrong.append(found)
+            return None
+        shapes.append(found[0])
+        dtypes.add(found[1])
+    source = " + ".join(", ".join(f.names[:1]) + (" …" if len(f.names) > 1 else "") for f in fetches)
+    if len(dtypes) > 1:
+        wrong.append(f"`{source}`: parts of `{name}` have different dtypes ({', '.join(sorted(dtypes))})")
+        return None
+    shape = shapes[0]
+    if len(shapes) > 1:
+        rest = {s[: piece.dim] + s[piece.dim + 1:] for s in shapes}
+        if len(rest) > 1 or any(len(s) <= piece.dim for s in shapes):
+            wrong.append(f"`{source}`: parts of `{name}` do not concatenate: {[list(s) for s in shapes]}")
+            return None
+        shape = (*shape[: piece.dim], sum(s[piece.dim] for s in shapes), *shape[piece.dim + 1:])
+    if shape != tuple(expected):
+        wrong.append(f"`{source}`: {list(shape)} in the checkpoint, {list(expected)} for `{name}`")
+        return None
+    return Entry(name, shape, dtypes.pop())
+
+
+# -- writing -------------------------------------------------------------------------------------------
+
+
+def _produce(planned: Planned, reader: TensorReader, tensors: Mapping[str, TensorInfo]) -> torch.Tensor:
+    import torch
+
+    parts: list[torch.Tensor] = []
+    for fetch in planned.fetches:
+        if fetch.op == "one":
+            parts.append(reader.read(tensors[fetch.names[0]], fetch.names[0]))
+        elif fetch.op == "chunk":
+            name = fetch.names[0]
+            parts.append(reader.read_chunk(tensors[name], name, fetch.dim, fetch.part, fetch.parts))
+        else:
+            parts.append(torch.stack([reader.read(tensors[n], n) for n in fetch.names]))
+    if len(parts) == 1:
+        return parts[0]
+    return torch.cat(parts, dim=planned.dim)
+
+
+def write_weights(
+    directory: Path, plan: list[Planned], checkpoint: Checkpoint, max_shard_size: int
+) -> tuple[list[str], int]:
+    """Shards and the index, tensor by tensor: (file names written, total bytes)."""
+    shards = plan_shards([p.entry for p in plan], max_shard_size)
+    by_name = {p.entry.name: p for p in plan}
+    reader = TensorReader()
+    weight_map: dict[str, str] = {}
+    written: list[str] = []
+    total = 0
+    try:
+        for index, entries in enumerate(shards):
+            file_name = shard_name(index, len(shards))
+            writer = ShardWriter(directory / file_name, entries)
+            try:
+                for entry in entries:
+                    tensor = _produce(by_name[entry.name], reader, checkpoint.tensors)
+                    writer.write(entry.name, tensor)
+                    del tensor
+                    weight_map[entry.name] = file_name
+                    total += entry.nbytes
+            except BaseException:
+                writer.abort()
+                raise
+            writer.close()
+            written.append(file_name)
+    finally:
+        reader.close()
+    write_index(directory / INDEX_NAME, weight_map, total)
+    return [*written, INDEX_NAME], total
+
+
+@contextmanager
+def staging(out_dir: Path) -> Iterator[Path]:
+    """A temporary directory beside ``out_dir`` (same filesystem), removed unless published."""
+    parent = out_dir.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.patternc-build-", dir=parent))
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(tmp, 0o777 & ~mask)  # mkdtemp makes it private; the published directory follows the umask
+    try:
+        yield tmp
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def publish(tmp: Path, out_dir: Path, force: bool) -> None:
+    """Rename ``tmp`` to ``out_dir``; with ``force`` an existing one is renamed aside, then deleted."""
+    if not (out_dir.exists() or out_dir.is_symlink()):
+        os.rename(tmp, out_dir)
+        return
+    if not force:
+        raise FileExistsError(str(out_dir))
+    aside = out_dir.parent / f".{out_dir.name}.patternc-old-{uuid.uuid4().hex[:12]}"
+    os.rename(out_dir, aside)
+    try:
+        os.rename(tmp, out_dir)
+    except BaseException:
+        os.rename(aside, out_dir)
+        raise
+    if aside.is_dir() and not aside.is_symlink():
+        shutil.rmtree(aside, ignore_errors=True)
+    else:
+        aside.unlink()
+
+
+def _inside(path: Path, other: Path) -> bool:
+    try:
+        path.resolve().relative_to(other.resolve())
+    except ValueError:
+        return False
+    return True
+
+
+def check_out_dir(out_dir: Path, force: bool, protected: list[Path]) -> list[Diagnostic]:
+    for source in protected:
+        if _inside(source, out_dir):
+            return [diag("P502", f"`{out_dir}` holds the input `{source}`: the build would replace its own input",
+                         None, help="choose another output directory")]
+    if (out_dir.exists() or out_dir.is_symlink()) and not force:
+        return [diag("P502", f"`{out_dir}` already exists", None,
+                     help="pass `--force` to replace it (atomically), or choose another directory")]
+    return []
+
+
+# -- the whole build -----------------------------------------------------------------------------------
+
+
+def build_model_dir(
+    spec: ModelSpec,
+    out_dir: str | os.PathLike[str],
+    *,
+    target: str = "auto",
+    weights: str | os.PathLike[str] | None = None,
+    force: bool = False,
+    max_shard_size: int = DEFAULT_MAX_SHARD_SIZE,
+    source_config: Mapping[str, Any] | None = None,
+    protected: list[Path] | None = None,
+) -> BuildResult:
+    """Write a model directory for ``spec``; never raises for user errors (see ``BuildResult``).
+
+    transformers' own log messages are silenced meanwhile: what matters is reported as diagnostics.
+    """
+    with _quiet_transformers():
+        return _build_model_dir(spec, out_dir, target=target, weights=weights, force=force,
+                                max_shard_size=max_shard_size, source_config=source_config, protected=protected)
+
+
+@contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    try:
+        from transformers.utils import logging
+    except ImportError:
+        yield
+        return
+    level = logging.get_verbosity()
+    logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        logging.set_verbosity(level)
+
+
+def _build_model_dir(
+    spec: ModelSpec,
+    out_dir: str | os.PathLike[str],
+    *,
+    target: str = "auto",
+    weights: str | os.PathLike[str] | None = None,
+    force: bool = False,
+    max_shard_size: int = DEFAULT_MAX_SHARD_SIZE,
+    source_config: Mapping[str, Any] | None = None,
+    protected: list[Path] | None = None,
+) -> BuildResult:
+    out = Path(out_dir)
+    result = BuildResult()
+    guard = [*(protected or []), *([Path(weights)] if weights is not None else [])]
+    result.diagnostics += check_out_dir(out, force, guard)
+    if target == TORCH_TARGET:
+        if not result.diagnostics:
+            _build_torch(spec, out, weights, force, result)
+        return result
+    arch, canonical, found = choose_target(spec, target)
+    result.canonical = canonical
+    result.diagnostics += found
+    if arch is None or has_errors(result.diagnostics):
+        return result
+    result.architecture = arch
+    if weights is not None and (arch not in WEIGHT_ARCHS or spec.source not in WEIGHT_ARCHS):
+        which = arch if arch not in WEIGHT_ARCHS else spec.source
+        result.diagnostics.append(diag(
+            "P508", f"weights cannot be converted for `{which}` yet", None,
+            help=f"weight conversion covers {', '.join(f'`{a}`' for a in WEIGHT_ARCHS)}; "
+            "build the config alone (drop `--weights`)"))
+        return result
+    checkpoint = None
+    if weights is not None:
+        try:
+            checkpoint = open_checkpoint(weights)
+        except CheckpointError as error:
+            result.diagnostics.append(diag(error.code, error.message, None, help=error.help))
+            return result
+    try:
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
+    except ImportError as error:
+        result.diagnostics.append(diag("P508", f"the transformers backend needs {error.name}, which is not installed",
+                                       None, help='pip install "patternc[backends]"'))
+        return result
+    fields = config_fields(spec, arch, source_config)
+    plan: list[Planned] = []
+    if checkpoint is not None:
+        model = meta_model(make_config(arch, fields))
+        plan, found = plan_weights(spec, spec.source, arch, tensor_shapes(model), checkpoint)
+        result.diagnostics += found
+        if has_errors(result.diagnostics):
+            return result
+        floats = Counter(p.entry.dtype for p in plan if p.entry.dtype in _TORCH_DTYPES)
+        if floats:
+            fields["dtype"] = _TORCH_DTYPES[floats.most_common(1)[0][0]]
+    config = make_config(arch, fields)
+    model = meta_model(config)
+    config.architectures = [type(model).__name__]
+    result.num_parameters = count_parameters(model)
+    try:
+        with staging(out) as tmp:
+            config.save_pretrained(tmp)
+            files = ["config.json"]
+            if checkpoint is not None:
+                written, total = write_weights(tmp, plan, checkpoint, max_shard_size)
+                files += written
+                result.tensors, result.total_bytes = len(plan), total
+            publish(tmp, out, force)
+    except OSError as error:
+        result.diagnostics.append(diag("P509", f"could not write `{out}`: {_os_reason(error)}", None))
+        return result
+    result.out_dir, result.files = out, files
+    return result
+
+
+def _os_reason(error: OSError) -> str:
+    reason = error.strerror or str(error)
+    return f"{reason} (`{error.filename}`)" if error.filename else reason
+
+
+def _build_torch(spec: ModelSpec, out: Path, weights: str | os.PathLike[str] | None, force: bool,
+                 result: BuildResult) -> None:
+    result.architecture = TORCH_TARGET
+    try:
+        import patternc_torch
+    except ImportError:
+        result.diagnostics.append(diag("P508", "the torch backend (`patternc_torch`) is not installed", None,
+                                       help='pip install "patternc[backends]"'))
+        return
+    from patternc.diagnostics import PatternError
+
+    state: dict[str, Any] | None = None
+    if weights is not None:
+        try:
+            checkpoint = open_checkpoint(weights)
+        except CheckpointError as error:
+            result.diagnostics.append(diag(error.code, error.message, None, help=error.help))
+            return
+        reader = TensorReader()
+        state = {name: reader.read(info, name) for name, info in checkpoint.tensors.items()}
+        reader.close()
+    try:
+        with staging(out) as tmp:
+            patternc_torch.write_model_dir(spec, tmp, state)
+            files = sorted(p.name for p in tmp.iterdir())
+            publish(tmp, out, force)
+    except PatternError as error:
+        result.diagnostics += error.diagnostics
+        return
+    except OSError as error:
+        result.diagnostics.append(diag("P509", f"could not write `{out}`: {_os_reason(error)}", None))
+        return
+    result.out_dir, result.files = out, files
+    if state is not None:
+        result.tensors = len(state)

@@ -1,0 +1,290 @@
+"""Safetensors checkpoints, read and written one tensor at a time.
+
+Reading: ``open_checkpoint(path)`` finds a single ``*.safetensors`` file, a directory holding one,
+or a sharded checkpoint (``model.safetensors.index.json``), and returns every tensor's file, shape
+and dtype from the headers alone (``safetensors.safe_open``, memory-mapped; no data is read).
+Pickled checkpoints (``.bin``, ``.pt``, ``.pth``, ``.ckpt``) are never opened.
+
+Writing: ``ShardWriter`` writes the safetensors format itself (an 8-byte header length, the JSON
+header, then the raw bytes), so a shard's header is written from the plan before any tensor is
+produced and each tensor is appended and freed as soon as it is made: peak memory follows the
+largest tensor, not the shard or the model.  The index (``model.safetensors.index.json``) is
+the one transformers reads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
+
+if TYPE_CHECKING:
+    import torch
+
+INDEX_NAME = "model.safetensors.index.json"
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+
+ITEMSIZE: dict[str, int] = {
+    "BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
+    "I32": 4, "U32": 4, "F32": 4, "F64": 8, "I64": 8, "U64": 8,
+}
+"""Bytes per element of each safetensors dtype string."""
+
+
+class CheckpointError(Exception):
+    """A checkpoint that cannot be read: ``code`` is the diagnostic to report, ``help`` a hint."""
+
+    def __init__(self, code: str, message: str, help: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.help = help
+
+
+@dataclass(frozen=True, slots=True)
+class TensorInfo:
+    file: Path
+    shape: tuple[int, ...]
+    dtype: str
+    """The safetensors dtype string (``F32``, ``BF16``, …)."""
+
+    @property
+    def nbytes(self) -> int:
+        count = 1
+        for size in self.shape:
+            count *= size
+        return count * ITEMSIZE.get(self.dtype, 1)
+
+
+@dataclass
+class Checkpoint:
+    root: Path
+    tensors: dict[str, TensorInfo] = field(default_factory=dict)
+    files: list[Path] = field(default_factory=list)
+
+
+def _pickles(paths: list[Path]) -> list[Path]:
+    return sorted(p for p in paths if p.suffix in PICKLE_SUFFIXES)
+
+
+def _refuse_pickles(found: list[Path]) -> CheckpointError:
+    names = ", ".join(p.name for p in found[:5]) + (", …" if len(found) > 5 else "")
+    return CheckpointError(
+        "P503",
+        f"the checkpoint holds pickled weights ({names}): patternc never loads pickles",
+        help="convert them to safetensors first, in an environment you trust: "
+        "`transformers` `save_pretrained(..., safe_serialization=True)` or `safetensors.torch.save_file`",
+    )
+
+
+def open_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
+    """Every tensor of a checkpoint (headers only); raises ``CheckpointError``."""
+    root = Path(path)
+    if root.is_file():
+        if root.suffix in PICKLE_SUFFIXES:
+            raise _refuse_pickles([root])
+        if root.name == INDEX_NAME:
+            return _from_index(root)
+        return _from_files(root.parent, [root])
+    if not root.is_dir():
+        raise CheckpointError("P504", f"no checkpoint at `{root}`: no such file or directory")
+    index = root / INDEX_NAME
+    if index.is_file():
+        return _from_index(index)
+    entries = sorted(root.iterdir())
+    shards = [p for p in entries if p.suffix == ".safetensors" and p.is_file()]
+    if shards:
+        return _from_files(root, shards)
+    pickles = _pickles(entries)
+    if pickles:
+        raise _refuse_pickles(pickles)
+    raise CheckpointError(
+        "P504",
+        f"no safetensors weights in `{root}`",
+        help=f"expected `model.safetensors`, or shards listed by `{INDEX_NAME}`",
+    )
+
+
+def _from_index(index: Path) -> Checkpoint:
+    try:
+        data = json.loads(index.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CheckpointError("P510", f"`{index}` is not a readable JSON index: {error}") from None
+    weight_map = data.get("weight_map") if isinstance(data, dict) else None
+    if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
+        raise CheckpointError("P510", f"`{index}` has no `weight_map` of tensor name -> shard file")
+    names = sorted(set(weight_map.values()))
+    bad = [n for n in names if Path(n).name != n or not n]
+    if bad:
+        raise CheckpointError("P510", f"`{index}` names shard files outside its directory: {', '.join(bad[:5])}")
+    pickles = [n for n in names if Path(n).suffix in PICKLE_SUFFIXES]
+    if pickles:
+        raise _refuse_pickles([index.parent / n for n in pickles])
+    missing = [n for n in names if not (index.parent / n).is_file()]
+    if missing:
+        raise CheckpointError("P504", f"`{index.name}` lists shard files that do not exist: {', '.join(missing[:5])}")
+    checkpoint = _from_files(index.parent, [index.parent / n for n in names])
+    listed = set(weight_map)
+    stray = sorted(set(checkpoint.tensors) - listed)
+    absent = sorted(listed - set(checkpoint.tensors))
+    if absent:
+        raise CheckpointError(
+            "P510", f"`{index.name}` lists tensors its shards do not hold: {', '.join(absent[:5])}"
+            + (" …" if len(absent) > 5 else "")
+        )
+    for name in stray:  # a shard holding more than the index says: follow the index
+        del checkpoint.tensors[name]
+    return checkpoint
+
+
+def _from_files(root: Path, files: list[Path]) -> Checkpoint:
+    from safetensors import safe_open
+
+    checkpoint = Checkpoint(root, files=list(files))
+    for file in files:
+        try:
+            with safe_open(str(file), framework="pt") as handle:
+                for name in handle.keys():  # noqa: SIM118 (a safe_open handle, not a dict)
+                    piece = handle.get_slice(name)
+                    info = TensorInfo(file, tuple(int(s) for s in piece.get_shape()), str(piece.get_dtype()))
+                    if name in checkpoint.tensors:
+                        raise CheckpointError(
+                            "P510",
+                            f"tensor `{name}` is in both `{checkpoint.tensors[name].file.name}` and `{file.name}`",
+                        )
+                    checkpoint.tensors[name] = info
+        except CheckpointError:
+            raise
+        except Exception as error:  # safetensors raises its own error types for a bad header
+            raise CheckpointError("P510", f"`{file.name}` is not a valid safetensors file: {error}") from None
+    return checkpoint
+
+
+class TensorReader:
+    """Reads tensors (or a slice along one dimension) from a checkpoint's files, one at a time.
+
+    Each read opens the file and closes it again: safetensors memory-maps the file, and the pages
+    a read touches count towards the resident set as long as the mapping lives, so a handle kept
+    open across a whole shard would make peak memory follow the shard instead of the tensor.
+    """
+
+    def read(self, info: TensorInfo, name: str) -> torch.Tensor:
+        from safetensors import safe_open
+
+        with safe_open(str(info.file), framework="pt") as handle:
+            tensor: torch.Tensor = handle.get_tensor(name)
+        return tensor
+
+    def read_chunk(self, info: TensorInfo, name: str, dim: int, part: int, parts: int) -> torch.Tensor:
+        """Part ``part`` of ``parts`` equal pieces of the tensor along ``dim``, reading only that piece."""
+        from safetensors import safe_open
+
+        size = info.shape[dim] // parts
+        index = tuple([slice(None)] * dim + [slice(part * size, (part + 1) * size)])
+        with safe_open(str(info.file), framework="pt") as handle:
+            tensor: torch.Tensor = handle.get_slice(name)[index]
+        return tensor
+
+    def close(self) -> None:
+        """Nothing stays open between reads; kept so callers can treat it as a resource."""
+
+
+_TORCH_NAMES = {
+    "bool": "BOOL", "uint8": "U8", "int8": "I8", "float8_e5m2": "F8_E5M2", "float8_e4m3fn": "F8_E4M3",
+    "int16": "I16", "uint16": "U16", "float16": "F16", "bfloat16": "BF16", "int32": "I32", "uint32": "U32",
+    "float32": "F32", "float64": "F64", "int64": "I64", "uint64": "U64",
+}
+
+
+def dtype_name(tensor: torch.Tensor) -> str:
+    return _TORCH_NAMES[str(tensor.dtype).removeprefix("torch.")]
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+
+    @property
+    def nbytes(self) -> int:
+        return TensorInfo(Path(), self.shape, self.dtype).nbytes
+
+
+def plan_shards(entries: list[Entry], max_bytes: int) -> list[list[Entry]]:
+    """Consecutive groups of at most ``max_bytes`` (a larger tensor gets a shard of its own)."""
+    shards: list[list[Entry]] = []
+    size = 0
+    for entry in entries:
+        if not shards or (size + entry.nbytes > max_bytes and shards[-1]):
+            shards.append([])
+            size = 0
+        shards[-1].append(entry)
+        size += entry.nbytes
+    return shards or [[]]
+
+
+def shard_name(index: int, count: int) -> str:
+    return f"model-{index + 1:05d}-of-{count:05d}.safetensors"
+
+
+class ShardWriter:
+    """One safetensors file whose header is written first, from the planned entries."""
+
+    def __init__(self, path: Path, entries: list[Entry], metadata: dict[str, str] | None = None) -> None:
+        header: dict[str, object] = {"__metadata__": dict(metadata or {"format": "pt"})}
+        offset = 0
+        for entry in entries:
+            header[entry.name] = {"dtype": entry.dtype, "shape": list(entry.shape),
+                                  "data_offsets": [offset, offset + entry.nbytes]}
+            offset += entry.nbytes
+        text = json.dumps(header, separators=(",", ":")).encode("utf-8")
+        text += b" " * (-len(text) % 8)  # the data starts 8-byte aligned, as safetensors writes it
+        self._expected = [(e.name, e.shape, e.dtype) for e in entries]
+        self._position = 0
+        self._file: BinaryIO = path.open("wb")
+        self._file.write(len(text).to_bytes(8, "little"))
+        self._file.write(text)
+
+    def write(self, name: str, tensor: torch.Tensor) -> None:
+        expected = self._expected[self._position]
+        actual = (name, tuple(tensor.shape), dtype_name(tensor))
+        if actual != expected:
+            raise RuntimeError(f"shard writer: got {actual}, planned {expected}")
+        self._position += 1
+        flat = tensor.detach().contiguous().reshape(-1)
+        if flat.numel():
+            import torch
+
+            self._file.write(flat.view(torch.uint8).numpy().data)
+
+    def close(self) -> None:
+        self._file.close()
+        if self._position != len(self._expected):
+            raise RuntimeError("shard writer closed before every planned tensor was written")
+
+    def abort(self) -> None:
+        self._file.close()
+
+
+def write_index(path: Path, weight_map: dict[str, str], total_size: int) -> None:
+    data = {"metadata": {"total_size": total_size}, "weight_map": dict(sorted(weight_map.items()))}
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*$", re.IGNORECASE)
+_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+          "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+
+
+def parse_size(text: str) -> int | None:
+    """``2GB`` -> 2_000_000_000, ``512MiB``, ``1000`` (bytes); None when it is not a size."""
+    match = _SIZE.match(text)
+    if match is None:
+        return None
+    unit = (match.group(2) or "B").upper()
+    value = int(float(match.group(1)) * _UNITS[unit])
+    return value if value > 0 else None

@@ -1,0 +1,169 @@
+"""Where each architecture keeps each weight: transformers' tensor names <-> *logical* weights.
+
+A logical weight names one piece of the math independently of any architecture: ``embed``,
+``final_norm``, ``lm_head``, and per spec layer ``L{i}.prenorm`` (the block's RMSNorm) plus the
+mixer's or FFN's own weights (``L3.in_proj.weight``, ``L5.gate.weight``, ``L7.experts.up``…).
+The tensor names themselves are never guessed: the caller instantiates the architecture on the
+meta device and passes its ``state_dict`` names, and ``logical_layout`` maps each one to a
+``Piece`` (the name is one logical weight, or several concatenated along a dimension, as
+GraniteMoeHybrid's ``shared_mlp.input_linear`` holds gate and up).
+
+Checkpoints on the hub may use older names; ``hub_name`` gives, for a transformers 5.x name,
+the name (or the per-expert names, stacked on dimension 0) that ``save_pretrained`` writes and
+the hub checkpoints use, read from transformers' ``conversion_mapping.py``:
+
+* ``nemotron_h``: ``backbone.`` instead of ``model.``; experts stored one by one as
+  ``…mixer.experts.{e}.up_proj.weight`` / ``down_proj.weight``, stacked by transformers into
+  ``…mixer.experts.up_proj`` / ``down_proj`` ([experts, out, in]).
+* ``granitemoehybrid`` (the ``granitemoe`` mapping): ``block_sparse_moe.input_linear.weight``,
+  ``output_linear.weight`` and ``router.layer.weight`` for ``experts.gate_up_proj``,
+  ``experts.down_proj`` and ``router.weight``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from patternc.canonical.archs import pair_layers
+from patternc.model import ModelSpec
+
+WEIGHT_ARCHS: tuple[str, ...] = ("nemotron_h", "mamba2", "bamba", "granitemoehybrid")
+"""Architectures whose weights ``patternc build --weights`` reads and writes."""
+
+
+@dataclass(frozen=True, slots=True)
+class Piece:
+    """A stored tensor as a function of logical weights: one of them, or several concatenated."""
+
+    logical: tuple[str, ...]
+    dim: int = 0
+    """The dimension of the concatenation (when there are several)."""
+
+
+class LayoutError(Exception):
+    """A tensor name the layout does not know: a bug in patternc or a transformers it does not track."""
+
+
+_NEMOTRON_E = {
+    "gate.weight": "router.weight",
+    "gate.e_score_correction_bias": "router.correction_bias",
+    "experts.up_proj": "experts.up",
+    "experts.down_proj": "experts.down",
+}
+
+
+def _nemotron_mixer(symbol: str, rest: str) -> str:
+    if symbol == "-":
+        return re.sub(r"^(up|down)_proj\.", r"\1.", rest)
+    if symbol == "E":
+        if rest in _NEMOTRON_E:
+            return _NEMOTRON_E[rest]
+        rest = re.sub(r"^shared_experts\.(up|down)_proj\.", r"shared.\1.", rest)
+        return re.sub(r"^fc([12])_latent_proj\.", r"latent.fc\1.", rest)
+    return rest
+
+
+def _nemotron(key: str, spec: ModelSpec) -> Piece | None:
+    fixed = {"model.embeddings.weight": "embed", "model.norm_f.weight": "final_norm", "lm_head.weight": "lm_head"}
+    if key in fixed:
+        return Piece((fixed[key],))
+    match = re.fullmatch(r"model\.layers\.(\d+)\.(?:norm\.weight|mixer\.(.+))", key)
+    if match is None:
+        return None
+    i = int(match[1])
+    if match[2] is None:
+        return Piece((f"L{i}.prenorm",))
+    return Piece((f"L{i}." + _nemotron_mixer(spec.pattern.flat[i], match[2]),))
+
+
+def _mamba2(key: str, spec: ModelSpec) -> Piece | None:
+    fixed = {"backbone.embeddings.weight": "embed", "backbone.norm_f.weight": "final_norm", "lm_head.weight": "lm_head"}
+    if key in fixed:
+        return Piece((fixed[key],))
+    match = re.fullmatch(r"backbone\.layers\.(\d+)\.(?:norm\.weight|mixer\.(.+))", key)
+    if match is None:
+        return None
+    i = int(match[1])
+    return Piece((f"L{i}.prenorm",)) if match[2] is None else Piece((f"L{i}.{match[2]}",))
+
+
+def _paired(key: str, spec: ModelSpec, arch: str) -> Piece | None:
+    fixed = {"model.embed_tokens.weight": "embed", "lm_head.weight": "lm_head",
+             "model.final_layernorm.weight" if arch == "bamba" else "model.norm.weight": "final_norm"}
+    if key in fixed:
+        return Piece((fixed[key],))
+    match = re.fullmatch(r"model\.layers\.(\d+)\.(.+)", key)
+    if match is None:
+        return None
+    flat = spec.pattern.flat
+    pairs, _ = pair_layers(flat, arch)
+    j, rest = int(match[1]), match[2]
+    if j >= len(pairs):
+        return None
+    m, f = pairs[j]
+    ffn_norm = "pre_ff_layernorm.weight" if arch == "bamba" else "post_attention_layernorm.weight"
+    if rest == "input_layernorm.weight":
+        return Piece((f"L{m}.prenorm",))
+    mixer = re.fullmatch(r"(?:mamba|self_attn)\.(.+)", rest)
+    if mixer is not None:
+        return Piece((f"L{m}.{mixer[1]}",))
+    if f is None:
+        return None
+    if rest == ffn_norm:
+        return Piece((f"L{f}.prenorm",))
+    ffn = re.fullmatch(r"feed_forward\.(gate|up|down)_proj\.(.+)", rest)
+    if ffn is not None:
+        return Piece((f"L{f}.{ffn[1]}.{ffn[2]}",))
+    shared = f"L{f}" if flat[f] == "-" else f"L{f}.shared"
+    if rest == "shared_mlp.input_linear.weight":  # chunk(2, dim=-1) of the output: gate first, then up
+        return Piece((f"{shared}.gate.weight", f"{shared}.up.weight"), dim=0)
+    if rest == "shared_mlp.output_linear.weight":
+        return Piece((f"{shared}.down.weight",))
+    moe = {"block_sparse_moe.router.weight": "router.weight",
+           "block_sparse_moe.experts.gate_up_proj": "experts.gate_up",
+           "block_sparse_moe.experts.down_proj": "experts.down"}
+    if rest in moe:
+        return Piece((f"L{f}.{moe[rest]}",))
+    return None
+
+
+def logical_layout(arch: str, spec: ModelSpec, names: list[str]) -> dict[str, Piece]:
+    """Each transformers tensor name of ``arch`` (for this spec) -> the logical weights it holds."""
+    out: dict[str, Piece] = {}
+    for name in names:
+        if arch == "nemotron_h":
+            piece = _nemotron(name, spec)
+        elif arch == "mamba2":
+            piece = _mamba2(name, spec)
+        elif arch in ("bamba", "granitemoehybrid"):
+            piece = _paired(name, spec, arch)
+        else:
+            raise LayoutError(f"no weight layout for `{arch}`")
+        if piece is None:
+            raise LayoutError(f"`{arch}` tensor `{name}` has no known logical weight")
+        out[name] = piece
+    return out
+
+
+def hub_name(arch: str, name: str, shape: tuple[int, ...]) -> str | list[str] | None:
+    """The older (hub, ``save_pretrained``) name of a transformers 5.x tensor, if it differs.
+
+    A list means one tensor per expert, stacked on dimension 0 by transformers when it loads.
+    """
+    if arch == "nemotron_h":
+        if not name.startswith("model."):
+            return None
+        hub = "backbone." + name[len("model."):]
+        match = re.fullmatch(r"(.+\.mixer\.experts)\.(up|down)_proj", hub)
+        if match is not None and shape:
+            return [f"{match[1]}.{e}.{match[2]}_proj.weight" for e in range(shape[0])]
+        return hub
+    if arch == "granitemoehybrid":
+        renamed = {"block_sparse_moe.experts.gate_up_proj": "block_sparse_moe.input_linear.weight",
+                   "block_sparse_moe.experts.down_proj": "block_sparse_moe.output_linear.weight",
+                   "block_sparse_moe.router.weight": "block_sparse_moe.router.layer.weight"}
+        for new, old in renamed.items():
+            if name.endswith("." + new):
+                return name[: -len(new)] + old
+    return None

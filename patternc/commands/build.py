@@ -1,0 +1,204 @@
+"""``patternc build SOURCE -o OUT_DIR``: a model directory that transformers (or the torch backend) loads.
+
+SOURCE is a config file, a directory holding ``config.json``, or a bare pattern.  A pattern gets
+the small Nemotron-H dimensions of ``PATTERN_DEFAULTS`` (each overridable with ``--set key=value``,
+keys of transformers' ``NemotronHConfig``), so ``patternc build "M-M*-" -o tiny`` gives a runnable
+tiny model.  The work is done by ``patternc_transformers.build.build_model_dir``; this module only
+reads the source and prints.  Diagnostics go to stderr, the summary of what was written to stdout.
+Importing this module is cheap: everything heavy is imported inside the command.
+"""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from patternc.dialects import Dialect
+
+PATTERN_DEFAULTS: dict[str, Any] = {
+    "model_type": "nemotron_h",
+    "vocab_size": 256,
+    "hidden_size": 64,
+    "layer_norm_epsilon": 1e-5,
+    "mamba_num_heads": 4,
+    "mamba_head_dim": 16,
+    "expand": 1,
+    "ssm_state_size": 16,
+    "n_groups": 1,
+    "conv_kernel": 4,
+    "chunk_size": 64,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "head_dim": 16,
+    "intermediate_size": 128,
+    "mlp_hidden_act": "relu2",
+    "n_routed_experts": 4,
+    "num_experts_per_tok": 2,
+    "moe_intermediate_size": 32,
+    "moe_shared_expert_intermediate_size": 64,
+    "n_group": 1,
+    "topk_group": 1,
+    "max_position_embeddings": 2048,
+    "tie_word_embeddings": False,
+}
+"""The Nemotron-H config a bare pattern is built with (about 0.1M parameters per layer)."""
+
+
+class Target(StrEnum):
+    AUTO = "auto"
+    NEMOTRON_H = "nemotron_h"
+    BAMBA = "bamba"
+    GRANITEMOEHYBRID = "granitemoehybrid"
+    MAMBA2 = "mamba2"
+    JAMBA = "jamba"
+    QWEN3_NEXT = "qwen3_next"
+    ZAMBA2 = "zamba2"
+    TORCH = "torch"
+
+
+def _value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def parse_sets(items: list[str]) -> dict[str, Any]:
+    """``key=value`` pairs; a value is JSON when it parses as JSON (``4``, ``true``, ``[1,2]``), else a string."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--set")
+        out[key.strip()] = _value(value.strip())
+    return out
+
+
+def pattern_config(flat: str, mtp: tuple[str, int] | None, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The Nemotron-H config dict a bare pattern is built with."""
+    from patternc.convert import to_layers_block_type
+
+    config = dict(PATTERN_DEFAULTS)
+    config["layers_block_type"] = to_layers_block_type(flat)
+    if mtp is not None:
+        config["mtp_layers_block_type"] = to_layers_block_type(mtp[0])
+        config["num_nextn_predict_layers"] = mtp[1]
+    config.update(overrides)
+    return config
+
+
+def _size(text: str) -> int:
+    from patternc_transformers.checkpoint import parse_size
+
+    size = parse_size(text)
+    if size is None:
+        raise typer.BadParameter(f"{text!r} is not a size such as 2GB, 500MB or 1GiB", param_hint="--max-shard-size")
+    return size
+
+
+def build(
+    source: Annotated[str, typer.Argument(metavar="SOURCE",
+                                          help="A config.json, a directory holding one, or a pattern ('M-M*-').")],
+    output: Annotated[str, typer.Option("--output", "-o", metavar="OUT_DIR", help="The directory to write.")],
+    target: Annotated[Target, typer.Option("--target", "-t",
+                                           help="Architecture to write; auto = the canonical one.")] = Target.AUTO,
+    weights: Annotated[str | None, typer.Option("--weights", "-w", metavar="CHECKPOINT",
+                                                help="Safetensors weights to convert (a file or a directory).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace OUT_DIR if it exists (atomically).")] = False,
+    sets: Annotated[list[str] | None, typer.Option("--set", metavar="KEY=VALUE",
+                                                   help="Override a default of a pattern SOURCE (repeatable).")] = None,
+    dialect: Annotated[Dialect, typer.Option("--dialect", "-d", help="Surface syntax of a pattern SOURCE.")]
+    = Dialect.PATTERNC,
+    max_shard_size: Annotated[str, typer.Option("--max-shard-size", help="Largest safetensors shard.")] = "2GB",
+) -> None:
+    """Write a model directory (config.json + safetensors) that transformers loads, from a config or a pattern."""
+    from patternc.check import looks_like_config_path
+    from patternc.cli import EXIT_ERRORS, EXIT_OK
+    from patternc.codes import Severity
+    from patternc.render import render_text
+
+    overrides = parse_sets(sets or [])
+    shard_bytes = _size(max_shard_size)
+    if looks_like_config_path(source):
+        if overrides:
+            raise typer.BadParameter("applies to a pattern SOURCE only; edit the config instead", param_hint="--set")
+        reading, config_dict, protected = _read_file(source)
+    else:
+        reading, config_dict = _read_pattern(source, dialect, overrides)
+        protected = []
+    shown = [d for d in reading.diagnostics if d.severity is not Severity.NOTE]
+    if reading.spec is None:
+        typer.echo(render_text(shown or reading.diagnostics, reading.source), err=True, nl=False)
+        raise typer.Exit(EXIT_ERRORS)
+    from patternc_transformers.build import build_model_dir
+
+    result = build_model_dir(reading.spec, output, target=target.value, weights=weights, force=force,
+                             max_shard_size=shard_bytes, source_config=config_dict, protected=protected)
+    everything = shown + result.diagnostics
+    if everything:
+        typer.echo(render_text(everything, reading.source), err=True, nl=False)
+    if not result.ok or result.out_dir is None:
+        typer.echo("nothing written", err=True)
+        raise typer.Exit(EXIT_ERRORS)
+    typer.echo(_summary(result, reading.spec.source), nl=False)
+    raise typer.Exit(EXIT_OK)
+
+
+def _read_file(source: str) -> tuple[Any, dict[str, Any] | None, list[Path]]:
+    from patternc.config import read_config
+
+    reading = read_config(source)
+    data: dict[str, Any] | None = None
+    try:
+        loaded = json.loads(reading.source.text)
+        data = loaded if isinstance(loaded, dict) else None
+    except ValueError:
+        data = None
+    path = Path(source)
+    return reading, data, [path if path.is_dir() else path.parent]
+
+
+def _read_pattern(text: str, dialect: Dialect, overrides: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    from patternc.api import analyze
+    from patternc.cli import EXIT_ERRORS
+    from patternc.config import read_config
+    from patternc.render import render_text
+
+    analysis = analyze(text, dialect, origin="<argv>")
+    if analysis.pattern is None:
+        typer.echo(render_text(analysis.diagnostics, analysis.source), err=True, nl=False)
+        raise typer.Exit(EXIT_ERRORS)
+    pattern = analysis.pattern
+    mtp = (pattern.mtp.flat, pattern.mtp.depths) if pattern.mtp is not None else None
+    config = pattern_config(pattern.flat, mtp, overrides)
+    return read_config(config, origin="<pattern config>"), config
+
+
+def _human(size: int) -> str:
+    for unit, scale in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} B"
+
+
+def _summary(result: Any, source_dialect: str) -> str:
+    arch = result.architecture
+    how = "canonical" if arch == result.canonical else f"exact; canonical: {result.canonical}"
+    if arch == "torch":
+        how = "patternc torch backend"
+    lines = [f"built {arch} ({how}) from a {source_dialect} config into {result.out_dir}"]
+    for name in result.files:
+        lines.append(f"  {name}")
+    if result.tensors:
+        lines.append(f"weights: {result.tensors} tensors, {_human(result.total_bytes)}")
+    if result.num_parameters is not None:
+        lines.append(f"parameters: {result.num_parameters:,}")
+    return "\n".join(lines) + "\n"
+
+
+def register(app: typer.Typer) -> None:
+    app.command(name="build")(build)
