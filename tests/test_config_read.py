@@ -378,3 +378,16 @@ def test_p9_example_emits_its_code(code: str, tmp_path: Path) -> None:
         max_bytes, args = int(args[1]), args[2:]
     reading = read_config(tmp_path / args[0], max_bytes=max_bytes)
     assert code in codes(reading), codes(reading)
+
+
+def test_reads_what_transformers_save_pretrained_writes(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """transformers writes inf as {"__float__": "Infinity"}; a saved config reads back without errors."""
+    transformers = pytest.importorskip("transformers")
+    transformers.NemotronHConfig(hybrid_override_pattern="M-M*-", tie_word_embeddings=True).save_pretrained(tmp_path)
+    assert '"__float__"' in (tmp_path / "config.json").read_text()
+    reading = read_config(tmp_path)
+    assert reading.ok and reading.spec is not None
+    assert reading.spec.mamba is not None and reading.spec.mamba.time_step_limit[1] == float("inf")
+    # NemotronHForCausalLM never ties lm_head (`_tied_weights_keys = {}`): the spec says so, with a warning.
+    assert reading.spec.tie_embeddings is False
+    assert any(d.code == "P916" and "tie_word_embeddings" in d.message for d in reading.diagnostics)

@@ -355,7 +355,7 @@ def _spec(ctx: Any, dialect: str, pattern: Pattern, specs: dict[str, Any]) -> Mo
             pattern=pattern,
             hidden_size=ctx.get("hidden_size"),
             vocab_size=ctx.get("vocab_size"),
-            tie_embeddings=ctx.get("tie_word_embeddings"),
+            tie_embeddings=specs.get("tie_embeddings", ctx.get("tie_word_embeddings")),
             norm=specs["norm"],
             max_position_embeddings=getattr(model, "max_position_embeddings", None),
             embedding_multiplier=specs.get("embedding_multiplier", 1.0),

@@ -544,6 +544,16 @@ def nemotron_h(ctx: Ctx) -> Built:
     else:
         ctx.vestigial(moe_keys, "the model has no mixture-of-experts `E` layer")
     built.specs["norm"] = NormSpec(eps=ctx.get("layer_norm_epsilon"))
+    if ctx.get("tie_word_embeddings"):
+        # modeling_nemotron_h.py:1159: `_tied_weights_keys = {}`, so lm_head stays its own matrix.
+        ctx.add(
+            "P916",
+            f"{ctx.q('tie_word_embeddings')} is true, but transformers' NemotronHForCausalLM never ties "
+            "`lm_head` to the embeddings",
+            "tie_word_embeddings",
+            label="ignored",
+        )
+        built.specs["tie_embeddings"] = False
     return built
 
 

@@ -26,6 +26,9 @@ MAX_DEPTH = 64
 """Deepest JSON nesting accepted (real configs nest three or four levels)."""
 
 
+_SPECIAL_FLOATS: dict[str, float] = {"Infinity": float("inf"), "-Infinity": float("-inf"), "NaN": float("nan")}
+
+
 def load(
     source: str | os.PathLike[str] | Mapping[str, Any], origin: str | None, max_bytes: int
 ) -> tuple[Source, dict[str, Any] | None, list[Diagnostic]]:
@@ -105,7 +108,11 @@ def parse_text(raw: bytes, origin: str) -> tuple[Source, dict[str, Any] | None, 
     source = Source(text, origin)
     duplicates: list[str] = []
 
-    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+    def pairs(items: list[tuple[str, Any]]) -> Any:
+        if len(items) == 1 and items[0][0] == "__float__" and items[0][1] in _SPECIAL_FLOATS:
+            # transformers' save_pretrained writes inf/nan as {"__float__": "Infinity"}
+            # (configuration_utils.py, _encode_special_floats); read it back as it does.
+            return _SPECIAL_FLOATS[items[0][1]]
         result: dict[str, Any] = {}
         for key, value in items:
             if key in result:
