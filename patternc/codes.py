@@ -574,6 +574,14 @@ _TABLE: tuple[Code, ...] = (
         (("blocker", "a file, not a directory\n"),),
     ),
     Code(
+        "P511",
+        "engine-unsupported-source",
+        _E,
+        "a model family that has no Megatron-Core recipe in patternc",
+        ("build", "config.json", "-o", "out", "--target", "megatron"),
+        (("config.json", '{"model_type": "mamba2", "num_hidden_layers": 2, "hidden_size": 64, "num_heads": 8, "head_dim": 16, "n_groups": 2, "state_size": 16, "vocab_size": 128}\n'),),
+    ),
+    Code(
         "P510",
         "bad-checkpoint",
         _E,

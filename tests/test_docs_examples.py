@@ -123,7 +123,8 @@ PY_FILES = sorted({b.path for b in _cases("python")})
 
 
 @pytest.mark.parametrize("path", PY_FILES, ids=lambda p: str(p.relative_to(ROOT)))
-def test_python_examples(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_python_examples(path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)  # examples name files relative to the repository root, as the docs show them
     namespace: dict[str, object] = {"__name__": f"docs_example_{path.stem}"}
     for block in blocks(path):
         if block.lang != "python":

@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -438,14 +439,18 @@ def build_model_dir(
     max_shard_size: int = DEFAULT_MAX_SHARD_SIZE,
     source_config: Mapping[str, Any] | None = None,
     protected: list[Path] | None = None,
+    extra_config: Mapping[str, Any] | None = None,
 ) -> BuildResult:
     """Write a model directory for ``spec``; never raises for user errors (see ``BuildResult``).
 
-    transformers' own log messages are silenced meanwhile: what matters is reported as diagnostics.
+    ``extra_config`` keys are added to the written ``config.json`` (what another engine reads
+    besides transformers, e.g. vLLM's ``hybrid_override_pattern``).  transformers' own log messages
+    are silenced meanwhile: what matters is reported as diagnostics.
     """
     with _quiet_transformers():
         return _build_model_dir(spec, out_dir, target=target, weights=weights, force=force,
-                                max_shard_size=max_shard_size, source_config=source_config, protected=protected)
+                                max_shard_size=max_shard_size, source_config=source_config, protected=protected,
+                                extra_config=extra_config)
 
 
 @contextmanager
@@ -473,6 +478,7 @@ def _build_model_dir(
     max_shard_size: int = DEFAULT_MAX_SHARD_SIZE,
     source_config: Mapping[str, Any] | None = None,
     protected: list[Path] | None = None,
+    extra_config: Mapping[str, Any] | None = None,
 ) -> BuildResult:
     out = Path(out_dir)
     result = BuildResult()
@@ -527,6 +533,10 @@ def _build_model_dir(
     try:
         with staging(out) as tmp:
             config.save_pretrained(tmp)
+            if extra_config:
+                written_config = json.loads((tmp / "config.json").read_text(encoding="utf-8"))
+                written_config.update(extra_config)
+                (tmp / "config.json").write_text(json.dumps(written_config, indent=2, sort_keys=True) + "\n")
             files = ["config.json"]
             if checkpoint is not None:
                 written, total = write_weights(tmp, plan, checkpoint, max_shard_size)

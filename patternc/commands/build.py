@@ -58,6 +58,10 @@ class Target(StrEnum):
     QWEN3_NEXT = "qwen3_next"
     ZAMBA2 = "zamba2"
     TORCH = "torch"
+    VLLM = "vllm"
+    """A transformers nemotron_h directory plus the pattern strings vLLM's loader indexes."""
+    MEGATRON = "megatron"
+    """``megatron_args.json``: Megatron-Core arguments with a balanced ``|`` split (``--pp``/``--vpp``)."""
 
 
 def _value(text: str) -> Any:
@@ -101,19 +105,30 @@ def _size(text: str) -> int:
 
 
 def build(
-    source: Annotated[str, typer.Argument(metavar="SOURCE",
-                                          help="A config.json, a directory holding one, or a pattern ('M-M*-').")],
+    source: Annotated[
+        str, typer.Argument(metavar="SOURCE", help="A config.json, a directory holding one, or a pattern ('M-M*-').")
+    ],
     output: Annotated[str, typer.Option("--output", "-o", metavar="OUT_DIR", help="The directory to write.")],
-    target: Annotated[Target, typer.Option("--target", "-t",
-                                           help="Architecture to write; auto = the canonical one.")] = Target.AUTO,
-    weights: Annotated[str | None, typer.Option("--weights", "-w", metavar="CHECKPOINT",
-                                                help="Safetensors weights to convert (a file or a directory).")] = None,
+    target: Annotated[
+        Target, typer.Option("--target", "-t", help="Architecture to write; auto = the canonical one.")
+    ] = Target.AUTO,
+    weights: Annotated[
+        str | None,
+        typer.Option(
+            "--weights", "-w", metavar="CHECKPOINT", help="Safetensors weights to convert (a file or a directory)."
+        ),
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace OUT_DIR if it exists (atomically).")] = False,
-    sets: Annotated[list[str] | None, typer.Option("--set", metavar="KEY=VALUE",
-                                                   help="Override a default of a pattern SOURCE (repeatable).")] = None,
-    dialect: Annotated[Dialect, typer.Option("--dialect", "-d", help="Surface syntax of a pattern SOURCE.")]
-    = Dialect.PATTERNC,
+    sets: Annotated[
+        list[str] | None,
+        typer.Option("--set", metavar="KEY=VALUE", help="Override a default of a pattern SOURCE (repeatable)."),
+    ] = None,
+    dialect: Annotated[
+        Dialect, typer.Option("--dialect", "-d", help="Surface syntax of a pattern SOURCE.")
+    ] = Dialect.PATTERNC,
     max_shard_size: Annotated[str, typer.Option("--max-shard-size", help="Largest safetensors shard.")] = "2GB",
+    pp: Annotated[int, typer.Option("--pp", min=1, help="Pipeline ranks (--target megatron).")] = 1,
+    vpp: Annotated[int, typer.Option("--vpp", min=1, help="Virtual stages per rank (--target megatron).")] = 1,
 ) -> None:
     """Write a model directory (config.json + safetensors) that transformers loads, from a config or a pattern."""
     from patternc.check import looks_like_config_path
@@ -134,10 +149,33 @@ def build(
     if reading.spec is None:
         typer.echo(render_text(shown or reading.diagnostics, reading.source), err=True, nl=False)
         raise typer.Exit(EXIT_ERRORS)
+    if target is Target.MEGATRON:
+        _build_megatron(reading, shown, output, pp, vpp, force, protected)
+    extra: dict[str, Any] | None = None
+    arch = target.value
+    if target is Target.VLLM:
+        from patternc.engines import vllm_config_fields
+
+        extra, found = vllm_config_fields(reading.spec)
+        shown = shown + [d for d in found if d.severity is not Severity.NOTE]
+        if extra is None:
+            typer.echo(render_text(shown, reading.source), err=True, nl=False)
+            typer.echo("nothing written", err=True)
+            raise typer.Exit(EXIT_ERRORS)
+        arch = Target.NEMOTRON_H.value
     from patternc_transformers.build import build_model_dir
 
-    result = build_model_dir(reading.spec, output, target=target.value, weights=weights, force=force,
-                             max_shard_size=shard_bytes, source_config=config_dict, protected=protected)
+    result = build_model_dir(
+        reading.spec,
+        output,
+        target=arch,
+        weights=weights,
+        force=force,
+        max_shard_size=shard_bytes,
+        source_config=config_dict,
+        protected=protected,
+        extra_config=extra,
+    )
     everything = shown + result.diagnostics
     if everything:
         typer.echo(render_text(everything, reading.source), err=True, nl=False)
@@ -145,6 +183,38 @@ def build(
         typer.echo("nothing written", err=True)
         raise typer.Exit(EXIT_ERRORS)
     typer.echo(_summary(result, reading.spec.source), nl=False)
+    raise typer.Exit(EXIT_OK)
+
+
+def _build_megatron(
+    reading: Any, shown: list[Any], output: str, pp: int, vpp: int, force: bool, protected: list[Path]
+) -> None:
+    """Write ``OUT_DIR/megatron_args.json`` atomically, or the reasons Megatron-Core cannot take it."""
+    from patternc_transformers.build import check_out_dir, publish, staging
+
+    from patternc.cli import EXIT_ERRORS, EXIT_OK
+    from patternc.codes import Severity
+    from patternc.engines import MEGATRON_FORMAT, megatron_arguments, megatron_command_line
+    from patternc.render import render_text
+
+    args, found = megatron_arguments(reading.spec, pp, vpp)
+    out = Path(output)
+    problems = [*shown, *(d for d in found if d.severity is not Severity.NOTE)]
+    if args is not None:
+        problems += check_out_dir(out, force, protected)
+    if problems:
+        typer.echo(render_text(problems, reading.source), err=True, nl=False)
+    if args is None or any(d.code == "P502" for d in problems):
+        typer.echo("nothing written", err=True)
+        raise typer.Exit(EXIT_ERRORS)
+    document = {"format": MEGATRON_FORMAT, "arguments": args, "command_line": megatron_command_line(args)}
+    with staging(out) as tmp:
+        (tmp / "megatron_args.json").write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+        publish(tmp, out, force)
+    typer.echo(
+        f"built megatron arguments into {out}\n  megatron_args.json\n"
+        f"hybrid-layer-pattern: {args['hybrid-layer-pattern']}\n"
+    )
     raise typer.Exit(EXIT_OK)
 
 
