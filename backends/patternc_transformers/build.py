@@ -18,17 +18,18 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
 import tempfile
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
 
 from patternc.diagnostics import Diagnostic, diag, has_errors
 from patternc.model import ModelSpec
@@ -429,28 +430,19 @@ def check_out_dir(out_dir: Path, force: bool, protected: list[Path]) -> list[Dia
 # -- the whole build -----------------------------------------------------------------------------------
 
 
-def build_model_dir(
-    spec: ModelSpec,
-    out_dir: str | os.PathLike[str],
-    *,
-    target: str = "auto",
-    weights: str | os.PathLike[str] | None = None,
-    force: bool = False,
-    max_shard_size: int = DEFAULT_MAX_SHARD_SIZE,
-    source_config: Mapping[str, Any] | None = None,
-    protected: list[Path] | None = None,
-    extra_config: Mapping[str, Any] | None = None,
-) -> BuildResult:
-    """Write a model directory for ``spec``; never raises for user errors (see ``BuildResult``).
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
-    ``extra_config`` keys are added to the written ``config.json`` (what another engine reads
-    besides transformers, e.g. vLLM's ``hybrid_override_pattern``).  transformers' own log messages
-    are silenced meanwhile: what matters is reported as diagnostics.
-    """
-    with _quiet_transformers():
-        return _build_model_dir(spec, out_dir, target=target, weights=weights, force=force,
-                                max_shard_size=max_shard_size, source_config=source_config, protected=protected,
-                                extra_config=extra_config)
+
+def _quietly(function: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Silence transformers' own log messages meanwhile: what matters is reported as diagnostics."""
+
+    @functools.wraps(function)
+    def quiet(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with _quiet_transformers():
+            return function(*args, **kwargs)
+
+    return quiet
 
 
 @contextmanager
@@ -468,7 +460,8 @@ def _quiet_transformers() -> Iterator[None]:
         logging.set_verbosity(level)
 
 
-def _build_model_dir(
+@_quietly
+def build_model_dir(
     spec: ModelSpec,
     out_dir: str | os.PathLike[str],
     *,
@@ -480,6 +473,11 @@ def _build_model_dir(
     protected: list[Path] | None = None,
     extra_config: Mapping[str, Any] | None = None,
 ) -> BuildResult:
+    """Write a model directory for ``spec``; never raises for user errors (see ``BuildResult``).
+
+    ``extra_config`` keys are added to the written ``config.json`` (what another engine reads
+    besides transformers, e.g. vLLM's ``hybrid_override_pattern``).
+    """
     out = Path(out_dir)
     result = BuildResult()
     guard = [*(protected or []), *([Path(weights)] if weights is not None else [])]
