@@ -8,6 +8,7 @@ router in float32, SSM state in float32); docs/backends/torch.md lists the delib
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from patternc.model import AttentionSpec, MambaSpec, MoeSpec
-from patternc_torch.ssd import causal_conv, causal_conv_step, fused_kernels, ssd_chunk_scan, ssd_step
+from patternc_torch.ssd import SCAN_CHUNK, causal_conv, causal_conv_step, fused_kernels, ssd_chunk_scan, ssd_step
 from patternc_torch.state import InferenceState
 
 
@@ -66,6 +67,21 @@ class Context:
     """Cache position of the first new token."""
 
 
+def _f32(x: torch.Tensor) -> torch.Tensor:
+    return x if x.dtype == torch.float32 else x.float()
+
+
+@functools.cache
+def _scalar(value: float, device: torch.device) -> torch.Tensor:
+    return torch.tensor(value, dtype=torch.float32, device=device)
+
+
+def _inv_rms(h: torch.Tensor, eps: float) -> torch.Tensor:
+    """``rsqrt(mean(h**2, -1) + eps)`` (keepdim) for float32 ``h``, in three kernels (this runs per layer per token)."""
+    norm = torch.linalg.vector_norm(h, dim=-1, keepdim=True)
+    return torch.addcmul(_scalar(eps, h.device), norm, norm, value=1.0 / h.shape[-1]).rsqrt_()
+
+
 class RMSNorm(nn.Module):
     def __init__(self, size: int, eps: float) -> None:
         super().__init__()
@@ -73,9 +89,9 @@ class RMSNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = x.float()
-        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
-        return (self.weight.float() * h).to(x.dtype)
+        h = _f32(x)
+        out = _f32(self.weight) * (h * _inv_rms(h, self.eps))
+        return out if out.dtype == x.dtype else out.to(x.dtype)
 
 
 class GatedRMSNorm(nn.Module):
@@ -88,11 +104,13 @@ class GatedRMSNorm(nn.Module):
         self.eps = eps
 
     def forward(self, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        h = y.float() * F.silu(z.float())
+        h = _f32(y) * F.silu(_f32(z))
         shape = h.shape
+        if self.group_size == shape[-1]:
+            return _f32(self.weight) * (h * _inv_rms(h, self.eps))
         grouped = h.view(*shape[:-1], shape[-1] // self.group_size, self.group_size)
-        grouped = grouped * torch.rsqrt(grouped.pow(2).mean(-1, keepdim=True) + self.eps)
-        return self.weight.float() * grouped.view(shape)
+        grouped = grouped * _inv_rms(grouped, self.eps)
+        return _f32(self.weight) * grouped.view(shape)
 
 
 # -- attention -----------------------------------------------------------------------------------
@@ -181,33 +199,40 @@ class Mamba2Mixer(nn.Module):
         self.out_proj = nn.Linear(self.inner, hidden, bias=spec.proj_bias)
 
     def _dt(self, dt: torch.Tensor) -> torch.Tensor:
-        dt = F.softplus(dt.float() + self.dt_bias.float())
+        dt = F.softplus(dt.to(torch.float32) + self.dt_bias.to(torch.float32))
         low, high = self.dt_limit
-        if low > 0.0 or high != math.inf:
-            dt = dt.clamp(min=low, max=high)
+        if high != math.inf:
+            dt = dt.clamp_(min=low, max=high)
+        elif low > 0.0:
+            dt = dt.clamp_(min=low)
         return dt
 
     def forward(self, x: torch.Tensor, ctx: Context) -> torch.Tensor:
         b, t, _ = x.shape
-        zxbcdt = self.in_proj(x)
-        z, xbc, dt = zxbcdt.split([self.inner, self.conv_dim, self.heads], dim=-1)
         A = -torch.exp(self.A_log.float())
         mask = ctx.token_mask
         state = ctx.state
-        weight = self.conv1d.weight
-        h, p, g, n = self.heads, self.head_dim, self.groups, self.state_size
         if state is not None and t == 1 and mask is None and self.index in state.ssm:
-            conv_state, ssm_state = state.conv[self.index], state.ssm[self.index]
-            xbc1 = self.act(causal_conv_step(xbc[:, 0], weight, self.conv1d.bias, conv_state))
-            xs, B, C = xbc1.split([self.inner, g * n, g * n], dim=-1)
-            dt1 = self._dt(dt[:, 0])
-            y = ssd_step(ssm_state, xs.view(b, h, p), dt1, A, B.view(b, g, n), C.view(b, g, n))
-            y = y + self.D.float().view(h, 1) * xs.view(b, h, p).float()
-            y = y.view(b, 1, self.inner)
-        else:
-            y = self._prefill(xbc, dt, A, mask, state, b, t)
+            return self.step(x.view(b, -1), state.conv[self.index], state.ssm[self.index], A).view(b, 1, -1)
+        z, xbc, dt = self.in_proj(x).split([self.inner, self.conv_dim, self.heads], dim=-1)
+        y = self._prefill(xbc, dt, A, mask, state, b, t)
         out = self.norm(y, z)
         return self.out_proj(out.to(x.dtype))
+
+    def step(self, x: torch.Tensor, conv_state: torch.Tensor, ssm_state: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
+        """One position of every row, x (b, hidden) -> (b, hidden); updates both states in place."""
+        b = x.shape[0]
+        h, p, g, n = self.heads, self.head_dim, self.groups, self.state_size
+        z, xbc, dt = F.linear(x, self.in_proj.weight, self.in_proj.bias).split(
+            [self.inner, self.conv_dim, self.heads], dim=-1
+        )
+        xbc = self.act(causal_conv_step(xbc, self.conv1d.weight, self.conv1d.bias, conv_state))
+        xs, B, C = xbc.split([self.inner, g * n, g * n], dim=-1)
+        if B.dtype != torch.float32:
+            B, C = B.float(), C.float()
+        y = ssd_step(ssm_state, xs.view(b, h, p), self._dt(dt), A, B.view(b, g, n), C.view(b, g, n), self.D)
+        out = self.norm(y.view(b, self.inner), z)
+        return F.linear(out.to(x.dtype), self.out_proj.weight, self.out_proj.bias)
 
     def _prefill(
         self, xbc: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, mask: torch.Tensor | None,
@@ -247,8 +272,7 @@ class Mamba2Mixer(nn.Module):
             if mask is not None:
                 dt_ready = dt_ready * mask.unsqueeze(-1)
             y, final = ssd_chunk_scan(xs4, dt_ready, A, B.reshape(b, t, g, n), C.reshape(b, t, g, n),
-                                      self.chunk_size, ssm_state)
-            y = y + self.D.float().view(h, 1) * xs4.float()
+                                      min(self.chunk_size, SCAN_CHUNK), ssm_state, D=self.D)
         if state is not None:
             if self.index in state.conv:
                 state.conv[self.index].copy_(tail)
@@ -348,11 +372,13 @@ class Experts(nn.Module):
         flat = indices.reshape(-1)
         up = self._up()
         if tokens * top_k <= 2 * up.shape[0] and tokens <= 8:
-            # few tokens (decoding): gather the chosen experts' weights and batch the products
-            xs = x.repeat_interleave(top_k, dim=0).unsqueeze(-1)  # (tokens * k, in, 1)
-            h = self._hidden(torch.bmm(up[flat], xs).squeeze(-1))
-            out = torch.bmm(self.down_proj[flat], h.unsqueeze(-1)).squeeze(-1)
-            out = out * weights.reshape(-1, 1).to(out.dtype)
+            # few tokens (decoding): one product per chosen expert on its weights in place (gathering
+            # the chosen experts' weights first would copy them: twice the memory traffic)
+            outs = [
+                F.linear(self._hidden(F.linear(x[j // top_k], up[e])), self.down_proj[e])
+                for j, e in enumerate(flat.tolist())
+            ]
+            out = torch.stack(outs) * weights.reshape(-1, 1).to(x.dtype)
             return out.view(tokens, top_k, -1).sum(dim=1)
         order = torch.argsort(flat, stable=True)
         counts = torch.bincount(flat, minlength=up.shape[0]).tolist()

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from patternc.model import ModelSpec
+from patternc_torch.decode import StepFn, decode_steps, norm_step
 from patternc_torch.layers import (
     MLP,
     Attention,
@@ -229,6 +231,11 @@ class HybridLM(nn.Module):
         return_mtp: bool = False,
     ) -> CausalLMOutput:
         """Logits for ``input_ids`` (b, t); with ``state``, continue from it and update it."""
+        if (
+            state is not None and input_ids.shape[1] == 1 and attention_mask is None and position_ids is None
+            and not return_mtp and not torch.is_grad_enabled() and self._can_step(state)
+        ):
+            return self._step(input_ids, state, self._decode_plan())
         ctx = self._context(input_ids, attention_mask, state, position_ids)
         h = self.backbone.embeddings(input_ids)
         if self.spec.embedding_multiplier != 1.0:
@@ -245,8 +252,48 @@ class HybridLM(nn.Module):
         mtp_logits = self._mtp(input_ids, hidden, ctx) if return_mtp and self.mtp is not None else None
         return CausalLMOutput(logits=logits, state=state, mtp_logits=mtp_logits, hidden_states=hidden)
 
+    # -- one token per row (decoding) ---------------------------------------------------------------
+
+    def _can_step(self, state: InferenceState) -> bool:
+        """Whether ``state`` allows ``_step``: no padding so far, every Mamba layer's state exists."""
+        if state.key_mask is not None or state.next_position is not None or state.offset == 0:
+            return False
+        return all(
+            layer.mixer.index in state.ssm for layer in self.backbone.layers if isinstance(layer.mixer, Mamba2Mixer)
+        )
+
+    def _decode_plan(self) -> tuple[list[StepFn], Callable[[torch.Tensor], torch.Tensor]]:
+        """The closures ``_step`` runs: one per layer, then the final norm (see ``patternc_torch.decode``)."""
+        return decode_steps(cast("list[Block]", list(self.backbone.layers))), norm_step(self.backbone.norm_f)
+
+    def _step(
+        self, input_ids: torch.Tensor, state: InferenceState,
+        plan: tuple[list[StepFn], Callable[[torch.Tensor], torch.Tensor]],
+    ) -> CausalLMOutput:
+        """``forward`` for one new token per row after an unpadded history (autograd off)."""
+        b = input_ids.shape[0]
+        start = state.offset
+        state.reserve(1)
+        rope = None
+        inv_freq = self.rope_inv_freq
+        if isinstance(inv_freq, torch.Tensor):
+            positions = torch.full((b, 1), start, dtype=torch.long, device=input_ids.device)
+            rope = rope_tables(positions, inv_freq)
+        h = F.embedding(input_ids.view(b), self.backbone.embeddings.weight)
+        if self.spec.embedding_multiplier != 1.0:
+            h = h * self.spec.embedding_multiplier
+        steps, final_norm = plan
+        for step in steps:
+            h = step(h, state, start, rope)
+        hidden = h.view(b, 1, -1)
+        logits = self._head(final_norm(h)).view(b, 1, -1)
+        state.offset += 1
+        return CausalLMOutput(logits=logits, state=state, hidden_states=hidden)
+
     def _head(self, h: torch.Tensor) -> torch.Tensor:
-        logits = self.lm_head(h).float()
+        logits = F.linear(h, self.lm_head.weight)
+        if logits.dtype != torch.float32:
+            logits = logits.float()
         if self.spec.logits_scaling != 1.0:
             logits = logits / self.spec.logits_scaling
         return logits
@@ -303,6 +350,8 @@ class HybridLM(nn.Module):
         out = self(input_ids, attention_mask, state=state, logits_to_keep=1)
         tokens = [input_ids]
         done = torch.zeros(b, dtype=torch.bool, device=input_ids.device)
+        fast = self._can_step(state)
+        plan = self._decode_plan() if fast else None
         for step in range(max_new_tokens):
             logits = out.logits[:, -1]
             nxt = _pick(logits, do_sample, temperature, top_k, top_p, generator)
@@ -312,7 +361,10 @@ class HybridLM(nn.Module):
             tokens.append(nxt.unsqueeze(1))
             if step + 1 == max_new_tokens or (eos_token_id is not None and bool(done.all())):
                 break
-            out = self(nxt.unsqueeze(1), state=state, logits_to_keep=1)
+            if plan is not None:
+                out = self._step(nxt.unsqueeze(1), state, plan)
+            else:
+                out = self(nxt.unsqueeze(1), state=state, logits_to_keep=1)
         return torch.cat(tokens, dim=1)
 
 

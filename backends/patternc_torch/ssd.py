@@ -17,6 +17,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+SCAN_CHUNK = 32
+"""The block length ``Mamba2Mixer`` scans with on the PyTorch path, whatever the model's ``chunk_size``.
+
+Any block length gives the same result (up to rounding); short blocks keep the per-head (l, s) decay
+matrices small and in cache, and the state crosses blocks in a short loop of matrix products."""
+
 
 def ssd_chunk_scan(
     x: torch.Tensor,
@@ -26,8 +32,9 @@ def ssd_chunk_scan(
     C: torch.Tensor,
     chunk_size: int,
     initial_state: torch.Tensor | None = None,
+    D: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """y (b, l, h, p) and the final state (b, h, p, n), without the ``D`` skip.
+    """y (b, l, h, p) and the final state (b, h, p, n); with ``D`` (h,), y includes the ``D * x`` skip.
 
     x (b, l, h, p); dt (b, l, h), already softplus'ed, biased and clamped; A (h,) negative;
     B, C (b, l, g, n); initial_state (b, h, p, n) or None.  Positions with dt = 0 and x = 0
@@ -36,56 +43,79 @@ def ssd_chunk_scan(
     b, seqlen, h, p = x.shape
     g, n = B.shape[-2], B.shape[-1]
     r = h // g
-    q = min(chunk_size, seqlen)
+    rp = r * p
+    q = max(1, min(chunk_size, seqlen))
     pad = (-seqlen) % q
-    x, dt, B, C = x.float(), dt.float(), B.float(), C.float()
+    f32 = torch.float32
+    # in-place updates of intermediates, except when autograd records this call
+    inplace = not torch.is_grad_enabled() or not any(
+        t is not None and t.requires_grad for t in (x, dt, A, B, C, initial_state, D)
+    )
+    x, dt, B, C = x.to(f32), dt.to(f32), B.to(f32), C.to(f32)
+    xdt = x * dt.unsqueeze(-1)  # (b, l, h, p)
+    dA = dt * A.to(f32)  # (b, l, h)
     if pad:
-        x = F.pad(x, (0, 0, 0, 0, 0, pad))
-        dt = F.pad(dt, (0, 0, 0, pad))
+        xdt = F.pad(xdt, (0, 0, 0, 0, 0, pad))
+        dA = F.pad(dA, (0, 0, 0, pad))
         B = F.pad(B, (0, 0, 0, 0, 0, pad))
         C = F.pad(C, (0, 0, 0, 0, 0, pad))
     c = (seqlen + pad) // q
-    x = x.view(b, c, q, g, r, p)
-    dt = dt.view(b, c, q, h)
-    B = B.view(b, c, q, g, n)
-    C = C.view(b, c, q, g, n)
+    a_cum = torch.cumsum(dA.view(b, c, q, h), dim=2)  # (b, c, q, h)
+    Bc = B.reshape(b, c, q, g, n).transpose(2, 3)  # (b, c, g, q, n)
+    Cc = C.reshape(b, c, q, g, n).transpose(2, 3)  # (b, c, g, q, n)
 
-    dA = dt * A.float()  # (b, c, q, h)
-    a_cum = torch.cumsum(dA, dim=2)  # (b, c, q, h)
-    xdt = x * dt.view(b, c, q, g, r, 1)
+    # 1. within each chunk, per head: y[l] = sum_{s <= l} (C_l . B_s) exp(a_cum[l] - a_cum[s]) x_s dt_s
+    a_h = a_cum.transpose(2, 3).contiguous()  # (b, c, h, q)
+    segment = a_h.unsqueeze(-1) - a_h.unsqueeze(-2)  # (b, c, h, l, s)
+    scores = torch.matmul(Cc, Bc.transpose(-1, -2)).unsqueeze(3)  # (b, c, g, 1, l, s)
+    if inplace:  # above the diagonal exp() may overflow to inf; tril_ replaces those entries by 0
+        weights = torch.exp_(segment).tril_()
+        weights.view(b, c, g, r, q, q).mul_(scores)
+    else:  # autograd: mask before exp (an inf would turn the masked gradient into NaN)
+        causal = torch.ones(q, q, dtype=torch.bool, device=x.device).tril_()
+        weights = torch.exp(segment.masked_fill(~causal, float("-inf")))
+        weights = (weights.view(b, c, g, r, q, q) * scores).view(b, c, h, q, q)
+    y_diag = torch.matmul(weights, xdt.view(b, c, q, h, p).transpose(2, 3))  # (b, c, h, l, p)
+    del weights, segment
 
-    # 1. within each chunk: y[l] = sum_{s <= l} (C_l . B_s) exp(a_cum[l] - a_cum[s]) x_s dt_s
-    segment = a_cum.unsqueeze(3) - a_cum.unsqueeze(2)  # (b, c, l, s, h)
-    causal = torch.ones(q, q, dtype=torch.bool, device=x.device).tril_()
-    decay = torch.exp(segment.masked_fill(~causal.view(1, 1, q, q, 1), float("-inf")))
-    scores = torch.einsum("bclgn,bcsgn->bcgls", C, B)  # (b, c, g, l, s)
-    weights = scores.unsqueeze(3) * decay.permute(0, 1, 4, 2, 3).reshape(b, c, g, r, q, q)  # (b, c, g, r, l, s)
-    y = torch.einsum("bcgrls,bcsgrp->bclgrp", weights, xdt)
-
-    # 2. the state each chunk adds, decayed to the chunk's end
-    to_end = torch.exp(a_cum[:, :, -1:, :] - a_cum).view(b, c, q, g, r, 1)  # (b, c, q, g, r, 1)
-    chunk_states = torch.einsum("bclgn,bclgrp->bcgrpn", B, xdt * to_end).reshape(b, c, h, p, n)
-
-    # 3. across chunks: the state entering each chunk (a tiny causal matrix over chunks)
+    # 2. chunk by chunk: the entering state's contribution C_l . state, then the state update
+    #    state <- state * exp(a_end) + sum_l B_l (x_l dt_l exp(a_end - a_cum[l])).  The state is kept
+    #    as (b, g, n, r p) so that both are plain matrix products over the group's heads.
+    a_end = a_cum[:, :, -1:, :]  # (b, c, 1, h)
+    xs_end = (xdt.view(b, c, q, h, p) * torch.exp(a_end - a_cum).unsqueeze(-1)).view(b, c, q, g, rp)
+    chunk_decay = torch.exp(a_end).view(b, c, g, 1, r, 1).expand(b, c, g, 1, r, p).reshape(b, c, g, 1, rp)
     if initial_state is None:
-        start = torch.zeros(b, 1, h, p, n, dtype=torch.float32, device=x.device)
+        state = torch.zeros(b, g, n, rp, dtype=f32, device=x.device)
     else:
-        start = initial_state.float().unsqueeze(1)
-    states = torch.cat([start, chunk_states], dim=1)  # (b, c + 1, h, p, n)
-    chunk_decay = F.pad(a_cum[:, :, -1, :], (0, 0, 1, 0))  # (b, c + 1, h)
-    chunk_cum = torch.cumsum(chunk_decay, dim=1)
-    across = chunk_cum.unsqueeze(2) - chunk_cum.unsqueeze(1)  # (b, z_to, z_from, h)
-    causal_c = torch.ones(c + 1, c + 1, dtype=torch.bool, device=x.device).tril_()
-    across = torch.exp(across.masked_fill(~causal_c.view(1, c + 1, c + 1, 1), float("-inf")))
-    entering = torch.einsum("bzyh,byhpn->bzhpn", across, states)  # (b, c + 1, h, p, n)
-    final_state = entering[:, -1]
-    entering = entering[:, :-1].reshape(b, c, g, r, p, n)
+        state = initial_state.to(f32).view(b, g, r, p, n).permute(0, 1, 4, 2, 3).reshape(b, g, n, rp)
+    if inplace:
+        y = torch.empty(c, b, g, q, rp, dtype=f32, device=x.device)
+        for z in range(c):
+            torch.matmul(Cc[:, z], state, out=y[z])
+            update = torch.matmul(Bc[:, z].transpose(-1, -2), xs_end[:, z].transpose(1, 2))  # (b, g, n, r p)
+            state = update.addcmul_(state, chunk_decay[:, z])
+    else:
+        parts = []
+        for z in range(c):
+            parts.append(torch.matmul(Cc[:, z], state))
+            update = torch.matmul(Bc[:, z].transpose(-1, -2), xs_end[:, z].transpose(1, 2))
+            state = torch.addcmul(update, state, chunk_decay[:, z])
+        y = torch.stack(parts)
+    final_state = state.view(b, g, n, r, p).permute(0, 1, 3, 4, 2).reshape(b, h, p, n)
 
-    # 4. the entering state's contribution within each chunk
+    # 3. scale the entering state's contribution by the decay from the chunk's start, add the rest
+    y6 = y.view(c, b, g, q, r, p).permute(1, 0, 3, 2, 4, 5)  # (b, c, q, g, r, p)
     from_start = torch.exp(a_cum).view(b, c, q, g, r, 1)
-    y = y + torch.einsum("bclgn,bcgrpn->bclgrp", C, entering) * from_start
-    y = y.reshape(b, c * q, h, p)[:, :seqlen]
-    return y, final_state
+    y6 = y6.mul_(from_start) if inplace else y6 * from_start
+    out = y6.reshape(b, c, q, h, p)
+    out = out.add_(y_diag.transpose(2, 3)) if inplace else out + y_diag.transpose(2, 3)
+    out = out.reshape(b, c * q, h, p)  # a copy only with several rows (chunk-major above)
+    if pad:
+        out = out[:, :seqlen]
+    if D is not None:
+        skip = D.to(f32).view(h, 1)
+        out = out.addcmul_(x, skip) if inplace and not pad else torch.addcmul(out, x, skip)
+    return out, final_state
 
 
 def ssd_step(
@@ -95,20 +125,23 @@ def ssd_step(
     A: torch.Tensor,
     B: torch.Tensor,
     C: torch.Tensor,
+    D: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """One position: updates ``state`` (b, h, p, n) in place and returns y (b, h, p), without ``D``.
+    """One position: updates ``state`` (b, h, p, n) in place and returns y (b, h, p) (+ ``D * x`` with ``D``).
 
-    x (b, h, p); dt (b, h) ready (softplus, bias, clamp); B, C (b, g, n).
+    x (b, h, p); dt (b, h) ready (softplus, bias, clamp); B, C (b, g, n); all float32 but ``x``.
     """
     b, h, p, n = state.shape
     g = B.shape[1]
     r = h // g
-    dA = torch.exp(dt.float() * A.float())  # (b, h)
+    x = x.to(torch.float32)
     grouped = state.view(b, g, r, p, n)
-    xdt = (x.float() * dt.float().unsqueeze(-1)).view(b, g, r, p, 1)
-    grouped.mul_(dA.view(b, g, r, 1, 1)).add_(xdt * B.float().view(b, g, 1, 1, n))
-    y = torch.matmul(grouped, C.float().view(b, g, 1, n, 1))  # (b, g, r, p, 1)
-    return y.view(b, h, p)
+    grouped.mul_(torch.exp(dt * A).view(b, g, r, 1, 1))
+    grouped.addcmul_((x * dt.unsqueeze(-1)).view(b, g, r, p, 1), B.view(b, g, 1, 1, n))
+    y = torch.bmm(state.view(b * g, r * p, n), C.reshape(b * g, n, 1)).view(b, h, p)
+    if D is not None:
+        y.addcmul_(x, D.view(h, 1))
+    return y
 
 
 def causal_conv(
@@ -130,9 +163,9 @@ def causal_conv_step(
     """One position (b, channels): updates ``conv_state`` (b, channels, kernel - 1) in place."""
     k = weight.shape[-1]
     window = torch.cat([conv_state, x.unsqueeze(-1)], dim=-1)  # (b, channels, k)
-    out = (window * weight.view(weight.shape[0], k)).sum(-1)
+    out = torch.linalg.vecdot(window, weight.view(weight.shape[0], k))
     if bias is not None:
-        out = out + bias
+        out = out.add_(bias)
     if k > 1:
         conv_state.copy_(window[:, :, 1:])
     return out

@@ -1,0 +1,186 @@
+"""The per-token path: one new token per row after an unpadded history, without autograd.
+
+``decode_steps(layers)`` turns every layer into a closure over its weights: no module calls, no
+attribute look-ups, no masks, constants such as ``A = -exp(A_log)`` computed once, intermediate
+results updated in place.  ``HybridLM.generate`` builds the closures once per call,
+``HybridLM.forward`` once per call it can serve this way (one token per row, a state without
+padding, autograd off).  The arithmetic is ``forward``'s, so results agree within float rounding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from patternc_torch.layers import (
+    MLP,
+    Attention,
+    Block,
+    Mamba2Mixer,
+    RMSNorm,
+    _f32,
+    _rotate,
+    _scalar,
+)
+from patternc_torch.state import InferenceState
+
+Rope = tuple[torch.Tensor, torch.Tensor]
+StepFn = Callable[[torch.Tensor, InferenceState, int, "Rope | None"], torch.Tensor]
+"""(x (b, hidden), state, cache position of the token, RoPE tables (b, 1, 1, rotary) or None) -> (b, hidden)."""
+
+
+def norm_step(norm: RMSNorm) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``RMSNorm.forward`` for (b, hidden)."""
+    weight = _f32(norm.weight)
+    eps = _scalar(norm.eps, weight.device)
+    inv_size = 1.0 / weight.shape[-1]
+
+    def step(x: torch.Tensor) -> torch.Tensor:
+        h = _f32(x)
+        length = torch.linalg.vector_norm(h, dim=-1, keepdim=True)
+        out = (h * torch.addcmul(eps, length, length, value=inv_size).rsqrt_()).mul_(weight)
+        return out if out.dtype == x.dtype else out.to(x.dtype)
+
+    return step
+
+
+def decode_steps(layers: list[Block]) -> list[StepFn]:
+    return [block_step(block) for block in layers]
+
+
+def block_step(block: Block) -> StepFn:
+    """``Block.forward`` for one token per row: ``x + mixer(norm(x)) * residual_multiplier``."""
+    mixer = block.mixer
+    norm = norm_step(block.norm)
+    if isinstance(mixer, Mamba2Mixer):
+        inner = _mamba_step(mixer)
+    elif isinstance(mixer, Attention):
+        inner = _attention_step(mixer)
+    elif isinstance(mixer, MLP):
+        inner = _mlp_step(mixer)
+    else:  # MoE: its forward already batches the few tokens of a decoding step
+
+        def inner(h: torch.Tensor, state: InferenceState, start: int, rope: Rope | None) -> torch.Tensor:
+            return mixer(h)
+
+    multiplier = block.residual_multiplier
+
+    def step(x: torch.Tensor, state: InferenceState, start: int, rope: Rope | None) -> torch.Tensor:
+        out = inner(norm(x), state, start, rope)
+        return x + out if multiplier == 1.0 else torch.add(x, out, alpha=multiplier)
+
+    return step
+
+
+def _mamba_step(mixer: Mamba2Mixer) -> StepFn:
+    index = mixer.index
+    h, p, g, n = mixer.heads, mixer.head_dim, mixer.groups, mixer.state_size
+    r = h // g
+    inner, conv_dim, kernel = mixer.inner, mixer.conv_dim, mixer.kernel
+    splits, xbc_splits = [inner, conv_dim, h], [inner, g * n, g * n]
+    in_w, in_b = mixer.in_proj.weight, mixer.in_proj.bias
+    out_w, out_b = mixer.out_proj.weight, mixer.out_proj.bias
+    conv_w, conv_b = mixer.conv1d.weight.view(conv_dim, kernel), mixer.conv1d.bias
+    act = mixer.act
+    dt_bias = _f32(mixer.dt_bias)
+    low, high = mixer.dt_limit
+    A = -torch.exp(_f32(mixer.A_log))
+    D = _f32(mixer.D).view(h, 1)
+    gate_norm = mixer.norm
+    group = gate_norm.group_size
+    gate_w = _f32(gate_norm.weight)
+    gate_eps = _scalar(gate_norm.eps, gate_w.device)
+
+    def step(x: torch.Tensor, state: InferenceState, start: int, rope: Rope | None) -> torch.Tensor:
+        b = x.shape[0]
+        z, xbc, dt = F.linear(x, in_w, in_b).split_with_sizes(splits, dim=-1)
+        # causal depthwise conv over the last `kernel` inputs
+        conv_state = state.conv[index]
+        window = torch.cat([conv_state, xbc.unsqueeze(-1)], dim=-1)  # (b, conv_dim, kernel)
+        xbc = torch.linalg.vecdot(window, conv_w)
+        if conv_b is not None:
+            xbc.add_(conv_b)
+        if kernel > 1:
+            conv_state.copy_(window[:, :, 1:])
+        xs, B, C = act(xbc).split_with_sizes(xbc_splits, dim=-1)
+        xs = _f32(xs).view(b, h, p)
+        B, C = _f32(B), _f32(C)
+        # dt, then the SSM state: state * exp(dt A) + (x dt) outer B, read out with C
+        dt = F.softplus(_f32(dt) + dt_bias)
+        if high != float("inf"):
+            dt.clamp_(min=low, max=high)
+        elif low > 0.0:
+            dt.clamp_(min=low)
+        ssm = state.ssm[index]
+        grouped = ssm.view(b, g, r, p, n)
+        grouped.mul_(torch.exp(dt * A).view(b, g, r, 1, 1))
+        grouped.addcmul_((xs * dt.unsqueeze(-1)).view(b, g, r, p, 1), B.view(b, g, 1, 1, n))
+        y = torch.bmm(ssm.view(b * g, r * p, n), C.reshape(b * g, n, 1)).view(b, h, p)
+        y = y.addcmul_(xs, D).view(b, inner)
+        # gated RMSNorm (norm after the gate), out_proj
+        y = y.mul_(F.silu(_f32(z)))
+        grouped_y = y.view(b, inner // group, group)
+        length = torch.linalg.vector_norm(grouped_y, dim=-1, keepdim=True)
+        grouped_y.mul_(torch.addcmul(gate_eps, length, length, value=1.0 / group).rsqrt_())
+        y = y.mul_(gate_w)
+        return F.linear(y if y.dtype == x.dtype else y.to(x.dtype), out_w, out_b)
+
+    return step
+
+
+def _attention_step(attn: Attention) -> StepFn:
+    index = attn.index
+    heads, kv_heads, hd = attn.heads, attn.kv_heads, attn.head_dim
+    r = heads // kv_heads
+    q_w, q_b = attn.q_proj.weight, attn.q_proj.bias
+    k_w, k_b = attn.k_proj.weight, attn.k_proj.bias
+    v_w, v_b = attn.v_proj.weight, attn.v_proj.bias
+    o_w, o_b = attn.o_proj.weight, attn.o_proj.bias
+    scale = attn.scale
+    gqa = kv_heads != heads
+
+    def step(x: torch.Tensor, state: InferenceState, start: int, rope: Rope | None) -> torch.Tensor:
+        b = x.shape[0]
+        q = F.linear(x, q_w, q_b).view(b, heads, 1, hd)
+        k = F.linear(x, k_w, k_b).view(b, kv_heads, 1, hd)
+        v = F.linear(x, v_w, v_b).view(b, kv_heads, 1, hd)
+        if rope is not None:
+            cos, sin = rope
+            q, k = _rotate(q, cos, sin), _rotate(k, cos, sin)
+        k_buf, v_buf = state.kv_buffers(index, kv_heads, hd, k.dtype, k.device)
+        end = start + 1
+        k_buf[:, :, start:end] = k
+        v_buf[:, :, start:end] = v
+        if q.dtype == torch.float32 and not q.is_cuda:
+            # one query per row: two batched products and a softmax beat the fused kernel's setup on CPU
+            keys = k_buf[:, :, :end].reshape(b * kv_heads, end, hd)
+            scores = torch.bmm(q.view(b * kv_heads, r, hd), keys.transpose(1, 2)).mul_(scale)
+            out = torch.bmm(torch.softmax(scores, dim=-1), v_buf[:, :, :end].reshape(b * kv_heads, end, hd))
+        else:
+            out = F.scaled_dot_product_attention(
+                q, k_buf[:, :, :end], v_buf[:, :, :end], scale=scale, enable_gqa=gqa
+            )
+        return F.linear(out.reshape(b, heads * hd), o_w, o_b)
+
+    return step
+
+
+def _mlp_step(mlp: MLP) -> StepFn:
+    up_w, up_b = mlp.up_proj.weight, mlp.up_proj.bias
+    down_w, down_b = mlp.down_proj.weight, mlp.down_proj.bias
+    act = mlp.act
+    if mlp.gated:
+        gate_w, gate_b = mlp.gate_proj.weight, mlp.gate_proj.bias
+
+        def gated(x: torch.Tensor, state: InferenceState, start: int, rope: Rope | None) -> torch.Tensor:
+            hidden = act(F.linear(x, gate_w, gate_b)).mul_(F.linear(x, up_w, up_b))
+            return F.linear(hidden, down_w, down_b)
+
+        return gated
+
+    def plain(x: torch.Tensor, state: InferenceState, start: int, rope: Rope | None) -> torch.Tensor:
+        return F.linear(act(F.linear(x, up_w, up_b)), down_w, down_b)
+
+    return plain
