@@ -245,10 +245,26 @@ from patternc.commands import register_all  # noqa: E402  (after the built-in co
 register_all(app)
 
 
+class Terminated(SystemExit):
+    """SIGTERM or SIGHUP, raised in the main thread so ``finally`` blocks (a build's staging clean-up) run."""
+
+
+def _on_signal(signum: int, frame: object) -> None:
+    raise Terminated(128 + signum)
+
+
 def main() -> None:
     """Console-script entry: map every failure to a documented exit code, never a traceback."""
+    import signal
+
+    for signum in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if signum is not None:
+            signal.signal(signum, _on_signal)
     try:
         app(standalone_mode=True)
+    except Terminated:
+        sys.stderr.write("terminated\n")
+        raise
     except SystemExit:
         raise
     except KeyboardInterrupt:

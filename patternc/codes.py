@@ -2,7 +2,8 @@
 
 Codes are stable: never renumbered, never reused.  Ranges: ``P0xx`` lexical and syntax,
 ``P1xx`` structure of the parsed pattern, ``P2xx`` family and mixing rules.  Later issues add
-``P3xx`` (targets and backends), ``P4xx`` (the torch backend), ``P5xx`` (``patternc build``) and ``P9xx`` (configuration files).
+``P3xx`` (targets and backends), ``P4xx`` (the torch backend), ``P5xx`` (``patternc build``), ``P6xx`` (analysis),
+``P7xx`` (resource limits: memory a model would need) and ``P9xx`` (configuration files).
 The long explanation of each code lives in ``patternc/explain/<code>.md`` (printed by ``patternc explain``), and a test
 keeps that directory, this table and ``docs/diagnostics.md`` in step.
 """
@@ -652,6 +653,14 @@ _TABLE: tuple[Code, ...] = (
         _W,
         "a non-zero ratio that rounds to no layer at all",
         ("gen", "--layers", "2", "--attention", "0.25"),
+    ),
+    # P7xx: resource limits (patternc/footprint.py).
+    Code(
+        "P701",
+        "model-too-large",
+        _E,
+        "the model's parameters would need more bytes than the limit or the memory available (nothing allocated)",
+        ("build", "M-M*-", "-o", "out", "--set", "hidden_size=2147483647", "--set", "vocab_size=2147483647"),
     ),
 )
 

@@ -80,6 +80,12 @@ def build(spec: ModelSpec, device: str | torch.device | None = None, dtype: torc
     if problems:
         raise _fail(problems, "<spec>")
     target = torch.device(device) if device is not None else torch.device("cpu")
+    from patternc.footprint import allocation_problem
+
+    width = (dtype if dtype is not None else torch.float32).itemsize
+    too_large = allocation_problem(spec, bytes_per_param=width, device=None if target.type == "meta" else str(target))
+    if too_large is not None:  # refused before allocating (P701)
+        raise _fail([too_large], "<spec>")
     with torch.device(target):
         model = HybridLM(spec)
     if init and target.type != "meta":

@@ -13,7 +13,6 @@ stacked (``mixer.experts.up_proj`` is (experts, out, in), as transformers holds 
 
 from __future__ import annotations
 
-import json
 import re
 from collections import defaultdict
 from pathlib import Path
@@ -27,20 +26,42 @@ _EXPERT = re.compile(r"^(.*\.experts)\.(\d+)\.(gate_proj|up_proj|down_proj)\.wei
 
 
 def read_safetensors(directory: Path) -> dict[str, torch.Tensor] | None:
-    """Every tensor of ``model.safetensors`` or of the shards ``model.safetensors.index.json`` names."""
-    from safetensors.torch import load_file
+    """Every tensor of ``model.safetensors`` or of the shards ``model.safetensors.index.json`` names.
+
+    The headers are checked first, as ``patternc build --weights`` checks them (shards named by the
+    index stay inside ``directory``, symbolic links followed; no tensor in two shards; valid
+    safetensors): a bad checkpoint raises ``PatternError`` (``P510``), never a bare exception.
+    """
+    from patternc_transformers.checkpoint import CheckpointError, contained, open_checkpoint
+    from safetensors import safe_open
+
+    from patternc.diagnostics import PatternError, diag
+    from patternc.source import Source
 
     index = directory / "model.safetensors.index.json"
-    if index.is_file():
-        weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
-        tensors: dict[str, torch.Tensor] = {}
-        for shard in sorted(set(weight_map.values())):
-            tensors.update(load_file(str(directory / shard)))
-        return tensors
     single = directory / "model.safetensors"
-    if single.is_file():
-        return load_file(str(single))
-    return None
+    if not index.is_file() and not single.is_file():
+        return None
+    try:
+        if not index.is_file() and not contained(single, directory):
+            raise CheckpointError("P510", f"`{single.name}` leads out of the checkpoint directory `{directory}`",
+                                  help="copy the file into the directory; patternc reads nothing outside it")
+        checkpoint = open_checkpoint(directory if index.is_file() else single)
+        by_file: dict[Path, list[str]] = defaultdict(list)
+        for name, info in checkpoint.tensors.items():
+            by_file[info.file].append(name)
+        tensors: dict[str, torch.Tensor] = {}
+        for file, names in by_file.items():
+            with safe_open(str(file), framework="pt") as handle:
+                for name in names:
+                    tensors[name] = handle.get_tensor(name)
+    except CheckpointError as error:
+        problem = diag(error.code, error.message, None, help=error.help)
+        raise PatternError([problem], Source("", str(directory))) from None
+    except Exception as error:  # safetensors' own errors: a file changed or truncated after its header was read
+        raise PatternError([diag("P510", f"cannot read the weights in `{directory}`: {error}", None)],
+                           Source("", str(directory))) from None
+    return tensors
 
 
 def _stack_experts(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -372,12 +372,59 @@ def write_weights(
     return [*written, INDEX_NAME], total
 
 
+_STAGING, _ASIDE = "patternc-build", "patternc-old"
+"""Sibling names: ``.<out>.patternc-build-<pid>-<random>`` (being written), ``.<out>.patternc-old-<pid>-<random>``
+(the directory ``--force`` replaces, between two renames)."""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True  # someone else's process, or a name we did not write: leave it alone
+    return True
+
+
+def clean_stale(out_dir: Path) -> list[Path]:
+    """Remove the siblings a killed build left beside ``out_dir`` (their process is gone); the paths removed.
+
+    A SIGKILL (or a power cut) runs no clean-up, so the next build to the same directory does it:
+    a staging directory is deleted; a directory set aside by ``--force`` is renamed back when
+    ``out_dir`` is missing (the kill came between the two renames), else deleted.
+    """
+    removed: list[Path] = []
+    parent = out_dir.parent
+    if not parent.is_dir():
+        return removed
+    for kind in (_ASIDE, _STAGING):
+        for path in sorted(parent.glob(f".{glob_escape(out_dir.name)}.{kind}-*")):
+            pid_text = path.name[len(f".{out_dir.name}.{kind}-"):].partition("-")[0]
+            if not pid_text.isdigit() or _alive(int(pid_text)) or path.is_symlink() or not path.is_dir():
+                continue
+            if kind == _ASIDE and not (out_dir.exists() or out_dir.is_symlink()):
+                os.rename(path, out_dir)
+            else:
+                shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def glob_escape(name: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
+
+
 @contextmanager
 def staging(out_dir: Path) -> Iterator[Path]:
-    """A temporary directory beside ``out_dir`` (same filesystem), removed unless published."""
+    """A temporary directory beside ``out_dir`` (same filesystem), removed unless published.
+
+    Stale siblings of a killed earlier build are cleaned first (``clean_stale``).
+    """
     parent = out_dir.parent
     parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.patternc-build-", dir=parent))
+    clean_stale(out_dir)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.{_STAGING}-{os.getpid()}-", dir=parent))
     mask = os.umask(0)
     os.umask(mask)
     os.chmod(tmp, 0o777 & ~mask)  # mkdtemp makes it private; the published directory follows the umask
@@ -395,7 +442,7 @@ def publish(tmp: Path, out_dir: Path, force: bool) -> None:
         return
     if not force:
         raise FileExistsError(str(out_dir))
-    aside = out_dir.parent / f".{out_dir.name}.patternc-old-{uuid.uuid4().hex[:12]}"
+    aside = out_dir.parent / f".{out_dir.name}.{_ASIDE}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
     os.rename(out_dir, aside)
     try:
         os.rename(tmp, out_dir)
@@ -482,6 +529,13 @@ def build_model_dir(
     result = BuildResult()
     guard = [*(protected or []), *([Path(weights)] if weights is not None else [])]
     result.diagnostics += check_out_dir(out, force, guard)
+    from patternc.footprint import allocation_problem
+
+    # the torch target holds every tensor in memory; a transformers target only builds a meta model
+    too_large = allocation_problem(spec, device="cpu" if target == TORCH_TARGET else None)
+    if too_large is not None:
+        result.diagnostics.append(too_large)
+        return result
     if target == TORCH_TARGET:
         if not result.diagnostics:
             _build_torch(spec, out, weights, force, result)

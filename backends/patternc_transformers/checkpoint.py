@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     import torch
 
 INDEX_NAME = "model.safetensors.index.json"
+MAX_INDEX_BYTES = 64 * 2**20
+"""Largest ``model.safetensors.index.json`` read (64 MiB; the index of a 1T-parameter model is a few MiB)."""
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 
 ITEMSIZE: dict[str, int] = {
@@ -80,8 +82,46 @@ def _refuse_pickles(found: list[Path]) -> CheckpointError:
     )
 
 
+def contained(path: Path, root: Path) -> bool:
+    """Whether ``path``, every symbolic link followed, stays inside the directory ``root``.
+
+    One exception: a Hugging Face cache snapshot (``…/snapshots/<revision>/``) holds links into its
+    repository's ``blobs/`` directory, which is where the files of that checkpoint live.
+    """
+    try:
+        target = path.resolve(strict=False)
+        base = root.resolve(strict=False)
+    except (OSError, RuntimeError, ValueError):  # a link loop, a name the OS refuses
+        return False
+    if target.is_relative_to(base):
+        return True
+    return base.parent.name == "snapshots" and target.is_relative_to(base.parent.parent / "blobs")
+
+
+def _target(path: Path) -> str:
+    try:
+        return str(path.resolve(strict=False))
+    except (OSError, RuntimeError, ValueError):
+        return "an unresolvable link"
+
+
+def _escaping(root: Path, files: list[Path]) -> CheckpointError | None:
+    outside = [p for p in files if not contained(p, root)]
+    if not outside:
+        return None
+    shown = ", ".join(f"`{p.name}` -> `{_target(p)}`" for p in outside[:3])
+    return CheckpointError(
+        "P510",
+        f"files lead out of the checkpoint directory `{root}`: {shown}",
+        help="copy the files into the checkpoint directory; patternc reads nothing outside it",
+    )
+
+
 def open_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
-    """Every tensor of a checkpoint (headers only); raises ``CheckpointError``."""
+    """Every tensor of a checkpoint (headers only); raises ``CheckpointError``.
+
+    A directory's files (and an index's shards) must stay inside it, symbolic links followed.
+    """
     root = Path(path)
     if root.is_file():
         if root.suffix in PICKLE_SUFFIXES:
@@ -93,10 +133,16 @@ def open_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         raise CheckpointError("P504", f"no checkpoint at `{root}`: no such file or directory")
     index = root / INDEX_NAME
     if index.is_file():
+        escaping = _escaping(root, [index])
+        if escaping is not None:
+            raise escaping
         return _from_index(index)
     entries = sorted(root.iterdir())
     shards = [p for p in entries if p.suffix == ".safetensors" and p.is_file()]
     if shards:
+        escaping = _escaping(root, shards)
+        if escaping is not None:
+            raise escaping
         return _from_files(root, shards)
     pickles = _pickles(entries)
     if pickles:
@@ -108,10 +154,21 @@ def open_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     )
 
 
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # a name too long for the filesystem, a permission problem: not a usable shard
+        return False
+
+
 def _from_index(index: Path) -> Checkpoint:
     try:
+        size = index.stat().st_size
+        if size > MAX_INDEX_BYTES:
+            raise CheckpointError("P510", f"`{index}` has {size:,} bytes, above the limit of {MAX_INDEX_BYTES:,} "
+                                  "for an index")
         data = json.loads(index.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (OSError, ValueError, RecursionError) as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise CheckpointError("P510", f"`{index}` is not a readable JSON index: {error}") from None
     weight_map = data.get("weight_map") if isinstance(data, dict) else None
     if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
@@ -123,7 +180,10 @@ def _from_index(index: Path) -> Checkpoint:
     pickles = [n for n in names if Path(n).suffix in PICKLE_SUFFIXES]
     if pickles:
         raise _refuse_pickles([index.parent / n for n in pickles])
-    missing = [n for n in names if not (index.parent / n).is_file()]
+    escaping = _escaping(index.parent, [index.parent / n for n in names])
+    if escaping is not None:
+        raise escaping
+    missing = [n for n in names if not _is_file(index.parent / n)]
     if missing:
         raise CheckpointError("P504", f"`{index.name}` lists shard files that do not exist: {', '.join(missing[:5])}")
     checkpoint = _from_files(index.parent, [index.parent / n for n in names])

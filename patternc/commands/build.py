@@ -244,7 +244,13 @@ def _read_pattern(text: str, dialect: Dialect, overrides: dict[str, Any]) -> tup
         raise typer.Exit(EXIT_ERRORS)
     pattern = analysis.pattern
     mtp = (pattern.mtp.flat, pattern.mtp.depths) if pattern.mtp is not None else None
-    config = pattern_config(pattern.flat, mtp, overrides)
+    from patternc.diagnostics import PatternError
+
+    try:
+        config = pattern_config(pattern.flat, mtp, overrides)
+    except PatternError as error:  # a layer kind Nemotron-H has no name for (G, D, +): P015
+        typer.echo(render_text(error.diagnostics, analysis.source), err=True, nl=False)
+        raise typer.Exit(EXIT_ERRORS) from None
     return read_config(config, origin="<pattern config>"), config
 
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from patternc.commands.stats import SourceArg
+from patternc.dialects import Dialect
 
 if TYPE_CHECKING:
     from patternc.analysis.pipeline import Partition
@@ -47,7 +48,9 @@ def split(
     vpp: Annotated[int, typer.Option("--vpp", min=1, help="Virtual stages per rank V.")] = 1,
     cost: Annotated[CostChoice, typer.Option("--cost", help="What to balance.")] = CostChoice.PARAMS,
     seq_len: Annotated[int, typer.Option("--seq-len", min=1, help="Context length for --cost flops.")] = 4096,
-    dialect: Annotated[str, typer.Option("--dialect", "-d", help="Surface syntax of a bare pattern.")] = "patternc",
+    dialect: Annotated[
+        Dialect, typer.Option("--dialect", "-d", help="Surface syntax of a bare pattern.")
+    ] = Dialect.PATTERNC,
     as_written: Annotated[
         bool,
         typer.Option("--as-written", help="Only cost and check the split as written (Megatron-Core's rules)."),

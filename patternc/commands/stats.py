@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from patternc.dialects import Dialect
+
 if TYPE_CHECKING:
     from patternc.analysis.source import Loaded
     from patternc.diagnostics import Diagnostic
@@ -70,7 +72,9 @@ def stats(
         DtypeChoice.BF16
     ),
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object (schema stats-output).")] = False,
-    dialect: Annotated[str, typer.Option("--dialect", "-d", help="Surface syntax of a bare pattern.")] = "patternc",
+    dialect: Annotated[
+        Dialect, typer.Option("--dialect", "-d", help="Surface syntax of a bare pattern.")
+    ] = Dialect.PATTERNC,
 ) -> None:
     """Parameters (exact, per kind, active, MTP), FLOPs per token and inference memory of a model."""
     from patternc.analysis.costs import CostError

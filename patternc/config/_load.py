@@ -137,6 +137,9 @@ def parse_text(raw: bytes, origin: str) -> tuple[Source, dict[str, Any] | None, 
         )
     except RecursionError:
         return source, None, [_too_deep(source)]
+    except ValueError as error:  # an integer literal beyond Python's 4300-digit conversion limit
+        return source, None, [diag("P903", f"the config is not usable JSON: {error}", Span(0, min(len(text), 1)),
+                                   label="number too long")]
     if _depth(data) > MAX_DEPTH:
         return source, None, [_too_deep(source)]
     if not isinstance(data, dict):
