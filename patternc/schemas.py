@@ -9,62 +9,39 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from importlib import import_module
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-
-def _ir() -> dict[str, Any]:
-    from patternc.ir import IR_SCHEMA_VERSION, Pattern
-
-    schema = Pattern.model_json_schema()
-    schema["$id"] = f"https://patternc.dev/schemas/ir.v{IR_SCHEMA_VERSION}.schema.json"
-    return schema
-
-
-def _check_output() -> dict[str, Any]:
-    from patternc.report import REPORT_SCHEMA_VERSION, CheckReport
-
-    schema = CheckReport.model_json_schema()
-    schema["$id"] = f"https://patternc.dev/schemas/check-output.v{REPORT_SCHEMA_VERSION}.schema.json"
-    return schema
-
-
-def _model() -> dict[str, Any]:
-    from patternc.model import MODEL_SCHEMA_VERSION, ModelSpec
-
-    schema = ModelSpec.model_json_schema()
-    schema["$id"] = f"https://patternc.dev/schemas/model.v{MODEL_SCHEMA_VERSION}.schema.json"
-    return schema
-
-
-
-def _stats_output() -> dict[str, Any]:
-    from patternc.analysis.stats import STATS_SCHEMA_VERSION, Stats
-
-    schema = Stats.model_json_schema()
-    schema["$id"] = f"https://patternc.dev/schemas/stats-output.v{STATS_SCHEMA_VERSION}.schema.json"
-    return schema
-
-def _config(model_type: str) -> Callable[[], dict[str, Any]]:
-    def build() -> dict[str, Any]:
-        from patternc.config.models import INPUT_MODELS
-
-        schema = INPUT_MODELS[model_type].model_json_schema()
-        schema["$id"] = f"https://patternc.dev/schemas/config-{model_type}.v1.schema.json"
-        return schema
-
-    return build
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 
 _CONFIG_DIALECTS = ("nemotron_h", "bamba", "granitemoehybrid", "jamba", "mamba2", "qwen3_next", "zamba2")
 
-SCHEMAS: dict[str, tuple[int, Callable[[], dict[str, Any]]]] = {
-    "ir": (1, _ir),
-    "check-output": (1, _check_output),
-    "model": (1, _model),
-    "stats-output": (1, _stats_output),
-    **{f"config-{name}": (1, _config(name)) for name in _CONFIG_DIALECTS},
+
+def _model_class(module: str, attribute: str, key: str | None = None) -> Callable[[], type[BaseModel]]:
+    """A lazy getter: the pydantic model is imported only when its schema is asked for."""
+
+    def get() -> type[BaseModel]:
+        found = getattr(import_module(module), attribute)
+        model: type[BaseModel] = found[key] if key is not None else found
+        return model
+
+    return get
+
+
+SCHEMAS: dict[str, tuple[int, Callable[[], type[BaseModel]]]] = {
+    "ir": (1, _model_class("patternc.ir", "Pattern")),
+    "check-output": (1, _model_class("patternc.report", "CheckReport")),
+    "model": (1, _model_class("patternc.model", "ModelSpec")),
+    "stats-output": (1, _model_class("patternc.analysis.stats", "Stats")),
+    **{
+        f"config-{name}": (1, _model_class("patternc.config.models", "INPUT_MODELS", name))
+        for name in _CONFIG_DIALECTS
+    },
 }
+"""Published name -> (version, the pydantic model whose schema it is)."""
 
 
 def file_name(name: str) -> str:
@@ -73,8 +50,12 @@ def file_name(name: str) -> str:
 
 
 def schema_text(name: str) -> str:
-    _, build = SCHEMAS[name]
-    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", **build()}
+    _, model = SCHEMAS[name]
+    schema = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        **model().model_json_schema(),
+        "$id": f"https://patternc.dev/schemas/{file_name(name)}",
+    }
     return json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
