@@ -46,6 +46,16 @@ def norm_step(norm: RMSNorm) -> Callable[[torch.Tensor], torch.Tensor]:
     return step
 
 
+def dense(linear: torch.nn.Linear) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``linear`` for (b, in) as one ``mm``/``addmm`` on a transposed view: the kernel ``F.linear``
+    reaches after three more dispatches (``linear``, ``matmul``, ``t``), a few microseconds each."""
+    transposed = linear.weight.t()
+    bias = linear.bias
+    if bias is None:
+        return lambda x: torch.mm(x, transposed)
+    return lambda x: torch.addmm(bias, x, transposed)
+
+
 def decode_steps(layers: list[Block]) -> list[StepFn]:
     return [block_step(block) for block in layers]
 
@@ -80,8 +90,7 @@ def _mamba_step(mixer: Mamba2Mixer) -> StepFn:
     r = h // g
     inner, conv_dim, kernel = mixer.inner, mixer.conv_dim, mixer.kernel
     splits, xbc_splits = [inner, conv_dim, h], [inner, g * n, g * n]
-    in_w, in_b = mixer.in_proj.weight, mixer.in_proj.bias
-    out_w, out_b = mixer.out_proj.weight, mixer.out_proj.bias
+    in_proj, out_proj = dense(mixer.in_proj), dense(mixer.out_proj)
     conv_w, conv_b = mixer.conv1d.weight.view(conv_dim, kernel), mixer.conv1d.bias
     act = mixer.act
     dt_bias = _f32(mixer.dt_bias)
@@ -95,7 +104,7 @@ def _mamba_step(mixer: Mamba2Mixer) -> StepFn:
 
     def step(x: torch.Tensor, state: InferenceState, start: int, rope: Rope | None) -> torch.Tensor:
         b = x.shape[0]
-        z, xbc, dt = F.linear(x, in_w, in_b).split_with_sizes(splits, dim=-1)
+        z, xbc, dt = in_proj(x).split_with_sizes(splits, dim=-1)
         # causal depthwise conv over the last `kernel` inputs
         conv_state = state.conv[index]
         window = torch.cat([conv_state, xbc.unsqueeze(-1)], dim=-1)  # (b, conv_dim, kernel)
@@ -125,7 +134,7 @@ def _mamba_step(mixer: Mamba2Mixer) -> StepFn:
         length = torch.linalg.vector_norm(grouped_y, dim=-1, keepdim=True)
         grouped_y.mul_(torch.addcmul(gate_eps, length, length, value=1.0 / group).rsqrt_())
         y = y.mul_(gate_w)
-        return F.linear(y if y.dtype == x.dtype else y.to(x.dtype), out_w, out_b)
+        return out_proj(y if y.dtype == x.dtype else y.to(x.dtype))
 
     return step
 
@@ -134,18 +143,15 @@ def _attention_step(attn: Attention) -> StepFn:
     index = attn.index
     heads, kv_heads, hd = attn.heads, attn.kv_heads, attn.head_dim
     r = heads // kv_heads
-    q_w, q_b = attn.q_proj.weight, attn.q_proj.bias
-    k_w, k_b = attn.k_proj.weight, attn.k_proj.bias
-    v_w, v_b = attn.v_proj.weight, attn.v_proj.bias
-    o_w, o_b = attn.o_proj.weight, attn.o_proj.bias
+    q_proj, k_proj, v_proj, o_proj = dense(attn.q_proj), dense(attn.k_proj), dense(attn.v_proj), dense(attn.o_proj)
     scale = attn.scale
     gqa = kv_heads != heads
 
     def step(x: torch.Tensor, state: InferenceState, start: int, rope: Rope | None) -> torch.Tensor:
         b = x.shape[0]
-        q = F.linear(x, q_w, q_b).view(b, heads, 1, hd)
-        k = F.linear(x, k_w, k_b).view(b, kv_heads, 1, hd)
-        v = F.linear(x, v_w, v_b).view(b, kv_heads, 1, hd)
+        q = q_proj(x).view(b, heads, 1, hd)
+        k = k_proj(x).view(b, kv_heads, 1, hd)
+        v = v_proj(x).view(b, kv_heads, 1, hd)
         if rope is not None:
             cos, sin = rope
             q, k = _rotate(q, cos, sin), _rotate(k, cos, sin)
@@ -162,25 +168,23 @@ def _attention_step(attn: Attention) -> StepFn:
             out = F.scaled_dot_product_attention(
                 q, k_buf[:, :, :end], v_buf[:, :, :end], scale=scale, enable_gqa=gqa
             )
-        return F.linear(out.reshape(b, heads * hd), o_w, o_b)
+        return o_proj(out.reshape(b, heads * hd))
 
     return step
 
 
 def _mlp_step(mlp: MLP) -> StepFn:
-    up_w, up_b = mlp.up_proj.weight, mlp.up_proj.bias
-    down_w, down_b = mlp.down_proj.weight, mlp.down_proj.bias
+    up, down = dense(mlp.up_proj), dense(mlp.down_proj)
     act = mlp.act
     if mlp.gated:
-        gate_w, gate_b = mlp.gate_proj.weight, mlp.gate_proj.bias
+        gate = dense(mlp.gate_proj)
 
         def gated(x: torch.Tensor, state: InferenceState, start: int, rope: Rope | None) -> torch.Tensor:
-            hidden = act(F.linear(x, gate_w, gate_b)).mul_(F.linear(x, up_w, up_b))
-            return F.linear(hidden, down_w, down_b)
+            return down(act(gate(x)).mul_(up(x)))
 
         return gated
 
     def plain(x: torch.Tensor, state: InferenceState, start: int, rope: Rope | None) -> torch.Tensor:
-        return F.linear(act(F.linear(x, up_w, up_b)), down_w, down_b)
+        return down(act(up(x)))
 
     return plain

@@ -13,6 +13,7 @@ from torch import nn
 
 from patternc.model import ModelSpec
 from patternc_torch.decode import StepFn, decode_steps, norm_step
+from patternc_torch.greedy import ScreenedHead, screened_head
 from patternc_torch.layers import (
     MLP,
     Attention,
@@ -116,6 +117,7 @@ class HybridLM(nn.Module):
         inv_freq = rope_frequencies(a.head_dim, a.rope.partial_factor, a.rope.theta) if a and a.rope else None
         self.register_buffer("rope_inv_freq", inv_freq, persistent=False)
         self._has_attention = any(layer.symbol == "*" for layer in self._all_layers())
+        self._screened: ScreenedHead | None = None
 
     def _all_layers(self) -> Iterator[Block]:
         yield from self.backbone.layers  # type: ignore[misc]
@@ -271,6 +273,16 @@ class HybridLM(nn.Module):
         plan: tuple[list[StepFn], Callable[[torch.Tensor], torch.Tensor]],
     ) -> CausalLMOutput:
         """``forward`` for one new token per row after an unpadded history (autograd off)."""
+        hidden, normed = self._step_hidden(input_ids, state, plan)
+        b = input_ids.shape[0]
+        logits = self._head(normed).view(b, 1, -1)
+        return CausalLMOutput(logits=logits, state=state, hidden_states=hidden.view(b, 1, -1))
+
+    def _step_hidden(
+        self, input_ids: torch.Tensor, state: InferenceState,
+        plan: tuple[list[StepFn], Callable[[torch.Tensor], torch.Tensor]],
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The layers of ``_step``: (last hidden state, after the final norm), both (b, hidden)."""
         b = input_ids.shape[0]
         start = state.offset
         state.reserve(1)
@@ -285,10 +297,15 @@ class HybridLM(nn.Module):
         steps, final_norm = plan
         for step in steps:
             h = step(h, state, start, rope)
-        hidden = h.view(b, 1, -1)
-        logits = self._head(final_norm(h)).view(b, 1, -1)
         state.offset += 1
-        return CausalLMOutput(logits=logits, state=state, hidden_states=hidden)
+        return h, final_norm(h)
+
+    def _screen(self) -> ScreenedHead | None:
+        """The int8 screen of the head for exact greedy picks (see ``patternc_torch.greedy``), cached."""
+        if self.spec.logits_scaling <= 0:  # a non-positive divisor would reorder the logits
+            return None
+        self._screened = screened_head(self.lm_head.weight, self._screened)
+        return self._screened
 
     def _head(self, h: torch.Tensor) -> torch.Tensor:
         logits = F.linear(h, self.lm_head.weight)
@@ -339,8 +356,14 @@ class HybridLM(nn.Module):
         eos_token_id: int | None = None,
         pad_token_id: int = 0,
         generator: torch.Generator | None = None,
+        screen_head: bool = True,
     ) -> torch.Tensor:
         """Prompt + up to ``max_new_tokens`` ids (b, t + new); greedy unless ``do_sample``.
+
+        Greedy decoding of an fp32 CPU model with a large vocabulary picks each token through an int8
+        screen of the head with a proven error bound (``patternc_torch.greedy``): the same ids as the
+        argmax of the fp32 logits, a quarter of the head's bytes read.  ``screen_head=False`` computes
+        the full logits every step instead.
 
         Rows that produced ``eos_token_id`` are continued with ``pad_token_id``; generation stops
         early when every row has.
@@ -352,16 +375,22 @@ class HybridLM(nn.Module):
         done = torch.zeros(b, dtype=torch.bool, device=input_ids.device)
         fast = self._can_step(state)
         plan = self._decode_plan() if fast else None
+        screen = self._screen() if plan is not None and not do_sample and screen_head and max_new_tokens > 1 else None
+        picked: torch.Tensor | None = None
         for step in range(max_new_tokens):
-            logits = out.logits[:, -1]
-            nxt = _pick(logits, do_sample, temperature, top_k, top_p, generator)
+            if picked is not None:
+                nxt = picked
+            else:
+                nxt = _pick(out.logits[:, -1], do_sample, temperature, top_k, top_p, generator)
             if eos_token_id is not None:
                 nxt = torch.where(done, torch.full_like(nxt, pad_token_id), nxt)
                 done = done | (nxt == eos_token_id)
             tokens.append(nxt.unsqueeze(1))
             if step + 1 == max_new_tokens or (eos_token_id is not None and bool(done.all())):
                 break
-            if plan is not None:
+            if screen is not None and plan is not None:
+                picked = screen.argmax(self._step_hidden(nxt.unsqueeze(1), state, plan)[1])
+            elif plan is not None:
                 out = self._step(nxt.unsqueeze(1), state, plan)
             else:
                 out = self(nxt.unsqueeze(1), state=state, logits_to_keep=1)

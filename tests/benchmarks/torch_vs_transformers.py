@@ -6,7 +6,11 @@ Each phase runs ``--repeat`` times (default 3), alternating the two implementati
 counts. Prints, per size: prefill tokens/s (batch 1 x 2048 tokens; 512 for small), decode tokens/s (batch 1,
 64 new tokens after a 512-token prompt, greedy, each implementation's own cache), their ratios, peak
 memory (RSS high-water mark of the process after each phase), and the decode floor: bytes of weights
-read per token / copy bandwidth measured in the same run.
+read per token / copy bandwidth measured in the same run, and the *GEMV ceiling*: the time one
+chain of ``F.linear`` calls takes to read exactly the weights a decode step reads, measured between
+the decode runs, i.e. what an implementation with no overhead at all would take on this machine now.
+patternc's greedy decode reads the head through an int8 screen (``patternc_torch.greedy``: the same
+ids, a quarter of the head's bytes); its decode is also timed with ``screen_head=False``.
 """
 
 from __future__ import annotations
@@ -88,6 +92,32 @@ def bytes_per_token(model: torch.nn.Module, spec: ModelSpec) -> int:
     return total
 
 
+CHAIN_TOKENS = 8
+
+
+def gemv_chain(model: torch.nn.Module, spec: ModelSpec) -> Any:
+    """``CHAIN_TOKENS`` passes of one ``F.linear`` per weight matrix a decode step reads (the head in full,
+    the routed experts a token uses), and nothing else: the decode time of an overhead-free implementation."""
+    import torch.nn.functional as F
+
+    weights = []
+    for name, p in model.named_parameters():
+        if p.dim() != 2 or name == "backbone.embeddings.weight" or "mtp." in name:
+            continue
+        weights.append(p)
+    experts = [p for name, p in model.named_parameters() if p.dim() == 3 and ".experts." in name]
+    if spec.moe is not None:
+        weights += [p[e] for p in experts for e in range(spec.moe.top_k)]
+    inputs = {w.shape[1]: torch.randn(1, w.shape[1]) for w in weights}
+
+    def run() -> None:
+        for _ in range(CHAIN_TOKENS):
+            for w in weights:
+                F.linear(inputs[w.shape[1]], w)
+
+    return run
+
+
 def time_it(fn: Any, repeat: int = 2) -> float:
     """The best of ``repeat`` runs (the least disturbed by other processes on a shared machine)."""
     best = float("inf")
@@ -135,17 +165,27 @@ def run(size: str, repeat: int) -> None:
         def our_prompt() -> Any:
             return ours(prompt, state=ours.new_state(1, 600), logits_to_keep=1)
 
-        best = {name: float("inf") for name in ("hf", "hf_pre", "our", "our_pre")}
+        def our_full_decode() -> Any:
+            return ours.generate(prompt, max_new_tokens=new, screen_head=False)
+
+        chain = gemv_chain(ours, spec)
+        phases = (("hf", hf_decode), ("hf_pre", hf_prompt), ("our", our_decode), ("our_pre", our_prompt),
+                  ("our_full", our_full_decode), ("chain", chain))
+        best = {name: float("inf") for name, _ in phases}
         for _ in range(repeat):
-            for name, fn in (("hf", hf_decode), ("hf_pre", hf_prompt), ("our", our_decode), ("our_pre", our_prompt)):
+            for name, fn in phases:
                 best[name] = min(best[name], time_it(fn, 1))
+        mem_dec = peak_mib()
         t_hf_dec = max(best["hf"] - best["hf_pre"], 1e-9)
         t_our_dec = max(best["our"] - best["our_pre"], 1e-9)
-        same = hf_decode()[0, 512:].tolist() == our_decode()[0, 512:].tolist()
+        t_full_dec = max(best["our_full"] - best["our_pre"], 1e-9)
+        t_chain = best["chain"] / CHAIN_TOKENS
+        ours_ids = our_decode()[0, 512:].tolist()
+        same = hf_decode()[0, 512:].tolist() == ours_ids == our_full_decode()[0, 512:].tolist()
     bandwidth = copy_bandwidth()
     floor = bandwidth / bytes_per_token(ours, spec)
     pre_hf, pre_our = prefill / t_hf_pre, prefill / t_our_pre
-    dec_hf, dec_our = new / t_hf_dec, new / t_our_dec
+    dec_hf, dec_our, dec_full = new / t_hf_dec, new / t_our_dec, new / t_full_dec
     target_pre, target_dec = TARGETS[size]
     rows.append(f"== {size}: `{spec.pattern.flat}` hidden {spec.hidden_size} vocab {spec.vocab_size} "
                 f"{params / 1e6:.1f}M params, threads {torch.get_num_threads()}; max |logit diff| {diff:.2e}; "
@@ -154,8 +194,13 @@ def run(size: str, repeat: int) -> None:
                 f"ratio {pre_our / pre_hf:5.2f}x (target {target_pre}x)")
     rows.append(f"decode 64 after 512: transformers {dec_hf:8.1f} tok/s  patternc {dec_our:8.1f} tok/s  "
                 f"ratio {dec_our / dec_hf:5.2f}x (target {target_dec}x)")
+    rows.append(f"  patternc without the head screen {dec_full:8.1f} tok/s  ratio {dec_full / dec_hf:5.2f}x")
+    rows.append(f"GEMV ceiling: reading a step's weights takes {t_chain * 1e3:.1f} ms/token here now, so no "
+                f"implementation reading all of them beats {t_hf_dec / new / t_chain:.2f}x transformers; "
+                f"patternc's overhead over it {(t_full_dec / new - t_chain) * 1e3:+.1f} ms/token, "
+                f"transformers' {(t_hf_dec / new - t_chain) * 1e3:+.1f} ms/token")
     rows.append(f"peak RSS MiB: start {mem0:.0f}, after transformers prefill {mem_hf:.0f}, after patternc prefill "
-                f"{mem_our:.0f}")
+                f"{mem_our:.0f}, after both decodes {mem_dec:.0f}")
     rows.append(f"decode floor: {bytes_per_token(ours, spec) / 1e6:.1f} MB weights/token at "
                 f"{bandwidth / 1e9:.1f} GB/s copy bandwidth = {floor:8.1f} tok/s "
                 f"(patternc at {dec_our / floor * 100:.0f}% of it)")
