@@ -137,6 +137,35 @@ def test_write_model_dir_round_trip_and_run(tmp_path: Path) -> None:
     assert math.isinf(model.spec.mamba.time_step_limit[1]) if model.spec.mamba else True
 
 
+def test_write_model_dir_is_atomic_and_never_overwrites_without_force(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = spec_for("M-")
+    out = write_model_dir(spec, tmp_path / "model")
+    before = (out / "model.safetensors").read_bytes()
+    with pytest.raises(PatternError) as error:
+        write_model_dir(spec, out, patternc.torch_model(spec).state_dict())
+    assert [d.code for d in error.value.diagnostics] == ["P502"]
+    assert (out / "model.safetensors").read_bytes() == before
+
+    import safetensors.torch
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", broken)
+    with pytest.raises(OSError):
+        write_model_dir(spec, tmp_path / "other")
+    with pytest.raises(OSError):
+        write_model_dir(spec, out, force=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no staging sibling, no `other`
+    assert (out / "model.safetensors").read_bytes() == before
+    monkeypatch.undo()
+    torch.manual_seed(1)
+    write_model_dir(spec, out, force=True)
+    assert (out / "model.safetensors").read_bytes() != before
+
+
 def test_hub_names_sharded_and_strict(tmp_path: Path) -> None:
     """Nemotron-H hub layout (``backbone.``, one tensor per expert), sharded; then a broken checkpoint."""
     spec = spec_for("M-M*E")

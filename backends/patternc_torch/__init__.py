@@ -37,12 +37,13 @@ def torch_model(
 
 
 def write_model_dir(
-    spec: ModelSpec, out_dir: str | Path, state_dict: dict[str, torch.Tensor] | None = None
+    spec: ModelSpec, out_dir: str | Path, state_dict: dict[str, torch.Tensor] | None = None, *, force: bool = False
 ) -> Path:
-    """Write ``config.json`` (the spec with the patternc format marker) and ``model.safetensors``."""
+    """Write ``config.json`` (the spec with the patternc format marker) and ``model.safetensors``, atomically;
+    an existing non-empty ``out_dir`` is replaced only with ``force=True`` (else ``P502``)."""
     from patternc_torch.io import write_model_dir as impl
 
-    return impl(spec, out_dir, state_dict)
+    return impl(spec, out_dir, state_dict, force=force)
 
 
 class TorchBackend:
@@ -65,8 +66,9 @@ class TorchBackend:
     def torch_model(self, source: Any, **options: Any) -> Any:
         return torch_model(source, **options)
 
-    def write_model_dir(self, spec: ModelSpec, out_dir: str | Path, state_dict: Any = None) -> Path:
-        return write_model_dir(spec, out_dir, state_dict)
+    def write_model_dir(self, spec: ModelSpec, out_dir: str | Path, state_dict: Any = None, *,
+                        force: bool = False) -> Path:
+        return write_model_dir(spec, out_dir, state_dict, force=force)
 
 
 backend = TorchBackend()

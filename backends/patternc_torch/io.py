@@ -159,23 +159,30 @@ def torch_model(
 
 
 def write_model_dir(
-    spec: ModelSpec, out_dir: str | Path, state_dict: dict[str, torch.Tensor] | None = None
+    spec: ModelSpec, out_dir: str | Path, state_dict: dict[str, torch.Tensor] | None = None, *, force: bool = False
 ) -> Path:
-    """Write ``config.json`` (the spec, marked ``patternc_format``) and ``model.safetensors``.
+    """Write ``config.json`` (the spec, marked ``patternc_format``) and ``model.safetensors``, atomically.
 
-    Without ``state_dict`` the weights are a fresh random initialisation of the spec.
-    ``torch_model(out_dir)`` loads the directory back.
+    Without ``state_dict`` the weights are a fresh random initialisation of the spec.  The files are
+    written into a staging directory beside ``out_dir`` and renamed into place, so a failure or a kill
+    leaves no half-written directory; an existing non-empty ``out_dir`` is replaced only with
+    ``force=True`` (else ``P502``).  ``torch_model(out_dir)`` loads the directory back.
     """
+    from patternc_transformers.build import publish, staging
     from safetensors.torch import save_file
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    empty_dir = out.is_dir() and not out.is_symlink() and not any(out.iterdir())
+    if (out.exists() or out.is_symlink()) and not empty_dir and not force:
+        raise _fail([diag("P502", f"`{out}` exists", None, help="pass force=True to replace it")], str(out))
     if state_dict is None:
         state_dict = build(spec).state_dict()
     tensors = to_backend_names(dict(state_dict), spec)
     if spec.tie_embeddings:
         tensors.pop("lm_head.weight", None)
     tensors = {name: t.detach().to("cpu").contiguous() for name, t in tensors.items()}
-    (out / "config.json").write_text(json.dumps(spec_to_config(spec), indent=2) + "\n", encoding="utf-8")
-    save_file(tensors, str(out / "model.safetensors"), metadata={"format": "pt", "patternc_format": FORMAT})
+    with staging(out) as tmp:
+        (tmp / "config.json").write_text(json.dumps(spec_to_config(spec), indent=2) + "\n", encoding="utf-8")
+        save_file(tensors, str(tmp / "model.safetensors"), metadata={"format": "pt", "patternc_format": FORMAT})
+        publish(tmp, out, force=True)
     return out
