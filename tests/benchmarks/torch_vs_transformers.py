@@ -5,7 +5,9 @@
 Each phase runs ``--repeat`` times (default 3), alternating the two implementations, and the fastest run
 counts. Prints, per size: prefill tokens/s (batch 1 x 2048 tokens; 512 for small), decode tokens/s (batch 1,
 64 new tokens after a 512-token prompt, greedy, each implementation's own cache), their ratios, peak
-memory (RSS high-water mark of the process after each phase), and the decode floor: bytes of weights
+memory (RSS high-water mark of the process after each phase; and each implementation alone in a
+child process on the same weights: how far its resident set grows above the loaded model during
+prefill and during decode), and the decode floor: bytes of weights
 read per token / copy bandwidth measured in the same run, and the *GEMV ceiling*: the time one
 chain of ``F.linear`` calls takes to read exactly the weights a decode step reads, measured between
 the decode runs, i.e. what an implementation with no overhead at all would take on this machine now.
@@ -16,8 +18,13 @@ ids, a quarter of the head's bytes); its decode is also timed with ``screen_head
 from __future__ import annotations
 
 import argparse
+import json
 import resource
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -125,6 +132,62 @@ def gemv_chain(model: Any, spec: ModelSpec, *, screened: bool = False) -> Any:
     return run
 
 
+def _status_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+def working_memory(fn: Any) -> float:
+    """MiB the resident set grows by while ``fn`` runs (its peak, from the kernel's high-water mark
+    reset just before: ``/proc/self/clear_refs``), above the model already resident."""
+    Path("/proc/self/clear_refs").write_text("5")
+    before = _status_kib("VmRSS")
+    fn()
+    return (_status_kib("VmHWM") - before) / 1024
+
+
+def memory_child(impl: str, size: str, weights: str) -> None:
+    """One implementation alone in this process: the working memory of its prefill and of its decode."""
+    from safetensors.torch import load_file
+
+    spec, prefill = spec_for(size)
+    if impl == "transformers":
+        model = transformers_model(spec)
+        model.load_state_dict(load_file(weights))
+    else:
+        model = build(spec, init=False)
+        load_weights(model, load_file(weights), weights)
+    gen = torch.Generator().manual_seed(0)
+    long_ids = torch.randint(0, spec.vocab_size, (1, prefill), generator=gen)
+    prompt = torch.randint(0, spec.vocab_size, (1, 512), generator=gen)
+    with torch.inference_mode():
+        if impl == "transformers":
+            pre = working_memory(lambda: model(long_ids, use_cache=False, logits_to_keep=1))
+            dec = working_memory(lambda: model.generate(prompt, max_new_tokens=64, min_new_tokens=64,
+                                                        do_sample=False, pad_token_id=0))
+        else:
+            pre = working_memory(lambda: model(long_ids, logits_to_keep=1))
+            dec = working_memory(lambda: model.generate(prompt, max_new_tokens=64))
+    print(json.dumps({"model": _status_kib("VmRSS") / 1024, "prefill": pre, "decode": dec}))
+
+
+def measure_memory(hf: Any, size: str) -> dict[str, dict[str, float]]:
+    """Each implementation in its own process on the same weights (a temporary safetensors file)."""
+    from safetensors.torch import save_file
+
+    with tempfile.TemporaryDirectory() as tmp:
+        weights = str(Path(tmp) / "weights.safetensors")
+        save_file({k: v.contiguous() for k, v in hf.state_dict().items()}, weights)
+        out = {}
+        for impl in ("transformers", "patternc"):
+            done = subprocess.run([sys.executable, __file__, "--memory-child", impl, "--sizes", size,
+                                   "--weights", weights], capture_output=True, text=True, check=True)
+            out[impl] = json.loads(done.stdout.strip().splitlines()[-1])
+    return out
+
+
 def time_it(fn: Any, repeat: int = 2) -> float:
     """The best of ``repeat`` runs (the least disturbed by other processes on a shared machine)."""
     best = float("inf")
@@ -212,6 +275,12 @@ def run(size: str, repeat: int) -> None:
                 f"{(t_our_dec / new - t_screened_chain) * 1e3:+.1f} ms/token")
     rows.append(f"peak RSS MiB: start {mem0:.0f}, after transformers prefill {mem_hf:.0f}, after patternc prefill "
                 f"{mem_our:.0f}, after both decodes {mem_dec:.0f}")
+    memory = measure_memory(hf, size)
+    mt, mp = memory["transformers"], memory["patternc"]
+    rows.append(f"working memory MiB, each alone in its own process (peak above the loaded model): prefill "
+                f"transformers {mt['prefill']:.0f}, patternc {mp['prefill']:.0f}; decode transformers "
+                f"{mt['decode']:.0f}, patternc {mp['decode']:.0f}; models resident {mt['model']:.0f} / "
+                f"{mp['model']:.0f} (process RSS)")
     rows.append(f"decode floor: {bytes_per_token(ours, spec) / 1e6:.1f} MB weights/token at "
                 f"{bandwidth / 1e9:.1f} GB/s copy bandwidth = {floor:8.1f} tok/s "
                 f"(patternc at {dec_our / floor * 100:.0f}% of it)")
@@ -223,9 +292,14 @@ def main() -> None:
     parser.add_argument("--sizes", default="small,medium,medium-moe")
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per phase; the best counts")
+    parser.add_argument("--memory-child", choices=["transformers", "patternc"], help=argparse.SUPPRESS)
+    parser.add_argument("--weights", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.memory_child:
+        memory_child(args.memory_child, args.sizes, args.weights)
+        return
     for size in args.sizes.split(","):
         run(size, args.repeat)
 
