@@ -372,6 +372,14 @@ _TABLE: tuple[Code, ...] = (
         ("run", _torch_dir("P405"), "--ids", "1 2"),
         _torch_files("P405", {"backbone.norm_f.weight": 1}),
     ),
+    Code(
+        "P406",
+        "tokenizer-unavailable",
+        _E,
+        "`run --prompt` without a usable local tokenizer (none given, none beside the model, or unloadable)",
+        ("run", _torch_dir("P406"), "--prompt", "hello"),
+        ((_torch_dir("P406", "config.json"), _torch_config(_MLP)),),
+    ),
     # P9xx: configuration files (patternc/config/) go below this line.
     Code(
         "P901",

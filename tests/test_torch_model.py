@@ -7,6 +7,7 @@ import math
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -164,6 +165,65 @@ def test_write_model_dir_is_atomic_and_never_overwrites_without_force(
     torch.manual_seed(1)
     write_model_dir(spec, out, force=True)
     assert (out / "model.safetensors").read_bytes() != before
+
+
+def _tokenizer(directory: Path, words: int) -> Any:
+    """A local word-level tokenizer (no download): ``w0 … w{words-1}``, saved the transformers way."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    core = Tokenizer(models.WordLevel({f"w{i}": i for i in range(words)}, unk_token="w0"))
+    core.pre_tokenizer = pre_tokenizers.Whitespace()
+    fast = PreTrainedTokenizerFast(tokenizer_object=core, unk_token="w0")
+    fast.save_pretrained(str(directory))
+    return fast
+
+
+def test_run_with_a_local_tokenizer_prints_text(tmp_path: Path) -> None:
+    spec = spec_for("M-*")
+    model_dir = write_model_dir(spec, tmp_path / "model")
+    tok = _tokenizer(tmp_path / "tok", 64)
+    lm = patternc.torch_model(model_dir)
+    ids = tok("w5 w6 w7")["input_ids"]
+    assert ids == [5, 6, 7]
+    new = lm.generate(torch.tensor([ids]), 4)[0, 3:].tolist()
+    runner = CliRunner()
+    args = ["run", str(model_dir), "--prompt", "w5 w6 w7", "-n", "4"]
+    result = runner.invoke(app, [*args, "--tokenizer", str(tmp_path / "tok")])
+    assert result.exit_code == 0, result.output
+    assert result.output == tok.decode(new) + "\n"
+    full = runner.invoke(app, [*args, "--tokenizer", str(tmp_path / "tok"), "--full"])
+    assert full.output == tok.decode([*ids, *new]) + "\n"
+    # the model's own directory is searched when --tokenizer is not given
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        (model_dir / name).write_bytes((tmp_path / "tok" / name).read_bytes())
+    assert runner.invoke(app, args).output == result.output
+
+
+def test_run_prompt_failures_are_diagnostics(tmp_path: Path) -> None:
+    model_dir = write_model_dir(spec_for("M-"), tmp_path / "model")
+    runner = CliRunner()
+    base = ["run", str(model_dir), "--prompt", "w1"]
+    none = runner.invoke(app, base)
+    assert none.exit_code == 1 and "error[P406]" in none.output and "holds none" in none.output
+    missing = runner.invoke(app, [*base, "--tokenizer", str(tmp_path / "nowhere")])
+    assert missing.exit_code == 1 and "error[P406]" in missing.output
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "tokenizer.json").write_text("{not json", encoding="utf-8")
+    bad = runner.invoke(app, [*base, "--tokenizer", str(broken)])
+    assert bad.exit_code == 1 and "error[P406]" in bad.output and "Traceback" not in bad.output
+    both = runner.invoke(app, [*base, "--ids", "1 2", "--tokenizer", str(broken)])
+    assert both.exit_code == 2
+    _tokenizer(tmp_path / "big", 100)  # ids beyond the model's vocabulary of 64
+    beyond = runner.invoke(app, ["run", str(model_dir), "--prompt", "w99", "--tokenizer", str(tmp_path / "big")])
+    assert beyond.exit_code == 2 and "vocabulary" in beyond.output
+
+
+def test_text_output_stays_on_one_line_per_prompt() -> None:
+    from patternc.commands.run import _escape_lines
+
+    assert _escape_lines("a\nb\\n\r") == "a\\nb\\\\n\\r"
 
 
 def test_hub_names_sharded_and_strict(tmp_path: Path) -> None:

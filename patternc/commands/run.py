@@ -1,8 +1,15 @@
-"""``patternc run MODEL --ids "1 2 3"``: generate token ids with the torch backend (no tokenizer)."""
+"""``patternc run MODEL --ids "1 2 3"``: generate token ids with the torch backend.
+
+With ``--prompt TEXT`` the prompt is text, encoded (and the output decoded) by a tokenizer read from a
+local directory: ``--tokenizer DIR``, else the model's own directory when it holds one.  Nothing is
+ever downloaded and no tokenizer code from the directory is run (``trust_remote_code`` stays off).
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+import os
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
@@ -22,11 +29,62 @@ def _parse_ids(texts: list[str]) -> list[list[int]]:
     return rows
 
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
+
+
+def _tokenizer_dir(model: str, explicit: str | None) -> Path | None:
+    """``--tokenizer``, else the model's directory when it holds tokenizer files, else None."""
+    if explicit is not None:
+        return Path(explicit)
+    path = Path(model)
+    directory = path if path.is_dir() else path.parent
+    return directory if any((directory / name).is_file() for name in TOKENIZER_FILES) else None
+
+
+def _load_tokenizer(directory: Path | None, model: str) -> Any:
+    """A transformers tokenizer from a local directory, offline; P406 when there is none or it fails."""
+    from patternc.diagnostics import PatternError, diag
+    from patternc.source import Source
+
+    def fail(message: str) -> PatternError:
+        return PatternError([diag("P406", message, None, help="pass --tokenizer DIR (a local directory with "
+                                  "tokenizer.json; patternc downloads nothing), or give --ids")],
+                            Source("", str(directory or model)))
+
+    if directory is None:
+        raise fail(f"--prompt needs a tokenizer, and `{model}` holds none")
+    if not directory.is_dir() or not any((directory / name).is_file() for name in TOKENIZER_FILES):
+        raise fail(f"`{directory}` is no directory with {' or '.join(TOKENIZER_FILES)}")
+    os.environ["HF_HUB_OFFLINE"] = "1"  # belt and braces: local_files_only below already forbids downloads
+    try:
+        from transformers import AutoTokenizer
+    except ImportError:
+        raise fail("reading a tokenizer needs transformers, which is not installed") from None
+    try:
+        return AutoTokenizer.from_pretrained(str(directory), local_files_only=True, trust_remote_code=False)
+    except Exception as error:  # transformers raises many kinds: a bad file, a class needing remote code
+        raise fail(f"cannot load the tokenizer in `{directory}`: {str(error).splitlines()[0]}") from None
+
+
+def _escape_lines(text: str) -> str:
+    """One output line per prompt, whatever the text holds."""
+    return text.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
+
+
 def run(
     model: Annotated[str, typer.Argument(help="A model directory (config.json + safetensors) or a config file.")],
     ids: Annotated[
-        list[str], typer.Option("--ids", help='Prompt token ids, e.g. "1 2 3"; repeat for a batch (left-padded).')
-    ],
+        list[str] | None,
+        typer.Option("--ids", help='Prompt token ids, e.g. "1 2 3"; repeat for a batch (left-padded).'),
+    ] = None,
+    prompt: Annotated[
+        list[str] | None,
+        typer.Option("--prompt", help="Prompt text (needs a tokenizer; prints text); repeat for a batch."),
+    ] = None,
+    tokenizer: Annotated[
+        str | None,
+        typer.Option("--tokenizer", help="A local tokenizer directory (default: the model's, if it has one)."),
+    ] = None,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", "-n", min=0, help="Tokens to generate.")] = 16,
     sample: Annotated[bool, typer.Option("--sample", help="Sample instead of greedy decoding.")] = False,
     temperature: Annotated[float, typer.Option("--temperature", min=0.0)] = 1.0,
@@ -36,10 +94,30 @@ def run(
     eos: Annotated[int | None, typer.Option("--eos", help="Stop a row at this id.")] = None,
     device: Annotated[str | None, typer.Option("--device", help="cpu, cuda, cuda:1…")] = None,
     dtype: Annotated[str | None, typer.Option("--dtype", help="float32, bfloat16 or float16.")] = None,
-    full: Annotated[bool, typer.Option("--full", help="Print the prompt ids too.")] = False,
+    full: Annotated[bool, typer.Option("--full", help="Print the prompt too.")] = False,
 ) -> None:
-    """Load MODEL with the torch backend and print the generated ids, one line per prompt."""
-    rows = _parse_ids(ids)
+    """Load MODEL with the torch backend and print the generated ids (or text, with --prompt), one line per prompt.
+
+    Text output escapes backslashes, newlines and carriage returns, so that every prompt's output stays
+    on its line.
+    """
+    from patternc.diagnostics import PatternError
+    from patternc.render import render_text
+
+    if (ids is None) == (prompt is None):
+        raise typer.BadParameter("give either --ids or --prompt", param_hint="--ids / --prompt")
+    text_tokenizer = None
+    if prompt is not None:
+        try:
+            text_tokenizer = _load_tokenizer(_tokenizer_dir(model, tokenizer), model)
+        except PatternError as error:
+            typer.echo(render_text(error.diagnostics, error.source), nl=False)
+            raise typer.Exit(EXIT_ERRORS) from None
+        rows = [list(text_tokenizer(text)["input_ids"]) for text in prompt]
+        if not all(rows):
+            raise typer.BadParameter("a prompt encodes to no tokens", param_hint="--prompt")
+    else:
+        rows = _parse_ids(ids or [])
     dtypes = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
               "float16": "float16", "fp16": "float16"}
     if dtype is not None and dtype not in dtypes:
@@ -48,9 +126,6 @@ def run(
     import torch
     from patternc_torch import torch_model
 
-    from patternc.diagnostics import PatternError
-    from patternc.render import render_text
-
     try:
         lm = torch_model(model, device=device, dtype=getattr(torch, dtypes[dtype]) if dtype else None)
     except PatternError as error:
@@ -58,7 +133,8 @@ def run(
         raise typer.Exit(EXIT_ERRORS) from None
     vocab = lm.spec.vocab_size
     if max(max(row) for row in rows) >= vocab:
-        raise typer.BadParameter(f"ids must be below the vocabulary size {vocab}", param_hint="--ids")
+        raise typer.BadParameter(f"ids must be below the vocabulary size {vocab}",
+                                 param_hint="--prompt" if prompt is not None else "--ids")
     width = max(len(row) for row in rows)
     target = next(lm.parameters()).device
     input_ids = torch.zeros(len(rows), width, dtype=torch.long, device=target)
@@ -71,7 +147,11 @@ def run(
                       top_k=top_k, top_p=top_p, eos_token_id=eos, generator=generator)
     for i, row in enumerate(rows):
         new = out[i, width:].tolist()
-        typer.echo(" ".join(str(t) for t in ([*row, *new] if full else new)))
+        shown = [*row, *new] if full else new
+        if text_tokenizer is not None:
+            typer.echo(_escape_lines(text_tokenizer.decode(shown, skip_special_tokens=True)))
+        else:
+            typer.echo(" ".join(str(t) for t in shown))
 
 
 def register(app: typer.Typer) -> None:
