@@ -220,6 +220,27 @@ def test_run_prompt_failures_are_diagnostics(tmp_path: Path) -> None:
     assert beyond.exit_code == 2 and "vocabulary" in beyond.output
 
 
+def test_run_picks_cuda_when_present(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import patternc_torch
+
+    model_dir = write_model_dir(spec_for("M-"), tmp_path / "model")
+    seen: list[object] = []
+    real = patternc_torch.torch_model
+
+    def spy(source: Any, *, device: Any = None, dtype: Any = None) -> Any:
+        seen.append(device)
+        return real(source, device="cpu", dtype=dtype)
+
+    monkeypatch.setattr(patternc_torch, "torch_model", spy)
+    runner = CliRunner()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert runner.invoke(app, ["run", str(model_dir), "--ids", "1 2", "-n", "1"]).exit_code == 0
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert runner.invoke(app, ["run", str(model_dir), "--ids", "1 2", "-n", "1"]).exit_code == 0
+    assert runner.invoke(app, ["run", str(model_dir), "--ids", "1", "-n", "1", "--device", "cpu"]).exit_code == 0
+    assert seen == ["cuda", "cpu", "cpu"]
+
+
 def test_text_output_stays_on_one_line_per_prompt() -> None:
     from patternc.commands.run import _escape_lines
 

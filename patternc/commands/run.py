@@ -92,7 +92,9 @@ def run(
     top_p: Annotated[float, typer.Option("--top-p", min=0.0, max=1.0)] = 1.0,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the sampler.")] = 0,
     eos: Annotated[int | None, typer.Option("--eos", help="Stop a row at this id.")] = None,
-    device: Annotated[str | None, typer.Option("--device", help="cpu, cuda, cuda:1…")] = None,
+    device: Annotated[
+        str | None, typer.Option("--device", help="cpu, cuda, cuda:1… (default: cuda when available, else cpu)")
+    ] = None,
     dtype: Annotated[str | None, typer.Option("--dtype", help="float32, bfloat16 or float16.")] = None,
     full: Annotated[bool, typer.Option("--full", help="Print the prompt too.")] = False,
 ) -> None:
@@ -126,6 +128,8 @@ def run(
     import torch
     from patternc_torch import torch_model
 
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         lm = torch_model(model, device=device, dtype=getattr(torch, dtypes[dtype]) if dtype else None)
     except PatternError as error:
