@@ -162,8 +162,8 @@ def test_write_model_dir_is_atomic_and_never_overwrites_without_force(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no staging sibling, no `other`
     assert (out / "model.safetensors").read_bytes() == before
     monkeypatch.undo()
-    torch.manual_seed(1)
-    write_model_dir(spec, out, force=True)
+    other = {name: t * 2 for name, t in patternc.torch_model(spec).state_dict().items()}
+    write_model_dir(spec, out, other, force=True)
     assert (out / "model.safetensors").read_bytes() != before
 
 

@@ -46,7 +46,10 @@ class _Stack(nn.Module):
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__()
-        self.embeddings = nn.Embedding(spec.vocab_size, spec.hidden_size)
+        # an uninitialised table (``HybridLM.init_weights`` or a checkpoint fills it): nn.Embedding's own
+        # normal_() on the meta device first imports torch's Python decompositions, 1.2 s of a cold start
+        self.embeddings = nn.Embedding(spec.vocab_size, spec.hidden_size,
+                                       _weight=torch.empty(spec.vocab_size, spec.hidden_size))
         self.layers = nn.ModuleList(build_layer(spec, layer.symbol, layer.index) for layer in spec.pattern.layers)
         self.norm_f = RMSNorm(spec.hidden_size, spec.norm.eps)
 

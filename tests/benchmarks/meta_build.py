@@ -1,0 +1,81 @@
+"""Cold construction on the meta device: a Nemotron 3 Super-shaped config, patternc vs transformers (a script).
+
+    python tests/benchmarks/meta_build.py [--runs N]
+
+Each run is a fresh interpreter (cold start is the point): the clock starts after ``import torch``
+and stops when the model exists on the meta device; patternc's time includes importing patternc and
+reading the config, transformers' includes importing transformers and building its config. The
+config has Super's published sizes (88 layers: 40 Mamba, 40 latent MoE, 8 attention; hidden 4096;
+512 experts, top 22, latent 1024; vocabulary 131072; one `*E` MTP depth); the order of its layers is
+approximated. Prints the best of ``--runs`` for each, their ratio, and the parameter counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+
+SUPER = {
+    "model_type": "nemotron_h", "hidden_size": 4096, "num_hidden_layers": 88, "num_attention_heads": 32,
+    "num_key_value_heads": 2, "head_dim": 128, "vocab_size": 131072, "hybrid_override_pattern": "MEMEM*EMEME" * 8,
+    "n_routed_experts": 512, "num_experts_per_tok": 22, "moe_intermediate_size": 2688, "moe_latent_size": 1024,
+    "moe_shared_expert_intermediate_size": 5376, "n_shared_experts": 1, "routed_scaling_factor": 5.0,
+    "norm_topk_prob": True, "mlp_hidden_act": "relu2", "ssm_state_size": 128, "conv_kernel": 4,
+    "mamba_num_heads": 128, "mamba_head_dim": 64, "n_groups": 8, "chunk_size": 128, "n_group": 1, "topk_group": 1,
+    "num_nextn_predict_layers": 1, "mtp_hybrid_override_pattern": "*E", "layer_norm_epsilon": 1e-5,
+    "tie_word_embeddings": False,
+}
+"""Nemotron 3 Super's published sizes; the layer order is approximated (the counts per kind are exact)."""
+
+CHILD = {
+    "patternc": """
+import patternc
+model = patternc.torch_model(CONFIG, device="meta", dtype=torch.bfloat16)
+main = sum(p.numel() for n, p in model.named_parameters() if not n.startswith("mtp."))
+total = sum(p.numel() for p in model.parameters())
+""",
+    "transformers": """
+import transformers
+config = transformers.NemotronHConfig(**{k: v for k, v in CONFIG.items() if k != "model_type"})
+with torch.device("meta"):
+    model = transformers.NemotronHForCausalLM(config)
+main = total = sum(p.numel() for p in model.parameters())
+""",
+}
+
+
+def child(impl: str) -> dict[str, float]:
+    code = (
+        "import json, time, torch\n"
+        f"CONFIG = json.loads({json.dumps(json.dumps(SUPER))})\n"
+        "start = time.perf_counter()\n"
+        + CHILD[impl]
+        + "print(json.dumps({'seconds': time.perf_counter() - start, 'main': main, 'total': total}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    best: dict[str, dict[str, float]] = {}
+    for _ in range(args.runs):
+        for impl in ("transformers", "patternc"):  # alternating: both see the same share of a busy machine
+            result = child(impl)
+            if impl not in best or result["seconds"] < best[impl]["seconds"]:
+                best[impl] = result
+    ours, theirs = best["patternc"], best["transformers"]
+    print(f"Nemotron 3 Super-shaped config on meta, cold, best of {args.runs} fresh interpreters:")
+    print(f"  transformers {theirs['seconds']:.2f} s ({theirs['main'] / 1e9:.2f}B parameters, no MTP)")
+    print(f"  patternc     {ours['seconds']:.2f} s ({ours['main'] / 1e9:.2f}B + MTP = {ours['total'] / 1e9:.2f}B), "
+          f"{theirs['seconds'] / ours['seconds']:.2f}x transformers' speed; target: under 2 s")
+    print(f"  same main-model parameter count: {ours['main'] == theirs['main']}")
+
+
+if __name__ == "__main__":
+    main()
