@@ -121,6 +121,19 @@ def test_meta_device_builds_any_size() -> None:
     assert all(p.is_meta for p in model.parameters())
 
 
+def test_built_from_meta_nothing_is_left_behind() -> None:
+    """Models are built on meta then given memory: ties, buffers and every tensor must survive that."""
+    spec = spec_for("M*E-").model_copy(update={"tie_embeddings": True})
+    model = patternc.torch_model(spec)
+    assert model.lm_head.weight is model.backbone.embeddings.weight
+    assert not any(t.is_meta for t in [*model.parameters(), *model.buffers()])
+    assert all(bool(torch.isfinite(p).all()) for p in model.parameters())
+    inv_freq = model.rope_inv_freq
+    assert isinstance(inv_freq, torch.Tensor) and inv_freq[0] == 1.0 and bool((inv_freq > 0).all())
+    biases = [b for n, b in model.named_buffers() if n.endswith("e_score_correction_bias")]
+    assert biases and all(bool((b == 0).all()) for b in biases)
+
+
 def test_write_model_dir_round_trip_and_run(tmp_path: Path) -> None:
     spec = spec_for("M-M*E", mtp="*E")
     write_model_dir(spec, tmp_path)

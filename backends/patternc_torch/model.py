@@ -113,8 +113,7 @@ class HybridLM(nn.Module):
         self.spec = spec
         self.backbone = _Stack(spec)
         self.lm_head = nn.Linear(spec.hidden_size, spec.vocab_size, bias=False)
-        if spec.tie_embeddings:
-            self.lm_head.weight = self.backbone.embeddings.weight
+        self.tie_weights()
         self.mtp = _Mtp(spec, spec.pattern.num_layers) if spec.pattern.mtp is not None else None
         a = spec.attention
         inv_freq = rope_frequencies(a.head_dim, a.rope.partial_factor, a.rope.theta) if a and a.rope else None
@@ -152,6 +151,22 @@ class HybridLM(nn.Module):
                         param.zero_()
                 else:
                     param.copy_(torch.randn(param.shape, generator=gen) * std)
+
+    def tie_weights(self) -> None:
+        """One tensor for the embedding table and the head when the spec ties them (again after
+        ``to_empty``, which gives each module its own new parameter)."""
+        if self.spec.tie_embeddings:
+            self.lm_head.weight = self.backbone.embeddings.weight
+
+    def reset_buffers(self) -> None:
+        """The buffers' values after ``to_empty``: RoPE frequencies computed, router biases zero."""
+        with torch.no_grad():
+            a = self.spec.attention
+            if isinstance(self.rope_inv_freq, torch.Tensor) and a is not None and a.rope is not None:
+                self.rope_inv_freq.copy_(rope_frequencies(a.head_dim, a.rope.partial_factor, a.rope.theta))
+            for name, buffer in self.named_buffers():
+                if name.endswith("e_score_correction_bias"):
+                    buffer.zero_()
 
     def keep_fp32(self) -> None:
         """Cast the SSM parameters and the router back to float32 (after ``.to(dtype)``)."""
