@@ -260,6 +260,22 @@ def test_text_output_stays_on_one_line_per_prompt() -> None:
     assert _escape_lines("a\nb\\n\r") == "a\\nb\\\\n\\r"
 
 
+def test_checkpoints_are_read_one_layer_at_a_time(tmp_path: Path) -> None:
+    """Loading holds the model and one layer of the checkpoint, never the whole checkpoint."""
+    from patternc_torch.weights import layer_groups, open_weights
+
+    spec = spec_for("M-M*E")
+    directory = write_model_dir(spec, tmp_path / "m")
+    checkpoint = open_weights(directory)
+    assert checkpoint is not None
+    groups = list(layer_groups(checkpoint, directory))
+    layered = [g for g in groups if any(".layers." in name for name in g)]
+    assert len(layered) == spec.pattern.num_layers
+    for group in layered:
+        assert len({name.split(".")[2] for name in group}) == 1  # one layer index per group
+    assert max(len(g) for g in groups if not any(".layers." in name for name in g)) == 1
+
+
 def test_hub_names_sharded_and_strict(tmp_path: Path) -> None:
     """Nemotron-H hub layout (``backbone.``, one tensor per expert), sharded; then a broken checkpoint."""
     spec = spec_for("M-M*E")

@@ -14,7 +14,14 @@ from patternc.model import ModelSpec
 from patternc.source import Source
 from patternc_torch.model import HybridLM
 from patternc_torch.support import unsupported
-from patternc_torch.weights import check_names, read_safetensors, to_backend_names
+from patternc_torch.weights import (
+    check_names,
+    layer_groups,
+    open_weights,
+    paired_names,
+    stand_ins,
+    to_backend_names,
+)
 
 FORMAT = "patternc.torch.v1"
 """The value of ``config.json``'s ``patternc_format`` key in a directory ``write_model_dir`` wrote."""
@@ -105,10 +112,15 @@ def build(spec: ModelSpec, device: str | torch.device | None = None, dtype: torc
 
 def load_weights(model: HybridLM, tensors: dict[str, torch.Tensor], origin: str) -> None:
     """Strict: every model tensor present, none extra, shapes equal; otherwise one PatternError."""
-    spec = model.spec
-    renamed = to_backend_names(tensors, spec)
+    renamed = to_backend_names(tensors, model.spec)
+    check_layout(model, renamed, origin)
+    copy_weights(model, renamed)
+
+
+def check_layout(model: HybridLM, renamed: dict[str, torch.Tensor], origin: str) -> None:
+    """P403 / P404 / P405 for checkpoint tensors (backend names; data or meta stand-ins) against the model."""
     expected = model.state_dict()
-    missing, unexpected, mismatched = check_names(renamed, expected, spec.tie_embeddings)
+    missing, unexpected, mismatched = check_names(renamed, expected, model.spec.tie_embeddings)
     problems = []
     if missing:
         problems.append(diag("P403", f"{len(missing)} tensor(s) of the model are missing from the checkpoint", None,
@@ -121,15 +133,18 @@ def load_weights(model: HybridLM, tensors: dict[str, torch.Tensor], origin: str)
                              notes=_listing(mismatched)))
     if problems:
         raise _fail(problems, origin)
-    if spec.tie_embeddings:
-        renamed.pop("lm_head.weight", None)
+
+
+def copy_weights(model: HybridLM, renamed: dict[str, torch.Tensor]) -> None:
+    """Copy checkpoint tensors (backend names, already checked) into the model, cast to its dtypes."""
+    targets = dict([*model.named_parameters(), *model.named_buffers()])
     with torch.no_grad():
-        for name, param in [*model.named_parameters(), *model.named_buffers()]:
-            if name in renamed:
-                value = renamed[name]
-                if param.is_meta:
-                    continue
-                param.copy_(value.to(param.dtype))
+        for name, value in renamed.items():
+            if name == "lm_head.weight" and model.spec.tie_embeddings:
+                continue  # the embedding table is the head
+            target = targets[name]
+            if not target.is_meta:
+                target.copy_(value.to(target.dtype))
 
 
 def _listing(names: list[str], limit: int = 40) -> list[str]:
@@ -151,17 +166,15 @@ def torch_model(
     Raises ``patternc.PatternError`` with diagnostics (P401-P405) when the model cannot be built or loaded.
     """
     spec, directory = read_spec(source)
-    tensors = read_safetensors(directory) if directory is not None else None
-    meta = device is not None and torch.device(device).type == "meta"
-    model = build(spec, device, dtype, init=tensors is None)
-    if tensors is not None:
-        if meta:
-            check = to_backend_names(tensors, spec)
-            missing, unexpected, mismatched = check_names(check, model.state_dict(), spec.tie_embeddings)
-            if missing or unexpected or mismatched:
-                load_weights(model, tensors, str(directory))
-        else:
-            load_weights(model, tensors, str(directory))
+    checkpoint = open_weights(directory) if directory is not None else None
+    model = build(spec, device, dtype, init=checkpoint is None)
+    if checkpoint is not None and directory is not None:
+        # names and shapes first, from the headers alone; then the data, one layer at a time
+        paired = paired_names(checkpoint.tensors)
+        check_layout(model, to_backend_names(stand_ins(checkpoint), spec, paired=paired), str(directory))
+        if not any(p.is_meta for p in model.parameters()):
+            for group in layer_groups(checkpoint, directory):
+                copy_weights(model, to_backend_names(group, spec, paired=paired))
     return model
 
 

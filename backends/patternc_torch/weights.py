@@ -15,28 +15,31 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from patternc.canonical.archs import pair_layers
+from patternc.diagnostics import PatternError
 from patternc.model import ModelSpec
+
+if TYPE_CHECKING:
+    from patternc_transformers.checkpoint import Checkpoint
 
 _EXPERT = re.compile(r"^(.*\.experts)\.(\d+)\.(gate_proj|up_proj|down_proj)\.weight$")
 
 
-def read_safetensors(directory: Path) -> dict[str, torch.Tensor] | None:
-    """Every tensor of ``model.safetensors`` or of the shards ``model.safetensors.index.json`` names.
+def open_weights(directory: Path) -> Checkpoint | None:
+    """The checkpoint in ``directory``, headers checked, no data read; None when it holds no safetensors.
 
-    The headers are checked first, as ``patternc build --weights`` checks them (shards named by the
-    index stay inside ``directory``, symbolic links followed; no tensor in two shards; valid
-    safetensors): a bad checkpoint raises ``PatternError`` (``P510``), never a bare exception.
+    ``model.safetensors`` or the shards ``model.safetensors.index.json`` names, checked as
+    ``patternc build --weights`` checks them (shards stay inside ``directory``, symbolic links
+    followed; no tensor in two shards; valid safetensors headers): a bad checkpoint raises
+    ``PatternError`` (``P510``), never a bare exception.
     """
     from patternc_transformers.checkpoint import CheckpointError, contained, open_checkpoint
-    from safetensors import safe_open
-
-    from patternc.diagnostics import PatternError, diag
-    from patternc.source import Source
 
     index = directory / "model.safetensors.index.json"
     single = directory / "model.safetensors"
@@ -46,21 +49,55 @@ def read_safetensors(directory: Path) -> dict[str, torch.Tensor] | None:
         if not index.is_file() and not contained(single, directory):
             raise CheckpointError("P510", f"`{single.name}` leads out of the checkpoint directory `{directory}`",
                                   help="copy the file into the directory; patternc reads nothing outside it")
-        checkpoint = open_checkpoint(directory if index.is_file() else single)
-        by_file: dict[Path, list[str]] = defaultdict(list)
-        for name, info in checkpoint.tensors.items():
-            by_file[info.file].append(name)
-        tensors: dict[str, torch.Tensor] = {}
-        for file, names in by_file.items():
-            with safe_open(str(file), framework="pt") as handle:
-                for name in names:
-                    tensors[name] = handle.get_tensor(name)
+        return open_checkpoint(directory if index.is_file() else single)
     except CheckpointError as error:
-        problem = diag(error.code, error.message, None, help=error.help)
-        raise PatternError([problem], Source("", str(directory))) from None
-    except Exception as error:  # safetensors' own errors: a file changed or truncated after its header was read
-        raise PatternError([diag("P510", f"cannot read the weights in `{directory}`: {error}", None)],
-                           Source("", str(directory))) from None
+        raise _unreadable(directory, error.code, error.message, error.help) from None
+
+
+def _unreadable(directory: Path, code: str, message: str, help: str | None = None) -> PatternError:
+    from patternc.diagnostics import PatternError, diag
+    from patternc.source import Source
+
+    return PatternError([diag(code, message, None, help=help)], Source("", str(directory)))
+
+
+def stand_ins(checkpoint: Checkpoint) -> dict[str, torch.Tensor]:
+    """A meta tensor of the right shape per checkpoint tensor: names and shapes checked, no data read."""
+    return {name: torch.empty(info.shape, device="meta") for name, info in checkpoint.tensors.items()}
+
+
+_LAYER = re.compile(r"^([a-z_]+)\.layers\.(\d+)\.")
+
+
+def layer_groups(checkpoint: Checkpoint, directory: Path) -> Iterator[dict[str, torch.Tensor]]:
+    """The checkpoint's tensors one layer at a time (every other tensor on its own), read from disk as
+    they are needed: loading holds the model and one layer of the checkpoint, not the whole checkpoint.
+    A layer's tensors are complete together (per-expert tensors to stack, Granite's paired FFN)."""
+    from patternc_transformers.checkpoint import TensorReader
+
+    groups: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for name in checkpoint.tensors:
+        match = _LAYER.match(name)
+        groups[(match.group(1), match.group(2)) if match else ("", name)].append(name)
+    reader = TensorReader()
+    try:
+        for names in groups.values():
+            try:
+                yield {name: reader.read(checkpoint.tensors[name], name) for name in names}
+            except Exception as error:  # safetensors' own errors: a file changed or truncated after its header
+                raise _unreadable(directory, "P510", f"cannot read the weights in `{directory}`: {error}") from None
+    finally:
+        reader.close()
+
+
+def read_safetensors(directory: Path) -> dict[str, torch.Tensor] | None:
+    """Every tensor of the checkpoint in ``directory`` at once (``open_weights`` + ``layer_groups``)."""
+    checkpoint = open_weights(directory)
+    if checkpoint is None:
+        return None
+    tensors: dict[str, torch.Tensor] = {}
+    for group in layer_groups(checkpoint, directory):
+        tensors |= group
     return tensors
 
 
@@ -138,10 +175,20 @@ def _paired(tensors: dict[str, torch.Tensor], spec: ModelSpec) -> dict[str, torc
     return out
 
 
-def to_backend_names(tensors: dict[str, torch.Tensor], spec: ModelSpec) -> dict[str, torch.Tensor]:
-    """Rename a checkpoint's tensors to this backend's names (unknown names pass through unchanged)."""
-    if any(name.startswith("model.embed_tokens.") or ".block_sparse_moe." in name or ".feed_forward." in name
-           or ".pre_ff_layernorm." in name for name in tensors):
+def paired_names(names: Iterable[str]) -> bool:
+    """Whether checkpoint names are Bamba / GraniteMoeHybrid's (one decoder layer per mixer + FFN pair)."""
+    return any(name.startswith("model.embed_tokens.") or ".block_sparse_moe." in name or ".feed_forward." in name
+               or ".pre_ff_layernorm." in name for name in names)
+
+
+def to_backend_names(
+    tensors: dict[str, torch.Tensor], spec: ModelSpec, *, paired: bool | None = None
+) -> dict[str, torch.Tensor]:
+    """Rename a checkpoint's tensors to this backend's names (unknown names pass through unchanged).
+
+    ``paired`` says which naming the checkpoint uses when ``tensors`` is only a part of it.
+    """
+    if paired if paired is not None else paired_names(tensors):
         tensors = _paired(tensors, spec)
     else:
         tensors = {("backbone." + name[len("model."):] if name.startswith("model.") else name): t
