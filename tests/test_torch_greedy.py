@@ -104,8 +104,21 @@ def test_generate_with_the_screen_equals_full_logits_and_follows_weight_changes(
     screened = lm.generate(ids, 12)
     assert lm._screened is not None  # the screen was built and used
     assert screened.tolist() == lm.generate(ids, 12, screen_head=False).tolist()
+    before = lm._screened
+    assert lm.generate(ids, 12).tolist() == screened.tolist() and lm._screened is before  # reused
     with torch.no_grad():  # an in-place change of the head invalidates the cached screen
         lm.lm_head.weight.mul_(-1.0)
-    before = lm._screened
     assert lm.generate(ids, 12).tolist() == lm.generate(ids, 12, screen_head=False).tolist()
     assert lm._screened is not before
+    before = lm._screened
+    lm.lm_head.weight.data.copy_(torch.roll(lm.lm_head.weight.data, 1, dims=0))  # `.data`: no version bump
+    assert lm.generate(ids, 12).tolist() == lm.generate(ids, 12, screen_head=False).tolist()
+    assert lm._screened is not before
+
+
+def test_a_model_built_in_inference_mode_is_screened_too() -> None:
+    with torch.inference_mode():
+        lm = model()
+        ids = torch.tensor([[1, 2, 3]])
+        assert lm.generate(ids, 4).tolist() == lm.generate(ids, 4, screen_head=False).tolist()
+        assert lm._screened is not None

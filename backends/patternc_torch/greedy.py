@@ -41,7 +41,9 @@ class ScreenedHead:
 
     def __init__(self, weight: torch.Tensor) -> None:
         self.weight = weight
-        self.version = (weight.data_ptr(), weight._version)
+        self.pointer = weight.data_ptr()
+        self.probe = torch.randn(weight.shape[1], generator=torch.Generator().manual_seed(0))
+        self.fingerprint = torch.mv(weight.detach(), self.probe)
         vocab, hidden = weight.shape
         self.codes = torch.empty(vocab, hidden, dtype=torch.int8)
         self.scale = torch.empty(vocab, dtype=torch.bfloat16)
@@ -85,8 +87,17 @@ class ScreenedHead:
         return bool(torch.isfinite(got).all()) and bool(((got - want).abs() <= 2.0**-7 * want.abs() + 1e-6).all())
 
     def current(self) -> bool:
-        """Whether the screen still describes ``weight`` (same storage, not modified in place since)."""
-        return self.version == (self.weight.data_ptr(), self.weight._version)
+        """Whether the screen still describes ``weight``: same storage, and the same product with a fixed
+        random vector (one pass over the head).  Content, not a version counter: changes through
+        ``.data`` and to inference tensors bump none.  A change too small to move that product is far
+        inside the bound's 1% margin, and the candidates' logits are always computed from ``weight``."""
+        weight = self.weight
+        return (
+            weight.data_ptr() == self.pointer
+            and weight.dtype == torch.float32
+            and tuple(weight.shape) == tuple(self.codes.shape)
+            and torch.equal(torch.mv(weight.detach(), self.probe), self.fingerprint)
+        )
 
     def estimate(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(approximate logits, their error bounds), both (batch, vocab) float32, for h (batch, hidden)."""
