@@ -1,6 +1,10 @@
 """patternc_torch vs transformers' NemotronHForCausalLM: same weights, fp32, CPU (a script, not a test).
 
     python tests/benchmarks/torch_vs_transformers.py [--sizes small,medium,medium-moe] [--threads N] [--repeat N]
+                                                     [--device cpu|cuda] [--dtype float32|bfloat16]
+
+The issue's figures are fp32 on the CPU (the defaults); on a GPU run it with ``--device cuda --dtype
+bfloat16`` (memory figures are then CUDA allocator peaks, bandwidth a device-to-device copy).
 
 Each phase runs ``--repeat`` times (default 3), alternating the two implementations, and the fastest run
 counts. Prints, per size: prefill tokens/s (batch 1 x 2048 tokens; 512 for small), decode tokens/s (batch 1,
@@ -33,6 +37,10 @@ from patternc_torch.io import build, load_weights
 from patternc.canonical.archs import EXPRESSERS
 from patternc.ir import make_pattern
 from patternc.model import AttentionSpec, MambaSpec, MlpSpec, ModelSpec, MoeSpec, NormSpec
+
+DEVICE = torch.device("cpu")
+DTYPE = torch.float32
+"""Set by ``--device`` / ``--dtype`` (a script's globals: every phase runs on the same device)."""
 
 TARGETS = {"small": (1.5, 4.0), "medium": (1.2, 1.8), "medium-moe": (1.2, 1.8)}
 
@@ -69,19 +77,33 @@ def transformers_model(spec: ModelSpec) -> Any:
     return transformers.NemotronHForCausalLM(config).eval()
 
 
+def _where() -> str:
+    name = torch.cuda.get_device_name(DEVICE) if DEVICE.type == "cuda" else f"CPU, threads {torch.get_num_threads()}"
+    return f"{name}, {str(DTYPE)[6:]}"
+
+
+def sync() -> None:
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize(DEVICE)
+
+
 def peak_mib() -> float:
+    if DEVICE.type == "cuda":
+        return torch.cuda.max_memory_allocated(DEVICE) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def copy_bandwidth() -> float:
     """Bytes/s of a large fp32 copy (read + write counted)."""
-    src = torch.randn(64 * 1024 * 1024 // 4 * 4)
+    src = torch.randn(64 * 1024 * 1024 // 4 * 4, device=DEVICE)
     dst = torch.empty_like(src)
     dst.copy_(src)
     best = float("inf")
     for _ in range(5):
+        sync()
         start = time.perf_counter()
         dst.copy_(src)
+        sync()
         best = min(best, time.perf_counter() - start)
     return 2 * src.numel() * 4 / best
 
@@ -119,8 +141,8 @@ def gemv_chain(model: Any, spec: ModelSpec, *, screened: bool = False) -> Any:
     experts = [p for name, p in model.named_parameters() if p.dim() == 3 and ".experts." in name]
     if spec.moe is not None:
         weights += [p[e] for p in experts for e in range(spec.moe.top_k)]
-    inputs = {w.shape[1]: torch.randn(1, w.shape[1]) for w in weights}
-    normed = torch.randn(1, spec.hidden_size)
+    inputs = {w.shape[1]: torch.randn(1, w.shape[1], device=DEVICE, dtype=DTYPE) for w in weights}
+    normed = torch.randn(1, spec.hidden_size, device=DEVICE, dtype=DTYPE)
 
     def run() -> None:
         for _ in range(CHAIN_TOKENS):
@@ -142,6 +164,13 @@ def _status_kib(field: str) -> int:
 def working_memory(fn: Any) -> float:
     """MiB the resident set grows by while ``fn`` runs (its peak, from the kernel's high-water mark
     reset just before: ``/proc/self/clear_refs``), above the model already resident."""
+    if DEVICE.type == "cuda":
+        sync()
+        torch.cuda.reset_peak_memory_stats(DEVICE)
+        before_bytes = torch.cuda.memory_allocated(DEVICE)
+        fn()
+        sync()
+        return (torch.cuda.max_memory_allocated(DEVICE) - before_bytes) / 2**20
     Path("/proc/self/clear_refs").write_text("5")
     before = _status_kib("VmRSS")
     fn()
@@ -156,12 +185,13 @@ def memory_child(impl: str, size: str, weights: str) -> None:
     if impl == "transformers":
         model = transformers_model(spec)
         model.load_state_dict(load_file(weights))
+        model.to(DEVICE, DTYPE)
     else:
-        model = build(spec, init=False)
+        model = build(spec, DEVICE, DTYPE, init=False)
         load_weights(model, load_file(weights), weights)
     gen = torch.Generator().manual_seed(0)
-    long_ids = torch.randint(0, spec.vocab_size, (1, prefill), generator=gen)
-    prompt = torch.randint(0, spec.vocab_size, (1, 512), generator=gen)
+    long_ids = torch.randint(0, spec.vocab_size, (1, prefill), generator=gen).to(DEVICE)
+    prompt = torch.randint(0, spec.vocab_size, (1, 512), generator=gen).to(DEVICE)
     with torch.inference_mode():
         if impl == "transformers":
             pre = working_memory(lambda: model(long_ids, use_cache=False, logits_to_keep=1))
@@ -183,7 +213,8 @@ def measure_memory(hf: Any, size: str) -> dict[str, dict[str, float]]:
         out = {}
         for impl in ("transformers", "patternc"):
             done = subprocess.run([sys.executable, __file__, "--memory-child", impl, "--sizes", size,
-                                   "--weights", weights], capture_output=True, text=True, check=True)
+                                   "--weights", weights, "--device", str(DEVICE), "--dtype", str(DTYPE)[6:]],
+                                  capture_output=True, text=True, check=True)
             out[impl] = json.loads(done.stdout.strip().splitlines()[-1])
     return out
 
@@ -192,8 +223,10 @@ def time_it(fn: Any, repeat: int = 2) -> float:
     """The best of ``repeat`` runs (the least disturbed by other processes on a shared machine)."""
     best = float("inf")
     for _ in range(repeat):
+        sync()
         start = time.perf_counter()
         fn()
+        sync()
         best = min(best, time.perf_counter() - start)
     return best
 
@@ -201,12 +234,13 @@ def time_it(fn: Any, repeat: int = 2) -> float:
 def run(size: str, repeat: int) -> None:
     spec, prefill = spec_for(size)
     hf = transformers_model(spec)
-    ours = build(spec, init=False)
+    ours = build(spec, DEVICE, DTYPE, init=False)
     load_weights(ours, dict(hf.state_dict()), "<transformers>")
+    hf.to(DEVICE, DTYPE)
     params = sum(p.numel() for p in ours.parameters())
     gen = torch.Generator().manual_seed(0)
-    long_ids = torch.randint(0, spec.vocab_size, (1, prefill), generator=gen)
-    prompt = torch.randint(0, spec.vocab_size, (1, 512), generator=gen)
+    long_ids = torch.randint(0, spec.vocab_size, (1, prefill), generator=gen).to(DEVICE)
+    prompt = torch.randint(0, spec.vocab_size, (1, 512), generator=gen).to(DEVICE)
     new = 64
     rows = []
     with torch.inference_mode():
@@ -259,7 +293,7 @@ def run(size: str, repeat: int) -> None:
     dec_hf, dec_our, dec_full = new / t_hf_dec, new / t_our_dec, new / t_full_dec
     target_pre, target_dec = TARGETS[size]
     rows.append(f"== {size}: `{spec.pattern.flat}` hidden {spec.hidden_size} vocab {spec.vocab_size} "
-                f"{params / 1e6:.1f}M params, threads {torch.get_num_threads()}; max |logit diff| {diff:.2e}; "
+                f"{params / 1e6:.1f}M params, {_where()}; max |logit diff| {diff:.2e}; "
                 f"greedy ids equal: {same}")
     rows.append(f"prefill 1x{prefill}: transformers {pre_hf:8.1f} tok/s  patternc {pre_our:8.1f} tok/s  "
                 f"ratio {pre_our / pre_hf:5.2f}x (target {target_pre}x)")
@@ -292,9 +326,13 @@ def main() -> None:
     parser.add_argument("--sizes", default="small,medium,medium-moe")
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per phase; the best counts")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     parser.add_argument("--memory-child", choices=["transformers", "patternc"], help=argparse.SUPPRESS)
     parser.add_argument("--weights", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    global DEVICE, DTYPE
+    DEVICE, DTYPE = torch.device(args.device), getattr(torch, args.dtype)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.memory_child:
