@@ -13,15 +13,19 @@ The bound, for a row w with int8 codes q, scale s (a bfloat16 value: the kernel 
 K = hidden size, and the kernel's bf16 output o:
 
     |w·h - o| <= ||Δw||·||h||                         quantisation of the weights
-               + ||w||·||h - h̃||                      rounding of the activations (||w|| >= ||ŵ|| - ...)
-               + K·2^-23·||w||·||h̃||                  fp32 accumulation inside the kernel (and in the
-                                                       reference fp32 product)
+               + ||w||·||h - h̃||                      rounding of the activations
+               + K·2^-22·||w||·||h̃||                  fp32 accumulation: the kernel's sum, and twice the
+                                                       reference fp32 product's (its argmax may sit on a
+                                                       row whose exact value is that much below the top)
                + 2^-8·|o|                             rounding of the output to bf16
 
 with ||w|| taken as ||ŵ|| + ||Δw|| (an upper bound), all norms computed from the actual tensors,
 and the total inflated by 1% for the rounding of the bound's own arithmetic.  Anything that cannot
 be bounded (non-finite values, too many candidates) falls back to the full fp32 product, so the
-result never depends on the screen: it is only faster.
+result never depends on the screen: it is only faster.  One caveat, of float arithmetic rather than of
+the screen: the candidates' fp32 logits come from a product over those rows alone, which may round
+differently in the last bit from the full product, so two logits that tie to within one ulp may be
+ordered differently than the full product would order them.
 """
 
 from __future__ import annotations
@@ -63,7 +67,8 @@ class ScreenedHead:
             self.scale[rows[0] : rows[-1] + 1] = scale
             self.error_norm[rows[0] : rows[-1] + 1] = error_norm
             self.weight_norm[rows[0] : rows[-1] + 1] = torch.linalg.vector_norm(approx, dim=1) * slack + error_norm
-        self.accumulation = weight.shape[1] * 2.0**-23
+        # fp32 accumulation, K ulps each: inside the kernel, and twice in the reference product's own rounding
+        self.accumulation = weight.shape[1] * 2.0**-22
         self.last_candidates: int | None = None
         """fp32 rows the last ``argmax`` read (None: it fell back to the full product)."""
 
