@@ -134,6 +134,17 @@ def test_built_from_meta_nothing_is_left_behind() -> None:
     assert biases and all(bool((b == 0).all()) for b in biases)
 
 
+def test_a_bf16_model_is_built_in_its_final_dtypes() -> None:
+    spec = spec_for("M*E-").model_copy(update={"tie_embeddings": True})
+    model = patternc.torch_model(spec, dtype=torch.bfloat16)
+    kept = {name for name, p in model.named_parameters() if p.dtype == torch.float32}
+    assert kept and all(name.endswith(("A_log", "D", "dt_bias", "gate.weight")) for name in kept)
+    assert model.lm_head.weight is model.backbone.embeddings.weight
+    assert model.backbone.embeddings.weight.dtype == torch.bfloat16
+    with torch.no_grad():
+        assert bool(torch.isfinite(model(torch.tensor([[1, 2, 3]])).logits).all())
+
+
 def test_write_model_dir_round_trip_and_run(tmp_path: Path) -> None:
     spec = spec_for("M-M*E", mtp="*E")
     write_model_dir(spec, tmp_path)
