@@ -29,7 +29,7 @@ def torch_model(
     """An nn.Module for an IR (ModelSpec), a config file or a directory (its safetensors loaded strictly).
 
     ``model(input_ids).logits`` is (batch, seq, vocab); ``model.generate(input_ids, max_new_tokens=N)``
-    returns the ids (greedy unless ``do_sample=True``).  Raises ``patternc.PatternError`` (P401-P405).
+    returns the ids (greedy unless ``do_sample=True``).  Raises ``patternc.PatternError`` (P401-P405, P510, P701).
     """
     from patternc_torch.io import torch_model as impl
 

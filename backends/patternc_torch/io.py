@@ -164,7 +164,8 @@ def torch_model(
     """An nn.Module for ``source``: an IR (ModelSpec), a config path or a directory (weights loaded strictly).
 
     Without weights the parameters are randomly initialised (or left unallocated on ``device="meta"``).
-    Raises ``patternc.PatternError`` with diagnostics (P401-P405) when the model cannot be built or loaded.
+    Raises ``patternc.PatternError`` with diagnostics (P401-P405, P510 for an unreadable checkpoint, P701
+    for a model too large for the device) when the model cannot be built or loaded.
     """
     spec, directory = read_spec(source)
     checkpoint = open_weights(directory) if directory is not None else None
