@@ -177,8 +177,9 @@ def working_memory(fn: Any) -> float:
     return (_status_kib("VmHWM") - before) / 1024
 
 
-def memory_child(impl: str, size: str, weights: str) -> None:
-    """One implementation alone in this process: the working memory of its prefill and of its decode."""
+def memory_child(impl: str, phase: str, size: str, weights: str) -> None:
+    """One implementation alone in this process: the working memory of one phase (prefill or decode),
+    so that neither phase runs in memory the other freed."""
     from safetensors.torch import load_file
 
     spec, prefill = spec_for(size)
@@ -192,15 +193,17 @@ def memory_child(impl: str, size: str, weights: str) -> None:
     gen = torch.Generator().manual_seed(0)
     long_ids = torch.randint(0, spec.vocab_size, (1, prefill), generator=gen).to(DEVICE)
     prompt = torch.randint(0, spec.vocab_size, (1, 512), generator=gen).to(DEVICE)
+    runs = {
+        ("transformers", "prefill"): lambda: model(long_ids, use_cache=False, logits_to_keep=1),
+        ("transformers", "decode"): lambda: model.generate(prompt, max_new_tokens=64, min_new_tokens=64,
+                                                           do_sample=False, pad_token_id=0),
+        ("patternc", "prefill"): lambda: model(long_ids, logits_to_keep=1),
+        ("patternc", "decode"): lambda: model.generate(prompt, max_new_tokens=64),
+    }
+    resident = _status_kib("VmRSS") / 1024
     with torch.inference_mode():
-        if impl == "transformers":
-            pre = working_memory(lambda: model(long_ids, use_cache=False, logits_to_keep=1))
-            dec = working_memory(lambda: model.generate(prompt, max_new_tokens=64, min_new_tokens=64,
-                                                        do_sample=False, pad_token_id=0))
-        else:
-            pre = working_memory(lambda: model(long_ids, logits_to_keep=1))
-            dec = working_memory(lambda: model.generate(prompt, max_new_tokens=64))
-    print(json.dumps({"model": _status_kib("VmRSS") / 1024, "prefill": pre, "decode": dec}))
+        grown = working_memory(runs[(impl, phase)])
+    print(json.dumps({"model": resident, phase: grown}))
 
 
 def measure_memory(hf: Any, size: str) -> dict[str, dict[str, float]]:
@@ -210,12 +213,13 @@ def measure_memory(hf: Any, size: str) -> dict[str, dict[str, float]]:
     with tempfile.TemporaryDirectory() as tmp:
         weights = str(Path(tmp) / "weights.safetensors")
         save_file({k: v.contiguous() for k, v in hf.state_dict().items()}, weights)
-        out = {}
-        for impl in ("transformers", "patternc"):
-            done = subprocess.run([sys.executable, __file__, "--memory-child", impl, "--sizes", size,
-                                   "--weights", weights, "--device", str(DEVICE), "--dtype", str(DTYPE)[6:]],
-                                  capture_output=True, text=True, check=True)
-            out[impl] = json.loads(done.stdout.strip().splitlines()[-1])
+        out: dict[str, dict[str, float]] = {"transformers": {}, "patternc": {}}
+        for phase in ("prefill", "decode"):
+            for impl in ("transformers", "patternc"):
+                done = subprocess.run([sys.executable, __file__, "--memory-child", impl, "--phase", phase,
+                                       "--sizes", size, "--weights", weights, "--device", str(DEVICE),
+                                       "--dtype", str(DTYPE)[6:]], capture_output=True, text=True, check=True)
+                out[impl] |= json.loads(done.stdout.strip().splitlines()[-1])
     return out
 
 
@@ -311,7 +315,7 @@ def run(size: str, repeat: int) -> None:
                 f"{mem_our:.0f}, after both decodes {mem_dec:.0f}")
     memory = measure_memory(hf, size)
     mt, mp = memory["transformers"], memory["patternc"]
-    rows.append(f"working memory MiB, each alone in its own process (peak above the loaded model): prefill "
+    rows.append(f"working memory MiB, each phase alone in its own process (peak above the loaded model): prefill "
                 f"transformers {mt['prefill']:.0f}, patternc {mp['prefill']:.0f}; decode transformers "
                 f"{mt['decode']:.0f}, patternc {mp['decode']:.0f}; models resident {mt['model']:.0f} / "
                 f"{mp['model']:.0f} (process RSS)")
@@ -330,13 +334,14 @@ def main() -> None:
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     parser.add_argument("--memory-child", choices=["transformers", "patternc"], help=argparse.SUPPRESS)
     parser.add_argument("--weights", help=argparse.SUPPRESS)
+    parser.add_argument("--phase", choices=["prefill", "decode"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     global DEVICE, DTYPE
     DEVICE, DTYPE = torch.device(args.device), getattr(torch, args.dtype)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.memory_child:
-        memory_child(args.memory_child, args.sizes, args.weights)
+        memory_child(args.memory_child, args.phase, args.sizes, args.weights)
         return
     for size in args.sizes.split(","):
         run(size, args.repeat)
