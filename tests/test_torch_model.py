@@ -230,6 +230,8 @@ def test_run_prompt_failures_are_diagnostics(tmp_path: Path) -> None:
     base = ["run", str(model_dir), "--prompt", "w1"]
     none = runner.invoke(app, base)
     assert none.exit_code == 1 and "error[P406]" in none.output and "holds none" in none.output
+    no_model = runner.invoke(app, ["run", str(tmp_path / "absent"), "--prompt", "w1"])
+    assert no_model.exit_code == 1 and "error[P402]" in no_model.output  # the model, not the tokenizer
     missing = runner.invoke(app, [*base, "--tokenizer", str(tmp_path / "nowhere")])
     assert missing.exit_code == 1 and "error[P406]" in missing.output
     broken = tmp_path / "broken"

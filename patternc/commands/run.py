@@ -108,18 +108,7 @@ def run(
 
     if (ids is None) == (prompt is None):
         raise typer.BadParameter("give either --ids or --prompt", param_hint="--ids / --prompt")
-    text_tokenizer = None
-    if prompt is not None:
-        try:
-            text_tokenizer = _load_tokenizer(_tokenizer_dir(model, tokenizer), model)
-        except PatternError as error:
-            typer.echo(render_text(error.diagnostics, error.source), nl=False)
-            raise typer.Exit(EXIT_ERRORS) from None
-        rows = [list(text_tokenizer(text)["input_ids"]) for text in prompt]
-        if not all(rows):
-            raise typer.BadParameter("a prompt encodes to no tokens", param_hint="--prompt")
-    else:
-        rows = _parse_ids(ids or [])
+    rows = _parse_ids(ids) if ids is not None else []
     dtypes = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
               "float16": "float16", "fp16": "float16"}
     if dtype is not None and dtype not in dtypes:
@@ -127,14 +116,23 @@ def run(
 
     import torch
     from patternc_torch import torch_model
+    from patternc_torch.io import read_spec
 
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    text_tokenizer = None
     try:
+        read_spec(model)  # a missing or broken model is reported as such (P402), before the tokenizer
+        if prompt is not None:
+            text_tokenizer = _load_tokenizer(_tokenizer_dir(model, tokenizer), model)
         lm = torch_model(model, device=device, dtype=getattr(torch, dtypes[dtype]) if dtype else None)
     except PatternError as error:
         typer.echo(render_text(error.diagnostics, error.source), nl=False)
         raise typer.Exit(EXIT_ERRORS) from None
+    if text_tokenizer is not None and prompt is not None:
+        rows = [list(text_tokenizer(text)["input_ids"]) for text in prompt]
+        if not all(rows):
+            raise typer.BadParameter("a prompt encodes to no tokens", param_hint="--prompt")
     vocab = lm.spec.vocab_size
     if max(max(row) for row in rows) >= vocab:
         raise typer.BadParameter(f"ids must be below the vocabulary size {vocab}",
