@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING
 import torch
 
 from patternc.canonical.archs import pair_layers
-from patternc.diagnostics import PatternError
+from patternc.diagnostics import PatternError, diag
 from patternc.model import ModelSpec
+from patternc.source import Source
 
 if TYPE_CHECKING:
     from patternc_transformers.checkpoint import Checkpoint
@@ -55,9 +56,6 @@ def open_weights(directory: Path) -> Checkpoint | None:
 
 
 def _unreadable(directory: Path, code: str, message: str, help: str | None = None) -> PatternError:
-    from patternc.diagnostics import PatternError, diag
-    from patternc.source import Source
-
     return PatternError([diag(code, message, None, help=help)], Source("", str(directory)))
 
 
