@@ -63,7 +63,8 @@ def _load_tokenizer(directory: Path | None, model: str) -> Any:
     try:
         return AutoTokenizer.from_pretrained(str(directory), local_files_only=True, trust_remote_code=False)
     except Exception as error:  # transformers raises many kinds: a bad file, a class needing remote code
-        raise fail(f"cannot load the tokenizer in `{directory}`: {str(error).splitlines()[0]}") from None
+        reason = (str(error).splitlines() or [type(error).__name__])[0]
+        raise fail(f"cannot load the tokenizer in `{directory}`: {reason}") from None
 
 
 def _escape_lines(text: str) -> str:
