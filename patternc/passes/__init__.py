@@ -11,12 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from patternc.diagnostics import Diagnostic
 from patternc.ir import Pattern
 from patternc.lower import SourceMap
-from patternc.model import ModelSpec
+
+if TYPE_CHECKING:  # a config's hyper-parameters: not needed to check a bare pattern, 20 ms to import
+    from patternc.model import ModelSpec
 
 
 @dataclass(slots=True)
