@@ -115,7 +115,11 @@ def load_weights(model: HybridLM, tensors: dict[str, torch.Tensor], origin: str)
     """Strict: every model tensor present, none extra, shapes equal; otherwise one PatternError."""
     renamed = to_backend_names(tensors, model.spec)
     check_layout(model, renamed, origin)
-    copy_weights(model, renamed)
+    copy_weights(model, renamed, _targets(model))
+
+
+def _targets(model: HybridLM) -> dict[str, torch.Tensor]:
+    return dict([*model.named_parameters(), *model.named_buffers()])
 
 
 def check_layout(model: HybridLM, renamed: dict[str, torch.Tensor], origin: str) -> None:
@@ -136,9 +140,9 @@ def check_layout(model: HybridLM, renamed: dict[str, torch.Tensor], origin: str)
         raise _fail(problems, origin)
 
 
-def copy_weights(model: HybridLM, renamed: dict[str, torch.Tensor]) -> None:
-    """Copy checkpoint tensors (backend names, already checked) into the model, cast to its dtypes."""
-    targets = dict([*model.named_parameters(), *model.named_buffers()])
+def copy_weights(model: HybridLM, renamed: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]) -> None:
+    """Copy checkpoint tensors (backend names, already checked) into ``targets`` (the model's parameters
+    and buffers by name), cast to their dtypes."""
     with torch.no_grad():
         for name, value in renamed.items():
             if name == "lm_head.weight" and model.spec.tie_embeddings:
@@ -175,8 +179,9 @@ def torch_model(
         paired = paired_names(checkpoint.tensors)
         check_layout(model, to_backend_names(stand_ins(checkpoint), spec, paired=paired), str(directory))
         if not any(p.is_meta for p in model.parameters()):
+            targets = _targets(model)
             for group in layer_groups(checkpoint, directory):
-                copy_weights(model, to_backend_names(group, spec, paired=paired))
+                copy_weights(model, to_backend_names(group, spec, paired=paired), targets)
     return model
 
 

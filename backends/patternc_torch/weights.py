@@ -81,9 +81,10 @@ def layer_groups(checkpoint: Checkpoint, directory: Path) -> Iterator[dict[str, 
     try:
         for names in groups.values():
             try:
-                yield {name: reader.read(checkpoint.tensors[name], name) for name in names}
+                group = {name: reader.read(checkpoint.tensors[name], name) for name in names}
             except Exception as error:  # safetensors' own errors: a file changed or truncated after its header
                 raise _unreadable(directory, "P510", f"cannot read the weights in `{directory}`: {error}") from None
+            yield group
     finally:
         reader.close()
 

@@ -628,17 +628,14 @@ def _build_torch(spec: ModelSpec, out: Path, weights: str | os.PathLike[str] | N
         reader = TensorReader()
         state = {name: reader.read(info, name) for name, info in checkpoint.tensors.items()}
         reader.close()
-    try:
-        with staging(out) as tmp:
-            patternc_torch.write_model_dir(spec, tmp, state)
-            files = sorted(p.name for p in tmp.iterdir())
-            publish(tmp, out, force)
+    try:  # write_model_dir stages and publishes atomically itself
+        patternc_torch.write_model_dir(spec, out, state, force=force)
     except PatternError as error:
         result.diagnostics += error.diagnostics
         return
     except OSError as error:
         result.diagnostics.append(diag("P509", f"could not write `{out}`: {_os_reason(error)}", None))
         return
-    result.out_dir, result.files = out, files
+    result.out_dir, result.files = out, sorted(p.name for p in out.iterdir())
     if state is not None:
         result.tensors = len(state)

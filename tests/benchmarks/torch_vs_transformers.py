@@ -276,6 +276,9 @@ def run(size: str, repeat: int) -> None:
         def our_full_decode() -> Any:
             return ours.generate(prompt, max_new_tokens=new, screen_head=False)
 
+        start = time.perf_counter()
+        screen = ours._screen()  # built here, once: the timed generations reuse it
+        t_screen = time.perf_counter() - start
         phases = (("hf", hf_decode), ("hf_pre", hf_prompt), ("our", our_decode), ("our_pre", our_prompt),
                   ("our_full", our_full_decode), ("chain", gemv_chain(ours, spec)),
                   ("chain_screened", gemv_chain(ours, spec, screened=True)))
@@ -304,6 +307,10 @@ def run(size: str, repeat: int) -> None:
     rows.append(f"decode 64 after 512: transformers {dec_hf:8.1f} tok/s  patternc {dec_our:8.1f} tok/s  "
                 f"ratio {dec_our / dec_hf:5.2f}x (target {target_dec}x)")
     rows.append(f"  patternc without the head screen {dec_full:8.1f} tok/s  ratio {dec_full / dec_hf:5.2f}x")
+    if screen is not None:
+        size_mb = (screen.codes.numel() + 2 * screen.scale.numel()) / 1e6
+        rows.append(f"  head screen: built in {t_screen:.2f} s, {size_mb:.1f} MB, {screen.last_candidates} of "
+                    f"{spec.vocab_size} rows read in fp32 at the last step")
     rows.append(f"GEMV ceiling: reading a step's weights takes {t_chain * 1e3:.1f} ms/token here now, so no "
                 f"implementation reading all of them beats {t_hf_dec / new / t_chain:.2f}x transformers; "
                 f"patternc's overhead over it {(t_full_dec / new - t_chain) * 1e3:+.1f} ms/token, "
