@@ -47,6 +47,7 @@ __all__ = [
     "parse",
     "to_layers_block_type",
     "to_megatron",
+    "torch_model",
 ]
 
 
@@ -57,3 +58,7 @@ def __getattr__(name: str) -> object:
 
         return torch_model
     raise AttributeError(f"module 'patternc' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | {"torch_model"})

@@ -81,7 +81,7 @@ MaxCharsOpt = Annotated[
     typer.Option(
         "--max-chars",
         min=1,
-        help="Refuse longer inputs: pattern characters (default 1,000,000), config bytes (16 MiB).",
+        help="Refuse longer inputs: pattern characters (default 100,000), config bytes (16 MiB).",
     ),
 ]
 MaxDiagOpt = Annotated[int, typer.Option("--max-diagnostics", min=1, help="Show at most this many diagnostics.")]

@@ -368,7 +368,7 @@ _TABLE: tuple[Code, ...] = (
         "P405",
         "weight-shape-mismatch",
         _E,
-        "a checkpoint tensor whose shape is not the model's",
+        "a checkpoint tensor whose shape is not the model's, or whose dtype is not a floating-point one it can take",
         ("run", _torch_dir("P405"), "--ids", "1 2"),
         _torch_files("P405", {"backbone.norm_f.weight": 1}),
     ),
@@ -379,6 +379,14 @@ _TABLE: tuple[Code, ...] = (
         "`run --prompt` without a usable local tokenizer (none given, none beside the model, or unloadable)",
         ("run", _torch_dir("P406"), "--prompt", "hello"),
         ((_torch_dir("P406", "config.json"), _torch_config(_MLP)),),
+    ),
+    Code(
+        "P407",
+        "model-argument-invalid",
+        _E,
+        "an argument of the torch API that cannot be used: device, dtype, input ids, mask or generation settings",
+        ("run", _torch_dir("P407"), "--ids", "1 2", "--device", "abacus"),
+        ((_torch_dir("P407", "config.json"), _torch_config(_MLP)),),
     ),
     # P9xx: configuration files (patternc/config/) go below this line.
     Code(

@@ -15,7 +15,8 @@ from patternc.api import parse
 from patternc.diagnostics import Diagnostic, PatternError, diag
 from patternc.dialects import Dialect
 from patternc.ir import Pattern, make_pattern
-from patternc.source import Source
+from patternc.limits import DEFAULT_LIMITS
+from patternc.source import Source, Span
 from patternc.symbols import SYMBOLS, Role
 
 
@@ -61,7 +62,11 @@ def to_layers_block_type(
     names: list[str] = []
     problems: list[Diagnostic] = []
     for index, symbol in enumerate(layers):
-        info = next(i for i in SYMBOLS if i.symbol == symbol)
+        info = next((i for i in SYMBOLS if i.symbol == symbol), None)
+        if info is None:
+            problems.append(diag("P001", f"layer {index} `{symbol}` is not a layer symbol", Span(index, index + 1),
+                                 help="pass `pattern.flat` (symbols such as `M`, `*`, `-`, `E`)"))
+            continue
         name = info.hf_name if vocabulary is Vocabulary.CURRENT else info.hf_legacy_name
         if name is None:
             problems.append(
@@ -83,7 +88,20 @@ def to_layers_block_type(
 def from_layers_block_type(
     names: Sequence[str], mtp_names: Sequence[str] = (), mtp_depths: int = 1
 ) -> Pattern:
-    """Read ``layers_block_type`` (and ``mtp_layers_block_type``) lists in either vocabulary."""
+    """Read ``layers_block_type`` (and ``mtp_layers_block_type``) lists in either vocabulary.
+
+    Bounded like pattern text: more layers than ``DEFAULT_LIMITS.max_layers`` is ``P011``, checked
+    before any name is read."""
+    for given, field_name in ((names, "layers_block_type"), (mtp_names, "mtp_layers_block_type")):
+        if isinstance(given, str | bytes):
+            problem = diag("P014", f"{field_name} is a string, not a list of layer type names", None,
+                           help='e.g. ["mamba", "attention", "mlp"]')
+            raise PatternError([problem], Source(repr(given)[:200], "<layers_block_type>"))
+    depths = max(mtp_depths, 0) if mtp_names else 0
+    total = len(names) + len(mtp_names) * depths
+    if total > DEFAULT_LIMITS.max_layers:
+        raise PatternError([diag("P011", f"{total:,} layers, above the limit of {DEFAULT_LIMITS.max_layers:,}", None)],
+                           Source("", "<layers_block_type>"))
     main, problems = _symbols(names, "layers_block_type")
     mtp, mtp_problems = _symbols(mtp_names, "mtp_layers_block_type")
     problems.extend(mtp_problems)

@@ -24,12 +24,13 @@ def torch_model(
     source: ModelSpec | str | Path | dict[str, Any],
     *,
     device: str | torch.device | None = None,
-    dtype: torch.dtype | None = None,
+    dtype: torch.dtype | str | None = None,
 ) -> HybridLM:
     """An nn.Module for an IR (ModelSpec), a config file or a directory (its safetensors loaded strictly).
 
     ``model(input_ids).logits`` is (batch, seq, vocab); ``model.generate(input_ids, max_new_tokens=N)``
-    returns the ids (greedy unless ``do_sample=True``).  Raises ``patternc.PatternError`` (P401-P405, P510, P701).
+    returns the ids (greedy unless ``do_sample=True``).  ``dtype`` takes a torch dtype or a name (``"bf16"``).
+    Raises ``patternc.PatternError``: P401-P405, P503/P504/P510 (checkpoint), P407 (arguments), P701, P90x (config).
     """
     from patternc_torch.io import torch_model as impl
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import torch
 from patternc.diagnostics import Diagnostic, PatternError, diag
 from patternc.model import ModelSpec
 from patternc.source import Source
+from patternc_torch.arguments import model_device, model_dtype
 from patternc_torch.model import HybridLM
 from patternc_torch.support import unsupported
 from patternc_torch.weights import (
@@ -21,6 +23,7 @@ from patternc_torch.weights import (
     paired_names,
     stand_ins,
     to_backend_names,
+    unusable_dtypes,
 )
 
 FORMAT = "patternc.torch.v1"
@@ -46,24 +49,38 @@ def spec_to_config(spec: ModelSpec) -> dict[str, Any]:
 
 
 def read_spec(source: ModelSpec | str | Path | dict[str, Any]) -> tuple[ModelSpec, Path | None]:
-    """The spec, and the directory to look for weights in (None for an IR or a dict)."""
+    """The spec, and the directory to look for weights in (None for an IR or a dict).
+
+    A path that is not there is ``P402``; a config file is read as ``patternc check`` reads one
+    (``P901``-``P904``: size limit before reading, UTF-8, JSON, nesting depth)."""
     if isinstance(source, ModelSpec):
         return source, None
     if isinstance(source, dict):
         config: dict[str, Any] | None = source
         path: Path | None = None
         origin = "<config>"
-    else:
+    elif isinstance(source, str | os.PathLike):
         path = Path(source)
         origin = str(path)
-        config_file = path / "config.json" if path.is_dir() else path
-        if not config_file.is_file():
-            raise _fail([diag("P402", f"no config at {config_file}", None,
-                              help="pass a ModelSpec, a config.json or a directory that holds one")], origin)
+        if not str(source).strip():
+            raise _fail([diag("P402", "the model path is empty", None, help=_SOURCE_HELP)], "<source>")
         try:
-            config = json.loads(config_file.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as error:
-            raise _fail([diag("P402", f"{config_file} is not readable JSON: {error}", None)], origin) from None
+            config_file = path / "config.json" if path.is_dir() else path
+            present = config_file.is_file()
+        except OSError as error:  # a name too long for the filesystem, a permission problem
+            raise _fail([diag("P402", f"cannot look at `{path}`: {error.strerror or error}", None)], origin) from None
+        if not present:
+            raise _fail([diag("P402", f"no config at {config_file}", None, help=_SOURCE_HELP)], origin)
+        from patternc.config import MAX_CONFIG_BYTES
+        from patternc.config._load import load
+        from patternc.diagnostics import has_errors
+
+        text, config, problems = load(config_file, str(config_file), MAX_CONFIG_BYTES)
+        if has_errors(problems) or config is None:
+            raise PatternError(problems, text)
+    else:
+        raise _fail([diag("P402", f"a model source is a ModelSpec, a config dict or a path, not "
+                                  f"{type(source).__name__}", None, help=_SOURCE_HELP)], "<source>")
     directory = path if path is not None and path.is_dir() else (path.parent if path is not None else None)
     if isinstance(config, dict) and config.get("patternc_format") == FORMAT:
         try:
@@ -75,18 +92,23 @@ def read_spec(source: ModelSpec | str | Path | dict[str, Any]) -> tuple[ModelSpe
     except ImportError:
         raise _fail([diag("P402", "reading transformers configs needs patternc.config, which is not installed",
                           None)], origin) from None
-    result = read_config(source if path is None else path)
+    assert config is not None  # read above, or given
+    result = read_config(config if path is None else path)
     if result.spec is None:
         raise PatternError(list(result.diagnostics), Source("", origin))
     return result.spec, directory
 
 
-def build(spec: ModelSpec, device: str | torch.device | None = None, dtype: torch.dtype | None = None,
+_SOURCE_HELP = "pass a ModelSpec, a config.json or a directory that holds one"
+
+
+def build(spec: ModelSpec, device: str | torch.device | None = None, dtype: torch.dtype | str | None = None,
           *, init: bool = True) -> HybridLM:
     problems = unsupported(spec)
     if problems:
         raise _fail(problems, "<spec>")
-    target = torch.device(device) if device is not None else torch.device("cpu")
+    dtype = model_dtype(dtype)
+    target = model_device(device) or torch.device("cpu")
     from patternc.footprint import allocation_problem
 
     width = (dtype if dtype is not None else torch.float32).itemsize
@@ -113,19 +135,31 @@ def build(spec: ModelSpec, device: str | torch.device | None = None, dtype: torc
 
 def load_weights(model: HybridLM, tensors: dict[str, torch.Tensor], origin: str) -> None:
     """Strict: every model tensor present, none extra, shapes equal; otherwise one PatternError."""
+    wrong = _unusable(tensors)
     renamed = to_backend_names(tensors, model.spec)
-    check_layout(model, renamed, origin)
+    check_layout(model, renamed, origin, wrong)
     copy_weights(model, renamed, _targets(model))
+
+
+def _unusable(tensors: dict[str, Any]) -> list[str]:
+    """'name: what it is' for values that are not floating-point tensors of 16 bits or more."""
+    return sorted(f"{name}: {t.dtype if isinstance(t, torch.Tensor) else type(t).__name__}"
+                  for name, t in tensors.items()
+                  if not isinstance(t, torch.Tensor) or not t.dtype.is_floating_point or t.dtype.itemsize < 2)
 
 
 def _targets(model: HybridLM) -> dict[str, torch.Tensor]:
     return dict([*model.named_parameters(), *model.named_buffers()])
 
 
-def check_layout(model: HybridLM, renamed: dict[str, torch.Tensor], origin: str) -> None:
-    """P403 / P404 / P405 for checkpoint tensors (backend names; data or meta stand-ins) against the model."""
+def check_layout(
+    model: HybridLM, renamed: dict[str, torch.Tensor], origin: str, wrong_dtypes: list[str] | None = None
+) -> None:
+    """P403 / P404 / P405 for checkpoint tensors (backend names; data or meta stand-ins) against the
+    model; ``wrong_dtypes`` ('name: dtype') are reported with the shape mismatches (P405)."""
     expected = model.state_dict()
     missing, unexpected, mismatched = check_names(renamed, expected, model.spec.tie_embeddings)
+    mismatched += [f"{entry} is not a floating-point dtype the model can take" for entry in wrong_dtypes or []]
     problems = []
     if missing:
         problems.append(diag("P403", f"{len(missing)} tensor(s) of the model are missing from the checkpoint", None,
@@ -134,8 +168,8 @@ def check_layout(model: HybridLM, renamed: dict[str, torch.Tensor], origin: str)
         problems.append(diag("P404", f"{len(unexpected)} tensor(s) of the checkpoint are not in the model", None,
                              notes=_listing(unexpected)))
     if mismatched:
-        problems.append(diag("P405", f"{len(mismatched)} tensor(s) have another shape than the model's", None,
-                             notes=_listing(mismatched)))
+        problems.append(diag("P405", f"{len(mismatched)} tensor(s) have another shape or dtype than the model's",
+                             None, notes=_listing(mismatched)))
     if problems:
         raise _fail(problems, origin)
 
@@ -163,7 +197,7 @@ def torch_model(
     source: ModelSpec | str | Path | dict[str, Any],
     *,
     device: str | torch.device | None = None,
-    dtype: torch.dtype | None = None,
+    dtype: torch.dtype | str | None = None,
 ) -> HybridLM:
     """An nn.Module for ``source``: an IR (ModelSpec), a config path or a directory (weights loaded strictly).
 
@@ -172,12 +206,16 @@ def torch_model(
     for a model too large for the device) when the model cannot be built or loaded.
     """
     spec, directory = read_spec(source)
-    checkpoint = open_weights(directory) if directory is not None else None
+    # a directory given as the source is a checkpoint whatever its weight files are called; beside a
+    # config *file*, only the names patternc writes (model.safetensors, its index) are looked for
+    given_directory = isinstance(source, str | os.PathLike) and Path(source).is_dir()
+    checkpoint = open_weights(directory, scan=given_directory) if directory is not None else None
     model = build(spec, device, dtype, init=checkpoint is None)
     if checkpoint is not None and directory is not None:
-        # names and shapes first, from the headers alone; then the data, one layer at a time
+        # names, shapes and dtypes first, from the headers alone; then the data, one layer at a time
         paired = paired_names(checkpoint.tensors)
-        check_layout(model, to_backend_names(stand_ins(checkpoint), spec, paired=paired), str(directory))
+        check_layout(model, to_backend_names(stand_ins(checkpoint), spec, paired=paired), str(directory),
+                     unusable_dtypes(checkpoint))
         if not any(p.is_meta for p in model.parameters()):
             targets = _targets(model)
             for group in layer_groups(checkpoint, directory):
@@ -204,12 +242,30 @@ def write_model_dir(
         raise _fail([diag("P502", f"`{out}` exists", None, help="pass force=True to replace it")], str(out))
     if state_dict is None:
         state_dict = build(spec).state_dict()
+    else:  # what torch_model(out_dir) would refuse is refused before anything is written
+        wrong = _unusable(dict(state_dict))
+        if wrong:
+            raise _fail([diag("P405", f"{len(wrong)} value(s) of the state dict are not floating-point tensors",
+                              None, notes=_listing(wrong))], "<state_dict>")
+        check_layout(build(spec, "meta"), to_backend_names(dict(state_dict), spec), "<state_dict>")
     tensors = to_backend_names(dict(state_dict), spec)
     if spec.tie_embeddings:
         tensors.pop("lm_head.weight", None)
-    tensors = {name: t.detach().to("cpu").contiguous() for name, t in tensors.items()}
+    tensors = _own_storage({name: t.detach().to("cpu").contiguous() for name, t in tensors.items()})
     with staging(out) as tmp:
         (tmp / "config.json").write_text(json.dumps(spec_to_config(spec), indent=2) + "\n", encoding="utf-8")
         save_file(tensors, str(tmp / "model.safetensors"), metadata={"format": "pt", "patternc_format": FORMAT})
         publish(tmp, out, force=True)
+    return out
+
+
+def _own_storage(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A copy of every tensor that shares memory with one before it: safetensors stores each tensor once
+    and refuses shared storage (the tied head, dropped above, is the only sharing that means something)."""
+    seen: set[int] = set()
+    out = {}
+    for name, tensor in tensors.items():
+        pointer = tensor.untyped_storage().data_ptr()
+        out[name] = tensor.clone() if pointer in seen and tensor.numel() else tensor
+        seen.add(pointer)
     return out

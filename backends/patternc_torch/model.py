@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from patternc.model import ModelSpec
+from patternc_torch.arguments import check_generation, check_input, invalid
 from patternc_torch.decode import StepFn, decode_steps, norm_step
 from patternc_torch.greedy import ScreenedHead, screened_head
 from patternc_torch.layers import (
@@ -250,7 +251,15 @@ class HybridLM(nn.Module):
         logits_to_keep: int = 0,
         return_mtp: bool = False,
     ) -> CausalLMOutput:
-        """Logits for ``input_ids`` (b, t); with ``state``, continue from it and update it."""
+        """Logits for ``input_ids`` (b, t); with ``state``, continue from it and update it.
+
+        Bad arguments (ids that are not a (b, t) integer tensor below the vocabulary size, a mask of
+        another shape, a model on the meta device) raise ``PatternError`` (``P407``)."""
+        embeddings = self.backbone.embeddings.weight
+        check_input(input_ids, attention_mask, embeddings.shape[0], embeddings)
+        if state is not None and state.batch != input_ids.shape[0]:
+            raise invalid(f"the state holds {state.batch} row(s), input_ids {input_ids.shape[0]}",
+                          help="start a new state with model.new_state(batch)")
         if (
             state is not None and input_ids.shape[1] == 1 and attention_mask is None and position_ids is None
             and not return_mtp and not torch.is_grad_enabled() and self._can_step(state)
@@ -384,10 +393,15 @@ class HybridLM(nn.Module):
         the full logits every step instead.
 
         Rows that produced ``eos_token_id`` are continued with ``pad_token_id``; generation stops
-        early when every row has.
+        early when every row has.  Bad arguments raise ``PatternError`` (``P407``), as in ``forward``.
         """
+        embeddings = self.backbone.embeddings.weight
+        check_input(input_ids, attention_mask, embeddings.shape[0], embeddings)
+        check_generation(max_new_tokens, temperature, top_k, top_p)
         b, t = input_ids.shape
-        state = self.new_state(b, t + max_new_tokens)
+        # room for the first few thousand tokens; the KV buffers grow by doubling beyond (a huge
+        # max_new_tokens with an early eos_token_id must not allocate its whole cache up front)
+        state = self.new_state(b, t + min(max_new_tokens, 4096))
         out = self(input_ids, attention_mask, state=state, logits_to_keep=1)
         tokens = [input_ids]
         done = torch.zeros(b, dtype=torch.bool, device=input_ids.device)
@@ -432,4 +446,7 @@ def _pick(
         sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
         logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
     probs = F.softmax(logits, dim=-1)
+    if not bool(torch.isfinite(probs).all()):
+        raise invalid("the logits hold NaN or infinite values: there is no distribution to sample from",
+                      help="check the weights (greedy decoding, do_sample=False, still runs)", origin="<model>")
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)

@@ -32,8 +32,12 @@ if TYPE_CHECKING:
 _EXPERT = re.compile(r"^(.*\.experts)\.(\d+)\.(gate_proj|up_proj|down_proj)\.weight$")
 
 
-def open_weights(directory: Path) -> Checkpoint | None:
-    """The checkpoint in ``directory``, headers checked, no data read; None when it holds no safetensors.
+def open_weights(directory: Path, *, scan: bool = True) -> Checkpoint | None:
+    """The checkpoint in ``directory``, headers checked, no data read; None when it holds no weights.
+
+    With ``scan``, any file that looks like weights makes the directory a checkpoint (other
+    safetensors names are read, pickles refused with ``P503``, other formats ``P504``); without it
+    only ``model.safetensors`` and its index are looked for.
 
     ``model.safetensors`` or the shards ``model.safetensors.index.json`` names, checked as
     ``patternc build --weights`` checks them (shards stay inside ``directory``, symbolic links
@@ -44,15 +48,41 @@ def open_weights(directory: Path) -> Checkpoint | None:
 
     index = directory / "model.safetensors.index.json"
     single = directory / "model.safetensors"
-    if not index.is_file() and not single.is_file():
-        return None
     try:
+        if not index.is_file() and not single.is_file():
+            if not scan or not _holds_weights(directory):
+                return None
+            # other safetensors files (shards without an index, `consolidated.safetensors`) are read
+            # as `build --weights` reads a directory; pickles are refused (P503); anything else that
+            # looks like weights but cannot be read is P504, never a silently random model
+            return open_checkpoint(directory)
         if not index.is_file() and not contained(single, directory):
             raise CheckpointError("P510", f"`{single.name}` leads out of the checkpoint directory `{directory}`",
                                   help="copy the file into the directory; patternc reads nothing outside it")
         return open_checkpoint(directory if index.is_file() else single)
     except CheckpointError as error:
         raise _unreadable(directory, error.code, error.message, error.help) from None
+
+
+WEIGHT_FILES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".pkl", ".gguf", ".h5", ".msgpack", ".npz", ".onnx")
+"""Suffixes of files that hold weights in some format; a model directory holding one is a checkpoint."""
+
+
+def _holds_weights(directory: Path) -> bool:
+    """Whether ``directory`` holds a file that looks like weights (``pytorch_model.bin.index.json`` too)."""
+    return any(entry.suffix in WEIGHT_FILES or entry.name.endswith((".bin.index.json", ".safetensors.index.json"))
+               for entry in directory.iterdir())
+
+
+FLOAT_DTYPES = ("F64", "F32", "F16", "BF16")
+"""Checkpoint dtypes the model's parameters are copied from (cast to the model's dtype)."""
+
+
+def unusable_dtypes(checkpoint: Checkpoint) -> list[str]:
+    """'name: dtype' for each tensor that is not floating point (integer, bool) or is fp8, whose values
+    mean nothing without scales this backend does not apply."""
+    tensors = checkpoint.tensors
+    return sorted(f"{name}: {info.dtype}" for name, info in tensors.items() if info.dtype not in FLOAT_DTYPES)
 
 
 def _unreadable(directory: Path, code: str, message: str, help: str | None = None) -> PatternError:
@@ -111,7 +141,9 @@ def _stack_experts(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         else:
             out[name] = tensor
     for (prefix, proj), per_expert in groups.items():
-        if sorted(per_expert) != list(range(len(per_expert))):  # a gap: leave them to be reported
+        shapes = {tuple(t.shape) for t in per_expert.values()}
+        if sorted(per_expert) != list(range(len(per_expert))) or len(shapes) > 1:
+            # a gap, or experts of different shapes: left as they are, to be reported by name
             out.update({f"{prefix}.{e}.{proj}.weight": t for e, t in per_expert.items()})
             continue
         out[f"{prefix}.{proj}"] = torch.stack([per_expert[e] for e in range(len(per_expert))])
@@ -127,9 +159,10 @@ def _paired(tensors: dict[str, torch.Tensor], spec: ModelSpec) -> dict[str, torc
     """Bamba / GraniteMoeHybrid decoder layers (mixer + FFN) -> one backbone layer each."""
     pairs, _ = pair_layers(spec.pattern.flat, "paired")
     flat = spec.pattern.flat
-    out: dict[str, torch.Tensor] = {}
+    out = _Renamed()
     layer_name = re.compile(r"^model\.layers\.(\d+)\.([a-z_]+)\.(.*)$")
     for name, tensor in tensors.items():
+        out.source = name
         if name == "model.embed_tokens.weight":
             out["backbone.embeddings.weight"] = tensor
             continue
@@ -161,7 +194,7 @@ def _paired(tensors: dict[str, torch.Tensor], spec: ModelSpec) -> dict[str, torc
             out[f"backbone.layers.{ffn}.mixer.{renamed}" if renamed else name] = tensor
         elif part == "shared_mlp":
             target = "shared_experts." if flat[ffn] == "E" else ""
-            if rest == "input_linear.weight":
+            if rest == "input_linear.weight" and tensor.dim() >= 1 and tensor.shape[0] % 2 == 0:
                 gate, up = tensor.chunk(2, dim=0)
                 out[f"backbone.layers.{ffn}.mixer.{target}gate_proj.weight"] = gate
                 out[f"backbone.layers.{ffn}.mixer.{target}up_proj.weight"] = up
@@ -171,7 +204,31 @@ def _paired(tensors: dict[str, torch.Tensor], spec: ModelSpec) -> dict[str, torc
                 out[name] = tensor
         else:
             out[name] = tensor
-    return out
+    out.check()
+    return dict(out)
+
+
+class _Renamed(dict[str, torch.Tensor]):
+    """Renamed tensors that remember which checkpoint name each came from: two names for one model
+    tensor (``model.norm.weight`` and ``model.final_layernorm.weight``) are a ``P404``, not a silent pick."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.source = ""
+        self.origins: dict[str, str] = {}
+        self.clashes: list[str] = []
+
+    def __setitem__(self, key: str, value: torch.Tensor) -> None:
+        if key in self.origins:
+            self.clashes.append(f"`{self.origins[key]}` and `{self.source}` both give `{key}`")
+        self.origins[key] = self.source
+        super().__setitem__(key, value)
+
+    def check(self) -> None:
+        if self.clashes:
+            raise PatternError([diag("P404", f"{len(self.clashes)} tensor(s) of the model are given twice by the "
+                                     "checkpoint, under two names", None, notes=sorted(self.clashes),
+                                     help="keep one of each pair")], Source("", "<checkpoint>"))
 
 
 def paired_names(names: Iterable[str]) -> bool:
@@ -190,8 +247,12 @@ def to_backend_names(
     if paired if paired is not None else paired_names(tensors):
         tensors = _paired(tensors, spec)
     else:
-        tensors = {("backbone." + name[len("model."):] if name.startswith("model.") else name): t
-                   for name, t in tensors.items()}
+        renamed = _Renamed()
+        for name, tensor in tensors.items():
+            renamed.source = name
+            renamed["backbone." + name[len("model."):] if name.startswith("model.") else name] = tensor
+        renamed.check()
+        tensors = dict(renamed)
     return _stack_experts(tensors)
 
 
