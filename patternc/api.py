@@ -55,7 +55,7 @@ def analyze(
     if len(text) > limits.max_chars:
         problem = diag(
             "P012",
-            f"the pattern text has {len(text):,} characters, above the limit of {limits.max_chars:,}",
+            f"the pattern text has more than {limits.max_chars:,} characters, the limit",
             Span(0, 0),
             label="input too large",
             help="raise the limit with `--max-chars N` (API: `Limits(max_chars=N)`) if this is intended",

@@ -56,11 +56,20 @@ def _read_pattern(pattern: str, limits: Limits) -> tuple[str, str]:
     """The pattern text and its origin; ``-`` reads at most the size limit (plus one) from stdin."""
     if pattern != "-":
         return pattern, "<argv>"
-    data = sys.stdin.buffer.read(limits.max_chars * 4 + 1)
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise typer.BadParameter(f"stdin is not UTF-8 text (byte {error.start})", param_hint="PATTERN") from None
+    cap = limits.max_chars * 4 + 1  # enough bytes for max_chars characters of any width, and one more
+    data = sys.stdin.buffer.read(cap)
+    full = len(data) < cap
+    # the cap may cut the last character in half: up to three trailing bytes are not an error then
+    for end in (len(data),) if full else range(len(data), max(len(data) - 4, -1), -1):
+        try:
+            text = data[:end].decode("utf-8")
+            break
+        except UnicodeDecodeError as error:
+            problem = error
+    else:
+        raise typer.BadParameter(f"stdin is not UTF-8 text (byte {problem.start})", param_hint="PATTERN") from None
+    if not full:  # longer than max_chars whatever its characters are: analyze reports P012
+        return text[: limits.max_chars + 1], "<stdin>"
     return text.removesuffix("\n").removesuffix("\r"), "<stdin>"
 
 
@@ -270,7 +279,8 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         sys.exit(130)
-    except Exception as error:  # an internal error: a bug in patternc, not in the input
+    except BaseException as error:  # an internal error: a bug in patternc, not in the input (BaseException:
+        # pyo3's PanicException, raised by a Rust extension such as safetensors, is not an Exception)
         if os.environ.get("PATTERNC_DEBUG"):
             raise
         sys.stderr.write(

@@ -55,10 +55,16 @@ def diag(
     secondary: Iterable[Label] = (),
     notes: Iterable[str] = (),
 ) -> Diagnostic:
-    """Build a diagnostic whose severity is the one the code table gives its code."""
+    """Build a diagnostic whose severity is the one the code table gives its code.
+
+    An error always says what to do next: without a ``help`` of its own it points to the code's
+    explanation, whose "Use instead" section is written for exactly that."""
+    severity = BY_CODE[code].severity
+    if help is None and severity is Severity.ERROR:
+        help = f"`patternc explain {code}` says what it means and what to do instead"
     return Diagnostic(
         code=code,
-        severity=BY_CODE[code].severity,
+        severity=severity,
         message=message,
         span=span,
         label=label,

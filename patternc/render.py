@@ -52,7 +52,7 @@ def render_one(d: Diagnostic, source: Source, *, color: bool = False) -> str:
     def paint(text: str, style: str) -> str:
         return f"{style}{text}{_RESET}" if color else text
 
-    head = paint(f"{d.severity.value}[{d.code}]", _COLORS[d.severity]) + paint(f": {d.message}", _BOLD)
+    head = paint(f"{d.severity.value}[{d.code}]", _COLORS[d.severity]) + paint(f": {visible(d.message)}", _BOLD)
     lines = [head]
     if d.span is not None:
         line_no, column = source.line_col(d.span.start)
@@ -70,18 +70,36 @@ def render_one(d: Diagnostic, source: Source, *, color: bool = False) -> str:
     else:
         prefix = " "
     for note in d.notes:
-        lines.append(f"{prefix}= note: {note}")
+        lines.append(f"{prefix}= note: {visible(note)}")
     if d.help:
-        lines.append(f"{prefix}= {paint('help', _BOLD)}: {d.help}")
+        lines.append(f"{prefix}= {paint('help', _BOLD)}: {visible(d.help)}")
     return "\n".join(lines) + "\n"
 
 
+def _escape(c: str) -> str:
+    """A control or format character (ESC, NUL, BEL, U+202E right-to-left override, zero-width
+    space…) as the escape that names it; any other character as itself."""
+    if unicodedata.category(c) not in ("Cc", "Cf") or c == "\t":
+        return c
+    return f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}"
+
+
+def visible(text: str) -> str:
+    """``text`` with its control and format characters escaped: a terminal shows what the input holds
+    instead of obeying it (colours, a bell, text reversed), and carets stay under their characters."""
+    if text.isprintable():
+        return text
+    return "".join(_escape(c) for c in text)
+
+
 def _display_width(text: str) -> int:
-    """Terminal columns ``text`` occupies: wide (CJK, full-width) characters take two."""
-    if text.isascii():
+    """Terminal columns ``text`` occupies once made ``visible``: wide (CJK, full-width) characters take
+    two, an escaped control character its escape's length."""
+    if text.isascii() and text.isprintable():
         return len(text)
     return sum(
-        0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text
+        0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else len(_escape(c))
+        for c in text
     )
 
 
@@ -114,6 +132,6 @@ def _snippets(labels: list[Label], source: Source, primary: Span) -> list[tuple[
             width = max(1, _display_width(covered))
             glyph = "^" if label.span == primary else "-"
             marker = " " * _display_width(shown[:column]) + glyph * width
-            markers.append(f"{marker} {label.message}".rstrip())
-        out.append((str(line), [shown.rstrip("\n"), *markers]))
+            markers.append(f"{marker} {visible(label.message)}".rstrip())
+        out.append((str(line), [visible(shown.rstrip("\n")), *markers]))
     return out

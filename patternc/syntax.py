@@ -135,7 +135,8 @@ def _nesting_problems(source: Source) -> list[Diagnostic]:
             if not opened:
                 problems.append(
                     diag(
-                        "P008", "unmatched `)`", Span.at(tok.start_pos or 0), label="no `(` opens this group"
+                        "P008", "unmatched `)`", Span.at(tok.start_pos or 0), label="no `(` opens this group",
+                        help="delete it, or add the `(` that opens the group",
                     )
                 )
                 continue

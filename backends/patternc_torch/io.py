@@ -163,13 +163,16 @@ def check_layout(
     problems = []
     if missing:
         problems.append(diag("P403", f"{len(missing)} tensor(s) of the model are missing from the checkpoint", None,
-                             notes=_listing(missing)))
+                             notes=_listing(missing),
+                             help="check that the weights belong to this config (its layer pattern and sizes)"))
     if unexpected:
         problems.append(diag("P404", f"{len(unexpected)} tensor(s) of the checkpoint are not in the model", None,
-                             notes=_listing(unexpected)))
+                             notes=_listing(unexpected),
+                             help="loading is strict: remove them, or use the config these weights were saved with"))
     if mismatched:
         problems.append(diag("P405", f"{len(mismatched)} tensor(s) have another shape or dtype than the model's",
-                             None, notes=_listing(mismatched)))
+                             None, notes=_listing(mismatched),
+                             help="the config's sizes must be the checkpoint's; weights must be F16, BF16, F32 or F64"))
     if problems:
         raise _fail(problems, origin)
 

@@ -436,7 +436,15 @@ def staging(out_dir: Path) -> Iterator[Path]:
 
 
 def publish(tmp: Path, out_dir: Path, force: bool) -> None:
-    """Rename ``tmp`` to ``out_dir``; with ``force`` an existing one is renamed aside, then deleted."""
+    """Rename ``tmp`` to ``out_dir``; with ``force`` an existing one is renamed aside, then deleted.
+
+    Files follow the umask, like the directory: writers that go through a private temporary file
+    (safetensors does) would otherwise publish weights only their owner can read."""
+    mask = os.umask(0)
+    os.umask(mask)
+    for path in tmp.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            os.chmod(path, 0o666 & ~mask)
     if not (out_dir.exists() or out_dir.is_symlink()):
         os.rename(tmp, out_dir)
         return

@@ -219,7 +219,8 @@ def _from_files(root: Path, files: list[Path]) -> Checkpoint:
         except CheckpointError:
             raise
         except Exception as error:  # safetensors raises its own error types for a bad header
-            raise CheckpointError("P510", f"`{file.name}` is not a valid safetensors file: {error}") from None
+            raise CheckpointError("P510", f"`{file.name}` is not a valid safetensors file: {error}",
+                                  help="the file is truncated or not safetensors; fetch or convert it again") from None
     return checkpoint
 
 

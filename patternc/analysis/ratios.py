@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from patternc.diagnostics import Diagnostic, diag
+from patternc.limits import DEFAULT_LIMITS
 
 
 def ratio_count(num_layers: int, ratio: float) -> int:
@@ -95,9 +96,14 @@ def generate(
     problems: list[Diagnostic] = []
     for name, value in (("--attention", attention_ratio), ("--mlp", mlp_ratio)):
         if not 0.0 <= value <= 1.0:
-            problems.append(diag("P607", f"{name} is {value}, but a ratio is between 0 and 1", None))
+            problems.append(diag("P607", f"{name} is {value}, but a ratio is between 0 and 1", None,
+                                 help="a ratio is a share of the layers, e.g. 0.1 for one layer in ten"))
     if num_layers < 1:
-        problems.append(diag("P607", f"--layers is {num_layers}, but a pattern has at least one layer", None))
+        problems.append(diag("P607", f"--layers is {num_layers}, but a pattern has at least one layer", None,
+                             help="give --layers N with N >= 1"))
+    elif num_layers > DEFAULT_LIMITS.max_layers:
+        problems.append(diag("P011", f"--layers is {num_layers:,}, above the limit of {DEFAULT_LIMITS.max_layers:,} "
+                             "layers", None, help="no released model has more than a few hundred layers"))
     if problems:
         return Generated(None, 0, 0, problems)
     attention = ratio_count(num_layers, attention_ratio)

@@ -79,7 +79,22 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
         if not sep or not key.strip():
             raise typer.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--set")
         out[key.strip()] = _value(value.strip())
+    unknown = [key for key in out if key not in _nemotron_h_keys()]
+    if unknown:
+        import difflib
+
+        hints = [f"`{k}` (did you mean `{m[0]}`?)" if (m := difflib.get_close_matches(k, _nemotron_h_keys(), n=1))
+                 else f"`{k}`" for k in unknown]
+        raise typer.BadParameter(f"not a NemotronHConfig key: {', '.join(hints)}", param_hint="--set")
     return out
+
+
+def _nemotron_h_keys() -> set[str]:
+    """The keys a bare pattern's config may set: NemotronHConfig's, as patternc reads them."""
+    from patternc.config.models import COMMON_KEYS, INPUT_MODELS
+
+    fields = INPUT_MODELS["nemotron_h"].model_fields
+    return set(COMMON_KEYS) | set(fields) | {f.alias for f in fields.values() if f.alias}
 
 
 def pattern_config(flat: str, mtp: tuple[str, int] | None, overrides: dict[str, Any]) -> dict[str, Any]:

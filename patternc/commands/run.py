@@ -117,12 +117,15 @@ def run(
 
     import torch
     from patternc_torch import torch_model
+    from patternc_torch.arguments import invalid, model_device
     from patternc_torch.io import read_spec
 
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     text_tokenizer = None
     try:
+        if model_device(device) == torch.device("meta"):
+            raise invalid("`run` computes, and the meta device holds no values", help="use --device cpu or cuda")
         read_spec(model)  # a missing or broken model is reported as such (P402), before the tokenizer
         if prompt is not None:
             text_tokenizer = _load_tokenizer(_tokenizer_dir(model, tokenizer), model)

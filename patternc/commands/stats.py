@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
@@ -39,20 +39,32 @@ def print_diagnostics(diagnostics: list[Diagnostic], source: Source, *, err: boo
         typer.echo(render_text(diagnostics, source), err=err)
 
 
-def load_or_exit(source: str, dialect: str) -> Loaded:
+def fail(diagnostics: list[Diagnostic], source: Source, *, json_output: bool = False) -> NoReturn:
+    """Print the errors and exit 1: as text, or with ``--json`` as one object ``{"ok": false, "diagnostics":
+    [...]}`` (each diagnostic as in ``check --json``), so that stdout stays JSON whatever happens."""
+    from patternc.render import diagnostic_json
+
+    if json_output:
+        payload = {"ok": False, "diagnostics": [diagnostic_json(d, source) for d in diagnostics]}
+        typer.echo(json.dumps(payload, indent=2, ensure_ascii=False))
+    else:
+        print_diagnostics(diagnostics, source, err=False)
+    raise typer.Exit(EXIT_ERRORS)
+
+
+def load_or_exit(source: str, dialect: str, *, json_output: bool = False) -> Loaded:
     """Load SOURCE; print its errors and exit 1 when there is no model, else print warnings to stderr."""
     from patternc.analysis.source import load_source
     from patternc.diagnostics import has_errors
 
     loaded = load_source(source, dialect)
     if loaded.spec is None or has_errors(loaded.diagnostics):
-        print_diagnostics(loaded.diagnostics, loaded.source, err=False)
-        raise typer.Exit(EXIT_ERRORS)
+        fail(loaded.diagnostics, loaded.source, json_output=json_output)
     print_diagnostics(loaded.diagnostics, loaded.source, err=True)
     return loaded
 
 
-def no_cost_exit(kind_value: str, source: Source) -> None:
+def no_cost_exit(kind_value: str, source: Source, *, json_output: bool = False) -> NoReturn:
     from patternc.diagnostics import diag
 
     problem = diag(
@@ -60,8 +72,7 @@ def no_cost_exit(kind_value: str, source: Source) -> None:
         f"the model gives no hyper-parameters for its {kind_value} layers, so they cannot be counted",
         None,
     )
-    print_diagnostics([problem], source, err=False)
-    raise typer.Exit(EXIT_ERRORS)
+    fail([problem], source, json_output=json_output)
 
 
 def stats(
@@ -81,15 +92,14 @@ def stats(
     from patternc.analysis.stats import model_stats
     from patternc.analysis.text import render_stats
 
-    loaded = load_or_exit(source, dialect)
+    loaded = load_or_exit(source, dialect, json_output=json_output)
     assert loaded.spec is not None
     try:
         result = model_stats(
             loaded.spec, seq_len=seq_len, batch=batch, dtype=dtype.value, source=source, defaults=loaded.defaults
         )
     except CostError as error:
-        no_cost_exit(error.kind.value, loaded.source)
-        raise  # pragma: no cover - no_cost_exit exits
+        no_cost_exit(error.kind.value, loaded.source, json_output=json_output)
     if json_output:
         typer.echo(json.dumps(result.model_dump(mode="json"), indent=2, ensure_ascii=False))
     else:

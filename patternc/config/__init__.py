@@ -336,6 +336,7 @@ def _validation_problems(
                 f"`{prefix}{path}` is {_shown(value)}: {reason[0].lower() + reason[1:]}",
                 locate(source.text, key, base),
                 label="bad value",
+                help=f"give `{prefix}{path}` a value of the type and range the message states",
             )
         )
     return problems
@@ -366,5 +367,6 @@ def _spec(ctx: Any, dialect: str, pattern: Pattern, specs: dict[str, Any]) -> Mo
     except ValidationError as error:
         for item in error.errors():
             where = ".".join(str(p) for p in item["loc"])
-            ctx.add("P906", f"the value read for `{where}` is not valid: {item['msg']}", None)
+            ctx.add("P906", f"the value read for `{where}` is not valid: {item['msg']}", None,
+                    help="check the config keys this value is read from (`patternc explain P906`)")
         return None

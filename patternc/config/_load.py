@@ -38,17 +38,21 @@ def load(
     path = Path(source)
     shown = origin or str(path)
     empty = Source("", shown)
-    problem = _check_path(path)
+    try:
+        problem = _check_path(path)
+        is_dir = path.is_dir()
+    except OSError as error:  # a directory this user may not search, a name too long for the filesystem
+        return empty, None, [diag("P901", f"cannot read `{path}`: {error.strerror or error}", None, help=_ACCESS_HELP)]
     if problem is not None:
         return empty, None, [diag("P901", problem, None, help=_PATH_HELP)]
-    if path.is_dir():
+    if is_dir:
         path = path / "config.json"
         shown = origin or str(path)
         empty = Source("", shown)
     try:
         info = path.stat()
     except OSError as error:
-        return empty, None, [diag("P901", f"cannot read `{path}`: {error.strerror or error}", None)]
+        return empty, None, [diag("P901", f"cannot read `{path}`: {error.strerror or error}", None, help=_ACCESS_HELP)]
     if not stat.S_ISREG(info.st_mode):
         return empty, None, [diag("P901", f"`{path}` is not a regular file", None, help=_PATH_HELP)]
     if info.st_size > max_bytes:
@@ -57,13 +61,14 @@ def load(
         with path.open("rb") as handle:
             raw = handle.read(max_bytes + 1)
     except OSError as error:
-        return empty, None, [diag("P901", f"cannot read `{path}`: {error.strerror or error}", None)]
+        return empty, None, [diag("P901", f"cannot read `{path}`: {error.strerror or error}", None, help=_ACCESS_HELP)]
     if len(raw) > max_bytes:  # the file grew between stat and read
         return empty, None, [_too_large(len(raw), max_bytes)]
     return parse_text(raw, shown)
 
 
 _PATH_HELP = "pass a config.json file, or a directory that holds one (a Hugging Face checkpoint)"
+_ACCESS_HELP = "check that this user may read the file and search every directory above it"
 
 
 def _check_path(path: Path) -> str | None:
@@ -132,6 +137,8 @@ def parse_text(raw: bytes, origin: str) -> tuple[Source, dict[str, Any] | None, 
                     f"the config is not JSON: {error.msg}",
                     Span.at(min(error.pos, len(text)), 0 if error.pos >= len(text) else 1),
                     label=error.msg.lower(),
+                    help="a config.json is one JSON object, as `save_pretrained` writes it; NaN and Infinity "
+                    "are accepted, comments and trailing commas are not",
                 )
             ],
         )
@@ -139,7 +146,7 @@ def parse_text(raw: bytes, origin: str) -> tuple[Source, dict[str, Any] | None, 
         return source, None, [_too_deep(source)]
     except ValueError as error:  # an integer literal beyond Python's 4300-digit conversion limit
         return source, None, [diag("P903", f"the config is not usable JSON: {error}", Span(0, min(len(text), 1)),
-                                   label="number too long")]
+                                   label="number too long", help="no model config holds a number this long")]
     if _depth(data) > MAX_DEPTH:
         return source, None, [_too_deep(source)]
     if not isinstance(data, dict):
@@ -152,6 +159,7 @@ def parse_text(raw: bytes, origin: str) -> tuple[Source, dict[str, Any] | None, 
                     f"the config is a JSON {_json_type(data)}, not an object",
                     Span(0, min(len(text), 1)),
                     label="expected `{`",
+                    help="pass the model's config.json: one object with `model_type`, `hidden_size`, …",
                 )
             ],
         )
@@ -191,7 +199,8 @@ def _from_mapping(data: Mapping[str, Any], origin: str) -> tuple[Source, dict[st
         return (
             Source(text, origin),
             None,
-            [diag("P903", f"the config has a key that is not a string: {bad[0]!r}", None, label="bad key")],
+            [diag("P903", f"the config has a key that is not a string: {bad[0]!r}", None, label="bad key",
+                  help="JSON object keys are strings; build the dict with string keys")],
         )
     return Source(text, origin), plain, []
 

@@ -74,7 +74,7 @@ def _unknown(name: str) -> Diagnostic:
         f"unknown target `{name}`",
         None,
         label="unknown target",
-        help=f"did you mean `{meant}`?" if meant else None,
+        help=f"did you mean `{meant}`?" if meant else "`patternc check --targets` lists the verdict of every target",
         notes=[f"targets: {', '.join(PROFILES)}"],
     )
 

@@ -1,0 +1,116 @@
+"""CLI defects found by a black-box audit (2026-11-30), each pinned by a test that fails without its fix."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from patternc.cli import app
+from patternc.codes import CODES
+from patternc.config._load import load
+from patternc.explain import run_example
+
+runner = CliRunner()
+
+
+def test_a_directory_this_user_cannot_search_is_p901(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """`chmod 000 dir` as a non-root user: stat of dir/config.json raises PermissionError (CI runs as root,
+    for whom chmod changes nothing, so the OS error is simulated)."""
+    (tmp_path / "config.json").write_text("{}")
+    real = Path.is_file
+
+    def denied(self: Path) -> bool:
+        if self.name == "config.json":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self)
+
+    monkeypatch.setattr(Path, "is_file", denied)
+    _, data, problems = load(tmp_path, None, 2**20)
+    assert data is None and [p.code for p in problems] == ["P901"] and "Permission denied" in problems[0].message
+
+
+def test_every_error_of_every_example_says_what_to_do() -> None:
+    missing = []
+    for code in CODES:
+        _, output, _ = run_example(code)
+        for block in re.split(r"(?m)^(?=(?:error|warning|note)\[P\d{3}\])", output):
+            if block.startswith("error[") and " = help:" not in block:
+                missing.append(block.splitlines()[0])
+    assert missing == []
+
+
+def test_control_characters_are_shown_escaped_and_carets_stay_under_them() -> None:
+    result = runner.invoke(app, ["check", "--color", "never", "M-\x1b[31mMX"])
+    assert "\x1b" not in result.output
+    lines = result.output.splitlines()
+    source_line = next(line for line in lines if line.startswith("1 | "))
+    assert source_line == "1 | M-\\x1b[31mMX"
+    carets = lines[lines.index(source_line) + 1]
+    assert carets.index("^") == source_line.index("\\x1b") and carets.count("^") == len("\\x1b")
+    rtl = runner.invoke(app, ["check", "--color", "never", "M\u202eX"])
+    assert "\u202e" not in rtl.output and "\\u202e" in rtl.output
+
+
+def test_stdin_cut_inside_a_character_is_p012_not_a_usage_error() -> None:
+    result = runner.invoke(app, ["check", "--max-chars", "5", "-"], input="é" * 10)
+    assert result.exit_code == 1 and "error[P012]" in result.output
+    assert "more than 5 characters" in result.output
+    broken = runner.invoke(app, ["check", "-"], input=b"M-\xff")
+    assert broken.exit_code == 2 and "not UTF-8" in broken.output
+
+
+def test_stats_json_stays_json_on_failure() -> None:
+    result = runner.invoke(app, ["stats", "--json", "MX"])
+    assert result.exit_code == 1
+    payload = json.loads(result.stdout)
+    assert payload["ok"] is False and [d["code"] for d in payload["diagnostics"]] == ["P001"]
+
+
+def test_gen_is_bounded_like_check() -> None:
+    result = runner.invoke(app, ["gen", "--layers", "100000000", "--attention", "0.1"])
+    assert result.exit_code == 1 and "error[P011]" in result.output and len(result.output) < 1000
+
+
+def test_unknown_set_keys_are_refused_with_a_suggestion(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["build", "M-M*-", "-o", str(tmp_path / "o"), "--set", "hiden_size=128"])
+    assert result.exit_code == 2 and "did you mean `hidden_size`" in result.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_run_on_the_meta_device_is_p407() -> None:
+    pytest.importorskip("torch")
+    result = runner.invoke(app, ["run", "tests/fixtures/torch/P407", "--ids", "1", "--device", "meta"])
+    assert result.exit_code == 1 and "error[P407]" in result.output
+
+
+def test_published_files_follow_the_umask(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    result = runner.invoke(app, ["build", "M-M*-", "--target", "torch", "-o", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    mask = os.umask(0)
+    os.umask(mask)
+    for name in ("config.json", "model.safetensors"):
+        assert stat.S_IMODE((tmp_path / "o" / name).stat().st_mode) == 0o666 & ~mask
+
+
+def test_a_rust_panic_is_an_internal_error_not_exit_1() -> None:
+    """pyo3's PanicException derives from BaseException: main() maps it to 101 like any internal error."""
+    code = (
+        "import sys, patternc.cli as c\n"
+        "class PanicException(BaseException): pass\n"
+        "def boom(**kw): raise PanicException('rust panicked')\n"
+        "c.app = boom\n"
+        "sys.argv = ['patternc', 'check', 'M']\n"
+        "c.main()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 101 and "internal error: PanicException" in done.stderr
+    assert "Traceback" not in done.stderr
