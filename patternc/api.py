@@ -61,11 +61,14 @@ def analyze(
             help="raise the limit with `--max-chars N` (API: `Limits(max_chars=N)`) if this is intended",
         )
         return Analysis(source, dialect, None, SourceMap(), [problem])
-    ast, problems = parse_syntax(source)
+    ast, syntax_problems = parse_syntax(source)
     if ast is None:
-        return Analysis(source, dialect, None, SourceMap(text_length=len(text)), _cap(problems, limits))
+        return Analysis(source, dialect, None, SourceMap(text_length=len(text)), _cap(syntax_problems, limits))
     with _gc_paused():
         pattern, source_map, problems = lower(ast, source, dialect, limits)
+    if syntax_problems:  # read despite unmatched brackets: report everything, but build nothing on it
+        problems = sort_diagnostics([*syntax_problems, *problems])
+        return Analysis(source, dialect, None, source_map, _cap(problems, limits))
     facts: dict[str, object] = {}
     if pattern is not None:
         ctx = Context(pattern, source_map)

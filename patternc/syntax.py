@@ -102,20 +102,30 @@ def parse(source: Source) -> tuple[Ast | None, list[Diagnostic]]:
     """Parse the text; on a syntax error return no AST and the diagnostics that explain it."""
     from lark.exceptions import UnexpectedInput
 
-    problems = _nesting_problems(source)
-    if problems:
+    problems, unmatched = _nesting_problems(source)
+    if problems and unmatched is None:  # nested too deep: nothing more is worth reading
         return None, problems
+    text = source.text
+    if unmatched:
+        # the rest of the text is still read, with the unmatched brackets blanked out (offsets kept),
+        # so that its other problems (an unknown symbol, an empty part) are reported at the same time
+        chars = list(text)
+        for offset in unmatched:
+            chars[offset] = " "
+        text = "".join(chars)
     try:
-        tree = parser().parse(source.text)
+        tree = parser().parse(text)
     except UnexpectedInput as error:
-        return None, [_syntax_diagnostic(error, source)]
-    return Ast(parts=_parts(tree, len(source.text))), []
+        return None, problems or [_syntax_diagnostic(error, source)]
+    return Ast(parts=_parts(tree, len(text))), problems
 
 
-def _nesting_problems(source: Source) -> list[Diagnostic]:
+def _nesting_problems(source: Source) -> tuple[list[Diagnostic], list[int] | None]:
+    """P008 for unmatched brackets, with their offsets; or for nesting too deep, with None."""
     depth = 0
     opened: list[int] = []
     problems: list[Diagnostic] = []
+    unmatched: list[int] = []
     for tok in parser().lex(source.text):
         if tok.type == "LPAR":
             opened.append(tok.start_pos or 0)
@@ -130,7 +140,7 @@ def _nesting_problems(source: Source) -> list[Diagnostic]:
                         help="flatten the pattern: counts multiply, so deep nesting is never needed",
                     )
                 )
-                return problems
+                return problems, None
         elif tok.type == "RPAR":
             if not opened:
                 problems.append(
@@ -139,9 +149,11 @@ def _nesting_problems(source: Source) -> list[Diagnostic]:
                         help="delete it, or add the `(` that opens the group",
                     )
                 )
+                unmatched.append(tok.start_pos or 0)
                 continue
             opened.pop()
             depth -= 1
+    unmatched.extend(opened)
     for start in opened:
         problems.append(
             diag(
@@ -152,7 +164,7 @@ def _nesting_problems(source: Source) -> list[Diagnostic]:
                 help="add the matching `)`",
             )
         )
-    return problems
+    return problems, sorted(unmatched)
 
 
 _TOKEN_WORDS = {

@@ -114,3 +114,14 @@ def test_a_rust_panic_is_an_internal_error_not_exit_1() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 101 and "internal error: PanicException" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_unmatched_brackets_do_not_hide_the_other_problems() -> None:
+    import patternc
+
+    found = patternc.analyze("MXM-Y-)((").diagnostics
+    assert sorted((d.code, d.span.start if d.span else -1) for d in found) == [
+        ("P001", 1), ("P001", 4), ("P008", 6), ("P008", 7), ("P008", 8)
+    ]
+    assert patternc.analyze("MX)").pattern is None
+    assert [d.code for d in patternc.analyze("M-)").diagnostics] == ["P008"]
