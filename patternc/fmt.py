@@ -8,12 +8,18 @@ use a greedy left-to-right factoring of tandem repeats, which is linear in pract
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from patternc.ir import Pattern
 
 EXACT_LIMIT = 160
 """Parts up to this many characters get the provably shortest form (cubic time)."""
 GREEDY_PERIOD = 48
 """Longest repeated unit the greedy factoring looks for in longer parts."""
+LITERAL_LIMIT = 64
+"""In longer parts, stretches between factored repeats up to this long get the shortest form too;
+longer ones are kept as they are (the exact search is cubic: 160 characters cost ~25 ms, and a
+100,000-character part has thousands of stretches)."""
 
 
 def fmt(pattern: Pattern) -> str:
@@ -57,6 +63,13 @@ def _shortest(text: str) -> str:
     return best[0][n - 1] if n else ""
 
 
+@lru_cache(maxsize=4096)
+def _unit_spelling(unit: str) -> str:
+    """``compact`` of a repeated unit (at most ``GREEDY_PERIOD`` characters), remembered: long parts
+    offer the same units at many positions."""
+    return compact(unit)
+
+
 def _greedy(text: str) -> str:
     out: list[str] = []
     literal_start = 0
@@ -71,19 +84,23 @@ def _greedy(text: str) -> str:
                 count += 1
             if count < 2:
                 continue
-            saving = period * count - len(_repeat(compact(unit), count))
+            # the unit's spelling is at least one character: skip factoring it when even that could
+            # not beat the best saving so far (the cubic search is the expensive part)
+            if period * count - len(_repeat("M", count)) <= best_saving:
+                continue
+            saving = period * count - len(_repeat(_unit_spelling(unit), count))
             if saving > best_saving:
                 best_saving, best = saving, (period, count)
         period, count = best
         if best_saving > 0:
             out.append(
-                compact(text[literal_start:i]) if i - literal_start <= EXACT_LIMIT else text[literal_start:i]
+                compact(text[literal_start:i]) if i - literal_start <= LITERAL_LIMIT else text[literal_start:i]
             )
-            out.append(_repeat(compact(text[i : i + period]), count))
+            out.append(_repeat(_unit_spelling(text[i : i + period]), count))
             i += period * count
             literal_start = i
         else:
             i += 1
     tail = text[literal_start:]
-    out.append(compact(tail) if len(tail) <= EXACT_LIMIT else tail)
+    out.append(compact(tail) if len(tail) <= LITERAL_LIMIT else tail)
     return "".join(out)

@@ -125,3 +125,25 @@ def test_unmatched_brackets_do_not_hide_the_other_problems() -> None:
     ]
     assert patternc.analyze("MX)").pattern is None
     assert [d.code for d in patternc.analyze("M-)").diagnostics] == ["P008"]
+
+
+def test_fmt_of_a_long_part_bounds_its_cubic_search(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 100,000-character part took 28 s: every repeated unit and every stretch between repeats went
+    through the cubic shortest-form search.  Now units are remembered and pruned, stretches capped."""
+    import importlib
+    import random
+
+    import patternc
+
+    fmt_module = importlib.import_module("patternc.fmt")  # the module: `patternc.fmt` is also the function
+
+    lengths: list[int] = []
+    real = fmt_module._shortest
+    monkeypatch.setattr(fmt_module, "_shortest", lambda text: lengths.append(len(text)) or real(text))
+    fmt_module._unit_spelling.cache_clear()
+    rng = random.Random(1)
+    text = "".join(rng.choice("M-*") for _ in range(3000)) + "".join("M" * i + "-" for i in range(1, 60))
+    pattern = patternc.parse(text)
+    assert patternc.parse(patternc.fmt(pattern)) == pattern
+    assert max(lengths) <= max(fmt_module.LITERAL_LIMIT, fmt_module.GREEDY_PERIOD)
+    assert len(lengths) < 2000  # one search per distinct unit or stretch, not one per position and period
