@@ -193,7 +193,7 @@ def convert(
                 payload["num_nextn_predict_layers"] = pattern_ir.mtp.depths
             result = json.dumps(payload)
     except PatternError as error:
-        typer.echo(str(error), nl=False)
+        typer.echo(str(error), err=True, nl=False)
         raise typer.Exit(EXIT_ERRORS) from None
     typer.echo(result)
 
@@ -205,7 +205,7 @@ def _parse_or_exit(pattern: str, dialect: Dialect, limits: Limits):  # type: ign
     text, origin = _read_pattern(pattern, limits)
     analysis = analyze(text, dialect, limits=limits, origin=origin)
     if analysis.pattern is None:
-        typer.echo(render_text(analysis.diagnostics, analysis.source), nl=False)
+        typer.echo(render_text(analysis.diagnostics, analysis.source), err=True, nl=False)
         raise typer.Exit(EXIT_ERRORS)
     return analysis.pattern
 

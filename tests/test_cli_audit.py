@@ -147,3 +147,10 @@ def test_fmt_of_a_long_part_bounds_its_cubic_search(monkeypatch: pytest.MonkeyPa
     assert patternc.parse(patternc.fmt(pattern)) == pattern
     assert max(lengths) <= max(fmt_module.LITERAL_LIMIT, fmt_module.GREEDY_PERIOD)
     assert len(lengths) < 2000  # one search per distinct unit or stretch, not one per position and period
+
+
+@pytest.mark.parametrize("args", [["convert", "--to", "flat", "MX"], ["fmt", "MX"], ["stats", "MX"],
+                                  ["gen", "--layers", "0", "--attention", "0.5"]])
+def test_data_commands_keep_diagnostics_off_stdout(args: list[str]) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1 and result.stdout == "" and "error[P" in result.stderr

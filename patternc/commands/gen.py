@@ -28,7 +28,7 @@ def gen(
     result = generate(layers, attention, mlp, moe=moe, megatron_compatible=megatron_compatible)
     source = Source("", "<argv>")
     if result.pattern is None or has_errors(result.diagnostics):
-        typer.echo(render_text(result.diagnostics, source))
+        typer.echo(render_text(result.diagnostics, source), err=True)
         raise typer.Exit(EXIT_ERRORS)
     if result.diagnostics:
         typer.echo(render_text(result.diagnostics, source), err=True)

@@ -131,7 +131,7 @@ def run(
             text_tokenizer = _load_tokenizer(_tokenizer_dir(model, tokenizer), model)
         lm = torch_model(model, device=device, dtype=getattr(torch, dtypes[dtype]) if dtype else None)
     except PatternError as error:
-        typer.echo(render_text(error.diagnostics, error.source), nl=False)
+        typer.echo(render_text(error.diagnostics, error.source), err=True, nl=False)
         raise typer.Exit(EXIT_ERRORS) from None
     if text_tokenizer is not None and prompt is not None:
         rows = [list(text_tokenizer(text)["input_ids"]) for text in prompt]

@@ -93,7 +93,7 @@ def split(
             lines.extend(_rows(written, pp, flat, result.first, result.last))
         typer.echo("\n".join(lines))
         lines = []
-        print_diagnostics(problems, loaded.source, err=False)
+        print_diagnostics(problems, loaded.source, err=True)
     if not as_written:
         segments = pp * vpp
         lines.append("")

@@ -48,7 +48,7 @@ def fail(diagnostics: list[Diagnostic], source: Source, *, json_output: bool = F
         payload = {"ok": False, "diagnostics": [diagnostic_json(d, source) for d in diagnostics]}
         typer.echo(json.dumps(payload, indent=2, ensure_ascii=False))
     else:
-        print_diagnostics(diagnostics, source, err=False)
+        print_diagnostics(diagnostics, source, err=True)
     raise typer.Exit(EXIT_ERRORS)
 
 
