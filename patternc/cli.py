@@ -134,6 +134,8 @@ def check(
     else:
         text, origin = _read_pattern(pattern, limits)
         outcome = CheckOutcome(analyze(text, dialect, limits=limits, origin=origin))
+    if vpp is not None and pp is None:
+        raise typer.BadParameter("--vpp needs --pp (the number of pipeline ranks)", param_hint="--vpp")
     ask(outcome, target or [], all_targets, (pp, vpp) if pp is not None else None)
     if json_output:
         report = build_report(outcome)

@@ -154,3 +154,18 @@ def test_fmt_of_a_long_part_bounds_its_cubic_search(monkeypatch: pytest.MonkeyPa
 def test_data_commands_keep_diagnostics_off_stdout(args: list[str]) -> None:
     result = runner.invoke(app, args)
     assert result.exit_code == 1 and result.stdout == "" and "error[P" in result.stderr
+
+
+def test_small_usage_gaps() -> None:
+    assert runner.invoke(app, ["check", "--vpp", "2", "M-M*-|M-"]).exit_code == 2
+    assert runner.invoke(app, ["build", "M", "-o", ""]).exit_code == 2
+
+
+def test_run_says_when_it_runs_random_weights(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    bare = runner.invoke(app, ["run", "tests/fixtures/torch/P407", "--ids", "1 2", "-n", "1"])
+    assert bare.exit_code == 0 and "holds no weights" in bare.stderr and "holds no weights" not in bare.stdout
+    built = runner.invoke(app, ["build", "M-M*-", "--target", "torch", "-o", str(tmp_path / "o")])
+    assert built.exit_code == 0
+    loaded = runner.invoke(app, ["run", str(tmp_path / "o"), "--ids", "1 2", "-n", "1"])
+    assert loaded.exit_code == 0 and "holds no weights" not in loaded.stderr

@@ -223,6 +223,7 @@ def torch_model(
             targets = _targets(model)
             for group in layer_groups(checkpoint, directory):
                 copy_weights(model, to_backend_names(group, spec, paired=paired), targets)
+        model.weights_from = str(directory)
     return model
 
 

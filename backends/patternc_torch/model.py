@@ -121,6 +121,8 @@ class HybridLM(nn.Module):
         self.register_buffer("rope_inv_freq", inv_freq, persistent=False)
         self._has_attention = any(layer.symbol == "*" for layer in self._all_layers())
         self._screened: ScreenedHead | None = None
+        self.weights_from: str | None = None
+        """The checkpoint directory ``torch_model`` loaded the weights from; None: initialised here."""
 
     def _all_layers(self) -> Iterator[Block]:
         yield from self.backbone.layers  # type: ignore[misc]

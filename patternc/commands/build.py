@@ -146,6 +146,8 @@ def build(
     vpp: Annotated[int, typer.Option("--vpp", min=1, help="Virtual stages per rank (--target megatron).")] = 1,
 ) -> None:
     """Write a model directory (config.json + safetensors) that transformers loads, from a config or a pattern."""
+    if not output.strip():
+        raise typer.BadParameter("is empty: give the directory to write", param_hint="--output")
     from patternc.check import looks_like_config_path
     from patternc.cli import EXIT_ERRORS, EXIT_OK
     from patternc.codes import Severity

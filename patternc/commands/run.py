@@ -133,6 +133,8 @@ def run(
     except PatternError as error:
         typer.echo(render_text(error.diagnostics, error.source), err=True, nl=False)
         raise typer.Exit(EXIT_ERRORS) from None
+    if lm.weights_from is None:
+        typer.echo(f"note: `{model}` holds no weights: running a random initialisation (seed 0)", err=True)
     if text_tokenizer is not None and prompt is not None:
         rows = [list(text_tokenizer(text)["input_ids"]) for text in prompt]
         if not all(rows):
