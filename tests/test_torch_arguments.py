@@ -292,3 +292,21 @@ def test_pattern_api_edges() -> None:
     with pytest.raises(ValueError):
         Limits(max_chars=-1)
     assert "torch_model" in dir(patternc) and "torch_model" in patternc.__all__
+
+
+def test_a_directory_that_cannot_be_listed_is_p510(
+    saved: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    directory = copy_of(saved, tmp_path)
+    (directory / "model.safetensors").rename(directory / "weights.safetensors")
+    real = Path.iterdir
+
+    def denied(self: Path):  # type: ignore[no-untyped-def]
+        if self == directory:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self)
+
+    monkeypatch.setattr(Path, "iterdir", denied)
+    with pytest.raises(PatternError) as error:
+        patternc.torch_model(directory)
+    assert codes(error) == ["P510"]

@@ -70,8 +70,15 @@ WEIGHT_FILES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".pkl", ".gguf",
 
 def _holds_weights(directory: Path) -> bool:
     """Whether ``directory`` holds a file that looks like weights (``pytorch_model.bin.index.json`` too)."""
+    from patternc_transformers.checkpoint import CheckpointError
+
+    try:
+        entries = list(directory.iterdir())
+    except OSError as error:  # readable config.json, unlistable directory: its weights cannot be ruled out
+        raise CheckpointError("P510", f"cannot list `{directory}`: {error.strerror or error}",
+                              help="check that this user may read the directory") from None
     return any(entry.suffix in WEIGHT_FILES or entry.name.endswith((".bin.index.json", ".safetensors.index.json"))
-               for entry in directory.iterdir())
+               for entry in entries)
 
 
 FLOAT_DTYPES = ("F64", "F32", "F16", "BF16")
