@@ -55,6 +55,12 @@ def _use_color(choice: ColorChoice) -> bool:
 def _read_pattern(pattern: str, limits: Limits) -> tuple[str, str]:
     """The pattern text and its origin; ``-`` reads at most the size limit (plus one) from stdin."""
     if pattern != "-":
+        # Python hands undecodable argv bytes over as lone surrogates (surrogateescape): the same
+        # usage error as bytes on stdin that are not UTF-8, not an unknown layer symbol
+        bad = next((i for i, c in enumerate(pattern) if "\udc80" <= c <= "\udcff"), None)
+        if bad is not None:
+            raise typer.BadParameter(f"the argument is not UTF-8 text (byte 0x{ord(pattern[bad]) - 0xDC00:02x} "
+                                     f"at character {bad})", param_hint="PATTERN")
         return pattern, "<argv>"
     cap = limits.max_chars * 4 + 1  # enough bytes for max_chars characters of any width, and one more
     data = sys.stdin.buffer.read(cap)

@@ -169,3 +169,9 @@ def test_run_says_when_it_runs_random_weights(tmp_path: Path) -> None:
     assert built.exit_code == 0
     loaded = runner.invoke(app, ["run", str(tmp_path / "o"), "--ids", "1 2", "-n", "1"])
     assert loaded.exit_code == 0 and "holds no weights" not in loaded.stderr
+
+
+def test_undecodable_argv_is_the_same_usage_error_as_undecodable_stdin() -> None:
+    done = subprocess.run([sys.executable, "-m", "patternc", "check", os.fsdecode(b"M\xff-")],
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and "not UTF-8" in done.stderr
