@@ -12,7 +12,7 @@ from patternc.diagnostics import Diagnostic, PatternError, diag, has_errors, sor
 from patternc.dialects import Dialect
 from patternc.ir import Pattern
 from patternc.limits import DEFAULT_LIMITS, Limits
-from patternc.lower import SourceMap, lower
+from patternc.lower import SourceMap, lower, unknown_symbols
 from patternc.passes import Context, default_passes, run_passes
 from patternc.passes.classify import Family
 from patternc.source import Source, Span
@@ -62,8 +62,12 @@ def analyze(
         )
         return Analysis(source, dialect, None, SourceMap(), [problem])
     ast, syntax_problems = parse_syntax(source)
-    if ast is None:
-        return Analysis(source, dialect, None, SourceMap(text_length=len(text)), _cap(syntax_problems, limits))
+    if ast is None:  # the syntax error, and the unknown symbols a reader would fix at the same time
+        marked = [d.span for d in syntax_problems if d.span is not None]
+        symbols = [d for d in unknown_symbols(source, dialect)  # not where the syntax error already points
+                   if d.span is None or not any(d.span.start < s.end + 1 and s.start < d.span.end for s in marked)]
+        found = sort_diagnostics([*syntax_problems, *symbols])
+        return Analysis(source, dialect, None, SourceMap(text_length=len(text)), _cap(found, limits))
     with _gc_paused():
         pattern, source_map, problems = lower(ast, source, dialect, limits)
     if syntax_problems:  # read despite unmatched brackets: report everything, but build nothing on it

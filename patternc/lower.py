@@ -195,6 +195,19 @@ def _symbol_problems(ast: Ast, profile: Profile) -> Iterator[Diagnostic]:
                 )
 
 
+def unknown_symbols(source: Source, dialect: Dialect) -> list[Diagnostic]:
+    """P001 for every unknown symbol of a text that does not parse: the grammar's tokens are still
+    there (``RUN`` matches anything not structural), so a syntax error need not hide them."""
+    from patternc.syntax import parser
+
+    profile = PROFILES[dialect]
+    problems: list[Diagnostic] = []
+    for tok in parser().lex(source.text):
+        if tok.type == "RUN":
+            problems.extend(_run_problems(Run(str(tok), tok.start_pos or 0), profile))
+    return problems
+
+
 def _alphabet_help(profile: Profile) -> str:
     return "valid symbols: " + ", ".join(describe(s) for s in profile.alphabet)
 

@@ -175,3 +175,10 @@ def test_undecodable_argv_is_the_same_usage_error_as_undecodable_stdin() -> None
     done = subprocess.run([sys.executable, "-m", "patternc", "check", os.fsdecode(b"M\xff-")],
                           capture_output=True, text=True)
     assert done.returncode == 2 and "not UTF-8" in done.stderr
+
+
+def test_a_syntax_error_does_not_hide_unknown_symbols() -> None:
+    import patternc
+
+    assert [d.code for d in patternc.analyze("MX{").diagnostics] == ["P001", "P009"]
+    assert [d.code for d in patternc.analyze("M{a}").diagnostics] == ["P009"]  # the P009 already points there
