@@ -237,7 +237,7 @@ def explain(code: Annotated[str, typer.Argument(help="A code such as P001, or it
 
 @app.command()
 def schema(
-    name: Annotated[str, typer.Argument(help="ir, check-output")],
+    name: Annotated[str, typer.Argument(help="ir, model, check-output, stats-output, config-<model_type>")],
 ) -> None:
     """Print a published JSON Schema (the same text as schemas/<name>.v1.schema.json)."""
     from patternc.schemas import SCHEMAS, schema_text

@@ -34,14 +34,14 @@ renumbered or reused. `patternc explain CODE` (or the name: `patternc explain un
 prints the explanation of one code below, with its example run live.
 
 patternc reports every problem of an input at once, sorted by position, then code, then message;
-the text is deterministic (no colour unless asked for, sets always sorted). At most 200
+the text is deterministic (colour only on a terminal or with `--color always`, sets always sorted). At most 200
 diagnostics are shown (`--max-diagnostics`); the rest are summarised by one `P013` note.
 
 ## Severity and exit codes
 
 | severity | meaning | effect on `patternc check` |
 |---|---|---|
-| `error` | the input is wrong: no IR is produced | exit code 1 |
+| `error` | the input is wrong: no IR is produced (for target `P3xx` and pipeline `P6xx` errors: the IR is fine, the target or split is not) | exit code 1 |
 | `warning` | valid, but probably not what was meant | exit code 0 |
 | `note` | information (a suppressed count, a target's version requirement) | exit code 0 |
 
@@ -49,8 +49,9 @@ diagnostics are shown (`--max-diagnostics`); the rest are summarised by one `P01
 |---|---|
 | `0` | no error (warnings and notes allowed) |
 | `1` | at least one error diagnostic |
-| `2` | a usage or input problem: a bad option, an unknown code for `explain`, stdin that is not UTF-8 |
+| `2` | a usage or input problem: a bad option, an unknown code for `explain`, a pattern that is not UTF-8 |
 | `101` | an internal error, a bug in patternc (`PATTERNC_DEBUG=1` shows the traceback) |
+| `130`, `128+N` | interrupted (Ctrl-C), or stopped by signal N (SIGTERM, SIGHUP); see `docs/cli.md` |
 
 ## Code ranges
 
@@ -63,6 +64,7 @@ diagnostics are shown (`--max-diagnostics`); the rest are summarised by one `P01
 | `P4xx` | the torch backend: layer kinds it cannot build, checkpoints that do not fit the model |
 | `P5xx` | `patternc build`: targets that are not exact, outputs, checkpoints and weight conversion |
 | `P6xx` | analysis: parameter costs, pipeline splits (`split`, `check --pp`), ratio generation (`gen`) |
+| `P7xx` | resources: a model too large for the device it is built on (`P701`) |
 | `P9xx` | configuration files: reading, values, defaults, unknown and vestigial keys |
 
 ## Spans
