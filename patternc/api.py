@@ -30,6 +30,8 @@ class Analysis:
     source_map: SourceMap
     diagnostics: list[Diagnostic]
     facts: dict[str, object] = field(default_factory=dict)
+    hidden: tuple[int, int] = (0, 0)
+    """(errors, warnings) beyond ``Limits.max_diagnostics``, summarised by the P013 note."""
 
     @property
     def ok(self) -> bool:
@@ -67,12 +69,14 @@ def analyze(
         symbols = [d for d in unknown_symbols(source, dialect)  # not where the syntax error already points
                    if d.span is None or not any(d.span.start < s.end + 1 and s.start < d.span.end for s in marked)]
         found = sort_diagnostics([*syntax_problems, *symbols])
-        return Analysis(source, dialect, None, SourceMap(text_length=len(text)), _cap(found, limits))
+        shown, hidden = _cap(found, limits)
+        return Analysis(source, dialect, None, SourceMap(text_length=len(text)), shown, hidden=hidden)
     with _gc_paused():
         pattern, source_map, problems = lower(ast, source, dialect, limits)
     if syntax_problems:  # read despite unmatched brackets: report everything, but build nothing on it
         problems = sort_diagnostics([*syntax_problems, *problems])
-        return Analysis(source, dialect, None, source_map, _cap(problems, limits))
+        shown, hidden = _cap(problems, limits)
+        return Analysis(source, dialect, None, source_map, shown, hidden=hidden)
     facts: dict[str, object] = {}
     if pattern is not None:
         ctx = Context(pattern, source_map)
@@ -80,7 +84,8 @@ def analyze(
         facts = ctx.facts
         if has_errors(problems):
             pattern = None
-    return Analysis(source, dialect, pattern, source_map, _cap(problems, limits), facts)
+    shown, hidden = _cap(problems, limits)
+    return Analysis(source, dialect, pattern, source_map, shown, facts, hidden)
 
 
 @contextmanager
@@ -95,13 +100,17 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _cap(problems: list[Diagnostic], limits: Limits) -> list[Diagnostic]:
+def _cap(problems: list[Diagnostic], limits: Limits) -> tuple[list[Diagnostic], tuple[int, int]]:
+    """The diagnostics shown (at most ``max_diagnostics``, then one P013 note), and the (errors,
+    warnings) not shown, so that a verdict can still count them."""
     ordered = sort_diagnostics(problems)
     if len(ordered) <= limits.max_diagnostics:
-        return ordered
+        return ordered, (0, 0)
     kept = ordered[: limits.max_diagnostics]
-    hidden = len(ordered) - len(kept)
-    errors = sum(1 for d in ordered[limits.max_diagnostics :] if d.severity is Severity.ERROR)
+    rest = ordered[limits.max_diagnostics :]
+    hidden = len(rest)
+    errors = sum(1 for d in rest if d.severity is Severity.ERROR)
+    warnings = sum(1 for d in rest if d.severity is Severity.WARNING)
     return [
         *kept,
         diag(
@@ -110,7 +119,7 @@ def _cap(problems: list[Diagnostic], limits: Limits) -> list[Diagnostic]:
             None,
             help="fix the ones above first; they are usually the cause of the rest",
         ),
-    ]
+    ], (errors, warnings)
 
 
 def parse(

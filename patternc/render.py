@@ -59,7 +59,7 @@ def render_one(d: Diagnostic, source: Source, *, color: bool = False) -> str:
         gutter = " " * len(str(line_no))
         lines.append(f"{gutter}{paint('-->', _BLUE)} {source.origin}:{line_no}:{column}")
         lines.append(f"{gutter} {paint('|', _BLUE)}")
-        labels = [Label(d.span, d.label), *d.secondary]
+        labels = _merged([Label(d.span, d.label), *d.secondary])
         for number, snippet in _snippets(labels, source, primary=d.span):
             lines.append(f"{number:>{len(gutter)}} {paint('|', _BLUE)} {snippet[0]}")
             for marker in snippet[1:]:
@@ -101,6 +101,15 @@ def _display_width(text: str) -> int:
         0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else len(_escape(c))
         for c in text
     )
+
+
+def _merged(labels: list[Label]) -> list[Label]:
+    """One label per span: labels that point at the same text (a config key standing for several
+    layers) are printed as one line, their messages joined, instead of two identical carets."""
+    by_span: dict[Span, list[str]] = {}
+    for label in labels:
+        by_span.setdefault(label.span, []).append(label.message)
+    return [Label(span, "; ".join(m for m in messages if m)) for span, messages in by_span.items()]
 
 
 def _snippets(labels: list[Label], source: Source, primary: Span) -> list[tuple[str, list[str]]]:

@@ -76,8 +76,8 @@ def render_summary(outcome: CheckOutcome | Analysis, *, color: bool = False) -> 
     counted = [*analysis.diagnostics]
     if not outcome.table:
         counted.extend(d for target_found in outcome.targets.values() for d in target_found)
-    errors = sum(d.severity is Severity.ERROR for d in counted)
-    warnings = sum(d.severity is Severity.WARNING for d in counted)
+    errors = sum(d.severity is Severity.ERROR for d in counted) + analysis.hidden[0]
+    warnings = sum(d.severity is Severity.WARNING for d in counted) + analysis.hidden[1]
     verdict = "ok" if outcome.ok else "failed"
     body += f"{verdict}: {errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}\n"
     return body

@@ -41,7 +41,8 @@ diagnostics are shown (`--max-diagnostics`); the rest are summarised by one `P01
 
 | severity | meaning | effect on `patternc check` |
 |---|---|---|
-| `error` | the input is wrong: no IR is produced (for target `P3xx` and pipeline `P6xx` errors: the IR is fine, the target or split is not) | exit code 1 |
+| `error` | the input is wrong: no IR is produced (for target `P3xx` and pipeline `P6xx` errors: \
+the IR is fine, the target or split is not) | exit code 1 |
 | `warning` | valid, but probably not what was meant | exit code 0 |
 | `note` | information (a suppressed count, a target's version requirement) | exit code 0 |
 

@@ -182,3 +182,18 @@ def test_a_syntax_error_does_not_hide_unknown_symbols() -> None:
 
     assert [d.code for d in patternc.analyze("MX{").diagnostics] == ["P001", "P009"]
     assert [d.code for d in patternc.analyze("M{a}").diagnostics] == ["P009"]  # the P009 already points there
+
+
+def test_the_verdict_counts_the_diagnostics_the_cap_hides() -> None:
+    result = runner.invoke(app, ["check", "--color", "never", "--max-diagnostics", "2", "MXYZ-WQ"])
+    assert result.output.rstrip().endswith("failed: 5 errors, 0 warnings")
+
+
+def test_labels_on_one_span_are_printed_once() -> None:
+    from patternc.diagnostics import Label, diag
+    from patternc.render import render_text
+    from patternc.source import Source, Span
+
+    d = diag("P201", "both", Span(0, 2), label="first MoE layer", secondary=[Label(Span(0, 2), "first MLP layer")])
+    text = render_text([d], Source("M-E", "<t>"))
+    assert text.count("^^") == 1 and "first MoE layer; first MLP layer" in text
