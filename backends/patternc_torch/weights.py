@@ -81,13 +81,11 @@ def _holds_weights(directory: Path) -> bool:
                for entry in entries)
 
 
-FLOAT_DTYPES = ("F64", "F32", "F16", "BF16")
-"""Checkpoint dtypes the model's parameters are copied from (cast to the model's dtype)."""
-
-
 def unusable_dtypes(checkpoint: Checkpoint) -> list[str]:
     """'name: dtype' for each tensor that is not floating point (integer, bool) or is fp8, whose values
     mean nothing without scales this backend does not apply."""
+    from patternc_transformers.checkpoint import FLOAT_DTYPES
+
     tensors = checkpoint.tensors
     return sorted(f"{name}: {info.dtype}" for name, info in tensors.items() if info.dtype not in FLOAT_DTYPES)
 

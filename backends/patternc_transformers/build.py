@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
 from patternc.diagnostics import Diagnostic, diag, has_errors
 from patternc.model import ModelSpec
 from patternc_transformers.checkpoint import (
+    FLOAT_DTYPES,
     INDEX_NAME,
     Checkpoint,
     CheckpointError,
@@ -284,7 +285,7 @@ def plan_weights(
     if wrong:
         diagnostics.append(diag(
             "P507", f"{len(wrong)} tensor{'s' if len(wrong) > 1 else ''} in `{root}` "
-            f"{'do' if len(wrong) > 1 else 'does'} not have the shape the config gives", None,
+            f"{'do' if len(wrong) > 1 else 'does'} not have the shape the config gives, or a weight dtype", None,
             notes=_listing(sorted(wrong))))
     del source_names
     return plan, diagnostics
@@ -306,6 +307,10 @@ def _combine(
     source = " + ".join(", ".join(f.names[:1]) + (" …" if len(f.names) > 1 else "") for f in fetches)
     if len(dtypes) > 1:
         wrong.append(f"`{source}`: parts of `{name}` have different dtypes ({', '.join(sorted(dtypes))})")
+        return None
+    unusable = dtypes - set(FLOAT_DTYPES)
+    if unusable:  # integers, bool, complex, fp8 (whose scales a plain copy would drop): not model weights
+        wrong.append(f"`{source}`: dtype {unusable.pop()}, not one of {', '.join(FLOAT_DTYPES)}, for `{name}`")
         return None
     shape = shapes[0]
     if len(shapes) > 1:
@@ -422,6 +427,7 @@ def staging(out_dir: Path) -> Iterator[Path]:
     Stale siblings of a killed earlier build are cleaned first (``clean_stale``).
     """
     parent = out_dir.parent
+    created = [p for p in (parent, *parent.parents) if not p.exists()]  # deepest first
     parent.mkdir(parents=True, exist_ok=True)
     clean_stale(out_dir)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.{_STAGING}-{os.getpid()}-", dir=parent))
@@ -431,8 +437,13 @@ def staging(out_dir: Path) -> Iterator[Path]:
     try:
         yield tmp
     finally:
-        if tmp.exists():
+        if tmp.exists():  # not published: leave no trace, the directories made for it included
             shutil.rmtree(tmp, ignore_errors=True)
+            for directory in created:
+                try:
+                    directory.rmdir()
+                except OSError:  # not empty (someone else's files): kept
+                    break
 
 
 def publish(tmp: Path, out_dir: Path, force: bool) -> None:

@@ -34,6 +34,10 @@ ITEMSIZE: dict[str, int] = {
     "I32": 4, "U32": 4, "F32": 4, "F64": 8, "I64": 8, "U64": 8,
 }
 """Bytes per element of each safetensors dtype string."""
+FLOAT_DTYPES = ("F16", "BF16", "F32", "F64")
+"""The checkpoint dtypes read as model weights (by ``build --weights`` and the torch backend alike):
+integers, bool and complex hold no weights, and fp8 tensors mean nothing without the scales a plain
+copy would drop."""
 
 
 class CheckpointError(Exception):
@@ -261,7 +265,8 @@ _TORCH_NAMES = {
 
 
 def dtype_name(tensor: torch.Tensor) -> str:
-    return _TORCH_NAMES[str(tensor.dtype).removeprefix("torch.")]
+    name = str(tensor.dtype).removeprefix("torch.")
+    return _TORCH_NAMES.get(name, name)  # a dtype safetensors names otherwise: reported, never a KeyError
 
 
 @dataclass(frozen=True, slots=True)

@@ -79,6 +79,10 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
         if not sep or not key.strip():
             raise typer.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--set")
         out[key.strip()] = _value(value.strip())
+    owned = sorted(key for key in out if key in PATTERN_KEYS)
+    if owned:
+        raise typer.BadParameter(f"{', '.join(f'`{k}`' for k in owned)} would replace what the pattern SOURCE says; "
+                                 "change the pattern instead", param_hint="--set")
     unknown = [key for key in out if key not in _nemotron_h_keys()]
     if unknown:
         import difflib
@@ -87,6 +91,13 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
                  else f"`{k}`" for k in unknown]
         raise typer.BadParameter(f"not a NemotronHConfig key: {', '.join(hints)}", param_hint="--set")
     return out
+
+
+PATTERN_KEYS = frozenset({
+    "model_type", "architectures", "layers_block_type", "hybrid_override_pattern", "layer_types",
+    "mtp_layers_block_type", "mtp_hybrid_override_pattern", "num_nextn_predict_layers", "num_hidden_layers",
+})
+"""Config keys that a bare pattern's layers (or its dialect) decide: ``--set`` may not override them."""
 
 
 def _nemotron_h_keys() -> set[str]:

@@ -137,7 +137,7 @@ class NemotronHInput(ConfigModel):
     n_groups: PosInt = 8
     conv_kernel: PosInt = 4
     expand: PosInt = 2
-    time_step_min: PosFloat = 0.001
+    time_step_min: NonNegFloat = 0.001  # the clamp's lower bound for dt: 0 (a converted Mamba2's) is no clamp
     time_step_max: PosFloat = 0.1
     time_step_limit: TimeStepLimit = [0.0, float("inf")]
     time_step_floor: NonNegFloat = 1e-4
