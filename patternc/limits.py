@@ -13,8 +13,9 @@ class Limits:
     """Most layers a pattern may expand to (main and every MTP depth together)."""
     max_chars: int = 100_000
     """Longest pattern text accepted, in characters: the layer limit's worth of one-character layers.
-    Parsing is linear but not free (lark: 2-4 s for 100,000 characters on a 2-core VM, 17-51 s for
-    a million), and released patterns are under 200 characters."""
+    Parsing is linear but not free: the slowest shape, ``M/M/…``, takes 1.7 s at this limit
+    (``tests/benchmarks/long_patterns.py``); a million characters took 17-51 s in a one-off
+    measurement, and released patterns are under 200 characters."""
     max_diagnostics: int = 200
     """Diagnostics beyond this many are summarised by one P013 note."""
 

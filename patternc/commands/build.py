@@ -83,11 +83,12 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
     if owned:
         raise typer.BadParameter(f"{', '.join(f'`{k}`' for k in owned)} would replace what the pattern SOURCE says; "
                                  "change the pattern instead", param_hint="--set")
-    unknown = [key for key in out if key not in _nemotron_h_keys()]
+    known = _nemotron_h_keys()
+    unknown = [key for key in out if key not in known]
     if unknown:
         import difflib
 
-        hints = [f"`{k}` (did you mean `{m[0]}`?)" if (m := difflib.get_close_matches(k, _nemotron_h_keys(), n=1))
+        hints = [f"`{k}` (did you mean `{m[0]}`?)" if (m := difflib.get_close_matches(k, known, n=1))
                  else f"`{k}`" for k in unknown]
         raise typer.BadParameter(f"not a NemotronHConfig key: {', '.join(hints)}", param_hint="--set")
     return out
