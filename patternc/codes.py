@@ -670,6 +670,29 @@ _TABLE: tuple[Code, ...] = (
         "a non-zero ratio that rounds to no layer at all",
         ("gen", "--layers", "2", "--attention", "0.25"),
     ),
+    # P620-P624: patternc draw (patternc/draw.py, patternc/commands/draw.py).
+    Code(
+        "P620",
+        "picture-exists",
+        _E,
+        "the picture's file exists and `--force` was not given (it is never replaced silently)",
+        ("draw", "M-M*-", "-o", "picture.svg"),
+        (("picture.svg", "<svg xmlns=\"http://www.w3.org/2000/svg\"/>\n"),),
+    ),
+    Code(
+        "P621",
+        "picture-unwritable",
+        _E,
+        "the picture cannot be written there (a missing directory, a directory in its place, no permission)",
+        ("draw", "M-M*-", "-o", "missing/picture.svg"),
+    ),
+    Code(
+        "P622",
+        "picture-format-unknown",
+        _E,
+        "the output file name ends in neither `.svg` nor `.html`/`.htm`, and `--format` was not given",
+        ("draw", "M-M*-", "-o", "picture.png"),
+    ),
     # P7xx: resource limits (patternc/footprint.py).
     Code(
         "P701",

@@ -12,7 +12,7 @@ from importlib.util import find_spec
 
 import typer
 
-COMMAND_MODULES: tuple[str, ...] = ("build", "run", "stats", "split", "gen")
+COMMAND_MODULES: tuple[str, ...] = ("build", "run", "stats", "split", "gen", "draw")
 
 
 def register_all(app: typer.Typer) -> None:
