@@ -71,8 +71,11 @@ def _value(text: str) -> Any:
         return text
 
 
-def parse_sets(items: list[str]) -> dict[str, Any]:
-    """``key=value`` pairs; a value is JSON when it parses as JSON (``4``, ``true``, ``[1,2]``), else a string."""
+def parse_sets(items: list[str], family: str = "nemotron_h") -> dict[str, Any]:
+    """``key=value`` pairs; a value is JSON when it parses as JSON (``4``, ``true``, ``[1,2]``), else a string.
+
+    Keys must be config keys of ``family`` (``stats``/``split --like CONFIG`` pass the config's dialect).
+    """
     out: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -83,14 +86,15 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
     if owned:
         raise typer.BadParameter(f"{', '.join(f'`{k}`' for k in owned)} would replace what the pattern SOURCE says; "
                                  "change the pattern instead", param_hint="--set")
-    known = _nemotron_h_keys()
+    known = _nemotron_h_keys(family)
     unknown = [key for key in out if key not in known]
     if unknown:
         import difflib
 
         hints = [f"`{k}` (did you mean `{m[0]}`?)" if (m := difflib.get_close_matches(k, known, n=1))
                  else f"`{k}`" for k in unknown]
-        raise typer.BadParameter(f"not a NemotronHConfig key: {', '.join(hints)}", param_hint="--set")
+        what = "NemotronHConfig" if family == "nemotron_h" else f"`{family}` config"
+        raise typer.BadParameter(f"not a {what} key: {', '.join(hints)}", param_hint="--set")
     return out
 
 
@@ -101,11 +105,11 @@ PATTERN_KEYS = frozenset({
 """Config keys that a bare pattern's layers (or its dialect) decide: ``--set`` may not override them."""
 
 
-def _nemotron_h_keys() -> set[str]:
-    """The keys a bare pattern's config may set: NemotronHConfig's, as patternc reads them."""
+def _nemotron_h_keys(family: str = "nemotron_h") -> set[str]:
+    """The keys a bare pattern's config may set: ``family``'s (NemotronHConfig's by default), as patternc reads them."""
     from patternc.config.models import COMMON_KEYS, INPUT_MODELS
 
-    fields = INPUT_MODELS["nemotron_h"].model_fields
+    fields = INPUT_MODELS[family].model_fields
     return set(COMMON_KEYS) | set(fields) | {f.alias for f in fields.values() if f.alias}
 
 
