@@ -31,6 +31,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from patternc.ir import Pattern
+from patternc.render import visible
 from patternc.symbols import BY_SYMBOL, SYMBOLS
 
 COLLAPSE_ABOVE = 200
@@ -247,8 +248,11 @@ def _clean(text: str) -> str:
 
 
 def _text(text: str) -> str:
-    """Escape ``text`` for XML/HTML character data and double-quoted attributes."""
-    return html.escape(_clean(text), quote=True)
+    """Escape ``text`` for XML/HTML character data and double-quoted attributes.
+
+    Control and format characters are shown as escapes first (``visible``, as diagnostics show
+    them), so a title cannot reverse or hide the text around it (U+202E, zero-width spaces)."""
+    return html.escape(_clean(visible(text)), quote=True)
 
 
 def _short(text: str, limit: int = 96) -> str:
@@ -329,9 +333,10 @@ class _Canvas:
             tip += f"\n{self.picture.bar_label}: {value:,}"
         self.cells += 1
         parts = row.parts
+        valued = f' data-value="{value}"' if value is not None else ""
         parts.append(
             f'<g class="cell" data-part="{part}" data-index="{index}" data-layers="{layers}" '
-            f'data-kind="{info.kind.value}" data-symbol="{_text(symbol)}">'
+            f'data-kind="{info.kind.value}" data-symbol="{_text(symbol)}"{valued}>'
             f"<title>{_text(tip)}</title>"
         )
         if value is not None and self.top_bar > 0:

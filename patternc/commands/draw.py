@@ -168,7 +168,7 @@ def draw(
         values, mtp_values = _bar_values(loaded, bars, seq_len, dtype)
         label = BAR_LABELS[bars].format(seq_len=seq_len, dtype=dtype.value)
         if loaded.defaults:
-            subtitle.append("sizes: transformers' NemotronHConfig defaults (a bare pattern has no hyper-parameters)")
+            subtitle.append("sizes: the bare-pattern defaults of `patternc stats` (a pattern has no hyper-parameters)")
     if loaded.spec is not None and not loaded.defaults:
         subtitle.append(f"config: model_type {loaded.spec.source}")
     picture = picture_of(pattern, source, bars=values, mtp_bars=mtp_values, bar_label=label, subtitle=subtitle)
