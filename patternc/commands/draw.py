@@ -205,6 +205,15 @@ def _bar_values(
     return main, mtp
 
 
+def check_target(output: str, force: bool, source: str) -> None:
+    """``split --draw FILE``'s checks before any work: a known format (P622), no existing FILE without --force (P620)."""
+    from patternc.source import Source as SourceText
+
+    text = SourceText(source, "<argv>")
+    output_format(output, None, text)
+    _early_exists(output, force, text)
+
+
 def draw_split(
     loaded: Loaded,
     result: SplitResult,
@@ -223,7 +232,6 @@ def draw_split(
 
     assert loaded.spec is not None
     fmt = output_format(output, None, loaded.source)
-    _early_exists(output, force, loaded.source)
     pattern = loaded.spec.pattern
     segments = []
     start = 0
@@ -231,13 +239,16 @@ def draw_split(
     for index, (size, cost) in enumerate(zip(partition.sizes, partition.costs, strict=True)):
         extra = []
         if index == 0 and result.first:
-            extra.append("embedding")
+            extra.append(f"{result.first:,} embedding")
         if index == count - 1 and result.last:
-            extra.append("head/MTP")
+            extra.append(f"{result.last:,} head/MTP")
         label = f"rank {index % result.pp}  vp {index // result.pp}"
-        segments.append(Segment(start, start + size, label, cost, f"(+{', '.join(extra)})" if extra else ""))
+        segments.append(Segment(start, start + size, label, cost, f"(+{', +'.join(extra)})" if extra else ""))
         start += size
     mtp = pattern.mtp
+    unified = "|".join(pattern.flat[s.start : s.stop] for s in segments) + (
+        f"/{mtp.flat}" * mtp.depths if mtp is not None else ""
+    )
     picture = Picture(
         title=loaded.origin,
         main=pattern.flat,
@@ -247,8 +258,7 @@ def draw_split(
         bars=result.layer_costs,
         bar_label=f"{cost_label} per layer",
         cost_label=cost_label,
-        subtitle=(f"split pp={result.pp} x vpp={result.vpp}: {result.unified if len(result.unified) <= 100 else ''}"
-                  .rstrip(": "),),
+        subtitle=(f"split pp={result.pp} x vpp={result.vpp}: {unified}",),
         segment_word="segment",
     )
     return write_picture(picture, output, fmt, Collapse.AUTO, force, loaded.source)
