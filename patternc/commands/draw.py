@@ -206,7 +206,7 @@ def _bar_values(
 
 
 def check_target(output: str, force: bool, source: str) -> None:
-    """``split --draw FILE``'s checks before any work: a known format (P622), no existing FILE without --force (P620)."""
+    """``split --draw FILE``'s checks before any work: a known format (P622), no FILE without --force (P620)."""
     from patternc.source import Source as SourceText
 
     text = SourceText(source, "<argv>")
