@@ -50,7 +50,7 @@ def _fail(problems: list[Diagnostic], source: Source) -> NoReturn:
     raise typer.Exit(EXIT_ERRORS)
 
 
-def output_format(output: str, given: Format | None, source: Source) -> Format:
+def output_format(output: str, given: Format | None, source: Source, *, format_option: bool = True) -> Format:
     """The format ``--format`` names, else the one FILE's suffix names; ``P622`` (before any reading) when neither."""
     from patternc.diagnostics import diag
     from patternc.draw import SUFFIXES, format_for
@@ -69,7 +69,7 @@ def output_format(output: str, given: Format | None, source: Source) -> Format:
             "P622",
             f"cannot tell the picture's format from the file name `{output}`",
             None,
-            help=f"end the name with {names}, or pass `--format svg` or `--format html`",
+            help=f"end the name with {names}" + (", or pass `--format svg` or `--format html`" * format_option),
         )
         _fail([problem], source)
     return found
@@ -210,7 +210,7 @@ def check_target(output: str, force: bool, source: str) -> None:
     from patternc.source import Source as SourceText
 
     text = SourceText(source, "<argv>")
-    output_format(output, None, text)
+    output_format(output, None, text, format_option=False)
     _early_exists(output, force, text)
 
 
@@ -231,7 +231,7 @@ def draw_split(
     from patternc.draw import Picture, Segment
 
     assert loaded.spec is not None
-    fmt = output_format(output, None, loaded.source)
+    fmt = output_format(output, None, loaded.source, format_option=False)
     pattern = loaded.spec.pattern
     segments = []
     start = 0
