@@ -194,6 +194,23 @@ _TABLE: tuple[Code, ...] = (
         "a layer kind that transformers' `layers_block_type` cannot name",
         ("convert", "--to", "layers_block_type", "MG*-"),
     ),
+    Code(
+        "P016",
+        "pattern-also-a-path",
+        _N,
+        "an argument that is a valid pattern and also the name of a file or directory: read as the pattern",
+        ("check", "E"),
+        (("E", "{}\n"),),
+    ),
+    Code(
+        "P017",
+        "read-as-path",
+        _N,
+        "an argument made of pattern characters that names a file or directory and is no valid pattern: "
+        "read as a config path",
+        ("check", "M-/"),
+        (("M-/notes.txt", "weights only\n"),),
+    ),
     Code("P101", "empty-pattern", _E, "the main pattern has no layer", ("check", "/*E")),
     Code("P102", "empty-pipeline-stage", _W, "a pipeline stage with no layer", ("check", "M-M*-||M-M*-")),
     Code("P103", "pipe-in-mtp", _E, "a `|` inside a multi-token-prediction part", ("check", "M-M*-/*E|*E")),
@@ -213,6 +230,20 @@ _TABLE: tuple[Code, ...] = (
         _E,
         "standard attention `*` together with DSA `D` or MLA `+`",
         ("check", "M*M*/MD"),
+    ),
+    Code(
+        "P107",
+        "segments-on-one-rank",
+        _E,
+        "several `|` segments with pp=1: Megatron-Core's training refuses them, its model builder keeps the first",
+        ("check", "--pp", "1", "M-M*-|M-M*-"),
+    ),
+    Code(
+        "P108",
+        "pattern-read-as-option-end",
+        _E,
+        "the pattern `--`, which Megatron's argparse command line reads as the end of options",
+        ("build", "(-){2}", "-o", "out", "--target", "megatron"),
     ),
     Code(
         "P201", "mixed-dense-moe", _W, "dense MLP `-` and MoE `E` layers in one model", ("check", "M-M*EM-")
@@ -332,6 +363,54 @@ _TABLE: tuple[Code, ...] = (
         "a target name that no profile has",
         ("check", "--target", "tensorrt", "M-M*-"),
     ),
+    # P317-P319: the llama.cpp profile (patternc/targets/), from llama.cpp's source and runs of it.
+    Code(
+        "P317",
+        "llama-cpp-no-attention",
+        _E,
+        "no attention layer: llama.cpp's Nemotron-H aborts at the first decode step",
+        ("check", "--target", "llama.cpp", "M-M-M-"),
+    ),
+    Code(
+        "P318",
+        "llama-cpp-activation",
+        _E,
+        "an activation llama.cpp does not compute (it hard-codes relu² for MLPs and experts, SiLU in Mamba)",
+        ("check", "--target", "llama.cpp", "config.json"),
+        (("config.json", '{"model_type":"nemotron_h","hybrid_override_pattern":"M-M*-","mlp_hidden_act":"silu"}\n'),),
+    ),
+    Code(
+        "P319",
+        "llama-cpp-setting-unsupported",
+        _E,
+        "a setting llama.cpp's converter refuses, its loader rejects or its graph ignores",
+        ("check", "--target", "llama.cpp", "config.json"),
+        (("config.json", '{"model_type":"nemotron_h","hybrid_override_pattern":"M-M*-","use_conv_bias":false}\n'),),
+    ),
+    Code(
+        "P314",
+        "megatron-ffn-activation",
+        _E,
+        "FFN activations Megatron-Core cannot set: one activation (relu², SwiGLU or GELU) for every MLP and expert",
+        ("check", "--target", "megatron-core", "config.json"),
+        (("config.json", '{"model_type": "nemotron_h", "hybrid_override_pattern": "M-M*-", "mlp_hidden_act": "silu"}'),),
+    ),
+    Code(
+        "P315",
+        "megatron-mamba-mixer",
+        _E,
+        "a Mamba2 mixer other than Megatron-Core's MambaMixer (4-wide convolution with bias, no projection bias)",
+        ("check", "--target", "megatron-core", "config.json"),
+        (("config.json", '{"model_type": "nemotron_h", "hybrid_override_pattern": "M-M*-", "conv_kernel": 2}'),),
+    ),
+    Code(
+        "P316",
+        "megatron-not-expressible",
+        _E,
+        "hyper-parameters no Megatron-Core argument reproduces (bias layout, router normalisation, multipliers)",
+        ("check", "--target", "megatron-core", "config.json"),
+        (("config.json", '{"model_type": "nemotron_h", "hybrid_override_pattern": "M-M*-", "mlp_bias": true}'),),
+    ),
     # P4xx: the torch backend (backends/patternc_torch/).
     Code(
         "P401",
@@ -345,7 +424,7 @@ _TABLE: tuple[Code, ...] = (
         "P402",
         "model-source-unreadable",
         _E,
-        "the model source is neither a ModelSpec nor a readable config",
+        "the model to load is neither a model directory nor a readable config",
         ("run", "no-such-model", "--ids", "1 2"),
     ),
     Code(
@@ -497,7 +576,7 @@ _TABLE: tuple[Code, ...] = (
         "P914",
         "not-expressible",
         _E,
-        "a config whose layers the IR cannot express (Mamba-1, shared blocks, scaled RoPE)",
+        "a config whose layers patternc cannot express (Mamba-1, shared blocks, scaled RoPE)",
         ('check', 'config.json'),
         (('config.json', '{"model_type": "jamba", "num_hidden_layers": 8}\n'),),
     ),
@@ -516,6 +595,22 @@ _TABLE: tuple[Code, ...] = (
         "a config value that transformers ignores or overrides when it builds the model",
         ('check', 'config.json'),
         (('config.json', '{"model_type":"nemotron_h","hybrid_override_pattern":"M-M*-", "attention_bias": true}\n'),),
+    ),
+    Code(
+        "P917",
+        "layout-key-missing",
+        _E,
+        "a config without the key(s) that carry its layer stack, or with one misspelled (transformers would build its default stack)",
+        ('check', 'config.json'),
+        (('config.json', '{"model_type":"nemotron_h","hybrid_overide_pattern":"M-M*-"}\n'),),
+    ),
+    Code(
+        "P918",
+        "misspelled-config-key",
+        _W,
+        "an unknown key that looks like a known one the config leaves out (its default is used instead)",
+        ('check', 'config.json'),
+        (('config.json', '{"model_type":"nemotron_h","hybrid_override_pattern":"M-M*-", "intermediate_sise": 512}\n'),),
     ),
     # P5xx: patternc build (patternc/commands/build.py, backends/patternc_transformers/).
     Code(
@@ -606,6 +701,21 @@ _TABLE: tuple[Code, ...] = (
         ("build", "MM", "-o", "out", "--weights", "ckpt"),
         (("ckpt/model.safetensors", "not a safetensors file\n"),),
     ),
+    # P516-P517: build --target llama.cpp (backends/patternc_transformers/llamacpp.py).
+    Code(
+        "P516",
+        "llama-cpp-no-tokenizer",
+        _W,
+        "no tokenizer files beside the source to copy: llama.cpp's converter reads them from the directory",
+        ("build", "M-M*-", "-o", "out", "--target", "llama.cpp"),
+    ),
+    Code(
+        "P517",
+        "llama-cpp-incomplete",
+        _W,
+        "weights the converter reads are absent: a config-only build, or an MTP block without `mtp.*` tensors",
+        ("build", "M-M*-", "-o", "out", "--target", "llama.cpp"),
+    ),
     # P6xx: model analysis (patternc/analysis/: stats, split, gen, pipeline rules).
     Code(
         "P601",
@@ -669,6 +779,36 @@ _TABLE: tuple[Code, ...] = (
         _W,
         "a non-zero ratio that rounds to no layer at all",
         ("gen", "--layers", "2", "--attention", "0.25"),
+    ),
+    # P610-P619: split and gen (patternc/commands/split.py, gen.py; patternc/analysis/).
+    Code(
+        "P610",
+        "more-segments-than-layers",
+        _E,
+        "`split` asked for more pipeline segments (pp x vpp) than the model has decoder layers",
+        ("split", "M-M*-", "--pp", "8"),
+    ),
+    Code(
+        "P611",
+        "pipe-inside-decoder-layer",
+        _E,
+        "a written `|` falls between a mixer and its FFN, which one decoder layer of the --like family holds",
+        ("split", "M|-M-", "--pp", "2", "--like", "bamba.json"),
+        (("bamba.json", '{"model_type": "bamba", "num_hidden_layers": 2, "attn_layer_indices": []}\n'),),
+    ),
+    Code(
+        "P612",
+        "moe-without-ffn",
+        _W,
+        "`gen --moe` with no FFN share (--mlp 0): no layer becomes a mixture of experts",
+        ("gen", "--layers", "8", "--attention", "0.25", "--moe"),
+    ),
+    Code(
+        "P613",
+        "ffn-without-mixer",
+        _E,
+        "`gen` asked for more FFN layers than mixers, so some FFN has no mixer of its own before it",
+        ("gen", "--layers", "10", "--attention", "0.1", "--mlp", "0.6"),
     ),
     # P620-P624: patternc draw (patternc/draw.py, patternc/commands/draw.py).
     Code(

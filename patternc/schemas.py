@@ -35,7 +35,11 @@ SCHEMAS: dict[str, tuple[int, Callable[[], type[BaseModel]]]] = {
     "ir": (1, _model_class("patternc.ir", "Pattern")),
     "check-output": (1, _model_class("patternc.report", "CheckReport")),
     "model": (1, _model_class("patternc.model", "ModelSpec")),
-    "stats-output": (1, _model_class("patternc.analysis.stats", "Stats")),
+    "stats-output": (1, _model_class("patternc.analysis.outputs", "StatsOutput")),
+    "split-output": (1, _model_class("patternc.analysis.outputs", "SplitOutput")),
+    "gen-output": (1, _model_class("patternc.analysis.outputs", "GenOutput")),
+    "build-output": (1, _model_class("patternc.commands.outputs", "BuildOutput")),
+    "run-output": (1, _model_class("patternc.commands.outputs", "RunOutput")),
     **{
         f"config-{name}": (1, _model_class("patternc.config.models", "INPUT_MODELS", name))
         for name in _CONFIG_DIALECTS

@@ -75,13 +75,45 @@ def megatron_pattern_from_ratios(num_layers: int, attention_ratio: float = 0.0, 
     return "".join(layers)
 
 
+def block_pattern(num_layers: int, attention: int, ffn: int, *, ffn_symbol: str = "-") -> str:
+    """Exactly ``attention`` ``*`` and ``ffn`` FFN layers among ``num_layers``, as mixer-then-FFN blocks.
+
+    The ``num_layers - ffn`` mixers form the backbone; the attention layers sit at the centres of
+    ``attention`` equal blocks of it.  Each FFN follows its own mixer: the attention mixers get
+    theirs first (an attention layer followed by an FFN, as every released hybrid has it), the rest
+    go to the centres of equal blocks of the Mamba mixers.  So the pattern never starts with an FFN
+    and never has two FFNs in a row.  ``ValueError`` when there are more FFN layers than mixers.
+    """
+    mixers = num_layers - ffn
+    if attention < 0 or ffn < 0 or attention > mixers or ffn > mixers:
+        raise ValueError("the counts do not fit in mixer-then-FFN blocks")
+    kinds = ["M"] * mixers
+    for position in spread(mixers, attention):
+        kinds[position] = "*"
+    attention_at = [i for i, k in enumerate(kinds) if k == "*"]
+    mamba_at = [i for i, k in enumerate(kinds) if k == "M"]
+    if ffn <= attention:
+        with_ffn = {attention_at[i] for i in spread(attention, ffn)}
+    else:
+        with_ffn = set(attention_at) | {mamba_at[i] for i in spread(len(mamba_at), ffn - attention)}
+    return "".join(k + (ffn_symbol if i in with_ffn else "") for i, k in enumerate(kinds))
+
+
 @dataclass(slots=True)
 class Generated:
     pattern: str | None
-    """None when the request cannot be met."""
+    """None when the request cannot be met; Megatron's spelling (``/`` before each MTP depth) otherwise."""
     attention: int
     mlp: int
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    mtp: str | None = None
+    """The layers of one MTP depth, or None."""
+    source_text: str = ""
+    """The text the diagnostics' spans point into (``--mtp-pattern``), empty when they have none."""
+
+
+LAYOUTS = ("blocks", "spread")
+"""``blocks``: mixer-then-FFN blocks (``block_pattern``); ``spread``: each kind spread on its own (``even_pattern``)."""
 
 
 def generate(
@@ -91,8 +123,17 @@ def generate(
     *,
     moe: bool = False,
     megatron_compatible: bool = False,
+    layout: str = "blocks",
+    mtp_depths: int = 0,
+    mtp_pattern: str | None = None,
 ) -> Generated:
-    """A pattern of ``num_layers`` layers with the requested ratios, or diagnostics saying why not."""
+    """A pattern of ``num_layers`` layers with the requested ratios, or diagnostics saying why not.
+
+    ``mtp_depths`` appends that many multi-token-prediction parts, each ``mtp_pattern`` (default:
+    attention and the model's FFN, ``*E`` with ``moe``, else ``*-``).
+    """
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout is one of {LAYOUTS}")
     problems: list[Diagnostic] = []
     for name, value in (("--attention", attention_ratio), ("--mlp", mlp_ratio)):
         if not 0.0 <= value <= 1.0:
@@ -104,11 +145,19 @@ def generate(
     elif num_layers > DEFAULT_LIMITS.max_layers:
         problems.append(diag("P011", f"--layers is {num_layers:,}, above the limit of {DEFAULT_LIMITS.max_layers:,} "
                              "layers", None, help="no released model has more than a few hundred layers"))
+    if mtp_depths < 0:
+        problems.append(diag("P607", f"--mtp is {mtp_depths}, but a model has 0 or more MTP depths", None,
+                             help="give --mtp D with D >= 0 (the number of `/` parts)"))
+    symbol = "E" if moe else "-"
+    mtp = None
+    if mtp_depths > 0 or mtp_pattern is not None:
+        mtp, found = _mtp_part(mtp_pattern, symbol, mtp_depths)
+        if found:
+            return Generated(None, 0, 0, problems + found, None, mtp_pattern or "")
     if problems:
         return Generated(None, 0, 0, problems)
     attention = ratio_count(num_layers, attention_ratio)
     mlp = ratio_count(num_layers, mlp_ratio)
-    symbol = "E" if moe else "-"
     if attention_ratio + mlp_ratio > 1.0:
         problems.append(
             diag(
@@ -129,6 +178,15 @@ def generate(
                     help=f"round({num_layers} x {value:g}) = 0 (half to even); raise the ratio or the layer count",
                 )
             )
+    if moe and mlp_ratio == 0:
+        problems.append(
+            diag(
+                "P612",
+                "--moe makes the FFN layers mixtures of experts, but --mlp is 0: the pattern has no FFN layer",
+                None,
+                help="give the FFN share with --mlp, e.g. --mlp 0.5 for an FFN after every other layer",
+            )
+        )
     if attention + mlp > num_layers:
         problems.append(
             diag(
@@ -144,13 +202,49 @@ def generate(
             wrong = megatron_pattern_from_ratios(num_layers, attention_ratio, mlp_ratio)
             problems.append(_miscount(wrong, attention, mlp, symbol))
         return Generated(None, attention, mlp, problems)
+    suffix = "/" + mtp if mtp else ""
     if megatron_compatible:
         text = megatron_pattern_from_ratios(num_layers, attention_ratio, mlp_ratio)
         if text.count("*") != attention or text.count("-") != mlp:
             problems.append(_miscount(text, attention, mlp, symbol))
             return Generated(None, attention, mlp, problems)
-        return Generated(text.replace("-", symbol), attention, mlp, problems)
-    return Generated(even_pattern(num_layers, attention, mlp, mlp_symbol=symbol), attention, mlp, problems)
+        return Generated(text.replace("-", symbol) + suffix * mtp_depths, attention, mlp, problems, mtp)
+    if layout == "spread":
+        main = even_pattern(num_layers, attention, mlp, mlp_symbol=symbol)
+        return Generated(main + suffix * mtp_depths, attention, mlp, problems, mtp)
+    mixers = num_layers - mlp
+    if mlp > mixers:
+        problems.append(
+            diag(
+                "P613",
+                f"{mlp} FFN layers need a mixer before each, but only {mixers} of the {num_layers} layers are mixers",
+                None,
+                help=f"lower --mlp to at most {num_layers // 2 / num_layers:g} (one FFN per mixer), "
+                "or use --layout spread, which places FFN layers back to back",
+            )
+        )
+        return Generated(None, attention, mlp, problems)
+    main = block_pattern(num_layers, attention, mlp, ffn_symbol=symbol)
+    return Generated(main + suffix * mtp_depths, attention, mlp, problems, mtp)
+
+
+def _mtp_part(text: str | None, ffn_symbol: str, depths: int) -> tuple[str | None, list[Diagnostic]]:
+    """One MTP depth's layers: ``text`` (``--mtp-pattern``) checked as a main pattern, or ``*`` and the FFN."""
+    if text is None:
+        return "*" + ffn_symbol, []
+    if depths < 1:
+        return None, [diag("P607", "--mtp-pattern without --mtp: no MTP depth would use it", None,
+                           help="add --mtp D for D MTP depths of this pattern")]
+    from patternc.api import analyze
+
+    analysis = analyze(text, "megatron", origin="--mtp-pattern")
+    errors = [d for d in analysis.diagnostics if d.severity.value == "error"]
+    if errors or analysis.pattern is None:
+        return None, errors
+    if len(analysis.pattern.stages) > 1 or analysis.pattern.mtp is not None:
+        return None, [diag("P607", "--mtp-pattern is the layers of one MTP depth, without `|` or `/`", None,
+                           help="give the symbols of one depth, e.g. --mtp-pattern '*E', and the depths with --mtp")]
+    return analysis.pattern.flat, []
 
 
 def _miscount(text: str, attention: int, mlp: int, symbol: str) -> Diagnostic:

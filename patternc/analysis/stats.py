@@ -7,7 +7,7 @@ output and its schema ``stats-output``).  The formulas are in ``docs/analysis.md
 from __future__ import annotations
 
 from fractions import Fraction
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -106,12 +106,18 @@ class MtpStats(_Out):
 
 class Stats(_Out):
     schema_version: Literal[1] = STATS_SCHEMA_VERSION
+    ok: Literal[True] = True
+    """Always true here; a failure prints a ``Failure`` object (``ok: false``) instead."""
     source: str
     """What was read: the config path, or the pattern text."""
     dialect: str
-    """The config's model_type (``nemotron_h`` with transformers' defaults for a bare pattern)."""
+    """The config's model_type (``nemotron_h`` for a bare pattern without ``--like``)."""
     defaults: bool
-    """True when the hyper-parameters are NemotronHConfig's defaults (SOURCE was a bare pattern)."""
+    """True when SOURCE was a bare pattern sized with patternc's defaults (``build``'s ``PATTERN_DEFAULTS``)."""
+    like: str | None = None
+    """The config whose hyper-parameters a bare pattern took (``--like``)."""
+    overrides: dict[str, Any] = {}
+    """The ``--set KEY=VALUE`` values applied to the defaults or to the ``--like`` config."""
     pattern: str
     """Megatron's unified string of the model."""
     settings: Settings
@@ -168,6 +174,8 @@ def model_stats(
     dtype: Literal["bf16", "fp16", "fp32"] = "bf16",
     source: str = "",
     defaults: bool = False,
+    like: str | None = None,
+    overrides: dict[str, Any] | None = None,
 ) -> Stats:
     """Every figure of ``patternc stats``; ``CostError`` if a layer kind has no hyper-parameters."""
     if seq_len < 1 or batch < 1:
@@ -230,6 +238,8 @@ def model_stats(
         source=source,
         dialect=spec.source,
         defaults=defaults,
+        like=like,
+        overrides=dict(overrides or {}),
         pattern=to_megatron(pattern),
         settings=Settings(seq_len=seq_len, batch=batch, dtype=dtype, bytes_per_element=size),
         params=Params(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from patternc.analysis.source import describe_sizes
 from patternc.analysis.stats import LayerRow, Stats
 
 
@@ -36,15 +37,22 @@ def _table(rows: list[LayerRow]) -> list[str]:
     return out
 
 
+def _decoder_layers(s: Stats) -> str:
+    """``: 32 decoder layers × (mixer + FFN)`` when the config's family pairs each mixer with its FFN."""
+    from patternc.wording import decoder_layers
+
+    pairs = decoder_layers(s.pattern.split("/")[0].replace("|", ""), s.dialect)
+    return "" if pairs is None else f" = {pairs} decoder layers × (mixer + FFN)"
+
+
 def render_stats(s: Stats) -> str:
     p, f, m, st = s.params, s.flops_per_token, s.memory_bytes, s.settings
     lines = [f"source      {s.source}"]
-    if s.defaults:
-        lines.append("sizes       transformers' NemotronHConfig defaults (a bare pattern has no hyper-parameters)")
-    else:
-        lines.append(f"model_type  {s.dialect}")
+    sizes = describe_sizes(s.defaults, s.like, s.overrides)
+    lines.append(f"sizes       {sizes}" if sizes is not None else f"model_type  {s.dialect}")
     lines.append(f"pattern     {s.pattern}")
-    lines.append(f"layers      {len(s.layers)} (" + ", ".join(f"{k.symbol} {k.layers}" for k in p.per_kind) + ")")
+    lines.append(f"layers      {len(s.layers)} (" + ", ".join(f"{k.symbol} {k.layers}" for k in p.per_kind) + ")"
+                 + _decoder_layers(s))
     lines.append(f"settings    seq-len {st.seq_len}, batch {st.batch}, {st.dtype} ({st.bytes_per_element} bytes)")
     lines.append("")
     lines.append("parameters (stored elements: the state_dict, buffers included)")

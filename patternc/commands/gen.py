@@ -1,7 +1,15 @@
-"""``patternc gen --layers N --attention A``: a pattern from layer ratios (docs/analysis.md)."""
+"""``patternc gen --layers N --attention A``: a pattern from layer ratios (docs/analysis.md).
+
+The default layout is mixer-then-FFN blocks (``block_pattern``): every FFN follows a mixer of its
+own, attention first, so the pattern never starts with an FFN.  ``--layout spread`` keeps the earlier
+placement (each kind spread on its own), ``--megatron-compatible`` Megatron-Core's.  ``--json`` prints
+one ``gen-output`` object whatever happens.
+"""
 
 from __future__ import annotations
 
+import json
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -9,29 +17,74 @@ import typer
 EXIT_ERRORS = 1
 
 
+class Layout(StrEnum):
+    BLOCKS = "blocks"
+    SPREAD = "spread"
+
+
 def gen(
-    layers: Annotated[int, typer.Option("--layers", help="Number of layers N.")],
+    layers: Annotated[int, typer.Option("--layers", help="Number of layers N (pattern symbols).")],
     attention: Annotated[float, typer.Option("--attention", help="Ratio of attention layers, 0..1.")],
-    mlp: Annotated[float, typer.Option("--mlp", help="Ratio of FFN layers, 0..1.")] = 0.0,
+    mlp: Annotated[float, typer.Option("--mlp", help="Ratio of FFN layers, 0..1 (dense, or MoE with --moe).")] = 0.0,
     moe: Annotated[bool, typer.Option("--moe", help="The FFN layers are mixtures of experts (`E`).")] = False,
+    layout: Annotated[
+        Layout,
+        typer.Option("--layout", help="blocks: each FFN after a mixer of its own; spread: each kind spread alone."),
+    ] = Layout.BLOCKS,
+    mtp: Annotated[int, typer.Option("--mtp", metavar="DEPTHS", help="Append this many MTP depths (`/` parts).")] = 0,
+    mtp_pattern: Annotated[
+        str | None,
+        typer.Option(
+            "--mtp-pattern", metavar="PART", help="The layers of one MTP depth (default `*-`, `*E` with --moe)."
+        ),
+    ] = None,
     megatron_compatible: Annotated[
         bool,
         typer.Option("--megatron-compatible", help="Reproduce Megatron-Core's pattern_from_ratios exactly."),
     ] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object (schema gen-output).")] = False,
 ) -> None:
-    """Print a pattern of N layers with round(N x ratio) attention and FFN layers, evenly placed."""
+    """Print a pattern of N layers with round(N x ratio) attention and FFN layers, evenly placed.
+
+    Examples: patternc gen --layers 12 --attention 0.25 --mlp 0.5;
+    patternc gen --layers 52 --attention 0.08 --mlp 0.46 --moe --mtp 1 --json
+    """
+    from patternc.analysis.outputs import GenReport, diagnostics_out
     from patternc.analysis.ratios import generate
+    from patternc.commands.stats import fail, print_diagnostics
     from patternc.diagnostics import has_errors
-    from patternc.render import render_text
     from patternc.source import Source
 
-    result = generate(layers, attention, mlp, moe=moe, megatron_compatible=megatron_compatible)
-    source = Source("", "<argv>")
+    result = generate(
+        layers,
+        attention,
+        mlp,
+        moe=moe,
+        megatron_compatible=megatron_compatible,
+        layout=layout.value,
+        mtp_depths=mtp,
+        mtp_pattern=mtp_pattern,
+    )
+    source = Source(result.source_text, "--mtp-pattern" if result.source_text else "<argv>")
     if result.pattern is None or has_errors(result.diagnostics):
-        typer.echo(render_text(result.diagnostics, source), err=True)
-        raise typer.Exit(EXIT_ERRORS)
-    if result.diagnostics:
-        typer.echo(render_text(result.diagnostics, source), err=True)
+        fail(result.diagnostics, source, json_output=json_output)
+    main = result.pattern.split("/", 1)[0]
+    if json_output:
+        counts = {symbol: main.count(symbol) for symbol in "MG*D+-E" if symbol in main}
+        report = GenReport(
+            pattern=result.pattern,
+            layers=len(main),
+            decoder_blocks=sum(main.count(symbol) for symbol in "MG*D+"),
+            counts=counts,
+            attention=result.attention,
+            ffn=result.mlp,
+            mtp=result.mtp,
+            megatron_compatible=megatron_compatible,
+            diagnostics=diagnostics_out(result.diagnostics, source),
+        )
+        typer.echo(json.dumps(report.model_dump(mode="json"), indent=2, ensure_ascii=False))
+        return
+    print_diagnostics(result.diagnostics, source, err=True)
     typer.echo(result.pattern)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
@@ -21,7 +21,23 @@ SourceArg = Annotated[
     str,
     typer.Argument(
         metavar="SOURCE",
-        help="A config.json, a directory holding one, or a bare pattern (sized with NemotronHConfig's defaults).",
+        help="A config.json, a directory holding one, or a bare pattern (sized as `build` sizes it).",
+    ),
+]
+SetsOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        metavar="KEY=VALUE",
+        help="Override a size of a bare pattern (a NemotronHConfig key, or a key of the --like config); repeatable.",
+    ),
+]
+LikeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--like",
+        metavar="CONFIG",
+        help="Size a bare pattern with every hyper-parameter of CONFIG (a config.json or model directory).",
     ),
 ]
 
@@ -39,32 +55,66 @@ def print_diagnostics(diagnostics: list[Diagnostic], source: Source, *, err: boo
         typer.echo(render_text(diagnostics, source), err=err)
 
 
-def fail(diagnostics: list[Diagnostic], source: Source, *, json_output: bool = False) -> NoReturn:
-    """Print the errors and exit 1: as text, or with ``--json`` as one object ``{"ok": false, "diagnostics":
-    [...]}`` (each diagnostic as in ``check --json``), so that stdout stays JSON whatever happens."""
-    from patternc.render import diagnostic_json
-
+def fail(
+    diagnostics: list[Diagnostic], source: Source, *, json_output: bool = False, what: str | None = None
+) -> NoReturn:
+    """Print the errors and exit 1: as text, or with ``--json`` as one ``Failure`` object (``schema_version``,
+    ``ok: false``, ``source``, each diagnostic as in ``check --json``), valid against the command's published
+    output schema, so that stdout stays JSON whatever happens."""
     if json_output:
-        payload = {"ok": False, "diagnostics": [diagnostic_json(d, source) for d in diagnostics]}
-        typer.echo(json.dumps(payload, indent=2, ensure_ascii=False))
+        from patternc.analysis.outputs import Failure, diagnostics_out
+
+        payload = Failure(source=what, diagnostics=diagnostics_out(diagnostics, source))
+        typer.echo(json.dumps(payload.model_dump(mode="json"), indent=2, ensure_ascii=False))
     else:
         print_diagnostics(diagnostics, source, err=True)
     raise typer.Exit(EXIT_ERRORS)
 
 
-def load_or_exit(source: str, dialect: str, *, json_output: bool = False) -> Loaded:
+def read_overrides(source: str, sets: list[str] | None, like: str | None) -> dict[str, Any]:
+    """``--set`` values, parsed and checked as ``build`` does; usage errors (exit 2) for a config SOURCE, for
+    keys the family does not have, and for the keys that decide the layout (the pattern decides it)."""
+    from patternc.analysis.source import LAYOUT_KEYS, looks_like_config
+    from patternc.commands.build import parse_sets
+
+    if (sets or like is not None) and looks_like_config(source):
+        raise typer.BadParameter(
+            "applies to a bare pattern SOURCE only; a config already has its sizes (edit it instead)",
+            param_hint="--set" if sets else "--like",
+        )
+    family = "nemotron_h"
+    if like is not None and sets:
+        from patternc.config import read_config
+
+        family = read_config(like).dialect or family  # an unreadable --like is reported when it is loaded
+    overrides = parse_sets(sets or [], family)
+    layout = sorted(key for key in overrides if key in LAYOUT_KEYS)
+    if layout:
+        raise typer.BadParameter(f"{', '.join(f'`{k}`' for k in layout)} would replace what the pattern SOURCE "
+                                 "says; change the pattern instead", param_hint="--set")
+    return overrides
+
+
+def load_or_exit(
+    source: str,
+    dialect: str,
+    *,
+    json_output: bool = False,
+    sets: dict[str, Any] | None = None,
+    like: str | None = None,
+) -> Loaded:
     """Load SOURCE; print its errors and exit 1 when there is no model, else print warnings to stderr."""
     from patternc.analysis.source import load_source
     from patternc.diagnostics import has_errors
 
-    loaded = load_source(source, dialect)
+    loaded = load_source(source, dialect, sets=sets, like=like)
     if loaded.spec is None or has_errors(loaded.diagnostics):
-        fail(loaded.diagnostics, loaded.source, json_output=json_output)
+        fail(loaded.diagnostics, loaded.source, json_output=json_output, what=source)
     print_diagnostics(loaded.diagnostics, loaded.source, err=True)
     return loaded
 
 
-def no_cost_exit(kind_value: str, source: Source, *, json_output: bool = False) -> NoReturn:
+def no_cost_exit(kind_value: str, source: Source, *, json_output: bool = False, what: str | None = None) -> NoReturn:
     from patternc.diagnostics import diag
 
     problem = diag(
@@ -72,7 +122,7 @@ def no_cost_exit(kind_value: str, source: Source, *, json_output: bool = False) 
         f"the model gives no hyper-parameters for its {kind_value} layers, so they cannot be counted",
         None,
     )
-    fail([problem], source, json_output=json_output)
+    fail([problem], source, json_output=json_output, what=what)
 
 
 def stats(
@@ -86,20 +136,37 @@ def stats(
     dialect: Annotated[
         Dialect, typer.Option("--dialect", "-d", help="Surface syntax of a bare pattern.")
     ] = Dialect.PATTERNC,
+    sets: SetsOpt = None,
+    like: LikeOpt = None,
 ) -> None:
-    """Parameters (exact, per kind, active, MTP), FLOPs per token and inference memory of a model."""
+    """Parameters (exact, per kind, active, MTP), FLOPs per token and inference memory of a model.
+
+    A bare pattern is sized as `patternc build` sizes it (a tiny Nemotron-H); --set changes a size,
+    --like CONFIG takes every size from a real config and keeps the pattern.
+
+    Examples: patternc stats config.json;  patternc stats "M-M*-" --set hidden_size=4096;
+    patternc stats "M-M*-M-" --like Nemotron-H-8B-Base-8K --json
+    """
     from patternc.analysis.costs import CostError
     from patternc.analysis.stats import model_stats
     from patternc.analysis.text import render_stats
 
-    loaded = load_or_exit(source, dialect, json_output=json_output)
+    overrides = read_overrides(source, sets, like)
+    loaded = load_or_exit(source, dialect, json_output=json_output, sets=overrides, like=like)
     assert loaded.spec is not None
     try:
         result = model_stats(
-            loaded.spec, seq_len=seq_len, batch=batch, dtype=dtype.value, source=source, defaults=loaded.defaults
+            loaded.spec,
+            seq_len=seq_len,
+            batch=batch,
+            dtype=dtype.value,
+            source=source,
+            defaults=loaded.defaults,
+            like=loaded.like,
+            overrides=loaded.overrides,
         )
     except CostError as error:
-        no_cost_exit(error.kind.value, loaded.source, json_output=json_output)
+        no_cost_exit(error.kind.value, loaded.source, json_output=json_output, what=source)
     if json_output:
         typer.echo(json.dumps(result.model_dump(mode="json"), indent=2, ensure_ascii=False))
     else:
