@@ -9,10 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from patternc.api import Analysis
 from patternc.diagnostics import Diagnostic, has_errors
+
+if TYPE_CHECKING:
+    from patternc.dialects import Dialect
+    from patternc.limits import Limits
 
 
 @dataclass(slots=True)
@@ -67,17 +71,90 @@ def ask(
     outcome.table = all_targets
 
 
-def looks_like_config_path(argument: str) -> bool:
-    """A ``check`` argument names a config when it is an existing file or directory, or ends in ``.json``.
+PATTERN_CHARACTERS = frozenset("MGD*+-E|/(){}#0123456789 \t\n\r")
+"""Every character some dialect's pattern may hold (symbols, structure, repetition, comments)."""
 
-    Pattern text never contains a path separator that is also a layer symbol, so a name such as
-    ``config.json`` or ``ckpt/`` cannot be mistaken for a pattern that parses.
+Reading = Literal["pattern", "config"]
+
+
+def source_kind(argument: str) -> tuple[Reading, Diagnostic | None]:
+    """How a PATTERN|CONFIG argument is read, and the note that says so when it could be read both ways.
+
+    The rule (``docs/cli.md``, "Pattern or config?"), the same for every command that takes either:
+
+    1. ``-`` is a pattern read from stdin (the caller handles it);
+    2. an argument that names no file or directory is a pattern, unless it ends in ``.json``
+       (then it is a config that is missing: ``P901``);
+    3. an existing file or directory is a config, *unless* the argument is also a valid pattern
+       (patternc dialect, which accepts every dialect's spelling): then it is the pattern, and a
+       ``P016`` note says that a file of that name exists and how to name it (``./E``).  The
+       pattern wins because its meaning does not depend on the working directory;
+    4. when an existing path is read as a config although every character could belong to a
+       pattern (``/``, ``M-/``), a ``P017`` note says why it was not read as a pattern.
+
+    So no reading is ever chosen silently when both are possible.
     """
     import os
 
+    from patternc.api import analyze
+    from patternc.diagnostics import diag
+    from patternc.source import Span
+
     if argument == "-":
-        return False
-    return argument.endswith(".json") or os.path.isdir(argument) or os.path.isfile(argument)
+        return "pattern", None
+    exists = os.path.isdir(argument) or os.path.isfile(argument)
+    if not exists:
+        return ("config" if argument.endswith(".json") else "pattern"), None
+    what = "directory" if os.path.isdir(argument) else "file"
+    analysis = analyze(argument, origin="<argv>")
+    shown = _escape_name(argument)
+    if analysis.pattern is not None:
+        return "pattern", diag(
+            "P016",
+            f"`{shown}` is also the name of a {what} here; it was read as a pattern",
+            Span(0, len(argument)),
+            label=f"a pattern, and a {what}",
+            help=f"to read the {what}, name it as a path: `./{shown}`" if not os.path.isabs(argument)
+            else f"to read the {what}, name it as a path other than the pattern: `{shown}/.`",
+        )
+    if set(argument) <= PATTERN_CHARACTERS:
+        first = next(d for d in analysis.diagnostics if d.severity.value == "error")
+        return "config", diag(
+            "P017",
+            f"`{shown}` was read as the {what} of that name: as a pattern it has an error",
+            None,
+            label=f"read as a {what}",
+            notes=[f"as a pattern: error[{first.code}]: {first.message}"],
+            help="to check it as a pattern, fix the pattern; to check a config, name its file or directory",
+        )
+    return "config", None
+
+
+def _escape_name(text: str) -> str:
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def looks_like_config_path(argument: str) -> bool:
+    """Whether a SOURCE argument is read as a config (``source_kind``'s rule)."""
+    return source_kind(argument)[0] == "config"
+
+
+def read_argument(argument: str, dialect: Dialect, limits: Limits, *, max_bytes: int | None = None) -> CheckOutcome:
+    """A PATTERN|CONFIG argument (not ``-``) read by ``source_kind``'s rule, its note among its diagnostics."""
+    import dataclasses
+
+    from patternc.api import analyze
+    from patternc.diagnostics import sort_diagnostics
+
+    kind, note = source_kind(argument)
+    if kind == "config":
+        outcome = check_config(argument, max_bytes=max_bytes)
+    else:
+        outcome = CheckOutcome(analyze(argument, dialect, limits=limits, origin="<argv>"))
+    if note is not None:
+        analysis = outcome.analysis
+        outcome.analysis = dataclasses.replace(analysis, diagnostics=sort_diagnostics([*analysis.diagnostics, note]))
+    return outcome
 
 
 def check_config(path: str, *, max_bytes: int | None = None) -> CheckOutcome:

@@ -1,7 +1,8 @@
 """The ``patternc`` command line: a thin layer over the API.
 
-Exit codes: 0 no error (warnings allowed); 1 error diagnostics; 2 usage or input problems
-(bad option, unreadable file); 101 an internal error (a bug: please report it).
+Exit codes (``patternc/cli_common.py`` states the rule): 0 no error (warnings allowed); 1 the input
+was read and has errors; 2 the command line itself is wrong (unknown option, choice or name, a
+value of the wrong form); 101 an internal error (a bug: please report it).
 Diagnostics go to stdout for ``check`` (they are its result) and are deterministic.
 """
 
@@ -11,23 +12,60 @@ import json
 import os
 import sys
 from enum import StrEnum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from patternc.cli_common import (
+    CONTEXT_SETTINGS,
+    EXIT_ERRORS,
+    EXIT_INTERNAL,
+    EXIT_OK,
+    EXIT_USAGE,
+    apply_conventions,
+    code_prefixes,
+    keep_diagnostic,
+    target_names,
+)
 from patternc.dialects import Dialect
 from patternc.limits import DEFAULT_LIMITS, Limits
 
-EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 101
+if TYPE_CHECKING:
+    from patternc.check import CheckOutcome
+
+__all__ = ["EXIT_ERRORS", "EXIT_INTERNAL", "EXIT_OK", "EXIT_USAGE", "app", "main"]
 
 app = typer.Typer(
     name="patternc",
     help="A compiler for hybrid layer patterns such as `M-M-M*-` (Nemotron-H, Megatron-Core hybrids).",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=False,  # `patternc completion SHELL` instead: a command, with its own --help
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    context_settings=CONTEXT_SETTINGS,
 )
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from patternc._version import __version__
+
+        typer.echo(f"patternc {__version__}")
+        raise typer.Exit(EXIT_OK)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", "-V", is_eager=True, callback=_show_version, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """A compiler for hybrid layer patterns such as `M-M-M*-` (Nemotron-H, Megatron-Core hybrids).
+
+    `patternc COMMAND -h` shows a command's options and examples; exit codes: 0 ok, 1 the input has
+    errors, 2 the command line is wrong (docs/cli.md).
+    """
 
 
 class ColorChoice(StrEnum):
@@ -55,13 +93,7 @@ def _use_color(choice: ColorChoice) -> bool:
 def _read_pattern(pattern: str, limits: Limits) -> tuple[str, str]:
     """The pattern text and its origin; ``-`` reads at most the size limit (plus one) from stdin."""
     if pattern != "-":
-        # Python hands undecodable argv bytes over as lone surrogates (surrogateescape): the same
-        # usage error as bytes on stdin that are not UTF-8, not an unknown layer symbol
-        bad = next((i for i, c in enumerate(pattern) if "\udc80" <= c <= "\udcff"), None)
-        if bad is not None:
-            raise typer.BadParameter(f"the argument is not UTF-8 text (byte 0x{ord(pattern[bad]) - 0xDC00:02x} "
-                                     f"at character {bad})", param_hint="PATTERN")
-        return pattern, "<argv>"
+        return _source_text(pattern), "<argv>"
     cap = limits.max_chars * 4 + 1  # enough bytes for max_chars characters of any width, and one more
     data = sys.stdin.buffer.read(cap)
     full = len(data) < cap
@@ -87,20 +119,49 @@ SourceArg = Annotated[
     str,
     typer.Argument(
         metavar="PATTERN|CONFIG",
-        help="A pattern ('M-M*-'; '-' reads stdin), or a config.json / a directory holding one.",
+        help="A pattern ('M-M*-'; '-' reads stdin), or a config.json / a directory holding one "
+        "(a valid pattern wins over a file of the same name; write ./NAME for the file).",
     ),
 ]
-MaxLayersOpt = Annotated[int, typer.Option("--max-layers", min=1, help="Refuse patterns that expand to more layers.")]
+MaxLayersOpt = Annotated[
+    int, typer.Option("--max-layers", min=1, metavar="N", help="Refuse patterns that expand to more layers.")
+]
 MaxCharsOpt = Annotated[
     int | None,
     typer.Option(
         "--max-chars",
         min=1,
+        metavar="N",
         help="Refuse longer inputs: pattern characters (default 100,000), config bytes (16 MiB).",
     ),
 ]
-MaxDiagOpt = Annotated[int, typer.Option("--max-diagnostics", min=1, help="Show at most this many diagnostics.")]
+MaxDiagOpt = Annotated[
+    int, typer.Option("--max-diagnostics", min=1, metavar="N", help="Show at most this many diagnostics.")
+]
 ColorOpt = Annotated[ColorChoice, typer.Option("--color", help="Colour the diagnostics.")]
+
+
+def _check_targets(values: list[str] | None) -> list[str]:
+    """``--target`` values as profile names; an unknown or build-only name is P313 and exit 2."""
+    from patternc.target_names import lookup
+
+    profiles = []
+    for name in target_names(values, "check"):
+        entry = lookup(name)
+        if entry is not None and entry.profile is not None:
+            profiles.append(entry.profile)
+    return profiles
+
+
+def _source_text(argument: str) -> str:
+    """A PATTERN|CONFIG argument checked for undecodable bytes (a usage error, like such stdin)."""
+    # Python hands undecodable argv bytes over as lone surrogates (surrogateescape): the same
+    # usage error as bytes on stdin that are not UTF-8, not an unknown layer symbol
+    bad = next((i for i, c in enumerate(argument) if "\udc80" <= c <= "\udcff"), None)
+    if bad is not None:
+        raise typer.BadParameter(f"the argument is not UTF-8 text (byte 0x{ord(argument[bad]) - 0xDC00:02x} "
+                                 f"at character {bad})", param_hint="PATTERN")
+    return argument
 
 
 @app.command()
@@ -113,44 +174,92 @@ def check(
     max_chars: MaxCharsOpt = None,
     target: Annotated[
         list[str] | None,
-        typer.Option("--target", "-t", help="Will this consumer load and run it? Repeatable; see `--targets`."),
+        typer.Option(
+            "--target",
+            "-t",
+            metavar="NAME",
+            help="Will this consumer load and run it? Repeatable. Names: nemotron_h, bamba, granitemoehybrid, "
+            "mamba2, vllm, sglang, megatron, megatron-bridge, llama.cpp (and aliases, docs/cli.md).",
+        ),
     ] = None,
     all_targets: Annotated[
         bool, typer.Option("--targets", help="Print the portability table over every target profile.")
     ] = False,
     pp: Annotated[
-        int | None, typer.Option("--pp", min=1, help="Check the `|` split against Megatron's rules for K ranks.")
+        int | None,
+        typer.Option("--pp", min=1, metavar="K", help="Check the `|` split against Megatron's rules for K ranks."),
     ] = None,
     vpp: Annotated[
-        int | None, typer.Option("--vpp", min=1, help="Virtual pipeline stages per rank (with --pp).")
+        int | None, typer.Option("--vpp", min=1, metavar="V", help="Virtual pipeline stages per rank (with --pp).")
     ] = None,
     color: ColorOpt = ColorChoice.AUTO,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print only errors and the verdict (text output).")
+    ] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option("--verbose", "-v", help="Also say why each other architecture is not exact (configs)."),
+    ] = False,
+    select: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--select", metavar="CODE", help="Show only warnings and notes with these codes or prefixes (P2, P909)."
+        ),
+    ] = None,
+    ignore: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--ignore", metavar="CODE", help="Hide warnings and notes with these codes or prefixes (repeatable)."
+        ),
+    ] = None,
 ) -> None:
-    """Parse and check a pattern; print its summary and every diagnostic."""
+    """Parse and check a pattern or a config; print its summary and every diagnostic."""
     from patternc.api import analyze
-    from patternc.check import CheckOutcome, ask, check_config, looks_like_config_path
+    from patternc.check import CheckOutcome, ask, read_argument
     from patternc.report import build_report
     from patternc.summary import render_summary
 
+    # The command line is validated in full before the input is read: exit 2, nothing on stdout.
+    if vpp is not None and pp is None:
+        raise typer.BadParameter("--vpp needs --pp (the number of pipeline ranks)", param_hint="--vpp")
+    profiles = _check_targets(target)
+    selected, ignored = code_prefixes(select, "--select"), code_prefixes(ignore, "--ignore")
     limits = Limits(
         max_layers=max_layers, max_chars=max_chars or DEFAULT_LIMITS.max_chars, max_diagnostics=max_diagnostics
     )
-    if looks_like_config_path(pattern):
-        outcome = check_config(pattern, max_bytes=max_chars)
-    else:
+    if pattern == "-":
         text, origin = _read_pattern(pattern, limits)
         outcome = CheckOutcome(analyze(text, dialect, limits=limits, origin=origin))
-    if vpp is not None and pp is None:
-        raise typer.BadParameter("--vpp needs --pp (the number of pipeline ranks)", param_hint="--vpp")
-    ask(outcome, target or [], all_targets, (pp, vpp) if pp is not None else None)
+    else:
+        outcome = read_argument(_source_text(pattern), dialect, limits, max_bytes=max_chars)
+    ask(outcome, profiles, all_targets, (pp, vpp) if pp is not None else None)
+    filtered = _filter(outcome, selected, ignored)
     if json_output:
         report = build_report(outcome)
         typer.echo(json.dumps(report.model_dump(mode="json"), ensure_ascii=False, indent=2))
     else:
         use_color = _use_color(color)
         # color=True: click would otherwise strip the escapes whenever stdout is not a terminal.
-        typer.echo(render_summary(outcome, color=use_color), nl=False, color=use_color)
+        text_out = render_summary(outcome, color=use_color, quiet=quiet, verbose=verbose, filtered=filtered)
+        typer.echo(text_out, nl=False, color=use_color)
     raise typer.Exit(EXIT_OK if outcome.ok else EXIT_ERRORS)
+
+
+def _filter(outcome: CheckOutcome, select: list[str], ignore: list[str]) -> int:
+    """Apply ``--select``/``--ignore`` to the outcome's diagnostics (errors always stay); how many were hidden."""
+    import dataclasses
+
+    if not select and not ignore:
+        return 0
+    analysis = outcome.analysis
+    kept = [d for d in analysis.diagnostics if keep_diagnostic(d, select, ignore)]
+    hidden = len(analysis.diagnostics) - len(kept)
+    outcome.analysis = dataclasses.replace(analysis, diagnostics=kept)
+    for name, found in list(outcome.targets.items()):
+        kept_target = [d for d in found if keep_diagnostic(d, select, ignore)]
+        hidden += len(found) - len(kept_target)
+        outcome.targets[name] = kept_target
+    return hidden
 
 
 @app.command()
@@ -257,9 +366,25 @@ def list_backends() -> None:
         typer.echo(f"{name}\t{target}")
 
 
+class Shell(StrEnum):
+    BASH = "bash"
+    ZSH = "zsh"
+    FISH = "fish"
+    POWERSHELL = "powershell"
+
+
+@app.command()
+def completion(shell: Annotated[Shell, typer.Argument(metavar="SHELL", help="bash, zsh, fish or powershell.")]) -> None:
+    """Print the shell completion script for SHELL (source it, or save it where your shell loads completions)."""
+    from typer._completion_shared import get_completion_script
+
+    typer.echo(get_completion_script(prog_name="patternc", complete_var="_PATTERNC_COMPLETE", shell=shell.value))
+
+
 from patternc.commands import register_all  # noqa: E402  (after the built-in commands: help order)
 
 register_all(app)
+apply_conventions(app)  # last: every command, wherever it is defined, gets -h, examples, metavars, choices
 
 
 class Terminated(SystemExit):

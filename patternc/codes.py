@@ -20,6 +20,10 @@ class Severity(StrEnum):
     NOTE = "note"
 
 
+USAGE_CODES = frozenset({"P313", "P930"})
+"""Codes the CLI reports as usage errors: the command line is wrong, nothing was read, exit code 2."""
+
+
 @dataclass(frozen=True, slots=True)
 class Code:
     code: str
@@ -209,7 +213,8 @@ _TABLE: tuple[Code, ...] = (
         "an argument made of pattern characters that names a file or directory and is no valid pattern: "
         "read as a config path",
         ("check", "M-/"),
-        (("M-/notes.txt", "weights only\n"),),
+        (("M-/config.json", '{"model_type": "mamba2", "num_hidden_layers": 2, "hidden_size": 64, "num_heads": 2, '
+          '"head_dim": 64, "n_groups": 1, "expand": 2, "layer_norm_epsilon": 1e-5, "vocab_size": 100}\n'),),
     ),
     Code("P101", "empty-pattern", _E, "the main pattern has no layer", ("check", "/*E")),
     Code("P102", "empty-pipeline-stage", _W, "a pipeline stage with no layer", ("check", "M-M*-||M-M*-")),
@@ -468,6 +473,13 @@ _TABLE: tuple[Code, ...] = (
         ((_torch_dir("P407", "config.json"), _torch_config(_MLP)),),
     ),
     # P9xx: configuration files (patternc/config/) go below this line.
+    Code(
+        "P930",
+        "unknown-code",
+        _E,
+        "a `--select`/`--ignore` value that is no diagnostic code, code prefix or code name",
+        ("check", "--ignore", "P99", "M-M*-"),
+    ),
     Code(
         "P901",
         "config-unreadable",

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 
 import patternc
-from patternc.codes import BY_CODE, BY_NAME, CODES, Severity, lookup
+from patternc.codes import BY_CODE, BY_NAME, CODES, USAGE_CODES, Severity, lookup
 from patternc.diagnostics import Diagnostic
 from patternc.explain import run_example
 from patternc.limits import Limits
@@ -151,6 +157,63 @@ def test_p015_no_list_name() -> None:
     EXERCISED.add("P015")
 
 
+@contextlib.contextmanager
+def _in_scratch() -> Iterator[Path]:
+    """A fresh working directory (the path-or-pattern rule looks at the working directory)."""
+    previous = os.getcwd()
+    with tempfile.TemporaryDirectory() as scratch:
+        os.chdir(scratch)
+        try:
+            yield Path(scratch)
+        finally:
+            os.chdir(previous)
+
+
+def test_p016_pattern_also_a_path() -> None:
+    """A valid pattern that also names a file is read as the pattern, and a note says so (it used to be
+    read as the file, silently)."""
+    with _in_scratch() as scratch:
+        _p016(scratch)
+
+
+def _p016(tmp_path: Path) -> None:
+    from patternc.check import read_argument, source_kind
+    from patternc.dialects import Dialect
+    from patternc.limits import DEFAULT_LIMITS
+
+    (tmp_path / "E").write_text("{}", encoding="utf-8")
+    kind, note = source_kind("E")
+    assert kind == "pattern" and note is not None
+    assert (note.code, note.severity, note.span) == ("P016", NOTE, Span(0, 1))
+    assert note.help == "to read the file, name it as a path: `./E`"
+    outcome = read_argument("E", Dialect.PATTERNC, DEFAULT_LIMITS)
+    assert outcome.analysis.pattern is not None and outcome.analysis.pattern.flat == "E"
+    assert "P016" in [d.code for d in outcome.analysis.diagnostics]
+    assert source_kind("./E") == ("config", None)  # a path is never a valid pattern
+    assert source_kind("M-M*-") == ("pattern", None)  # no such file: no note
+    EXERCISED.add("P016")
+
+
+def test_p017_read_as_path() -> None:
+    """An existing path made of pattern characters that is no valid pattern is read as the path, with a note."""
+
+    with _in_scratch() as scratch:
+        (scratch / "M-").mkdir()
+        _p017()
+
+
+def _p017() -> None:
+    from patternc.check import source_kind
+
+    kind, note = source_kind("M-/")
+    assert kind == "config" and note is not None
+    assert (note.code, note.severity, note.span) == ("P017", NOTE, None)
+    assert note.notes == ("as a pattern: error[P104]: trailing `/` opens an empty multi-token-prediction part",)
+    assert source_kind("M-/x") == ("pattern", None)  # no such path: a pattern (with its errors)
+    assert source_kind("missing.json") == ("config", None)  # a config that is missing: P901 later
+    EXERCISED.add("P017")
+
+
 def test_p101_empty_pattern() -> None:
     assert only("/*E") == ("P101", ERROR, Span(0, 0))
     assert only("") == ("P101", ERROR, Span(0, 0))
@@ -190,6 +253,35 @@ def test_p106_attention_mla_mix() -> None:
     assert (d.code, d.span) == ("P106", Span(1, 2))
     assert [(label.span, label.message) for label in d.secondary] == [(Span(2, 3), "standard attention here")]
     assert patternc.analyze("MD+", "megatron").ok
+
+
+def test_p107_segments_on_one_rank() -> None:
+    from patternc.analysis import pipeline_diagnostics
+
+    analysis = patternc.analyze("M-M*-|M-M*-|M-")
+    assert analysis.pattern is not None
+    [d] = pipeline_diagnostics(analysis.pattern, 1, pipes=(5, 11))
+    EXERCISED.add(d.code)
+    assert (d.code, d.severity, d.span) == ("P107", ERROR, Span(5, 6))  # the first `|`
+    assert "3 pipe-delimited segments" in d.message and d.help == "remove the `|` separators, or use --pp 3"
+    assert "builds segment 0 alone: M-M*-" in d.notes[1]
+    assert pipeline_diagnostics(analysis.pattern, 3) == [] and pipeline_diagnostics(patternc.parse("M-M*-"), 1) == []
+
+
+def test_p108_pattern_read_as_option_end() -> None:
+    from patternc.config import read_config
+    from patternc.engines import megatron_arguments
+
+    def spec(pattern: str):  # type: ignore[no-untyped-def]
+        read = read_config({"model_type": "nemotron_h", "hybrid_override_pattern": pattern}).spec
+        assert read is not None
+        return read
+
+    args, found = megatron_arguments(spec("--"))
+    [d] = [d for d in found if d.severity is ERROR]
+    EXERCISED.add(d.code)
+    assert (args, d.code, d.span) == (None, "P108", None)
+    assert megatron_arguments(spec("-M-"))[0] is not None  # written as --hybrid-layer-pattern=-M-
 
 
 def test_p201_mixed_dense_moe() -> None:
@@ -257,7 +349,7 @@ def _test_name(code) -> str:  # type: ignore[no-untyped-def]
 
 def test_every_core_code_has_a_test_here() -> None:
     """Each core code has a ``test_<code>_<name>`` function in this module (order-independent)."""
-    assert len(CORE_CODES) == 23
+    assert len(CORE_CODES) == 27
     assert [_test_name(c) for c in CORE_CODES if _test_name(c) not in globals()] == []
 
 
@@ -274,5 +366,5 @@ def test_every_code_example_emits_its_code(code) -> None:  # type: ignore[no-unt
     assert code.example, f"{code.code} has no example"
     _, output, exit_code = run_example(code)
     assert f"[{code.code}]" in output, output
-    expected_exit = 1 if code.severity is ERROR or code.code == "P013" else 0
+    expected_exit = 2 if code.code in USAGE_CODES else 1 if code.severity is ERROR or code.code == "P013" else 0
     assert exit_code == expected_exit, output

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -39,6 +40,7 @@ from patternc_transformers.checkpoint import (
     Checkpoint,
     CheckpointError,
     Entry,
+    Progress,
     ShardWriter,
     TensorInfo,
     TensorReader,
@@ -74,6 +76,9 @@ class BuildResult:
     total_bytes: int = 0
     num_parameters: int | None = None
     """Parameters of the model transformers builds from the written config (meta device)."""
+    stored_elements: int | None = None
+    """Elements of its state dict (parameters and persistent buffers such as a router's score-correction
+    bias, tied weights once): what ``patternc stats`` counts as the parameter total."""
 
     @property
     def ok(self) -> bool:
@@ -346,15 +351,21 @@ def _produce(planned: Planned, reader: TensorReader, tensors: Mapping[str, Tenso
 
 
 def write_weights(
-    directory: Path, plan: list[Planned], checkpoint: Checkpoint, max_shard_size: int
+    directory: Path, plan: list[Planned], checkpoint: Checkpoint, max_shard_size: int,
+    progress: Progress | None = None,
 ) -> tuple[list[str], int]:
-    """Shards and the index, tensor by tensor: (file names written, total bytes)."""
+    """Shards and the index, tensor by tensor: (file names written, total bytes).
+
+    ``progress`` is told the tensors and bytes ahead, then each tensor as it is written.
+    """
     shards = plan_shards([p.entry for p in plan], max_shard_size)
     by_name = {p.entry.name: p for p in plan}
     reader = TensorReader()
     weight_map: dict[str, str] = {}
     written: list[str] = []
     total = 0
+    if progress is not None:
+        progress.start(len(plan), sum(p.entry.nbytes for p in plan))
     try:
         for index, entries in enumerate(shards):
             file_name = shard_name(index, len(shards))
@@ -366,6 +377,8 @@ def write_weights(
                     del tensor
                     weight_map[entry.name] = file_name
                     total += entry.nbytes
+                    if progress is not None:
+                        progress.advance(entry.nbytes)
             except BaseException:
                 writer.abort()
                 raise
@@ -374,6 +387,8 @@ def write_weights(
     finally:
         reader.close()
     write_index(directory / INDEX_NAME, weight_map, total)
+    if progress is not None:
+        progress.finish()
     return [*written, INDEX_NAME], total
 
 
@@ -538,8 +553,11 @@ def build_model_dir(
     source_config: Mapping[str, Any] | None = None,
     protected: list[Path] | None = None,
     extra_config: Mapping[str, Any] | None = None,
+    progress: Progress | None = None,
 ) -> BuildResult:
     """Write a model directory for ``spec``; never raises for user errors (see ``BuildResult``).
+
+    ``progress`` is told how the weight conversion advances (tensors and bytes).
 
     ``extra_config`` keys are added to the written ``config.json`` (what another engine reads
     besides transformers, e.g. vLLM's ``hybrid_override_pattern``).
@@ -557,7 +575,7 @@ def build_model_dir(
         return result
     if target == TORCH_TARGET:
         if not result.diagnostics:
-            _build_torch(spec, out, weights, force, result)
+            _build_torch(spec, out, weights, force, result, progress)
         return result
     arch, canonical, found = choose_target(spec, target)
     result.canonical = canonical
@@ -601,6 +619,7 @@ def build_model_dir(
     model = meta_model(config)
     config.architectures = [type(model).__name__]
     result.num_parameters = count_parameters(model)
+    result.stored_elements = sum(math.prod(shape) for shape in tensor_shapes(model).values())
     try:
         with staging(out) as tmp:
             config.save_pretrained(tmp)
@@ -610,7 +629,7 @@ def build_model_dir(
                 (tmp / "config.json").write_text(json.dumps(written_config, indent=2, sort_keys=True) + "\n")
             files = ["config.json"]
             if checkpoint is not None:
-                written, total = write_weights(tmp, plan, checkpoint, max_shard_size)
+                written, total = write_weights(tmp, plan, checkpoint, max_shard_size, progress)
                 files += written
                 result.tensors, result.total_bytes = len(plan), total
             publish(tmp, out, force)
@@ -627,7 +646,7 @@ def _os_reason(error: OSError) -> str:
 
 
 def _build_torch(spec: ModelSpec, out: Path, weights: str | os.PathLike[str] | None, force: bool,
-                 result: BuildResult) -> None:
+                 result: BuildResult, progress: Progress | None = None) -> None:
     result.architecture = TORCH_TARGET
     try:
         import patternc_torch
@@ -645,8 +664,16 @@ def _build_torch(spec: ModelSpec, out: Path, weights: str | os.PathLike[str] | N
             result.diagnostics.append(diag(error.code, error.message, None, help=error.help))
             return
         reader = TensorReader()
-        state = {name: reader.read(info, name) for name, info in checkpoint.tensors.items()}
+        if progress is not None:
+            progress.start(len(checkpoint.tensors), sum(info.nbytes for info in checkpoint.tensors.values()))
+        state = {}
+        for name, info in checkpoint.tensors.items():
+            state[name] = reader.read(info, name)
+            if progress is not None:
+                progress.advance(info.nbytes)
         reader.close()
+        if progress is not None:
+            progress.finish()
     try:  # write_model_dir stages and publishes atomically itself
         patternc_torch.write_model_dir(spec, out, state, force=force)
     except PatternError as error:

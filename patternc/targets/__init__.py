@@ -20,6 +20,7 @@ from patternc.codes import Severity
 from patternc.diagnostics import Diagnostic, diag, has_errors, sort_diagnostics
 from patternc.ir import Pattern
 from patternc.model import ModelSpec
+from patternc.target_names import VOCABULARY
 from patternc.targets.profiles import build_profiles
 from patternc.targets.rules import Profile, Rule
 
@@ -43,19 +44,13 @@ PROFILES: dict[str, Profile] = build_profiles()
 """Every profile by name, in table order (transformers, Megatron, serving engines, llama.cpp)."""
 
 ALIASES: dict[str, str] = {
-    "transformers": "transformers-nemotron_h",
-    "hf": "transformers-nemotron_h",
-    "nemotron_h": "transformers-nemotron_h",
-    "bamba": "transformers-bamba",
-    "granitemoehybrid": "transformers-granitemoehybrid",
-    "granite": "transformers-granitemoehybrid",
-    "mamba2": "transformers-mamba2",
-    "megatron": "megatron-core",
-    "bridge": "megatron-bridge",
-    "llamacpp": "llama.cpp",
-    "llama-cpp": "llama.cpp",
-    "gguf": "llama.cpp",
+    spelling.lower(): entry.profile
+    for entry in VOCABULARY
+    if entry.profile is not None
+    for spelling in (entry.name, *entry.aliases)
+    if spelling.lower() != entry.profile
 }
+"""Every other spelling of a profile, from the one target vocabulary (``patternc.target_names``)."""
 
 
 def resolve(name: str) -> str | None:

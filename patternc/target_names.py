@@ -1,0 +1,109 @@
+"""The one target vocabulary of ``check --target`` and ``build --target``: names, aliases, what each means.
+
+Before this table the two commands spoke two languages (``check --target transformers-nemotron_h``,
+``build --target nemotron_h``).  Now every spelling of a consumer resolves here, case-insensitively,
+for both commands, and a name that exists but means nothing to one command (``check --target torch``:
+there is no load-and-run profile for the torch backend; ``build --target sglang``: patternc writes
+nothing SGLang-specific) is refused with what *that* command takes instead, never with "unknown".
+
+This module is deliberately light (no pydantic, no profile objects): the CLI validates ``--target``
+while it parses the command line, before anything else is imported.  ``patternc.targets`` derives
+its profile aliases from ``VOCABULARY``, and a test keeps ``build``'s ``Target`` enum equal to the
+names marked ``build``.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Literal
+
+Command = Literal["check", "build"]
+
+
+@dataclass(frozen=True, slots=True)
+class TargetName:
+    name: str
+    """The canonical spelling (what help texts and error messages print)."""
+    aliases: tuple[str, ...]
+    """Other accepted spellings (case-insensitive, like the name)."""
+    profile: str | None
+    """The ``check --target`` profile (``patternc.targets.PROFILES`` key), or None when check has none."""
+    build: bool
+    """Whether ``build --target`` writes for it."""
+    what: str
+    """One line for ``--help`` and docs."""
+
+
+VOCABULARY: tuple[TargetName, ...] = (
+    TargetName("auto", (), None, True, "build: the canonical architecture of the source"),
+    TargetName(
+        "nemotron_h",
+        ("transformers-nemotron_h", "transformers", "hf", "nemotron-h", "nemotronh"),
+        "transformers-nemotron_h",
+        True,
+        "transformers' NemotronH",
+    ),
+    TargetName("bamba", ("transformers-bamba",), "transformers-bamba", True, "transformers' Bamba"),
+    TargetName(
+        "granitemoehybrid",
+        ("transformers-granitemoehybrid", "granite"),
+        "transformers-granitemoehybrid",
+        True,
+        "transformers' GraniteMoeHybrid",
+    ),
+    TargetName("mamba2", ("transformers-mamba2",), "transformers-mamba2", True, "transformers' Mamba2"),
+    TargetName("jamba", ("transformers-jamba",), None, True, "transformers' Jamba (build only)"),
+    TargetName("qwen3_next", ("transformers-qwen3_next",), None, True, "transformers' Qwen3-Next (build only)"),
+    TargetName("zamba2", ("transformers-zamba2",), None, True, "transformers' Zamba2 (build only)"),
+    TargetName("torch", ("pytorch", "patternc-torch"), None, True, "the patternc torch backend (build only)"),
+    TargetName("vllm", (), "vllm", True, "vLLM"),
+    TargetName("sglang", (), "sglang", False, "SGLang (check only)"),
+    TargetName("megatron", ("megatron-core", "mcore"), "megatron-core", True, "Megatron-Core"),
+    TargetName("megatron-bridge", ("bridge",), "megatron-bridge", False, "Megatron-Bridge (check only)"),
+    TargetName("llama.cpp", ("llamacpp", "llama-cpp", "gguf"), "llama.cpp", False, "llama.cpp (check only)"),
+)
+"""Every target name, in help order."""
+
+_BY_SPELLING: dict[str, TargetName] = {
+    spelling.lower(): entry for entry in VOCABULARY for spelling in (entry.name, *entry.aliases)
+}
+
+
+def lookup(text: str) -> TargetName | None:
+    """The entry that ``text`` spells (name or alias, case-insensitive, surrounding blanks ignored)."""
+    return _BY_SPELLING.get(text.strip().lower())
+
+
+def names_for(command: Command) -> list[str]:
+    """The canonical names ``command --target`` accepts, in help order."""
+    return [entry.name for entry in VOCABULARY if _applies(entry, command)]
+
+
+def _applies(entry: TargetName, command: Command) -> bool:
+    return entry.build if command == "build" else entry.profile is not None
+
+
+class TargetError(ValueError):
+    """A ``--target`` name that is unknown, or known but not for this command."""
+
+    def __init__(self, message: str, suggestion: str | None) -> None:
+        super().__init__(message + (f"; did you mean `{suggestion}`?" if suggestion else ""))
+        self.message = message
+        self.suggestion = suggestion
+        """The canonical name probably meant, or None."""
+
+
+def resolve_for(text: str, command: Command) -> TargetName:
+    """The entry ``text`` names for ``command``; ``TargetError`` (a ``ValueError``) otherwise."""
+    entry = lookup(text)
+    if entry is not None and _applies(entry, command):
+        return entry
+    if entry is not None:
+        other = "build" if command == "check" else "check"
+        why = ("check has no load-and-run profile for it" if command == "check"
+               else "build writes nothing specific to it")
+        raise TargetError(f"`{text}` is a `{other} --target` name only: {why}", None)
+    close = difflib.get_close_matches(text.strip().lower(), list(_BY_SPELLING), n=1, cutoff=0.6)
+    meant = _BY_SPELLING[close[0]] if close else None
+    raise TargetError(f"unknown target `{text}`", meant.name if meant and _applies(meant, command) else None)
