@@ -56,7 +56,7 @@ def model_device(device: Any) -> torch.device | None:
     if target.type == "cuda":
         if not torch.cuda.is_available():
             raise invalid(f"device `{target}` requested, but this torch sees no CUDA device",
-                          help="use device=\"cpu\" (or leave it unset)")
+                          help="use the device `cpu`, or leave the device unset (cuda only when this torch sees one)")
         if target.index is not None and target.index >= torch.cuda.device_count():
             raise invalid(f"device `{target}` requested, but there are {torch.cuda.device_count()} CUDA device(s)")
     elif target.type not in ("cpu", "meta"):

@@ -99,14 +99,14 @@ def read_spec(source: ModelSpec | str | Path | dict[str, Any]) -> tuple[ModelSpe
     return result.spec, directory
 
 
-_SOURCE_HELP = "pass a ModelSpec, a config.json or a directory that holds one"
+_SOURCE_HELP = "give a model directory (one `patternc build` wrote, or any holding a config.json) or a config.json"
 
 
 def build(spec: ModelSpec, device: str | torch.device | None = None, dtype: torch.dtype | str | None = None,
           *, init: bool = True) -> HybridLM:
     problems = unsupported(spec)
     if problems:
-        raise _fail(problems, "<spec>")
+        raise _fail(problems, "<model>")
     dtype = model_dtype(dtype)
     target = model_device(device) or torch.device("cpu")
     from patternc.footprint import allocation_problem
@@ -114,7 +114,7 @@ def build(spec: ModelSpec, device: str | torch.device | None = None, dtype: torc
     width = (dtype if dtype is not None else torch.float32).itemsize
     too_large = allocation_problem(spec, bytes_per_param=width, device=None if target.type == "meta" else str(target))
     if too_large is not None:  # refused before allocating (P701)
-        raise _fail([too_large], "<spec>")
+        raise _fail([too_large], "<model>")
     # built on meta, cast there, then given memory once, in its final dtypes: torch's default
     # initialisation of every Linear (kaiming_uniform_, 0.65 s for 150M parameters, ~35 s for 8B)
     # would be overwritten anyway, by ``init_weights`` or by the checkpoint, and a bf16 model never

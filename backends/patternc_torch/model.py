@@ -386,6 +386,7 @@ class HybridLM(nn.Module):
         pad_token_id: int = 0,
         generator: torch.Generator | None = None,
         screen_head: bool = True,
+        on_token: Callable[[int], None] | None = None,
     ) -> torch.Tensor:
         """Prompt + up to ``max_new_tokens`` ids (b, t + new); greedy unless ``do_sample``.
 
@@ -396,6 +397,10 @@ class HybridLM(nn.Module):
 
         Rows that produced ``eos_token_id`` are continued with ``pad_token_id``; generation stops
         early when every row has.  Bad arguments raise ``PatternError`` (``P407``), as in ``forward``.
+
+        ``on_token(n)`` is called each time the n-th new token of every row has been picked (the first
+        right after the prompt's forward pass), so that a caller can time the prompt and the decode
+        steps apart (``patternc run`` reports tokens per second); it must not touch the model.
         """
         embeddings = self.backbone.embeddings.weight
         check_input(input_ids, attention_mask, embeddings.shape[0], embeddings)
@@ -420,6 +425,8 @@ class HybridLM(nn.Module):
                 nxt = torch.where(done, torch.full_like(nxt, pad_token_id), nxt)
                 done = done | (nxt == eos_token_id)
             tokens.append(nxt.unsqueeze(1))
+            if on_token is not None:
+                on_token(step + 1)
             if step + 1 == max_new_tokens or (eos_token_id is not None and bool(done.all())):
                 break
             if screen is not None and plan is not None:

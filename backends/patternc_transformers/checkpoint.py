@@ -19,7 +19,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 if TYPE_CHECKING:
     import torch
@@ -334,6 +334,45 @@ class ShardWriter:
 
     def abort(self) -> None:
         self._file.close()
+
+
+class Progress(Protocol):
+    """Told how a conversion advances, so that a caller can show it (``patternc build --weights`` draws a
+    bar on a terminal); the writer calls ``start`` once, ``advance`` after each tensor, ``finish`` once.
+
+    The converter knows nothing of terminals: a 60 GB conversion runs for minutes, and whether to
+    show that (and how) is the command line's choice, not the backend's.
+    """
+
+    def start(self, tensors: int, total_bytes: int) -> None:
+        """The work ahead: ``tensors`` tensors holding ``total_bytes`` bytes."""
+
+    def advance(self, nbytes: int) -> None:
+        """One more tensor of ``nbytes`` bytes written."""
+
+    def finish(self) -> None:
+        """Every tensor written (not called when the conversion fails)."""
+
+
+@dataclass
+class Tally:
+    """A ``Progress`` that only counts: what was announced and what was done (tests, JSON reports)."""
+
+    tensors: int = 0
+    total_bytes: int = 0
+    done_tensors: int = 0
+    done_bytes: int = 0
+    finished: bool = False
+
+    def start(self, tensors: int, total_bytes: int) -> None:
+        self.tensors, self.total_bytes = tensors, total_bytes
+
+    def advance(self, nbytes: int) -> None:
+        self.done_tensors += 1
+        self.done_bytes += nbytes
+
+    def finish(self) -> None:
+        self.finished = True
 
 
 def write_index(path: Path, weight_map: dict[str, str], total_size: int) -> None:

@@ -81,10 +81,10 @@ def explain(spec_block: BlockGraph, arch_block: BlockGraph, arch: str) -> list[s
         only_arch = [n for n in arch_block.nodes if n.name not in spec_names]
         if only_spec:
             listed = ", ".join(f"`{n.name}` {n.describe()}" for n in only_spec)
-            reasons.append(f"the spec has {listed}; {arch} has no such node")
+            reasons.append(f"the model has {listed}; {arch} has no such node")
         if only_arch:
             listed = ", ".join(f"`{n.name}` {n.describe()}" for n in only_arch)
-            reasons.append(f"{arch} has {listed}; the spec does not")
+            reasons.append(f"{arch} has {listed}; the model does not")
         for node in spec_block.nodes:
             if node.name in arch_names:
                 other = arch_block.node(node.name)

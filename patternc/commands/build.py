@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -62,6 +62,8 @@ class Target(StrEnum):
     """A transformers nemotron_h directory plus the pattern strings vLLM's loader indexes."""
     MEGATRON = "megatron"
     """``megatron_args.json``: Megatron-Core arguments with a balanced ``|`` split (``--pp``/``--vpp``)."""
+    LLAMA_CPP = "llama.cpp"
+    """A nemotron_h directory in the layout llama.cpp's ``convert_hf_to_gguf.py`` reads (hub names, tokenizer)."""
 
 
 def _value(text: str) -> Any:
@@ -160,14 +162,23 @@ def build(
     max_shard_size: Annotated[str, typer.Option("--max-shard-size", help="Largest safetensors shard.")] = "2GB",
     pp: Annotated[int, typer.Option("--pp", min=1, help="Pipeline ranks (--target megatron).")] = 1,
     vpp: Annotated[int, typer.Option("--vpp", min=1, help="Virtual stages per rank (--target megatron).")] = 1,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object (schema build-output) instead of the summary.")
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bar, warnings or notes: errors and the result only.")
+    ] = False,
 ) -> None:
-    """Write a model directory (config.json + safetensors) that transformers loads, from a config or a pattern."""
+    """Write a model directory (config.json + safetensors) that transformers loads, from a config or a pattern.
+
+    With --weights, a progress bar (bytes and tensors) is drawn on stderr when stderr is a terminal.
+    """
     if not output.strip():
         raise typer.BadParameter("is empty: give the directory to write", param_hint="--output")
     from patternc.check import looks_like_config_path
-    from patternc.cli import EXIT_ERRORS, EXIT_OK
     from patternc.codes import Severity
-    from patternc.render import render_text
+
+    report = BuildReport(source, target.value, json_output, quiet)
 
     overrides = parse_sets(sets or [])
     shard_bytes = _size(max_shard_size)
@@ -176,14 +187,15 @@ def build(
             raise typer.BadParameter("applies to a pattern SOURCE only; edit the config instead", param_hint="--set")
         reading, config_dict, protected = _read_file(source)
     else:
-        reading, config_dict = _read_pattern(source, dialect, overrides)
+        reading, config_dict = _read_pattern(source, dialect, overrides, report)
         protected = []
     shown = [d for d in reading.diagnostics if d.severity is not Severity.NOTE]
+    report.dialect = reading.dialect
     if reading.spec is None:
-        typer.echo(render_text(shown or reading.diagnostics, reading.source), err=True, nl=False)
-        raise typer.Exit(EXIT_ERRORS)
+        report.fail(shown or reading.diagnostics, reading.source, read=True)
+    report.pattern(reading.spec)
     if target is Target.MEGATRON:
-        _build_megatron(reading, shown, output, pp, vpp, force, protected)
+        _build_megatron(reading, shown, output, pp, vpp, force, protected, report)
     extra: dict[str, Any] | None = None
     arch = target.value
     if target is Target.VLLM:
@@ -192,13 +204,15 @@ def build(
         extra, found = vllm_config_fields(reading.spec)
         shown = shown + [d for d in found if d.severity is not Severity.NOTE]
         if extra is None:
-            typer.echo(render_text(shown, reading.source), err=True, nl=False)
-            typer.echo("nothing written", err=True)
-            raise typer.Exit(EXIT_ERRORS)
+            report.fail(shown, reading.source)
         arch = Target.NEMOTRON_H.value
     from patternc_transformers.build import build_model_dir
 
-    result = build_model_dir(
+    from patternc.progress import conversion_bar
+
+    bar = conversion_bar(quiet=quiet) if weights is not None else None
+    try:
+        result = build_model_dir(
         reading.spec,
         output,
         target=arch,
@@ -208,47 +222,39 @@ def build(
         source_config=config_dict,
         protected=protected,
         extra_config=extra,
-    )
+            progress=bar,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
     everything = shown + result.diagnostics
-    if everything:
-        typer.echo(render_text(everything, reading.source), err=True, nl=False)
     if not result.ok or result.out_dir is None:
-        typer.echo("nothing written", err=True)
-        raise typer.Exit(EXIT_ERRORS)
-    typer.echo(_summary(result, reading.spec.source), nl=False)
-    raise typer.Exit(EXIT_OK)
+        report.fail(everything, reading.source, result=result)
+    report.done(everything, reading.source, result)
 
 
 def _build_megatron(
-    reading: Any, shown: list[Any], output: str, pp: int, vpp: int, force: bool, protected: list[Path]
+    reading: Any, shown: list[Any], output: str, pp: int, vpp: int, force: bool, protected: list[Path],
+    report: BuildReport,
 ) -> None:
     """Write ``OUT_DIR/megatron_args.json`` atomically, or the reasons Megatron-Core cannot take it."""
     from patternc_transformers.build import check_out_dir, publish, staging
 
-    from patternc.cli import EXIT_ERRORS, EXIT_OK
     from patternc.codes import Severity
     from patternc.engines import MEGATRON_FORMAT, megatron_arguments, megatron_command_line
-    from patternc.render import render_text
 
     args, found = megatron_arguments(reading.spec, pp, vpp)
     out = Path(output)
     problems = [*shown, *(d for d in found if d.severity is not Severity.NOTE)]
     if args is not None:
         problems += check_out_dir(out, force, protected)
-    if problems:
-        typer.echo(render_text(problems, reading.source), err=True, nl=False)
     if args is None or any(d.code == "P502" for d in problems):
-        typer.echo("nothing written", err=True)
-        raise typer.Exit(EXIT_ERRORS)
+        report.fail(problems, reading.source)
     document = {"format": MEGATRON_FORMAT, "arguments": args, "command_line": megatron_command_line(args)}
     with staging(out) as tmp:
         (tmp / "megatron_args.json").write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
         publish(tmp, out, force)
-    typer.echo(
-        f"built megatron arguments into {out}\n  megatron_args.json\n"
-        f"hybrid-layer-pattern: {args['hybrid-layer-pattern']}\n"
-    )
-    raise typer.Exit(EXIT_OK)
+    report.megatron_done(problems, reading.source, out, str(args["hybrid-layer-pattern"]))
 
 
 def _read_file(source: str) -> tuple[Any, dict[str, Any] | None, list[Path]]:
@@ -265,16 +271,15 @@ def _read_file(source: str) -> tuple[Any, dict[str, Any] | None, list[Path]]:
     return reading, data, [path if path.is_dir() else path.parent]
 
 
-def _read_pattern(text: str, dialect: Dialect, overrides: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+def _read_pattern(
+    text: str, dialect: Dialect, overrides: dict[str, Any], report: BuildReport
+) -> tuple[Any, dict[str, Any]]:
     from patternc.api import analyze
-    from patternc.cli import EXIT_ERRORS
     from patternc.config import read_config
-    from patternc.render import render_text
 
     analysis = analyze(text, dialect, origin="<argv>")
     if analysis.pattern is None:
-        typer.echo(render_text(analysis.diagnostics, analysis.source), err=True, nl=False)
-        raise typer.Exit(EXIT_ERRORS)
+        report.fail(list(analysis.diagnostics), analysis.source, read=True)
     pattern = analysis.pattern
     mtp = (pattern.mtp.flat, pattern.mtp.depths) if pattern.mtp is not None else None
     from patternc.diagnostics import PatternError
@@ -282,8 +287,7 @@ def _read_pattern(text: str, dialect: Dialect, overrides: dict[str, Any]) -> tup
     try:
         config = pattern_config(pattern.flat, mtp, overrides)
     except PatternError as error:  # a layer kind Nemotron-H has no name for (G, D, +): P015
-        typer.echo(render_text(error.diagnostics, analysis.source), err=True, nl=False)
-        raise typer.Exit(EXIT_ERRORS) from None
+        report.fail(list(error.diagnostics), analysis.source, read=True)
     return read_config(config, origin="<pattern config>"), config
 
 
@@ -294,19 +298,137 @@ def _human(size: int) -> str:
     return f"{size} B"
 
 
-def _summary(result: Any, source_dialect: str) -> str:
+def _parameters_line(parameters: int, stored: int | None) -> str:
+    """``parameters: N``, and when the state dict holds buffers too, how that relates to ``stats``' total.
+
+    ``stats`` counts stored elements (parameters and persistent buffers, such as a MoE router's
+    score-correction bias), transformers counts parameters: the same model would otherwise show two
+    different "parameters" (116,952 here, 116,956 there) under one word.
+    """
+    line = f"parameters: {parameters:,}"
+    if stored is not None and stored != parameters:
+        line += (f" (plus {stored - parameters:,} buffer elements: {stored:,} stored elements, "
+                 "the total `patternc stats` shows)")
+    return line
+
+
+def _summary(result: Any, source_dialect: str, layers: str | None = None) -> str:
     arch = result.architecture
     how = "canonical" if arch == result.canonical else f"exact; canonical: {result.canonical}"
     if arch == "torch":
         how = "patternc torch backend"
+    if getattr(result, "layout", None) == "llama.cpp":
+        how += "; llama.cpp's layout: convert with convert_hf_to_gguf.py"
     lines = [f"built {arch} ({how}) from a {source_dialect} config into {result.out_dir}"]
     for name in result.files:
         lines.append(f"  {name}")
+    if layers is not None:
+        lines.append(f"layers: {layers}")
     if result.tensors:
         lines.append(f"weights: {result.tensors} tensors, {_human(result.total_bytes)}")
     if result.num_parameters is not None:
-        lines.append(f"parameters: {result.num_parameters:,}")
+        lines.append(_parameters_line(result.num_parameters, getattr(result, "stored_elements", None)))
     return "\n".join(lines) + "\n"
+
+
+class BuildReport:
+    """How ``build`` tells its outcome: diagnostics on stderr and the summary on stdout, or with ``--json``
+    one ``BuildOutput`` object on stdout (and nothing else there) whether it worked or not.
+
+    ``--quiet`` keeps only errors on stderr.  Every way out of ``build`` after the command line was
+    parsed goes through ``fail`` or one of the ``done`` methods, so no outcome escapes the JSON.
+    """
+
+    def __init__(self, source: str, target: str, json_output: bool, quiet: bool) -> None:
+        self.source = source
+        self.target = target
+        self.json_output = json_output
+        self.quiet = quiet
+        self.dialect: str | None = None
+        self.layers: int | None = None
+        self.decoder_layers: int | None = None
+
+    def pattern(self, spec: Any) -> None:
+        """Remember the model's layer counts for the summary."""
+        from patternc.wording import decoder_layers
+
+        self.layers = spec.pattern.num_layers
+        self.decoder_layers = decoder_layers(spec.pattern.flat, spec.source)
+
+    def _layers_text(self) -> str | None:
+        if self.layers is None or self.decoder_layers is None:
+            return None
+        return f"{self.layers} pattern layers = {self.decoder_layers} decoder layers × (mixer + FFN)"
+
+    def _text_diagnostics(self, diagnostics: list[Any], source: Any) -> None:
+        from patternc.codes import Severity
+        from patternc.render import render_text
+
+        shown = [d for d in diagnostics if d.severity is Severity.ERROR] if self.quiet else diagnostics
+        if shown:
+            typer.echo(render_text(shown, source), err=True, nl=False)
+
+    def _json(self, ok: bool, diagnostics: list[Any], source: Any, result: Any = None, **fields: Any) -> None:
+        from patternc.commands.outputs import BuildOutput, WeightsOut, diagnostics_out
+
+        written = result is not None and ok and result.out_dir is not None
+        payload = BuildOutput(
+            ok=ok,
+            source=self.source,
+            source_dialect=self.dialect,
+            target=self.target,
+            architecture=fields.get("architecture", result.architecture if written else None),
+            canonical=getattr(result, "canonical", None),
+            layout=getattr(result, "layout", None) if written else None,
+            out_dir=str(fields["out_dir"]) if "out_dir" in fields else str(result.out_dir) if written else None,
+            files=fields.get("files", list(result.files) if written else []),
+            weights=WeightsOut(tensors=result.tensors, bytes=result.total_bytes)
+            if written and result.tensors else None,
+            parameters=getattr(result, "num_parameters", None),
+            stored_elements=getattr(result, "stored_elements", None),
+            layers=self.layers,
+            decoder_layers=self.decoder_layers,
+            hybrid_layer_pattern=fields.get("hybrid_layer_pattern"),
+            diagnostics=diagnostics_out(diagnostics, source),
+        )
+        typer.echo(json.dumps(payload.model_dump(mode="json"), indent=2, ensure_ascii=False))
+
+    def fail(self, diagnostics: list[Any], source: Any, *, result: Any = None, read: bool = False) -> NoReturn:
+        """Nothing was written: say why, exit 1.  ``read``: SOURCE itself could not be read."""
+        from patternc.cli import EXIT_ERRORS
+
+        if self.json_output:
+            if read:
+                self.layers = self.decoder_layers = None
+            self._json(False, diagnostics, source, result)
+        else:
+            self._text_diagnostics(diagnostics, source)
+            if not read:
+                typer.echo("nothing written", err=True)
+        raise typer.Exit(EXIT_ERRORS)
+
+    def done(self, diagnostics: list[Any], source: Any, result: Any) -> NoReturn:
+        """A model directory was written: its summary, exit 0."""
+        from patternc.cli import EXIT_OK
+
+        if self.json_output:
+            self._json(True, diagnostics, source, result)
+        else:
+            self._text_diagnostics(diagnostics, source)
+            typer.echo(_summary(result, self.dialect or "", self._layers_text()), nl=False)
+        raise typer.Exit(EXIT_OK)
+
+    def megatron_done(self, diagnostics: list[Any], source: Any, out: Path, pattern: str) -> NoReturn:
+        """``megatron_args.json`` was written, exit 0."""
+        from patternc.cli import EXIT_OK
+
+        if self.json_output:
+            self._json(True, diagnostics, source, None, architecture="megatron", out_dir=out,
+                       files=["megatron_args.json"], hybrid_layer_pattern=pattern)
+        else:
+            self._text_diagnostics(diagnostics, source)
+            typer.echo(f"built megatron arguments into {out}\n  megatron_args.json\nhybrid-layer-pattern: {pattern}\n")
+        raise typer.Exit(EXIT_OK)
 
 
 def register(app: typer.Typer) -> None:

@@ -7,9 +7,10 @@ ever downloaded and no tokenizer code from the directory is run (``trust_remote_
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -98,14 +99,20 @@ def run(
     ] = None,
     dtype: Annotated[str | None, typer.Option("--dtype", help="float32, bfloat16 or float16.")] = None,
     full: Annotated[bool, typer.Option("--full", help="Print the prompt too.")] = False,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object (schema run-output): ids, text, timings.")
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress, speed or notes on stderr: errors and the output only.")
+    ] = False,
 ) -> None:
     """Load MODEL with the torch backend and print the generated ids (or text, with --prompt), one line per prompt.
 
     Text output escapes backslashes, newlines and carriage returns, so that every prompt's output stays
-    on its line.
+    on its line.  When stderr is a terminal, a progress line shows the tokens generated and the decode
+    speed, and a last line says how long the prompt took and how many tokens per second followed.
     """
     from patternc.diagnostics import PatternError
-    from patternc.render import render_text
 
     if (ids is None) == (prompt is None):
         raise typer.BadParameter("give either --ids or --prompt", param_hint="--ids / --prompt")
@@ -123,6 +130,7 @@ def run(
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     text_tokenizer = None
+    report = RunReport(model, json_output, quiet)
     try:
         if model_device(device) == torch.device("meta"):
             raise invalid("`run` computes, and the meta device holds no values", help="use --device cpu or cuda")
@@ -131,10 +139,9 @@ def run(
             text_tokenizer = _load_tokenizer(_tokenizer_dir(model, tokenizer), model)
         lm = torch_model(model, device=device, dtype=getattr(torch, dtypes[dtype]) if dtype else None)
     except PatternError as error:
-        typer.echo(render_text(error.diagnostics, error.source), err=True, nl=False)
-        raise typer.Exit(EXIT_ERRORS) from None
+        report.fail(list(error.diagnostics), error.source)
     if lm.weights_from is None:
-        typer.echo(f"note: `{model}` holds no weights: running a random initialisation (seed 0)", err=True)
+        report.note(f"note: `{model}` holds no weights: running a random initialisation (seed 0)")
     if text_tokenizer is not None and prompt is not None:
         rows = [list(text_tokenizer(text)["input_ids"]) for text in prompt]
         if not all(rows):
@@ -151,15 +158,73 @@ def run(
         input_ids[i, width - len(row) :] = torch.tensor(row)
         mask[i, width - len(row) :] = True
     generator = torch.Generator(device=target).manual_seed(seed)
-    out = lm.generate(input_ids, max_new_tokens, attention_mask=mask, do_sample=sample, temperature=temperature,
-                      top_k=top_k, top_p=top_p, eos_token_id=eos, generator=generator)
+    from patternc.progress import TokenClock, watched
+
+    sync = torch.cuda.synchronize if target.type == "cuda" else None
+    clock = TokenClock(rows=len(rows), sync=sync, show=watched(quiet=quiet))
+    clock.begin(max_new_tokens)
+    try:
+        out = lm.generate(input_ids, max_new_tokens, attention_mask=mask, do_sample=sample, temperature=temperature,
+                          top_k=top_k, top_p=top_p, eos_token_id=eos, generator=generator, on_token=clock.tick)
+    except PatternError as error:  # sampling from logits that hold NaN (P407)
+        report.fail(list(error.diagnostics), error.source)
+    finally:
+        clock.end()
+    outputs: list[tuple[list[int], list[int], str | None]] = []
     for i, row in enumerate(rows):
         new = out[i, width:].tolist()
         shown = [*row, *new] if full else new
-        if text_tokenizer is not None:
-            typer.echo(_escape_lines(text_tokenizer.decode(shown, skip_special_tokens=True)))
+        text = text_tokenizer.decode(shown, skip_special_tokens=True) if text_tokenizer is not None else None
+        outputs.append((row, shown, text))
+    if watched(quiet=quiet or json_output):
+        typer.echo(clock.summary(width), err=True)
+    report.done(outputs, clock, width, str(target), str(next(lm.parameters()).dtype).removeprefix("torch."),
+                lm.weights_from)
+
+
+class RunReport:
+    """How ``run`` tells its outcome: the output lines on stdout and diagnostics on stderr, or with ``--json``
+    one ``RunOutput`` object on stdout whether it worked or not (``--quiet``: no notes on stderr)."""
+
+    def __init__(self, model: str, json_output: bool, quiet: bool) -> None:
+        self.model = model
+        self.json_output = json_output
+        self.quiet = quiet
+
+    def note(self, text: str) -> None:
+        if not (self.quiet or self.json_output):
+            typer.echo(text, err=True)
+
+    def fail(self, diagnostics: list[Any], source: Any) -> NoReturn:
+        if self.json_output:
+            from patternc.commands.outputs import RunOutput, diagnostics_out
+
+            payload = RunOutput(ok=False, model=self.model, device=None, dtype=None, weights=None, rows=[],
+                                timing=None, diagnostics=diagnostics_out(diagnostics, source))
+            typer.echo(json.dumps(payload.model_dump(mode="json"), indent=2, ensure_ascii=False))
         else:
-            typer.echo(" ".join(str(t) for t in shown))
+            from patternc.render import render_text
+
+            typer.echo(render_text(diagnostics, source), err=True, nl=False)
+        raise typer.Exit(EXIT_ERRORS)
+
+    def done(
+        self, outputs: list[tuple[list[int], list[int], str | None]], clock: Any, width: int, device: str,
+        dtype: str, weights: str | None,
+    ) -> None:
+        if not self.json_output:
+            for _, shown, text in outputs:
+                typer.echo(_escape_lines(text) if text is not None else " ".join(str(t) for t in shown))
+            return
+        from patternc.commands.outputs import RowOut, RunOutput, TimingOut
+
+        timing = TimingOut(prompt_tokens=width, new_tokens=clock.steps, rows=len(outputs),
+                           prefill_seconds=clock.prefill_seconds, decode_seconds=clock.decode_seconds,
+                           decode_tokens_per_second=clock.decode_rate())
+        payload = RunOutput(ok=True, model=self.model, device=device, dtype=dtype, weights=weights,
+                            rows=[RowOut(prompt_ids=row, ids=shown, text=text) for row, shown, text in outputs],
+                            timing=timing, diagnostics=[])
+        typer.echo(json.dumps(payload.model_dump(mode="json"), indent=2, ensure_ascii=False))
 
 
 def register(app: typer.Typer) -> None:

@@ -139,6 +139,9 @@ class Built:
     main_text_offset: int | None = None
     """Where the main pattern's characters start in the text, when they appear there verbatim."""
     mtp_key: str | None = None
+    ffn_key: str | None = None
+    """The key that places the MoE layers when another key places the mixers (Jamba's
+    ``expert_layer_period``): a diagnostic about the FFN kinds (``P201``) points there."""
 
 
 # -- layout helpers ----------------------------------------------------------------------------
@@ -211,7 +214,7 @@ def _rope(ctx: Ctx, partial_default: float, top_level_partial: bool, uses_partia
     if rope_type != "default":
         ctx.add(
             "P914",
-            f"{ctx.q(params_field)} asks for RoPE type {rope_type!r}, which the IR cannot express",
+            f"{ctx.q(params_field)} asks for RoPE type {rope_type!r}, which patternc cannot express",
             params_field,
             help="patternc's RopeSpec holds the plain RoPE of a base theta and a partial factor",
         )
@@ -747,17 +750,18 @@ def jamba(ctx: Ctx) -> Built:
     if "M" in main:
         ctx.add(
             "P914",
-            "Jamba's Mamba layers are Mamba-1 mixers, which the IR's `M` (Mamba2) cannot express",
+            "Jamba's Mamba layers are Mamba-1 mixers, which patternc's `M` (Mamba2) cannot express",
             "model_type",
             label="Mamba-1",
             notes=(
                 "Mamba-1 has a per-channel state matrix A of shape (expand*hidden_size, mamba_d_state), a "
                 "low-rank dt projection (mamba_dt_rank) and no heads, groups or gated RMSNorm; Mamba2 has one "
                 "scalar A per head and shares B/C across groups, so no renaming of weights maps one onto the other",
-                "the layout is returned as `pattern` with `M` standing for the Mamba-1 layers; `spec` is None",
+                "the layer layout is still read (in Python: `read_config(path).pattern`, `M` standing for the "
+                "Mamba-1 layers), but no model is built or counted from it",
             ),
         )
-    return Built(main=main, main_key="attn_layer_period", specs={"expressible": False})
+    return Built(main=main, main_key="attn_layer_period", ffn_key="expert_layer_period", specs={"expressible": False})
 
 
 # -- mamba2 --------------------------------------------------------------------------------------
@@ -844,7 +848,8 @@ def qwen3_next(ctx: Ctx) -> Built:
     experts, step = ctx.get("num_experts"), ctx.get("decoder_sparse_step")
     ffn = ["E" if i not in dense_only and experts > 0 and (i + 1) % step == 0 else "-" for i in range(n)]
     main = "".join(s + f for s, f in zip(mixers, ffn, strict=True))
-    built = Built(main=main, main_key=field)
+    built = Built(main=main, main_key=field,
+                  ffn_key="mlp_only_layers" if ctx.has("mlp_only_layers") else "decoder_sparse_step")
     hidden = ctx.get("hidden_size")
     act = ctx.get("hidden_act")
     if "*" in mixers:
@@ -915,13 +920,13 @@ def zamba2(ctx: Ctx) -> Built:
     assert isinstance(ctx.model, Zamba2Input)
     ctx.add(
         "P914",
-        "Zamba2's `hybrid` layers call shared transformer blocks, which the IR cannot express",
+        "Zamba2's `hybrid` layers call shared transformer blocks, which patternc cannot express",
         "model_type",
         label="shared blocks",
         notes=(
             "a `hybrid` layer runs one of `num_mem_blocks` transformer blocks whose weights are shared by every "
             "hybrid layer (cycled i % num_mem_blocks), on the concatenation of the hidden state and the original "
-            "embeddings, then a per-layer linear and a Mamba2 layer; the IR gives each layer its own weights",
+            "embeddings, then a per-layer linear and a Mamba2 layer; patternc gives each layer its own weights",
         ),
     )
     return Built(specs={"expressible": False})
@@ -945,8 +950,12 @@ def combine(ctx: Ctx, built: Built) -> Pattern | None:
     analysis = analyze(text, Dialect.PATTERNC, origin=ctx.source.origin)
     main_span = ctx.span(built.main_key) if built.main_key else None
     mtp_span = ctx.span(built.mtp_key) if built.mtp_key else None
+    ffn_span = ctx.span(built.ffn_key) if built.ffn_key else None
     for problem in analysis.diagnostics:
-        if problem.span is not None and problem.span.start >= len(built.main):
+        if problem.code == "P201" and ffn_span is not None:  # the MoE layers are placed by another key
+            ctx.diagnostics.append(dataclasses.replace(problem, span=ffn_span, label="places the MoE layers",
+                                                      secondary=()))
+        elif problem.span is not None and problem.span.start >= len(built.main):
             ctx.diagnostics.append(dataclasses.replace(problem, span=mtp_span, secondary=()))
         else:
             ctx.diagnostics.append(_moved(problem, built.main_text_offset, main_span, len(built.main)))

@@ -45,7 +45,8 @@ def check_attention_mla_mix(ctx: Context) -> Iterator[Diagnostic]:
 
 
 def check_mixed_ffn(ctx: Context) -> Iterator[Diagnostic]:
-    """P201: no released model mixes ``-`` and ``E``; Megatron builds it, transformers does not."""
+    """P201: ``-`` beside ``E``.  Jamba's and Qwen3-Next's configs place both by design, but Nemotron-H's
+    configs, Megatron's checkpoint converter and llama.cpp take one FFN kind per model."""
     moe = _first(ctx, "E")
     mlp = _first(ctx, "-")
     if moe is None or mlp is None:
@@ -55,7 +56,8 @@ def check_mixed_ffn(ctx: Context) -> Iterator[Diagnostic]:
         "dense MLP `-` and mixture-of-experts `E` layers in one model",
         moe[1],
         label="first MoE layer",
-        help="Megatron-Core and patternc's torch backend build this; no released checkpoint uses it",
+        help="Megatron-Core, patternc's torch backend and Jamba-style configs build this; Nemotron-H "
+        "configs, Megatron's checkpoint converter and llama.cpp take one FFN kind per model",
         secondary=[Label(mlp[1], "first MLP layer")] if mlp[1] else [],
     )
 

@@ -41,7 +41,7 @@ def check_empty_stages(ctx: Context) -> Iterator[Diagnostic]:
             span = Span(pipes[stage.index - 1], pipes[stage.index] + 1)
         yield diag(
             "P102",
-            f"pipeline stage {stage.index} of {len(stages)} is empty ({where})",
+            f"pipeline stage {stage.index + 1} of {len(stages)} is empty ({where})",  # 1-based: 3 of 3 is the last
             span,
             label="empty stage",
             help="Megatron accepts empty stages to balance pipelines; remove the `|` if it is a typo",
