@@ -82,6 +82,9 @@ def test_every_rule_of_every_profile_has_a_case() -> None:
         ("transformers-granitemoehybrid", "P311"),
         ("transformers-mamba2", "P311"),
         ("megatron-core", "P301"),  # see test_megatron_alphabet_is_patterncs
+        ("megatron-core", "P314"),  # P314-P316: see test_megatron_hyperparameter_rules
+        ("megatron-core", "P315"),
+        ("megatron-core", "P316"),
     }
     declared = {(name, rule.code) for name, profile in PROFILES.items() for rule in profile.rules}
     assert declared == covered
@@ -222,3 +225,28 @@ def test_import_is_light() -> None:
     code = "import sys, patternc.targets; print(sorted({'torch', 'transformers', 'networkx'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+MEGATRON_HYPERPARAMETERS = [
+    ({"mlp_hidden_act": "silu"}, "P314"),  # plain SiLU: Megatron's SiLU is gated (--swiglu)
+    ({"hybrid_override_pattern": "MEM-E", "mlp_hidden_act": "gelu_pytorch_tanh"}, "P314"),
+    ({"conv_kernel": 2}, "P315"),
+    ({"use_conv_bias": False}, "P315"),
+    ({"layer_norm_epsilon": 1e-6}, "P315"),  # MambaMixer's gated RMSNorm fixes 1e-5
+    ({"mlp_bias": True}, "P316"),  # MLP biased, attention output not: one add_bias_linear
+    ({"hybrid_override_pattern": "MEM*E", "norm_topk_prob": False}, "P316"),
+    ({"hybrid_override_pattern": "MEM*E", "mlp_bias": True, "attention_bias": True}, "P316"),  # router bias
+]
+
+
+@pytest.mark.parametrize(("overrides", "code"), MEGATRON_HYPERPARAMETERS)
+def test_megatron_hyperparameter_rules(overrides: dict[str, object], code: str) -> None:
+    """P314-P316 need the spec: what Megatron-Core's one TransformerConfig cannot express."""
+    from patternc.config import read_config
+
+    base = {"model_type": "nemotron_h", "hybrid_override_pattern": "M-M*-"}
+    for config, expected in ((base, []), ({**base, **overrides}, [code])):
+        spec = read_config(config).spec
+        assert spec is not None
+        found = [d.code for d in check_target("megatron-core", spec.pattern, spec) if d.severity is Severity.ERROR]
+        assert found == expected, check_target("megatron-core", spec.pattern, spec)

@@ -381,3 +381,83 @@ def mamba_inner_size(target: str, failure: str) -> RuleFn:
         )
 
     return check
+
+
+# --- Megatron-Core hyper-parameters (need a spec) -----------------------------------------
+
+
+def megatron_activation(target: str) -> RuleFn:
+    """P314 (needs a spec): Megatron-Core sets one FFN activation for every MLP and expert."""
+
+    def check(pattern: Pattern, spec: ModelSpec | None, source_map: SourceMap | None) -> Iterator[Diagnostic]:
+        from patternc.targets.megatron import activation_arguments
+
+        if spec is None:
+            return
+        _, why = activation_arguments(spec)
+        if why is None:
+            return
+        yield diag(
+            "P314",
+            f"{target} cannot build this model's FFNs: {why}",
+            None,
+            label="no Megatron activation",
+            help="Megatron-Core builds plain relu² (--squared-relu), gated SiLU (--swiglu) or plain GELU FFNs, "
+            "one kind for the whole model",
+            notes=["megatron/training/argument_utils.py core_transformer_config_from_args sets one activation_func"],
+        )
+
+    return check
+
+
+def megatron_mamba(target: str) -> RuleFn:
+    """P315 (needs a spec): Megatron-Core's MambaMixer fixes the mixer's convolution, biases and norm."""
+
+    def check(pattern: Pattern, spec: ModelSpec | None, source_map: SourceMap | None) -> Iterator[Diagnostic]:
+        from patternc.targets.megatron import mamba_differences
+
+        if spec is None:
+            return
+        differences = mamba_differences(spec)
+        if not differences:
+            return
+        yield diag(
+            "P315",
+            f"{target}'s MambaMixer cannot build this model's Mamba2 mixer: it has {'; '.join(differences)}",
+            _main_span(source_map, pattern.flat.find("M")) if "M" in pattern.flat else None,
+            label="not Megatron's MambaMixer",
+            help="Megatron-Core builds a 4-wide convolution with bias, unbiased projections, SiLU and a gated "
+            "RMSNorm (eps 1e-5) per group",
+            notes=["megatron/core/ssm/mamba_mixer.py: `assert not bias`, `assert conv_bias`, d_conv=4, eps=1e-5"],
+        )
+
+    return check
+
+
+def megatron_expressible(target: str) -> RuleFn:
+    """P316 (needs a spec): hyper-parameters no argument of patternc's Megatron recipe reproduces."""
+
+    def check(pattern: Pattern, spec: ModelSpec | None, source_map: SourceMap | None) -> Iterator[Diagnostic]:
+        from patternc.targets.megatron import other_differences
+
+        if spec is None:
+            return
+        differences = other_differences(spec)
+        if not differences:
+            return
+        yield diag(
+            "P316",
+            f"{target} arguments cannot reproduce this model: {'; '.join(differences)}",
+            None,
+            label="not expressible",
+            help="`patternc explain P316` lists what Megatron-Core's HybridModel configures per model",
+            notes=[f"checked against megatron-core's argument validation and layer code ({_megatron_version()})"],
+        )
+
+    return check
+
+
+def _megatron_version() -> str:
+    from patternc.targets.megatron import MEGATRON_CORE_VERSION
+
+    return MEGATRON_CORE_VERSION
