@@ -264,6 +264,12 @@ def target_names(values: Iterable[str] | None, command: str) -> list[str]:
     return out
 
 
+def build_target(value: str) -> str:
+    """``build --target``'s parser: the canonical name of ``value`` (any alias, any case); P313 and exit 2
+    for an unknown name or a check-only one."""
+    return target_names([value], "build")[0]
+
+
 def apply_conventions(app: typer.Typer) -> None:
     """Give every registered command the shared command class and its examples (call once, last)."""
     for info in app.registered_commands:

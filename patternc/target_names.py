@@ -61,7 +61,7 @@ VOCABULARY: tuple[TargetName, ...] = (
     TargetName("sglang", (), "sglang", False, "SGLang (check only)"),
     TargetName("megatron", ("megatron-core", "mcore"), "megatron-core", True, "Megatron-Core"),
     TargetName("megatron-bridge", ("bridge",), "megatron-bridge", False, "Megatron-Bridge (check only)"),
-    TargetName("llama.cpp", ("llamacpp", "llama-cpp", "gguf"), "llama.cpp", False, "llama.cpp (check only)"),
+    TargetName("llama.cpp", ("llamacpp", "llama-cpp", "gguf"), "llama.cpp", True, "llama.cpp"),
 )
 """Every target name, in help order."""
 

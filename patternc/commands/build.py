@@ -17,6 +17,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
+from patternc.cli_common import build_target
 from patternc.dialects import Dialect
 
 PATTERN_DEFAULTS: dict[str, Any] = {
@@ -143,7 +144,12 @@ def build(
     ],
     output: Annotated[str, typer.Option("--output", "-o", metavar="OUT_DIR", help="The directory to write.")],
     target: Annotated[
-        Target, typer.Option("--target", "-t", help="Architecture to write; auto = the canonical one.")
+        Target,
+        typer.Option(
+            "--target", "-t", metavar="NAME", parser=lambda value: Target(build_target(value)),
+            help="What to write: auto (the canonical architecture), nemotron_h, bamba, granitemoehybrid, mamba2, "
+            "jamba, qwen3_next, zamba2, torch, vllm, megatron, llama.cpp (aliases as for check: docs/cli.md).",
+        ),
     ] = Target.AUTO,
     weights: Annotated[
         str | None,
