@@ -67,9 +67,22 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "patternc build config.json -o args --target megatron --pp 4",
     ),
     "run": ("patternc run tiny --ids '1 2 3'", "patternc run out --prompt 'Hello' --tokenizer tok/"),
-    "stats": ("patternc stats 'M-M*-M-M*-'", "patternc stats config.json --seq-len 8192 --json"),
-    "split": ("patternc split config.json --pp 4", "patternc split 'M-M*-M-M*-' --pp 2 --vpp 2 --cost flops"),
-    "gen": ("patternc gen --layers 52 --attention 0.08 --mlp 0.46", "patternc gen --layers 24 --attention 0.25 --moe"),
+    "stats": (
+        "patternc stats 'M-M*-M-M*-'",
+        "patternc stats config.json --seq-len 8192 --json",
+        "patternc stats 'M-M*-M-M*-' --like config.json      # the pattern with the config's sizes",
+        "patternc stats 'M-M*-' --set hidden_size=1024 --set intermediate_size=4096",
+    ),
+    "split": (
+        "patternc split config.json --pp 4",
+        "patternc split 'M-M*-M-M*-' --pp 2 --vpp 2 --cost flops",
+        "patternc split 'M-M*-M-M*-' --pp 2 --like config.json --json",
+    ),
+    "gen": (
+        "patternc gen --layers 52 --attention 0.08 --mlp 0.46",
+        "patternc gen --layers 24 --attention 0.25 --mlp 0.5 --moe --mtp 1",
+        "patternc gen --layers 12 --attention 0.25 --mlp 0.5 --layout spread --json",
+    ),
     "draw": ("patternc draw 'M-M*-M-M*-' -o pattern.svg", "patternc draw config.json -o model.html"),
     "completion": ("patternc completion bash > ~/.local/share/bash-completion/completions/patternc",),
 }
@@ -262,6 +275,37 @@ def target_names(values: Iterable[str] | None, command: str) -> list[str]:
         if entry.name not in out:
             out.append(entry.name)
     return out
+
+
+def check_set_values(values: dict[str, Any], family: str) -> None:
+    """Each ``--set KEY=VALUE`` checked against the type and range of KEY in ``family``'s config model.
+
+    A value of the wrong type or out of range is a usage error (``typer.BadParameter``, exit 2): it is
+    a mistake on the command line, caught before any config is built, like an unknown key.  Whether
+    the values agree with each other (heads divisible by groups) is the config reader's question: those
+    are diagnostics of the built config (exit 1).
+    """
+    from typing import Annotated
+
+    from pydantic import ConfigDict, TypeAdapter, ValidationError
+
+    from patternc.config.models import INPUT_MODELS
+
+    model = INPUT_MODELS.get(family)
+    if model is None:
+        return
+    fields = {**{f.alias: f for f in model.model_fields.values() if f.alias}, **model.model_fields}
+    for key, value in values.items():
+        field = fields.get(key)
+        if field is None or field.annotation is None:
+            continue
+        shape: Any = Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
+        try:
+            TypeAdapter(shape, config=ConfigDict(strict=True)).validate_python(value)
+        except ValidationError as error:
+            reason = error.errors()[0]["msg"] if error.errors() else str(error)
+            raise typer.BadParameter(f"`{key}={value!r}`: {reason[:1].lower()}{reason[1:]}",
+                                     param_hint="--set") from None
 
 
 def build_target(value: str) -> str:

@@ -17,7 +17,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-from patternc.cli_common import build_target
+from patternc.cli_common import build_target, check_set_values
 from patternc.dialects import Dialect
 
 PATTERN_DEFAULTS: dict[str, Any] = {
@@ -98,6 +98,7 @@ def parse_sets(items: list[str], family: str = "nemotron_h") -> dict[str, Any]:
                  else f"`{k}`" for k in unknown]
         what = "NemotronHConfig" if family == "nemotron_h" else f"`{family}` config"
         raise typer.BadParameter(f"not a {what} key: {', '.join(hints)}", param_hint="--set")
+    check_set_values(out, family)  # a value of the wrong type or range: usage error, exit 2
     return out
 
 
