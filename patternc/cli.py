@@ -328,7 +328,7 @@ def _parse_or_exit(pattern: str, dialect: Dialect, limits: Limits):  # type: ign
 
 
 @app.command()
-def explain(code: Annotated[str, typer.Argument(help="A code such as P001, or its name.")]) -> None:
+def explain(code: Annotated[str, typer.Argument(metavar="CODE", help="A code such as P001, or its name.")]) -> None:
     """Print the long explanation of a diagnostic code, with a live example."""
     from patternc.explain import explanation
 
@@ -346,7 +346,14 @@ def explain(code: Annotated[str, typer.Argument(help="A code such as P001, or it
 
 @app.command()
 def schema(
-    name: Annotated[str, typer.Argument(help="ir, model, check-output, stats-output, config-<model_type>")],
+    name: Annotated[
+        str,
+        typer.Argument(
+            metavar="NAME",
+            help="ir, model, check-output, stats-output, split-output, gen-output, build-output, run-output, "
+            "config-<model_type>",
+        ),
+    ],
 ) -> None:
     """Print a published JSON Schema (the same text as schemas/<name>.v1.schema.json)."""
     from patternc.schemas import SCHEMAS, schema_text

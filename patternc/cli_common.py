@@ -109,6 +109,8 @@ _METAVARS: dict[str, str] = {
     "--tokenizer": "DIR",
     "--max-new-tokens": "N",
     "--seed": "N",
+    "--device": "DEVICE",
+    "--dtype": "DTYPE",
 }
 """Option -> metavar, for options that do not set one; other options get one from their type."""
 
@@ -169,6 +171,14 @@ class _SuggestingArgument(TyperArgument):
     def display_type_rich(self, ctx: Any) -> str | None:
         return None
 
+    def process_value(self, ctx: Any, value: Any) -> Any:
+        try:
+            return super().process_value(ctx, value)
+        except typer.BadParameter:
+            if not self.type_descriptor.is_choice:
+                raise
+            raise typer.BadParameter(_choice_message(value, _choices(self)), ctx=ctx, param=self) from None
+
 
 def _choice_message(value: Any, choices: Sequence[str]) -> str:
     """``'Megatorn' is not one of hf, megatron, patternc; did you mean `megatron`?``"""
@@ -193,6 +203,7 @@ class PatternCommand(TyperCommand):
                     param.metavar = _metavar(param)
             elif isinstance(param, TyperArgument) and type(param) is TyperArgument:
                 param.__class__ = _SuggestingArgument
+                param.type_descriptor.parameter_info.case_sensitive = False
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         takes_positional = any(isinstance(p, TyperArgument) for p in self.params)
