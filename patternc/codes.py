@@ -472,6 +472,14 @@ _TABLE: tuple[Code, ...] = (
         ("run", _torch_dir("P407"), "--ids", "1 2", "--device", "abacus"),
         ((_torch_dir("P407", "config.json"), _torch_config(_MLP)),),
     ),
+    Code(
+        "P408",
+        "random-weights",
+        _N,
+        "`run` was given a model without weights and runs a random initialisation",
+        ("run", _torch_dir("P408"), "--ids", "1 2", "-n", "2"),
+        ((_torch_dir("P408", "config.json"), _torch_config(_MLP)),),
+    ),
     # P9xx: configuration files (patternc/config/) go below this line.
     Code(
         "P930",

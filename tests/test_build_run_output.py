@@ -145,7 +145,9 @@ def test_run_json_failure_and_random_weights(tmp_path: Path) -> None:
     assert [d["code"] for d in data["diagnostics"]] == ["P402"]
     bare = runner.invoke(app, ["run", "tests/fixtures/torch/P407", "--ids", "1 2", "-n", "1", "--json"])
     assert bare.exit_code == 0
-    assert _json(bare, RUN_SCHEMA)["weights"] is None and bare.stderr == ""  # the JSON says it: weights null
+    data = _json(bare, RUN_SCHEMA)
+    assert data["weights"] is None and bare.stderr == ""  # the JSON says it: weights null, and a P408 note
+    assert [(d["code"], d["severity"]) for d in data["diagnostics"]] == [("P408", "note")]
 
 
 def test_run_quiet_drops_the_note() -> None:

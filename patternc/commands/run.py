@@ -141,7 +141,12 @@ def run(
     except PatternError as error:
         report.fail(list(error.diagnostics), error.source)
     if lm.weights_from is None:
-        report.note(f"note: `{model}` holds no weights: running a random initialisation (seed 0)")
+        from patternc.diagnostics import diag
+        from patternc.source import Source
+
+        report.note(diag("P408", f"`{model}` holds no weights: running a random initialisation (seed 0)", None,
+                         help="convert trained weights into it: `patternc build … --weights CHECKPOINT`"),
+                    Source("", model))
     if text_tokenizer is not None and prompt is not None:
         rows = [list(text_tokenizer(text)["input_ids"]) for text in prompt]
         if not all(rows):
@@ -190,10 +195,15 @@ class RunReport:
         self.model = model
         self.json_output = json_output
         self.quiet = quiet
+        self.notes: list[Any] = []
+        """(diagnostic, source) pairs: on stderr now, in the JSON object at the end."""
 
-    def note(self, text: str) -> None:
+    def note(self, diagnostic: Any, source: Any) -> None:
+        self.notes.append((diagnostic, source))
         if not (self.quiet or self.json_output):
-            typer.echo(text, err=True)
+            from patternc.render import render_text
+
+            typer.echo(render_text([diagnostic], source), err=True, nl=False)
 
     def fail(self, diagnostics: list[Any], source: Any) -> NoReturn:
         if self.json_output:
@@ -216,14 +226,16 @@ class RunReport:
             for _, shown, text in outputs:
                 typer.echo(_escape_lines(text) if text is not None else " ".join(str(t) for t in shown))
             return
-        from patternc.commands.outputs import RowOut, RunOutput, TimingOut
+        from patternc.commands.outputs import RowOut, RunOutput, TimingOut, diagnostics_out
 
         timing = TimingOut(prompt_tokens=width, new_tokens=clock.steps, rows=len(outputs),
                            prefill_seconds=clock.prefill_seconds, decode_seconds=clock.decode_seconds,
                            decode_tokens_per_second=clock.decode_rate())
         payload = RunOutput(ok=True, model=self.model, device=device, dtype=dtype, weights=weights,
                             rows=[RowOut(prompt_ids=row, ids=shown, text=text) for row, shown, text in outputs],
-                            timing=timing, diagnostics=[])
+                            timing=timing,
+                            diagnostics=[d for diagnostic, source in self.notes
+                                         for d in diagnostics_out([diagnostic], source)])
         typer.echo(json.dumps(payload.model_dump(mode="json"), indent=2, ensure_ascii=False))
 
 
