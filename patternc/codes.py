@@ -736,6 +736,24 @@ _TABLE: tuple[Code, ...] = (
         "weights the converter reads are absent: a config-only build, or an MTP block without `mtp.*` tensors",
         ("build", "M-M*-", "-o", "out", "--target", "llama.cpp"),
     ),
+    Code(
+        "P512",
+        "set-key-not-written",
+        _E,
+        "a `--set` key that the config being written cannot hold (nothing is written)",
+        ("build", "MM", "-o", "out", "--set", "sliding_window=4"),
+    ),
+    Code(
+        "P513",
+        "source-key-not-written",
+        _N,
+        "keys of the source config that the written config does not hold, each with the reason",
+        ("build", "config.json", "-o", "out"),
+        (("config.json", '{"model_type": "nemotron_h", "hybrid_override_pattern": "M*-", "hidden_size": 64, '
+          '"vocab_size": 256, "mamba_num_heads": 4, "mamba_head_dim": 16, "expand": 1, "n_groups": 1, '
+          '"ssm_state_size": 16, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16, '
+          '"intermediate_size": 128, "auto_map": {"AutoConfig": "configuration_nemotron_h.NemotronHConfig"}}\n'),),
+    ),
     # P6xx: model analysis (patternc/analysis/: stats, split, gen, pipeline rules).
     Code(
         "P601",

@@ -26,7 +26,7 @@ import shutil
 import tempfile
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
 
 from patternc.diagnostics import Diagnostic, diag, has_errors
 from patternc.model import ModelSpec
+from patternc_transformers import carry, llamacpp
 from patternc_transformers.checkpoint import (
     FLOAT_DTYPES,
     INDEX_NAME,
@@ -79,6 +80,12 @@ class BuildResult:
     stored_elements: int | None = None
     """Elements of its state dict (parameters and persistent buffers such as a router's score-correction
     bias, tied weights once): what ``patternc stats`` counts as the parameter total."""
+    layout: str | None = None
+    """``llama.cpp`` when the directory is in the layout llama.cpp's converter reads (hub names)."""
+    config_keys: dict[str, str] = field(default_factory=dict)
+    """Each source config key written -> the output key that holds it (``patternc_transformers.carry``)."""
+    dropped_keys: dict[str, str] = field(default_factory=dict)
+    """Each source config key not written -> why (also reported: P512 for ``--set`` keys, else P513)."""
 
     @property
     def ok(self) -> bool:
@@ -350,14 +357,21 @@ def _produce(planned: Planned, reader: TensorReader, tensors: Mapping[str, Tenso
     return torch.cat(parts, dim=planned.dim)
 
 
+Producer = Callable[[Planned, TensorReader, Mapping[str, TensorInfo]], "torch.Tensor"]
+
+
 def write_weights(
     directory: Path, plan: list[Planned], checkpoint: Checkpoint, max_shard_size: int,
-    progress: Progress | None = None,
+    produce: Producer | None = None, progress: Progress | None = None,
 ) -> tuple[list[str], int]:
     """Shards and the index, tensor by tensor: (file names written, total bytes).
 
     ``progress`` is told the tensors and bytes ahead, then each tensor as it is written.
+
+    ``produce`` makes one planned tensor (default: read, and stack or join its parts); the
+    llama.cpp layout passes its own, which takes one expert out of a stacked tensor.
     """
+    make = produce or _produce
     shards = plan_shards([p.entry for p in plan], max_shard_size)
     by_name = {p.entry.name: p for p in plan}
     reader = TensorReader()
@@ -372,7 +386,7 @@ def write_weights(
             writer = ShardWriter(directory / file_name, entries)
             try:
                 for entry in entries:
-                    tensor = _produce(by_name[entry.name], reader, checkpoint.tensors)
+                    tensor = make(by_name[entry.name], reader, checkpoint.tensors)
                     writer.write(entry.name, tensor)
                     del tensor
                     weight_map[entry.name] = file_name
@@ -554,8 +568,14 @@ def build_model_dir(
     protected: list[Path] | None = None,
     extra_config: Mapping[str, Any] | None = None,
     progress: Progress | None = None,
+    set_keys: Collection[str] = (),
+    default_keys: Collection[str] = (),
 ) -> BuildResult:
     """Write a model directory for ``spec``; never raises for user errors (see ``BuildResult``).
+
+    ``source_config`` is the source dialect's keys (``ConfigReading.values``): each reaches the
+    written config or is reported with its reason (``patternc_transformers.carry``); ``set_keys``
+    came from ``--set`` (not writing one is an error), ``default_keys`` were filled by patternc.
 
     ``progress`` is told how the weight conversion advances (tensors and bytes).
 
@@ -577,6 +597,12 @@ def build_model_dir(
         if not result.diagnostics:
             _build_torch(spec, out, weights, force, result, progress)
         return result
+    llama = target == llamacpp.LLAMA_CPP_TARGET
+    if llama:  # a nemotron_h directory in the layout llama.cpp's converter reads, if llama.cpp runs it
+        result.layout, target = llamacpp.LLAMA_CPP_TARGET, "nemotron_h"
+        result.diagnostics += llamacpp.profile_verdict(spec)
+        if has_errors(result.diagnostics):
+            return result
     arch, canonical, found = choose_target(spec, target)
     result.canonical = canonical
     result.diagnostics += found
@@ -605,6 +631,9 @@ def build_model_dir(
                                        None, help='pip install "patternc[backends]"'))
         return result
     fields = config_fields(spec, arch, source_config)
+    carried = carry.plan(spec, arch, fields, source_config or {})
+    fields.update(carried.fields)
+    carry.complete(spec, arch, fields)
     plan: list[Planned] = []
     if checkpoint is not None:
         model = meta_model(make_config(arch, fields))
@@ -612,10 +641,17 @@ def build_model_dir(
         result.diagnostics += found
         if has_errors(result.diagnostics):
             return result
+        if llama:
+            plan = llamacpp.hub_plan(plan, spec)
         floats = Counter(p.entry.dtype for p in plan if p.entry.dtype in _TORCH_DTYPES)
         if floats:
             fields["dtype"] = _TORCH_DTYPES[floats.most_common(1)[0][0]]
     config = make_config(arch, fields)
+    carry.verify(carried, source_config or {}, config, arch)
+    result.config_keys, result.dropped_keys = carried.written, carried.dropped
+    result.diagnostics += carry.diagnostics(carried, set_keys, default_keys)
+    if has_errors(result.diagnostics):
+        return result
     model = meta_model(config)
     config.architectures = [type(model).__name__]
     result.num_parameters = count_parameters(model)
@@ -623,21 +659,44 @@ def build_model_dir(
     try:
         with staging(out) as tmp:
             config.save_pretrained(tmp)
-            if extra_config:
+            if extra_config or llama:
                 written_config = json.loads((tmp / "config.json").read_text(encoding="utf-8"))
-                written_config.update(extra_config)
+                written_config.update(extra_config or {})
+                if llama:
+                    mtp_weights = checkpoint is None or any(p.entry.name.startswith("mtp.") for p in plan)
+                    written_config = llamacpp.hub_config(written_config, spec, mtp_weights=mtp_weights)
                 (tmp / "config.json").write_text(json.dumps(written_config, indent=2, sort_keys=True) + "\n")
             files = ["config.json"]
             if checkpoint is not None:
-                written, total = write_weights(tmp, plan, checkpoint, max_shard_size, progress)
+                written, total = write_weights(tmp, plan, checkpoint, max_shard_size,
+                                               llamacpp.produce if llama else None, progress)
                 files += written
                 result.tensors, result.total_bytes = len(plan), total
+            if llama:
+                files += _llama_cpp_extras(spec, tmp, checkpoint is not None, plan, weights, protected, result)
             publish(tmp, out, force)
     except OSError as error:
         result.diagnostics.append(diag("P509", f"could not write `{out}`: {_os_reason(error)}", None))
         return result
     result.out_dir, result.files = out, files
     return result
+
+
+def _llama_cpp_extras(
+    spec: ModelSpec, tmp: Path, has_weights: bool, plan: list[Planned], weights: str | os.PathLike[str] | None,
+    sources: list[Path] | None, result: BuildResult,
+) -> list[str]:
+    """The tokenizer files beside the source (the converter needs them), and what is still missing."""
+    searched = [Path(weights) if Path(weights).is_dir() else Path(weights).parent] if weights is not None else []
+    searched += [p for p in sources or [] if p not in searched]
+    files = llamacpp.tokenizer_files(searched)
+    if not files:
+        result.diagnostics.append(llamacpp.no_tokenizer(searched))
+    if not has_weights:
+        result.diagnostics.append(llamacpp.no_weights())
+    elif llamacpp.keeps_mtp(spec) and not any(p.entry.name.startswith("mtp.") for p in plan):
+        result.diagnostics.append(llamacpp.no_mtp_weights(spec))
+    return llamacpp.copy_tokenizer(files, tmp)
 
 
 def _os_reason(error: OSError) -> str:

@@ -192,10 +192,12 @@ def build(
     if looks_like_config_path(source):
         if overrides:
             raise typer.BadParameter("applies to a pattern SOURCE only; edit the config instead", param_hint="--set")
-        reading, config_dict, protected = _read_file(source)
+        reading, _, protected = _read_file(source)
     else:
-        reading, config_dict = _read_pattern(source, dialect, overrides, report)
+        reading, _ = _read_pattern(source, dialect, overrides, report)
         protected = []
+    # a bare pattern's defaults are patternc's own: a target without them needs no word about them
+    filled = frozenset() if protected else frozenset(PATTERN_DEFAULTS) - frozenset(overrides)
     shown = [d for d in reading.diagnostics if d.severity is not Severity.NOTE]
     report.dialect = reading.dialect
     if reading.spec is None:
@@ -226,10 +228,12 @@ def build(
         weights=weights,
         force=force,
         max_shard_size=shard_bytes,
-        source_config=config_dict,
+        source_config=reading.values,
         protected=protected,
         extra_config=extra,
             progress=bar,
+            set_keys=frozenset(overrides),
+            default_keys=filled,
         )
     finally:
         if bar is not None:

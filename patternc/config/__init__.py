@@ -14,6 +14,7 @@ transformers' own config class (listed in a ``P911`` note); unknown keys are kep
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -78,6 +79,31 @@ ALIASES: dict[str, dict[str, str]] = {
 }
 """Alternative spellings each dialect accepts: alias -> field."""
 
+LAYOUT_KEYS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "nemotron_h": (("layers_block_type", "hybrid_override_pattern"),),
+    "bamba": (("num_hidden_layers",), ("attn_layer_indices",)),
+    "granitemoehybrid": (("layer_types",),),
+    "mamba2": (("num_hidden_layers",),),
+    "qwen3_next": (("layer_types", "num_hidden_layers"),),
+    "jamba": (("num_hidden_layers",),),
+    "zamba2": (("layers_block_type", "num_hidden_layers"),),
+}
+"""The keys that carry each dialect's layer stack, as groups: a config must hold one key of every
+group (after aliases: ``layer_types`` counts for Nemotron-H's ``layers_block_type``).  Without
+them transformers builds its own default stack (Nemotron-H: 4 layers ``ME*-``; Bamba: 32 Mamba
+layers; …), which is never what a released config means, so a missing group is an error (P917)."""
+
+LAYOUT_RELATED: dict[str, tuple[str, ...]] = {
+    "nemotron_h": ("mtp_layers_block_type", "mtp_hybrid_override_pattern", "num_nextn_predict_layers"),
+    "qwen3_next": ("full_attention_interval", "mlp_only_layers", "decoder_sparse_step"),
+    "jamba": ("attn_layer_period", "attn_layer_offset", "expert_layer_period", "expert_layer_offset"),
+}
+"""Further keys that place layers (MTP, attention and expert placement): a misspelling of one of
+them, while it is absent, silently moves layers, so it is an error too (P917)."""
+
+SIMILARITY = 0.8
+"""difflib ratio above which an unknown key is taken for a misspelling of a known one."""
+
 
 @dataclass(frozen=True, slots=True)
 class ConfigReading:
@@ -96,6 +122,9 @@ class ConfigReading:
     """Keys the dialect's transformers class does not define (kept, and reported in a P912 note)."""
     pattern: Pattern | None = None
     """The layer layout (also set for Jamba, whose mixers the spec cannot express)."""
+    values: dict[str, Any] = field(default_factory=dict)
+    """The dialect's keys as transformers reads them (aliases renamed to their field, a nested
+    config's own keys): what ``patternc build`` carries into the config it writes."""
 
     @property
     def ok(self) -> bool:
@@ -260,6 +289,9 @@ def _read(
         problems.extend(_validation_problems(error, canonical, renamed, source, prefix, base))
         return ConfigReading(None, dialect, sort_diagnostics(problems), source)
     ctx = _build.Ctx(model, source, prefix, base, renamed)
+    layout, flagged = _layout_problems(dialect, model, data, source, prefix, base)
+    ctx.diagnostics.extend(layout)
+    misspelled = _misspellings(dialect, model, data)
     built = _build.BUILDERS[dialect](ctx)
     pattern = None
     blocking = [d for d in ctx.diagnostics if d.severity is Severity.ERROR and d.code != "P914"]
@@ -273,7 +305,20 @@ def _read(
         d.code == "P914" for d in ctx.diagnostics if d.severity is Severity.ERROR
     ):
         pattern = None
-    unknown = _unknown(model, dialect, ctx.reported)
+    unknown = [k for k in _unknown(model, dialect, ctx.reported) if k not in flagged]
+    for key in sorted(k for k in misspelled if k in unknown):
+        guess = misspelled[key]
+        problems.append(
+            diag(
+                "P918",
+                f"`{prefix}{key}` is not a key of transformers' `{dialect}` config; did you mean `{prefix}{guess}`?",
+                locate(source.text, key, base),
+                label="unknown key",
+                help=f"`{prefix}{guess}` is absent, so transformers' default is used for it and `{prefix}{key}` "
+                "is ignored; rename the key if it was meant",
+            )
+        )
+    unknown = [k for k in unknown if k not in misspelled]
     if unknown:
         problems.append(
             diag(
@@ -303,7 +348,94 @@ def _read(
         dict(ctx.defaults_used),
         [prefix + k for k in unknown],
         pattern,
+        canonical,
     )
+
+
+def known_keys(dialect: str) -> set[str]:
+    """Every key transformers' class for ``dialect`` reads: fields, accepted aliases and common keys."""
+    return set(INPUT_MODELS[dialect].model_fields) | set(ALIASES.get(dialect, {})) | set(COMMON_KEYS)
+
+
+def _spellings(dialect: str, field_name: str) -> list[str]:
+    """A field's name and the aliases transformers also reads for it."""
+    return [field_name, *(alias for alias, target in ALIASES.get(dialect, {}).items() if target == field_name)]
+
+
+def _layout_problems(
+    dialect: str, model: ConfigModel, data: dict[str, Any], source: Source, prefix: str, base: int
+) -> tuple[list[Diagnostic], set[str]]:
+    """P917 for each layout group the config leaves out, pointing at a misspelling of it when there
+    is one; also P917 for a misspelled layout-related key (MTP, placement).  Returns the problems
+    and the unknown keys they name."""
+    present = set(model.model_fields_set)
+    unknown = [k for k in data if k not in known_keys(dialect)]
+    problems: list[Diagnostic] = []
+    flagged: set[str] = set()
+
+    def misspelled(key: str, guess: str, consequence: str) -> None:
+        flagged.add(key)
+        problems.append(
+            diag(
+                "P917",
+                f"`{prefix}{key}` is not a key of transformers' `{dialect}` config; did you mean `{prefix}{guess}`? "
+                + consequence,
+                locate(source.text, key, base),
+                label=f"did you mean `{guess}`?",
+                help=f"rename `{prefix}{key}` to `{prefix}{guess}`",
+            )
+        )
+
+    for group in LAYOUT_KEYS.get(dialect, ()):
+        if any(name in present for name in group):
+            continue
+        spellings = [spelled for name in group for spelled in _spellings(dialect, name)]
+        guesses = {k: m[0] for k in unknown if (m := difflib.get_close_matches(k, spellings, n=1, cutoff=SIMILARITY))}
+        for key, guess in guesses.items():
+            misspelled(key, guess, "Without it the layer stack is transformers' default")
+        if guesses:
+            continue
+        names = [f"`{prefix}{s}`" for s in spellings]
+        wanted = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+        problems.append(
+            diag(
+                "P917",
+                f"the `{dialect}` config has no {wanted}: nothing says how many layers there are or which is which, "
+                "and transformers would build its default stack",
+                locate(source.text, "model_type", base),
+                label="layer layout missing",
+                help=f"add {wanted} (the layer stack) to the config",
+            )
+        )
+    for name in LAYOUT_RELATED.get(dialect, ()):
+        if name in present:
+            continue
+        spellings = _spellings(dialect, name)
+        for key in unknown:
+            match = difflib.get_close_matches(key, spellings, n=1, cutoff=SIMILARITY)
+            if match and key not in flagged:
+                misspelled(key, match[0], "Without it transformers places these layers by its default")
+    return problems, flagged
+
+
+def _misspellings(dialect: str, model: ConfigModel, data: dict[str, Any]) -> dict[str, str]:
+    """Unknown key -> the known key it most resembles, when that one is absent (and so defaulted).
+
+    With its look-alike present an unknown key is an extra (P912), not a misspelling."""
+    known = known_keys(dialect)
+    aliases = ALIASES.get(dialect, {})
+    present = set(model.model_fields_set) | set(data)
+    candidates = sorted(
+        k for k in known if k not in present and aliases.get(k, k) not in present and k not in COMMON_KEYS
+    )
+    out: dict[str, str] = {}
+    for key in data:
+        if key in known or key in WRAPPERS:
+            continue
+        match = difflib.get_close_matches(key, candidates, n=1, cutoff=SIMILARITY)
+        if match:
+            out[key] = match[0]
+    return out
 
 
 def _unknown(model: ConfigModel, dialect: str, reported: set[str]) -> list[str]:
