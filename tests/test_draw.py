@@ -200,6 +200,23 @@ def test_a_config_is_drawn_with_its_path_and_family(tmp_path: Path) -> None:
     assert layer_counts(root, "main") == Counter(flat)
 
 
+def test_set_and_like_size_the_bars_as_in_stats(tmp_path: Path) -> None:
+    """``--set`` and ``--like`` size a bare pattern for the bars exactly as ``stats`` sizes it."""
+    like = str(HUB / "Nemotron-H-8B-Base-8K")
+    for options in (["--set", "hidden_size=128"], ["--like", like]):
+        out = tmp_path / f"sized{len(list(tmp_path.iterdir()))}.svg"
+        code, output = run("draw", "M-M*-", "-o", str(out), "--bars", "params", *options)
+        assert code == 0, output
+        result = CliRunner().invoke(app, ["stats", "M-M*-", "--json", *options])
+        assert result.exit_code == 0, result.output
+        expected = [row["params"] for row in json.loads(result.stdout)["layers"]]
+        root = svg_root(out.read_text(encoding="utf-8"))
+        assert [int(g.get("data-value", "-1")) for g in cells(root, "main")] == expected
+        assert any(options[-1] in line for line in texts(root, "subtitle"))
+    code, output = run("draw", like, "-o", str(tmp_path / "config.svg"), "--set", "hidden_size=3")
+    assert code == 2 and "bare pattern SOURCE only" in output
+
+
 def test_kinds_without_default_sizes_draw_without_bars(tmp_path: Path) -> None:
     """A picture needs no sizes: `G` draws; asking for bars of it is P601, as in `stats`."""
     code, output = run("draw", "M-G-", "-o", str(tmp_path / "g.svg"))

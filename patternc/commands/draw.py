@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
-from patternc.commands.stats import DtypeChoice, SourceArg
+from patternc.commands.stats import DtypeChoice, LikeOpt, SetsOpt, SourceArg
 from patternc.dialects import Dialect
 from patternc.draw import Collapse, Format
 
@@ -109,15 +109,17 @@ def _early_exists(output: str, force: bool, source: Source) -> None:
                     help="pass `--force` to replace it (atomically), or choose another file name")], source)
 
 
-def _load(source: str, dialect: str, need_sizes: bool) -> Loaded:
-    """Read SOURCE like ``stats``; without bars, a bare pattern's missing default sizes (P601) do not matter."""
+def _load(source: str, dialect: str, need_sizes: bool, sets: list[str] | None, like: str | None) -> Loaded:
+    """Read SOURCE like ``stats`` (``--set``, ``--like`` included); without bars, a bare pattern's missing
+    default sizes (P601) do not matter."""
     from patternc.analysis.source import load_source
-    from patternc.commands.stats import print_diagnostics
+    from patternc.commands.stats import print_diagnostics, read_overrides
     from patternc.diagnostics import has_errors
 
-    loaded = load_source(source, dialect)
+    overrides = read_overrides(source, sets, like)
+    loaded = load_source(source, dialect, sets=overrides, like=like)
     sizeless = loaded.pattern is not None and all(d.code == "P601" for d in loaded.diagnostics)
-    if not need_sizes and loaded.defaults and sizeless:
+    if not need_sizes and (loaded.defaults or loaded.like is not None) and sizeless:  # a bare pattern
         return loaded
     if loaded.spec is None or loaded.pattern is None or has_errors(loaded.diagnostics):
         _fail(list(loaded.diagnostics), loaded.source)
@@ -149,13 +151,16 @@ def draw(
     dialect: Annotated[
         Dialect, typer.Option("--dialect", "-d", help="Surface syntax of a bare pattern.")
     ] = Dialect.PATTERNC,
+    sets: SetsOpt = None,
+    like: LikeOpt = None,
 ) -> None:
     """Draw the layer stack as a coloured strip (SVG or HTML): kinds, stages, MTP, optional cost bars."""
+    from patternc.analysis.source import describe_sizes
     from patternc.draw import picture_of
     from patternc.source import Source as SourceText
 
     chosen = output_format(output, fmt, SourceText(source, "<argv>"))
-    loaded = _load(source, dialect, bars is not None)
+    loaded = _load(source, dialect, bars is not None, sets, like)
     _early_exists(output, force, loaded.source)
     assert loaded.pattern is not None
     pattern = loaded.pattern
@@ -167,9 +172,10 @@ def draw(
         assert loaded.spec is not None
         values, mtp_values = _bar_values(loaded, bars, seq_len, dtype)
         label = BAR_LABELS[bars].format(seq_len=seq_len, dtype=dtype.value)
-        if loaded.defaults:
-            subtitle.append("sizes: the bare-pattern defaults of `patternc stats` (a pattern has no hyper-parameters)")
-    if loaded.spec is not None and not loaded.defaults:
+        sizes = describe_sizes(loaded.defaults, loaded.like, loaded.overrides)
+        if sizes is not None:
+            subtitle.append(f"sizes: {sizes}")
+    if loaded.spec is not None and not loaded.defaults and loaded.like is None:
         subtitle.append(f"config: model_type {loaded.spec.source}")
     picture = picture_of(pattern, source, bars=values, mtp_bars=mtp_values, bar_label=label, subtitle=subtitle)
     line = write_picture(picture, output, chosen, collapse, force, loaded.source)
