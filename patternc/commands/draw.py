@@ -16,16 +16,30 @@ import typer
 
 from patternc.commands.stats import DtypeChoice, LikeOpt, SetsOpt, SourceArg
 from patternc.dialects import Dialect
-from patternc.draw import Collapse, Format
 
 if TYPE_CHECKING:
     from patternc.analysis.pipeline import Partition, SplitResult
     from patternc.analysis.source import Loaded
     from patternc.diagnostics import Diagnostic
-    from patternc.draw import Picture
+    from patternc.draw import Collapse, Format, Picture
     from patternc.source import Source
 
 EXIT_ERRORS = 1
+
+
+class CollapseChoice(StrEnum):
+    """``--collapse`` (``patternc.draw.Collapse``, kept apart so that the CLI does not import the renderer)."""
+
+    AUTO = "auto"
+    ALWAYS = "always"
+    NEVER = "never"
+
+
+class FormatChoice(StrEnum):
+    """``--format`` (``patternc.draw.Format``)."""
+
+    SVG = "svg"
+    HTML = "html"
 
 
 class BarsChoice(StrEnum):
@@ -50,16 +64,18 @@ def _fail(problems: list[Diagnostic], source: Source) -> NoReturn:
     raise typer.Exit(EXIT_ERRORS)
 
 
-def output_format(output: str, given: Format | None, source: Source, *, format_option: bool = True) -> Format:
+def output_format(
+    output: str, given: FormatChoice | None, source: Source, *, format_option: bool = True
+) -> Format:
     """The format ``--format`` names, else the one FILE's suffix names; ``P622`` (before any reading) when neither."""
     from patternc.diagnostics import diag
-    from patternc.draw import SUFFIXES, format_for
+    from patternc.draw import SUFFIXES, Format, format_for
 
     if not output.strip():
         raise typer.BadParameter("is empty: give the file to write (FILE.svg, FILE.html or - for stdout)",
                                  param_hint="--output")
     if given is not None:
-        return given
+        return Format(given.value)
     if output == "-":
         return Format.SVG
     found = format_for(output)
@@ -141,11 +157,11 @@ def draw(
     seq_len: Annotated[int, typer.Option("--seq-len", min=1, help="Context length for --bars flops|state.")] = 4096,
     dtype: Annotated[DtypeChoice, typer.Option("--dtype", help="Element type for --bars state.")] = DtypeChoice.BF16,
     collapse: Annotated[
-        Collapse,
+        CollapseChoice,
         typer.Option("--collapse", help="Draw runs of a repeated block once (auto: above 200 layers)."),
-    ] = Collapse.AUTO,
+    ] = CollapseChoice.AUTO,
     fmt: Annotated[
-        Format | None, typer.Option("--format", help="svg or html (default: from FILE's suffix).")
+        FormatChoice | None, typer.Option("--format", help="svg or html (default: from FILE's suffix).")
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace FILE if it exists (atomically).")] = False,
     dialect: Annotated[
@@ -156,7 +172,7 @@ def draw(
 ) -> None:
     """Draw the layer stack as a coloured strip (SVG or HTML): kinds, stages, MTP, optional cost bars."""
     from patternc.analysis.source import describe_sizes
-    from patternc.draw import picture_of
+    from patternc.draw import Collapse, picture_of
     from patternc.source import Source as SourceText
 
     chosen = output_format(output, fmt, SourceText(source, "<argv>"))
@@ -178,7 +194,7 @@ def draw(
     if loaded.spec is not None and not loaded.defaults and loaded.like is None:
         subtitle.append(f"config: model_type {loaded.spec.source}")
     picture = picture_of(pattern, source, bars=values, mtp_bars=mtp_values, bar_label=label, subtitle=subtitle)
-    line = write_picture(picture, output, chosen, collapse, force, loaded.source)
+    line = write_picture(picture, output, chosen, Collapse(collapse.value), force, loaded.source)
     if line:
         typer.echo(line)
 
@@ -234,7 +250,7 @@ def draw_split(
     The bars are the per-layer costs the split balanced; each segment's cost in the table
     includes the embedding (first) and the head and MTP (last), as ``split`` prints them.
     """
-    from patternc.draw import Picture, Segment
+    from patternc.draw import Collapse, Picture, Segment
 
     assert loaded.spec is not None
     fmt = output_format(output, None, loaded.source, format_option=False)
