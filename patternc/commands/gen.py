@@ -44,10 +44,7 @@ def gen(
     ] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object (schema gen-output).")] = False,
 ) -> None:
-    """Print a pattern of N layers with round(N x ratio) attention and FFN layers, evenly placed.
-
-    Examples: patternc gen --layers 12 --attention 0.25 --mlp 0.5;
-    patternc gen --layers 52 --attention 0.08 --mlp 0.46 --moe --mtp 1 --json
+    """Print a pattern of N layers with round(N x ratio) attention and FFN layers: mixer-then-FFN blocks, evenly placed.
     """
     from patternc.analysis.outputs import GenReport, diagnostics_out
     from patternc.analysis.ratios import generate

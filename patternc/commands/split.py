@@ -166,9 +166,6 @@ def split(
 
     Segments hold whole decoder layers and none is empty. A bare pattern is sized as `patternc build`
     sizes it; --set changes a size, --like CONFIG takes every size from a real config.
-
-    Examples: patternc split config.json --pp 4;  patternc split "M-M*-M-M*E" --pp 2 --cost flops;
-    patternc split "M-M*-M-M*-" --pp 2 --like Nemotron-H-8B-Base-8K --json
     """
     from patternc.analysis.costs import CostError
     from patternc.analysis.outputs import SplitReport, diagnostics_out

@@ -143,9 +143,6 @@ def stats(
 
     A bare pattern is sized as `patternc build` sizes it (a tiny Nemotron-H); --set changes a size,
     --like CONFIG takes every size from a real config and keeps the pattern.
-
-    Examples: patternc stats config.json;  patternc stats "M-M*-" --set hidden_size=4096;
-    patternc stats "M-M*-M-" --like Nemotron-H-8B-Base-8K --json
     """
     from patternc.analysis.costs import CostError
     from patternc.analysis.stats import model_stats
