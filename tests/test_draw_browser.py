@@ -156,9 +156,9 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chromium]:
     chromium = Chromium(CHROMIUM, tmp_path_factory.mktemp("chromium-profile"))
     try:
         chromium.send("Browser.getVersion")
-    except BrowserError as error:  # a browser that cannot start here is an environment problem
+    except (BrowserError, OSError) as error:  # installed but broken: a failure, not a skip (CI must not pass silently)
         chromium.close()
-        pytest.skip(f"Chromium did not start: {error}")
+        pytest.fail(f"{CHROMIUM} did not answer on the DevTools pipe: {error}")
     yield chromium
     chromium.close()
 
