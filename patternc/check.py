@@ -134,6 +134,15 @@ def _escape_name(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
+def source_note(argument: str) -> Diagnostic | None:
+    """``source_kind``'s note (P016/P017) without a span, for commands whose diagnostics point into
+    another text than the argument (a bare pattern's generated config), or None."""
+    import dataclasses
+
+    note = source_kind(argument)[1]
+    return None if note is None else dataclasses.replace(note, span=None)
+
+
 def looks_like_config_path(argument: str) -> bool:
     """Whether a SOURCE argument is read as a config (``source_kind``'s rule)."""
     return source_kind(argument)[0] == "config"

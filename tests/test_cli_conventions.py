@@ -115,10 +115,14 @@ def test_a_path_made_of_pattern_characters_says_why_it_was_read_as_a_path(scratc
 
 
 def test_build_and_stats_follow_the_same_rule(scratch: Path) -> None:
-    (scratch / "M-M*-").mkdir()  # a directory named like a valid pattern: the pattern wins
+    (scratch / "M-M*-").mkdir()  # a directory named like a valid pattern: the pattern wins, and says so
     code, out, err = run("stats", "M-M*-")
     assert code == 0, err
     assert "P901" not in out + err
+    assert "note[P016]: `M-M*-` is also the name of a directory here; it was read as a pattern" in err
+    code, out, err = run("build", "M-M*-", "-o", "out")
+    assert code == 0, err
+    assert out.startswith("built nemotron_h") and "note[P016]" in err
 
 
 # -- defect 8: one rule for exit codes ---------------------------------------------------------------

@@ -53,6 +53,7 @@ class Loaded:
 
 
 def looks_like_config(argument: str) -> bool:
+    """Whether SOURCE is read as a config: ``check``'s rule (``patternc.check.source_kind``), for every command."""
     from patternc.check import looks_like_config_path
 
     return looks_like_config_path(argument)
@@ -67,6 +68,24 @@ def bare_config(pattern: Pattern, overrides: Mapping[str, Any] | None = None) ->
 
 
 def load_source(
+    argument: str,
+    dialect: Dialect | str = Dialect.PATTERNC,
+    *,
+    sets: Mapping[str, Any] | None = None,
+    like: str | None = None,
+) -> Loaded:
+    """``_load_source``, plus the note that says which reading was taken when SOURCE could be a pattern
+    and a path (P016/P017, ``patternc.check.source_kind``): never a silent guess."""
+    from patternc.check import source_note
+
+    loaded = _load_source(argument, dialect, sets=sets, like=like)
+    note = source_note(argument)
+    if note is not None:
+        loaded.diagnostics.append(note)
+    return loaded
+
+
+def _load_source(
     argument: str,
     dialect: Dialect | str = Dialect.PATTERNC,
     *,

@@ -182,7 +182,7 @@ def build(
     """
     if not output.strip():
         raise typer.BadParameter("is empty: give the directory to write", param_hint="--output")
-    from patternc.check import looks_like_config_path
+    from patternc.check import looks_like_config_path, source_note
     from patternc.codes import Severity
 
     report = BuildReport(source, target.value, json_output, quiet)
@@ -199,6 +199,8 @@ def build(
     # a bare pattern's defaults are patternc's own: a target without them needs no word about them
     filled = frozenset() if protected else frozenset(PATTERN_DEFAULTS) - frozenset(overrides)
     shown = [d for d in reading.diagnostics if d.severity is not Severity.NOTE]
+    if (which := source_note(source)) is not None:  # P016/P017: which reading was taken, when both could be
+        shown.append(which)
     report.dialect = reading.dialect
     if reading.spec is None:
         report.fail(shown or reading.diagnostics, reading.source, read=True)
