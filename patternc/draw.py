@@ -415,7 +415,8 @@ def _mtp_rows(canvas: _Canvas, collapse: Collapse) -> int:
     repeat = picture.depths // shown
     canvas.new_row()
     for depth in range(shown):
-        row = canvas.row(BOUNDARY_W + len(picture.mtp) * PITCH)
+        width = BOUNDARY_W + len(picture.mtp) * PITCH
+        row = canvas.row(width if width <= canvas.row_width else BOUNDARY_W + PITCH)  # a depth on one row if it fits
         left = MARGIN + GUTTER + canvas.x
         y = row.y + canvas.cell_y
         row.parts.append(
@@ -429,8 +430,10 @@ def _mtp_rows(canvas: _Canvas, collapse: Collapse) -> int:
             value = picture.mtp_bars[index] if picture.mtp_bars is not None else None
             which = f"every depth (×{repeat})" if repeat > 1 else f"depth {depth + 1}"
             tip = f"MTP {which}, layer {index}: {symbol} {BY_SYMBOL[symbol].description}"
-            canvas.cell(row, canvas.x + index * PITCH, symbol, index, repeat, "mtp", value, tip)
-        canvas.x += len(picture.mtp) * PITCH + PITCH // 2
+            row = canvas.row(PITCH)
+            canvas.cell(row, canvas.x, symbol, index, repeat, "mtp", value, tip)
+            canvas.x += PITCH
+        canvas.x += PITCH // 2
     return canvas.y
 
 

@@ -89,6 +89,25 @@ def test_every_layer_is_drawn_once(generated: Generated, collapse: Collapse) -> 
     assert len(boundaries) == (len(generated.stages) if len(generated.stages) > 1 else 0)
     separators = [e for e in root.iter(f"{SVG}text") if e.get("class") == "mtp-separator"]
     assert (len(separators) > 0) == (generated.depths > 0)
+    assert_inside(root)
+
+
+def assert_inside(root: ET.Element) -> None:
+    """Every cell lies inside the picture's width and height (nothing cut off)."""
+    width, height = int(root.get("width", "0")), int(root.get("height", "0"))
+    for g in cells(root):
+        rect = next(r for r in g.iter(f"{SVG}rect") if r.get("class") != "bar")
+        x, y = float(rect.get("x", "-1")), float(rect.get("y", "-1"))
+        assert x >= 0 and x + float(rect.get("width", "0")) <= width, g.attrib
+        assert y >= 0 and y + float(rect.get("height", "0")) <= height, g.attrib
+
+
+def test_long_mtp_blocks_and_runs_wrap_inside_the_picture() -> None:
+    for text in ("M-/" + "*E" * 70, "M-" + ("/*E-" + "M" * 60) * 3, "(M-M-M-M*-M-M-M-M-M*-M-M-M-M-M-M-M-M-M-*E){30}"):
+        pattern = patternc.parse(text)
+        for collapse in Collapse:
+            root = svg_root(draw(picture_of(pattern, text), collapse).svg)
+            assert_inside(root)
 
 
 @settings(max_examples=200, deadline=None)
