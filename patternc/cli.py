@@ -388,6 +388,11 @@ def completion(shell: Annotated[Shell, typer.Argument(metavar="SHELL", help="bas
     typer.echo(get_completion_script(prog_name="patternc", complete_var="_PATTERNC_COMPLETE", shell=shell.value))
 
 
+if "_PATTERNC_COMPLETE" in os.environ:  # a shell asking for completions (the script `completion` prints)
+    from typer._completion_classes import completion_init
+
+    completion_init()  # typer registers its shell classes only with add_completion=True
+
 from patternc.commands import register_all  # noqa: E402  (after the built-in commands: help order)
 
 register_all(app)

@@ -210,6 +210,23 @@ def test_completion_prints_a_script(shell: str) -> None:
     assert code == 0 and "_PATTERNC_COMPLETE" in out
 
 
+def test_bash_completion_completes_options_and_choices(tmp_path: Path) -> None:
+    """The printed script, sourced by a real bash, completes through the installed command."""
+    exe = shutil.which("patternc")
+    bash = shutil.which("bash")
+    if exe is None or bash is None:
+        pytest.skip("needs bash and the installed patternc")
+    script = (
+        'eval "$(patternc completion bash)"\n'
+        "COMP_WORDS=(patternc check --dia); COMP_CWORD=2; _patternc_completion patternc; echo \"${COMPREPLY[*]}\"\n"
+        "COMP_WORDS=(patternc check --dialect me); COMP_CWORD=3; _patternc_completion patternc; "
+        'echo "${COMPREPLY[*]}"\n'
+    )
+    env = {**os.environ, "PATH": f"{Path(exe).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    done = subprocess.run([bash, "-c", script], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
+    assert done.stdout.splitlines() == ["--dialect", "megatron"], done.stdout + done.stderr
+
+
 def test_completion_of_an_unknown_shell_suggests() -> None:
     code, _, err = run("completion", "bsh")
     assert code == 2 and "did you mean `bash`?" in err
