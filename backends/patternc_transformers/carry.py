@@ -53,11 +53,19 @@ NEUTRAL_KEYS = frozenset(
         "output_hidden_states", "output_attentions", "return_dict", "chunk_size_feed_forward", "id2label",
         "label2id", "problem_type", "tokenizer_class", "output_router_logits", "router_aux_loss_coef",
         "attention_dropout", "max_position_embeddings", "num_logits_to_keep",
-        # the Mamba2 lineage (Mamba2Config, NemotronHConfig): the same dt initialisation and residual settings
-        "time_step_min", "time_step_max", "time_step_floor", "rescale_prenorm_residual", "residual_in_fp32",
+        # the Mamba2 lineage (Mamba2Config, NemotronHConfig): the same dt initialisation and residual dtype
+        "time_step_min", "time_step_max", "time_step_floor", "residual_in_fp32",
     }
 )
-"""Keys that mean the same in every family whose class has them, so they cross families."""
+"""Keys that mean the same in every family whose class has them, so they cross families.
+
+Not ``rescale_prenorm_residual``: NemotronHConfig defaults it to true, and Mamba2ForCausalLM with it
+true rescales ``out_proj`` by 1/sqrt(layers) after loading the weights (transformers 5.24: logits
+off by 0.58 on a 3-layer test model), so carried from Nemotron-H it would change the model."""
+
+MODEL = "*"
+"""``Carried.written`` value of a key held by the target's own keys for the same model (another
+family spells the same hyper-parameter otherwise: Nemotron-H ``mamba_num_heads`` is Mamba2 ``num_heads``)."""
 
 LAYOUT_SPELLINGS = frozenset(
     {
@@ -102,6 +110,7 @@ def plan(spec: ModelSpec, arch: str, fields: Mapping[str, Any], source: Mapping[
 
     out = Carried()
     same_family = arch == spec.source
+    model_keys, inert_keys = _roles(spec.source, source) if not same_family else (frozenset(), frozenset())
     known = known_keys(arch)
     aliases = ALIASES.get(spec.source, {})
     layout_key = next((k for k in _LAYOUT_OUT if k in fields), None)
@@ -136,12 +145,27 @@ def plan(spec: ModelSpec, arch: str, fields: Mapping[str, Any], source: Mapping[
         elif same_family or (key in known and key in NEUTRAL_KEYS):
             out.fields[key] = value
             out.written[spelled] = key
+        elif key in model_keys:  # the exact expression writes the model in the target's own keys
+            out.written[spelled] = MODEL
+            out.carriers.add(spelled)
+        elif key in inert_keys:
+            out.dropped[spelled] = f"it has no effect on this model, and `{arch}` has no such key"
         elif key in known:
             out.dropped[spelled] = (f"`{key}` of a `{spec.source}` config does not mean the same in `{arch}`; "
                                     f"the model is written in `{arch}`'s own keys")
         else:
             out.dropped[spelled] = f"transformers' `{arch}` config has no `{key}`"
     return out
+
+
+def _roles(dialect: str, source: Mapping[str, Any]) -> tuple[frozenset[str], frozenset[str]]:
+    """(keys the reader made the model of, keys without effect on it), from reading ``source`` again."""
+    if not source:
+        return frozenset(), frozenset()
+    from patternc.config import read_config
+
+    reading = read_config({**source, "model_type": dialect})
+    return reading.model_keys, reading.inert_keys
 
 
 _LIST_OF = {"hybrid_override_pattern": "layers_block_type", "mtp_hybrid_override_pattern": "mtp_layers_block_type"}

@@ -125,6 +125,10 @@ class ConfigReading:
     values: dict[str, Any] = field(default_factory=dict)
     """The dialect's keys as transformers reads them (aliases renamed to their field, a nested
     config's own keys): what ``patternc build`` carries into the config it writes."""
+    model_keys: frozenset[str] = frozenset()
+    """Keys of ``values`` the reader turned into the model (the spec says what they said)."""
+    inert_keys: frozenset[str] = frozenset()
+    """Keys of ``values`` that have no effect on this model (named by a P913 note)."""
 
     @property
     def ok(self) -> bool:
@@ -349,6 +353,8 @@ def _read(
         [prefix + k for k in unknown],
         pattern,
         canonical,
+        frozenset(k for k in ctx.read if k in canonical),
+        frozenset(k for k in ctx.reported if k in canonical),
     )
 
 

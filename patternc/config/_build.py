@@ -59,6 +59,8 @@ class Ctx:
         self.present = set(model.model_fields_set) | set(model.model_extra or {})
         self.reported: set[str] = set()
         """Keys a P913 note already named (not listed again as unknown)."""
+        self.read: set[str] = set()
+        """Fields the builder read (present or defaulted): what the model is made of."""
 
     # -- keys ------------------------------------------------------------------------------
     def key(self, name: str) -> str:
@@ -76,6 +78,7 @@ class Ctx:
     def get(self, name: str) -> Any:
         """A field's value, recording the default when the config omits the key."""
         value = getattr(self.model, name)
+        self.read.add(name)
         if name not in self.present:
             self.defaults_used[self.key(name)] = _plain(value)
         return value
