@@ -25,6 +25,7 @@ from __future__ import annotations
 import html
 import os
 import tempfile
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -574,21 +575,21 @@ def draw(picture: Picture, collapse: Collapse = Collapse.AUTO) -> Drawing:
     width = MARGIN * 2 + GUTTER + strip_width
     body: list[str] = []
     y = MARGIN
+    room = width - 2 * MARGIN  # monospace: 16px bold ~9.7px a character, 12px ~7.3px
     body.append(f'<text class="title" x="{MARGIN}" y="{y + 14}" font-size="16" font-weight="bold" fill="#111">'
-                f"{_text(_short(picture.title))}</text>")
+                f"{_text(_short(picture.title, room // 10))}</text>")
     y += 22
     drawn_layers = sum(item.layers for stage in items for item in stage)
     cells = drawn + _mtp_shown(picture, collapse) * len(picture.mtp)
-    for line in (_summary(picture, cells), *picture.subtitle):
-        body.append(f'<text class="subtitle" x="{MARGIN}" y="{y + 12}" font-size="12" fill="#333">'
-                    f"{_text(_short(line, 140))}</text>")
-        y += 17
+    lines = [_summary(picture, cells), *picture.subtitle]
     if picture.bars is not None:
         top = max([*picture.bars, *(picture.mtp_bars or ()), 0])
-        line = f"bar height: {picture.bar_label} (tallest {top:,} = {human(top)})"
-        body.append(f'<text class="subtitle" x="{MARGIN}" y="{y + 12}" font-size="12" fill="#333">'
-                    f"{_text(line)}</text>")
-        y += 17
+        lines.append(f"bar height: {picture.bar_label} (tallest {top:,} = {human(top)})")
+    for line in lines:  # wrapped to the picture's width, at most three lines each
+        for part in textwrap.wrap(" ".join(line.split()), room * 10 // 75, max_lines=3, placeholder=" …"):
+            body.append(f'<text class="subtitle" x="{MARGIN}" y="{y + 12}" font-size="12" fill="#333">'
+                        f"{_text(part)}</text>")
+            y += 17
     legend, y = _legend(picture, y + 6)
     body.extend(legend)
     canvas = _Canvas(picture, strip_width, y + 6)
