@@ -320,3 +320,16 @@ def test_gen_examples() -> None:
     assert out.exit_code == 0 and "warning[P612]" in out.output and out.stdout.strip() == "MM*MMM*M"
     out = runner.invoke(app, ["gen", "--layers", "10", "--attention", "0.1", "--mlp", "0.6"])
     assert out.exit_code == 1 and "error[P613]" in out.output
+
+
+def test_run_takes_a_bare_pattern_as_build_sizes_it(tmp_path: Path) -> None:
+    """`run "M-M*-"` runs the very model `build "M-M*-"` writes: same sizes, same seeded initialisation."""
+    pytest.importorskip("torch")
+    built = runner.invoke(app, ["build", "M-M*-", "-o", str(tmp_path / "m")])
+    assert built.exit_code == 0, built.output
+    from_dir = runner.invoke(app, ["run", str(tmp_path / "m"), "--ids", "1 2 3", "-n", "6", "--quiet"])
+    from_pattern = runner.invoke(app, ["run", "M-M*-", "--ids", "1 2 3", "-n", "6", "--quiet"])
+    assert from_dir.exit_code == 0 and from_pattern.exit_code == 0, from_pattern.output
+    assert from_pattern.stdout == from_dir.stdout and len(from_pattern.stdout.split()) == 6
+    bad = runner.invoke(app, ["run", "M-G", "--ids", "1"])
+    assert bad.exit_code == 1 and "[P601]" in bad.output

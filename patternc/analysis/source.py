@@ -201,7 +201,7 @@ def _no_sizes(kind: LayerKind, symbol: str, span: Span | None, like: str | None)
             "model, which defines only `M`, `*`, `-` and `E`",
             span,
             label="no sizes for this layer",
-            help="add --like CONFIG with a config that defines this layer kind, or give that config as SOURCE",
+            help="give a config that defines this layer kind as SOURCE (`stats` and `split` also take --like CONFIG)",
         )
     return diag(
         "P601",

@@ -68,13 +68,31 @@ def _load_tokenizer(directory: Path | None, model: str) -> Any:
         raise fail(f"cannot load the tokenizer in `{directory}`: {reason}") from None
 
 
+def _bare_pattern(argument: str) -> Any:
+    """The ModelSpec of a bare pattern MODEL (the sizes ``build`` and ``stats`` give it), or None for a path.
+
+    Raises ``PatternError`` with the pattern's errors, so that ``run`` reports them like a broken model.
+    """
+    from patternc.analysis.source import load_source, looks_like_config
+    from patternc.diagnostics import PatternError, has_errors
+
+    if looks_like_config(argument):
+        return None
+    loaded = load_source(argument)
+    if loaded.spec is None or has_errors(loaded.diagnostics):
+        raise PatternError([d for d in loaded.diagnostics if d.severity.value == "error"], loaded.source)
+    return loaded.spec
+
+
 def _escape_lines(text: str) -> str:
     """One output line per prompt, whatever the text holds."""
     return text.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
 
 
 def run(
-    model: Annotated[str, typer.Argument(help="A model directory (config.json + safetensors) or a config file.")],
+    model: Annotated[str, typer.Argument(
+        help="A model directory (config.json + safetensors), a config file, or a bare pattern (random weights)."
+    )],
     ids: Annotated[
         list[str] | None,
         typer.Option("--ids", help='Prompt token ids, e.g. "1 2 3"; repeat for a batch (left-padded).'),
@@ -134,10 +152,13 @@ def run(
     try:
         if model_device(device) == torch.device("meta"):
             raise invalid("`run` computes, and the meta device holds no values", help="use --device cpu or cuda")
-        read_spec(model)  # a missing or broken model is reported as such (P402), before the tokenizer
+        loaded: Any = _bare_pattern(model)  # sized as `build` and `stats` size it, or None for a model
+        if loaded is None:
+            read_spec(model)  # a missing or broken model is reported as such (P402), before the tokenizer
         if prompt is not None:
             text_tokenizer = _load_tokenizer(_tokenizer_dir(model, tokenizer), model)
-        lm = torch_model(model, device=device, dtype=getattr(torch, dtypes[dtype]) if dtype else None)
+        lm = torch_model(model if loaded is None else loaded, device=device,
+                         dtype=getattr(torch, dtypes[dtype]) if dtype else None)
     except PatternError as error:
         report.fail(list(error.diagnostics), error.source)
     if lm.weights_from is None:
