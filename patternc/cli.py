@@ -43,6 +43,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings=CONTEXT_SETTINGS,
+    epilog="Examples:\n\n\b\n  patternc check 'M-M*-'\n  patternc check config.json --targets\n"
+    "  patternc build 'M-M*-' -o tiny\n  patternc explain P001\n\n"
+    "Exit codes: 0 ok, 1 the input has errors, 2 the command line is wrong (docs/cli.md). "
+    "`patternc COMMAND -h` shows a command's options and examples.",
 )
 
 
@@ -61,11 +65,7 @@ def _root(
         typer.Option("--version", "-V", is_eager=True, callback=_show_version, help="Print the version and exit."),
     ] = False,
 ) -> None:
-    """A compiler for hybrid layer patterns such as `M-M-M*-` (Nemotron-H, Megatron-Core hybrids).
-
-    `patternc COMMAND -h` shows a command's options and examples; exit codes: 0 ok, 1 the input has
-    errors, 2 the command line is wrong (docs/cli.md).
-    """
+    """The root: only ``--version``; its help text is the app's (``help=`` and ``epilog=`` above)."""
 
 
 class ColorChoice(StrEnum):

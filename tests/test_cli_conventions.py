@@ -202,6 +202,7 @@ def test_version_and_root_help() -> None:
     assert run("-V")[1] == f"patternc {__version__}\n"
     code, out, _ = run("-h")
     assert code == 0 and "--version" in out and "completion" in out
+    assert "Examples:" in out and "2 the command line is wrong" in out
 
 
 @pytest.mark.parametrize("shell", ["bash", "zsh", "fish", "powershell"])
