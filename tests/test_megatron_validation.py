@@ -30,7 +30,8 @@ from patternc.model import ModelSpec
 oracle = pytest.importorskip("tests.megatron_oracle", reason="megatron-core 0.19.2 (with triton) is not installed")
 
 HUB = Path(__file__).parent / "fixtures" / "hub"
-FIXTURES = sorted(HUB.glob("*/config.json"))
+FIXTURES = sorted(HUB.glob("*/config.json")) + sorted((HUB.parent / "megatron").glob("*/config.json"))
+"""The hub fixtures, and Nemotron 3 Ultra (latent MoE and an MTP block) kept apart from them."""
 
 
 def _pattern_spec(text: str, **overrides: Any) -> ModelSpec:
