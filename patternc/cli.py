@@ -22,6 +22,8 @@ from patternc.cli_common import (
     EXIT_INTERNAL,
     EXIT_OK,
     EXIT_USAGE,
+    IgnoreOpt,
+    SelectOpt,
     apply_conventions,
     code_prefixes,
     keep_diagnostic,
@@ -200,18 +202,8 @@ def check(
         bool,
         typer.Option("--verbose", "-v", help="Also say why each other architecture is not exact (configs)."),
     ] = False,
-    select: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--select", metavar="CODE", help="Show only warnings and notes with these codes or prefixes (P2, P909)."
-        ),
-    ] = None,
-    ignore: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--ignore", metavar="CODE", help="Hide warnings and notes with these codes or prefixes (repeatable)."
-        ),
-    ] = None,
+    select: SelectOpt = None,
+    ignore: IgnoreOpt = None,
 ) -> None:
     """Parse and check a pattern or a config; print its summary and every diagnostic."""
     from patternc.api import analyze

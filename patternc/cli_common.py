@@ -26,7 +26,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from typer._click.exceptions import NoSuchOption  # typer >= 0.29 vendors click (pyproject pins it)
@@ -336,6 +336,31 @@ def apply_conventions(app: typer.Typer) -> None:
 
 
 # -- noise control: --select / --ignore / --quiet ---------------------------------------------------------
+
+SelectOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--select", metavar="CODE", help="Show only warnings and notes with these codes or prefixes (P2, P909)."
+    ),
+]
+"""``--select CODE`` for any command (with ``IgnoreOpt``; pass both to ``filter_diagnostics``)."""
+IgnoreOpt = Annotated[
+    list[str] | None,
+    typer.Option("--ignore", metavar="CODE", help="Hide warnings and notes with these codes or prefixes (repeatable)."),
+]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors and the result.")]
+
+
+def filter_diagnostics(
+    diagnostics: Sequence[Diagnostic], select: Iterable[str] | None, ignore: Iterable[str] | None
+) -> tuple[list[Diagnostic], int]:
+    """The diagnostics ``--select``/``--ignore`` keep (errors always), and how many they hid.
+
+    Validates the values first (``P930``, exit 2), so call it before reading the input."""
+    selected, ignored = code_prefixes(select, "--select"), code_prefixes(ignore, "--ignore")
+    kept = [d for d in diagnostics if keep_diagnostic(d, selected, ignored)]
+    return kept, len(diagnostics) - len(kept)
+
 
 
 def code_prefixes(values: Iterable[str] | None, option: str) -> list[str]:
