@@ -116,8 +116,11 @@ CASES: list[tuple[str, Any, int, int]] = [
     ("no-attention", lambda: _pattern_spec("M-M-"), 1, 1),
     ("relu2-moe-only", lambda: _pattern_spec("MEMEME"), 1, 1),
     ("gelu", lambda: _pattern_spec("M-M*-", mlp_hidden_act="gelu"), 1, 1),
-    *[(f"{path.parent.name}-pp{pp}-vpp{vpp}", lambda p=path: _fixture_spec(p), pp, vpp) for path in FIXTURES
-      for pp, vpp in ((1, 1), (4, 2))],
+    *[
+        (f"{path.parent.name}-pp{pp}-vpp{vpp}", lambda p=path: _fixture_spec(p), pp, vpp)
+        for path in FIXTURES
+        for pp, vpp in ((1, 1), (4, 2))
+    ],
 ]
 
 
@@ -176,8 +179,9 @@ def test_a_split_megatron_cannot_run_is_refused(tmp_path: Path) -> None:
     args, problems = megatron_arguments(spec, pp=1, vpp=2)
     assert args is None and [d.code for d in problems if d.severity == "error"] == ["P107"]
     assert oracle.pipeline_verdict("M-M*-|M-M*-", 1, None) is not None
-    result = CliRunner().invoke(app, ["build", "(M-M*-){2}", "-o", str(tmp_path / "m"), "--target", "megatron",
-                                      "--vpp", "2"])
+    result = CliRunner().invoke(
+        app, ["build", "(M-M*-){2}", "-o", str(tmp_path / "m"), "--target", "megatron", "--vpp", "2"]
+    )
     assert result.exit_code == 1 and "P107" in result.output and not (tmp_path / "m").exists()
 
 
@@ -187,7 +191,8 @@ def _corpus(seed: int, size: int) -> list[tuple[str, int, int | None]]:
     cases: set[tuple[str, int, int | None]] = set()
     while len(cases) < size:
         segments = rng.choice([1, 1, 2, 3, 4, 6, 8])
-        main = "|".join("".join(rng.choice("M*-E") for _ in range(rng.choice([0, 1, 1, 2, 3]))) for _ in range(segments))
+        sizes = [rng.choice([0, 1, 1, 2, 3]) for _ in range(segments)]
+        main = "|".join("".join(rng.choice("M*-E") for _ in range(size)) for size in sizes)
         if not main.replace("|", "") or main == "--":
             continue  # no layer: P101 before any pipeline rule; `--`: see P108
         cases.add((main + rng.choice(["", "", "/*E"]), rng.choice([1, 1, 2, 3, 4]), rng.choice([None, None, 1, 2, 3])))
