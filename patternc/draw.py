@@ -130,6 +130,24 @@ class Picture:
     """Lines printed under the title (the sizes used, the source's family)."""
     segment_word: str = "stage"
 
+    def __post_init__(self) -> None:
+        """Refuse an inconsistent picture (an API caller's mistake) before anything is laid out."""
+        unknown = sorted(set(self.main + self.mtp) - set(BY_SYMBOL))
+        if unknown:
+            raise ValueError(f"not layer symbols: {unknown}")
+        at = 0
+        for segment in self.segments:
+            if segment.start != at or segment.stop < segment.start:
+                raise ValueError("the segments must tile the main layers in order")
+            at = segment.stop
+        if at != len(self.main) or not self.segments:
+            raise ValueError("the segments must cover every main layer")
+        if (self.depths > 0) != bool(self.mtp) or self.depths < 0:
+            raise ValueError("an MTP block has layers and at least one depth")
+        for values, layers in ((self.bars, self.main), (self.mtp_bars, self.mtp)):
+            if values is not None and (len(values) != len(layers) or min(values, default=0) < 0):
+                raise ValueError("bars: one non-negative value per layer")
+
 
 def picture_of(
     pattern: Pattern,

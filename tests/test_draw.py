@@ -26,7 +26,9 @@ from patternc.draw import (
     COLLAPSE_ABOVE,
     Collapse,
     Format,
+    Picture,
     PublishError,
+    Segment,
     draw,
     factor,
     picture_of,
@@ -126,6 +128,24 @@ def test_factor_collapses_a_periodic_stack() -> None:
     assert [(i.unit, i.repeat) for i in factor("M-M-M-M*-" * 1111 + "M")] == [("M-M-M-M*-", 1111), ("M", 1)]
     assert [(i.unit, i.repeat) for i in factor("MMMMMM*")] == [("M", 6), ("*", 1)]
     assert [(i.unit, i.repeat) for i in factor("M-M-*")] == [("M", 1), ("-", 1), ("M", 1), ("-", 1), ("*", 1)]
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"main": "MX"},
+        {"segments": (Segment(0, 1),)},
+        {"segments": (Segment(0, 1), Segment(2, 3))},
+        {"bars": (1, 2)},
+        {"bars": (1, -2, 3)},
+        {"mtp": "*E"},
+        {"mtp": "*E", "depths": 1, "mtp_bars": (1,)},
+    ],
+)
+def test_an_inconsistent_picture_is_refused(fields: dict[str, object]) -> None:
+    base: dict[str, object] = {"title": "t", "main": "M-*", "segments": (Segment(0, 3),)}
+    with pytest.raises(ValueError):
+        Picture(**{**base, **fields})  # type: ignore[arg-type]
 
 
 def test_runs_collapse_only_above_the_threshold() -> None:
