@@ -26,3 +26,11 @@ def test_an_even_split_passes() -> None:
 def test_without_pp_no_pipeline_rule_runs() -> None:
     code, _ = _check("M-M*|M-M*|M-M*")
     assert code == 0
+
+
+def test_pp_1_refuses_several_segments() -> None:
+    """Megatron's training refuses several segments on one rank (its model builder would keep the first)."""
+    code, out = _check("--pp", "1", "M-M*|M-M*")
+    assert code == 1 and "error[P107]" in out and "select_pipeline_segment builds segment 0 alone: M-M*" in out
+    assert "1 | M-M*|M-M*\n  |     ^" in out  # the caret under the first `|`
+    assert _check("--pp", "1", "M-M*M-M*")[0] == 0 and _check("--pp", "2", "M-M*|M-M*")[0] == 0

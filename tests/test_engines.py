@@ -96,3 +96,45 @@ def test_build_vllm_loads_in_transformers_with_the_pattern_strings(tmp_path: Pat
 def test_build_vllm_refuses_what_vllm_cannot_load(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["build", "M*M*/MM", "-o", str(tmp_path / "v"), "--target", "vllm"])
     assert result.exit_code == 1 and "P302" in result.output and not (tmp_path / "v").exists()
+
+
+def _pattern_spec(text: str, **overrides: object):  # type: ignore[no-untyped-def]
+    from patternc.api import parse
+    from patternc.commands.build import pattern_config
+
+    pattern = parse(text)
+    mtp = (pattern.mtp.flat, pattern.mtp.depths) if pattern.mtp is not None else None
+    spec = read_config(pattern_config(pattern.flat, mtp, dict(overrides))).spec
+    assert spec is not None
+    return spec
+
+
+def test_megatron_arguments_megatron_refused_before() -> None:
+    """The arguments Megatron-Core 0.19.2 refused (tests/test_megatron_validation.py runs its validation)."""
+    args, _ = megatron_arguments(_pattern_spec("(M-M*-){4}"), pp=2, vpp=2)
+    assert args is not None and "num-virtual-stages-per-pipeline-rank" not in args  # vpp comes from the `|`
+    assert args["hybrid-layer-pattern"].count("|") == 3
+    args, _ = megatron_arguments(_pattern_spec("-M*M-"))
+    assert args is not None and megatron_command_line(args)[0] == "--hybrid-layer-pattern=-M*M-"
+    args, _ = megatron_arguments(_pattern_spec("M-M-"))
+    assert args is not None and args["num-attention-heads"] == 1 and "kv-channels" not in args
+    args, _ = megatron_arguments(_pattern_spec("MEMEME"))
+    assert args is not None and args["squared-relu"] is True and args["disable-bias-linear"] is True
+    assert "--squared-relu" in megatron_command_line(args) and "ffn-hidden-size" not in args
+    assert {"seq-length", "micro-batch-size", "max-position-embeddings"} <= set(args)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "code"),
+    [({"mlp_hidden_act": "silu"}, "P314"), ({"conv_kernel": 2}, "P315"), ({"mlp_bias": True}, "P316")],
+)
+def test_megatron_refuses_models_it_cannot_build(overrides: dict[str, object], code: str) -> None:
+    args, problems = megatron_arguments(_pattern_spec("M-M*-", **overrides))
+    assert args is None and code in {d.code for d in problems}
+
+
+def test_build_megatron_refuses_virtual_stages_on_one_rank(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["build", "(M-M*-){2}", "-o", str(tmp_path / "m"), "--target", "megatron", "--vpp", "2"]
+    )
+    assert result.exit_code == 1 and "P107" in result.output and not (tmp_path / "m").exists()

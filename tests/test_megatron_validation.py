@@ -164,25 +164,12 @@ def test_fixtures_build_megatron_arguments_that_validate(tmp_path: Path) -> None
         _assert_same_model(_fixture_spec(path), parsed, config)
 
 
-@pytest.mark.parametrize(
-    ("overrides", "code"),
-    [({"mlp_hidden_act": "silu"}, "P314"), ({"conv_kernel": 2}, "P315"), ({"mlp_bias": True}, "P316")],
-)
-def test_models_megatron_cannot_build_are_refused(overrides: dict[str, Any], code: str) -> None:
-    args, problems = megatron_arguments(_pattern_spec("M-M*-", **overrides))
-    assert args is None and code in {d.code for d in problems}
-
-
-def test_a_split_megatron_cannot_run_is_refused(tmp_path: Path) -> None:
-    """--vpp 2 on one rank: Megatron's training refuses the two segments; patternc writes nothing."""
+def test_a_split_megatron_cannot_run_is_refused() -> None:
+    """--vpp 2 on one rank: patternc refuses (P107) the two segments Megatron's training refuses."""
     spec = _pattern_spec("(M-M*-){2}")
     args, problems = megatron_arguments(spec, pp=1, vpp=2)
     assert args is None and [d.code for d in problems if d.severity == "error"] == ["P107"]
     assert oracle.pipeline_verdict("M-M*-|M-M*-", 1, None) is not None
-    result = CliRunner().invoke(
-        app, ["build", "(M-M*-){2}", "-o", str(tmp_path / "m"), "--target", "megatron", "--vpp", "2"]
-    )
-    assert result.exit_code == 1 and "P107" in result.output and not (tmp_path / "m").exists()
 
 
 def _corpus(seed: int, size: int) -> list[tuple[str, int, int | None]]:
@@ -211,9 +198,3 @@ def test_check_pp_agrees_with_megatron_on_a_generated_corpus() -> None:
     assert not disagreements
     refused = sum(oracle.pipeline_verdict(*case) is not None for case in corpus[:100])
     assert 10 < refused < 90  # the corpus exercises both verdicts
-
-
-def test_check_pp_1_refuses_several_segments() -> None:
-    result = CliRunner().invoke(app, ["check", "--color", "never", "--pp", "1", "M-M*-|M-M*-"])
-    assert result.exit_code == 1 and "error[P107]" in result.output
-    assert "1 | M-M*-|M-M*-\n  |      ^" in result.output  # the caret under the first `|`
