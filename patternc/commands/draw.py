@@ -280,7 +280,7 @@ def draw_split(
         bars=result.layer_costs,
         bar_label=f"{cost_label} per layer",
         cost_label=cost_label,
-        subtitle=(f"split pp={result.pp} x vpp={result.vpp}: {unified}",),
+        subtitle=(f"split pp={result.pp} x vpp={result.vpp}" + (f": {unified}" if len(unified) <= 120 else ""),),
         segment_word="segment",
     )
     return write_picture(picture, output, fmt, Collapse.AUTO, force, loaded.source)
