@@ -105,7 +105,7 @@ def test_nemotron_h_dense_is_nemotron_h_and_not_bamba() -> None:
     assert result.matched == ["nemotron_h"]
     bamba = result.reasons["bamba"]
     assert _has(bamba, "layers 2, 5 `M`", "no FFN of its own")  # `M*` and the `MM` run
-    assert _has(bamba, "`-`", "`gate_proj`", "`gate_mul`", "the spec does not")  # not gated
+    assert _has(bamba, "`-`", "`gate_proj`", "`gate_mul`", "the model does not")  # not gated
     assert _has(bamba, "`act` fn is relu2, bamba's is silu")
     assert _has(bamba, "layer 3 `*`", "bamba has `rope` rope(theta=10000, partial_factor=0.5)")
     assert result.reasons.get("zamba2")
@@ -143,7 +143,7 @@ def test_bamba_shaped_is_bamba() -> None:
     assert result.architecture == "bamba"
     assert "nemotron_h" not in result.matched
     nemo = result.reasons["nemotron_h"]
-    assert _has(nemo, "`*`", "the spec has `rope`")
+    assert _has(nemo, "`*`", "the model has `rope`")
     assert _has(nemo, "`-`", "`gate_proj`", "nemotron_h has no such node")
     expression = EXPRESSERS["bamba"](spec)
     assert expression.config["attn_layer_indices"] == [2]
@@ -180,7 +180,7 @@ def test_granite_shaped_is_granitemoehybrid() -> None:
     result = canonical_map(sigmoid)
     assert result.architecture is None  # nemotron_h: non-gated experts only, no RoPE
     assert _has(result.reasons["granitemoehybrid"], "`topk` score is sigmoid, granitemoehybrid's is softmax")
-    assert _has(result.reasons["nemotron_h"], "the spec has `rope`")
+    assert _has(result.reasons["nemotron_h"], "the model has `rope`")
 
 
 def test_kinds_nobody_has_give_null() -> None:
