@@ -27,7 +27,9 @@ from patternc.diagnostics import has_errors
 from patternc.engines import megatron_arguments, megatron_command_line
 from patternc.model import ModelSpec
 
-oracle = pytest.importorskip("tests.megatron_oracle", reason="megatron-core 0.19.2 (with triton) is not installed")
+oracle = pytest.importorskip(
+    "tests.megatron_oracle", reason="megatron-core 0.19.2 (with triton) is not installed", exc_type=ImportError
+)
 
 HUB = Path(__file__).parent / "fixtures" / "hub"
 FIXTURES = sorted(HUB.glob("*/config.json")) + sorted((HUB.parent / "megatron").glob("*/config.json"))
