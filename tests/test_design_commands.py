@@ -4,6 +4,7 @@ bare-pattern defaults with ``--set``/``--like``, mixer-then-FFN generation, and 
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -188,7 +189,9 @@ def test_every_proposed_split_passes_check_and_keeps_decoder_layers(
     assert code == 0
     plan = data["balanced"]
     assert len(plan["segments"]) == pp * vpp and all(s["layers"] > 0 for s in plan["segments"])
-    if data["layers_per_decoder_layer"] == 2:
+    if len(source) == 1:  # a GraniteMoeHybrid config: every segment is whole (mixer, FFN) decoder layers
+        assert data["layers_per_decoder_layer"] == 2
+        assert all(re.fullmatch(r"(?:[M*][-E])+", s["pattern"]) for s in plan["segments"]), plan["pattern"]
         assert all(s["layers"] == 2 * s["decoder_layers"] for s in plan["segments"])
     before = _warnings(plan["pattern"].replace("|", ""))
     after = _warnings(plan["pattern"], (pp, vpp if vpp > 1 else None))
