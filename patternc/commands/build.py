@@ -263,7 +263,14 @@ def _build_megatron(
         problems += check_out_dir(out, force, protected)
     if args is None or any(d.code == "P502" for d in problems):
         report.fail(problems, reading.source)
-    document = {"format": MEGATRON_FORMAT, "arguments": args, "command_line": megatron_command_line(args)}
+    from patternc.targets.megatron import MEGATRON_CORE_VERSION
+
+    document = {
+        "format": MEGATRON_FORMAT,
+        "validated_with": f"megatron-core {MEGATRON_CORE_VERSION}",
+        "arguments": args,
+        "command_line": megatron_command_line(args),
+    }
     with staging(out) as tmp:
         (tmp / "megatron_args.json").write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
         publish(tmp, out, force)
