@@ -75,7 +75,7 @@ def test_build_megatron_writes_one_document_atomically(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["build", str(NANO), "-o", str(out), "--target", "megatron", "--pp", "2"])
     assert result.exit_code == 0, result.output
     document = json.loads((out / "megatron_args.json").read_text())
-    assert document["format"] == "patternc.megatron.v1"
+    assert document["format"] == "patternc.megatron.v1" and document["validated_with"] == "megatron-core 0.19.2"
     assert document["arguments"]["pipeline-model-parallel-size"] == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["meg"]  # no temporary sibling left
     again = CliRunner().invoke(app, ["build", str(NANO), "-o", str(out), "--target", "megatron"])
