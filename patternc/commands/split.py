@@ -196,9 +196,9 @@ def split(
     written = None
     if len(given.stages) > 1 or as_written:
         problems = pipeline_diagnostics(given, pp, vpp if vpp > 1 else None, pipes=loaded.pipes)
+        sizes: tuple[int, ...] | None = None
         if len(given.stages) > 1:
-            sizes: tuple[int, ...] | None = tuple(stage.size for stage in given.stages)
-            assert sizes is not None
+            sizes = tuple(stage.size for stage in given.stages)
             problems += _cuts_inside(result.units, sizes, loaded.pipes)
         else:  # Megatron-Core's automatic even split
             sizes = None if has_errors(problems) else (len(flat) // pp,) * pp
