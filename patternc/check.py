@@ -83,8 +83,9 @@ def source_kind(argument: str) -> tuple[Reading, Diagnostic | None]:
     The rule (``docs/cli.md``, "Pattern or config?"), the same for every command that takes either:
 
     1. ``-`` is a pattern read from stdin (the caller handles it);
-    2. an argument that names no file or directory is a pattern, unless it ends in ``.json``
-       (then it is a config that is missing: ``P901``);
+    2. an argument that names no file or directory is a pattern, unless it ends in ``.json`` or
+       starts like a path (``/``, ``./``, ``../``, ``~``) and holds a character no pattern has
+       (then it is a config that is missing: ``P901``, not one P001 per letter);
     3. an existing file or directory is a config, *unless* the argument is also a valid pattern
        (patternc dialect, which accepts every dialect's spelling): then it is the pattern, and a
        ``P016`` note says that a file of that name exists and how to name it (``./E``).  The
@@ -104,7 +105,7 @@ def source_kind(argument: str) -> tuple[Reading, Diagnostic | None]:
         return "pattern", None
     exists = os.path.isdir(argument) or os.path.isfile(argument)
     if not exists:
-        return ("config" if argument.endswith(".json") else "pattern"), None
+        return ("config" if argument.endswith(".json") or _missing_path(argument) else "pattern"), None
     what = "directory" if os.path.isdir(argument) else "file"
     analysis = analyze(argument, origin="<argv>")
     shown = _escape_name(argument)
@@ -128,6 +129,15 @@ def source_kind(argument: str) -> tuple[Reading, Diagnostic | None]:
             help="to check it as a pattern, fix the pattern; to check a config, name its file or directory",
         )
     return "config", None
+
+
+def _missing_path(argument: str) -> bool:
+    """A path that does not exist: it starts like one (``/``, ``./``, ``../``, ``~``; no valid pattern
+    does) and holds a character no pattern has, so reading it as a pattern could only list P001s."""
+    import os
+
+    starts = ("/", "./", "../", "~", os.sep, f".{os.sep}", f"..{os.sep}")
+    return argument.startswith(starts) and not set(argument) <= PATTERN_CHARACTERS
 
 
 def _escape_name(text: str) -> str:

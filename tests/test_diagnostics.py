@@ -211,6 +211,9 @@ def _p017() -> None:
     assert note.notes == ("as a pattern: error[P104]: trailing `/` opens an empty multi-token-prediction part",)
     assert source_kind("M-/x") == ("pattern", None)  # no such path: a pattern (with its errors)
     assert source_kind("missing.json") == ("config", None)  # a config that is missing: P901 later
+    assert source_kind("/no/such/ckpt") == ("config", None)  # starts like a path, has letters: P901, not P001s
+    assert source_kind("./ckpt") == ("config", None)
+    assert source_kind("/*E") == ("pattern", None)  # pattern characters only: the pattern's own P101
     EXERCISED.add("P017")
 
 
