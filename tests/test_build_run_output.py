@@ -222,9 +222,61 @@ def test_the_token_clock_times_prompt_and_decode_apart() -> None:
 
 
 def test_generate_calls_back_once_per_new_token() -> None:
-    import patternc
+    from patternc_torch import torch_model
 
-    lm = patternc.torch_model("tests/fixtures/torch/P407")
+    lm = torch_model("tests/fixtures/torch/P407")
     seen: list[int] = []
     lm.generate(torch.tensor([[1, 2]]), 5, on_token=seen.append)
     assert seen == [1, 2, 3, 4, 5]
+
+
+def test_a_real_terminal_sees_the_bar_and_the_speed(checkpoint: Path, tmp_path: Path) -> None:
+    """End to end, the installed command with stderr on a pseudo-terminal: the bar and the speed are drawn
+    there, and stdout (a pipe) holds the result alone."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    def under_a_terminal(*args: str) -> tuple[str, str]:
+        leader, follower = pty.openpty()
+        with subprocess.Popen([sys.executable, "-m", "patternc", *args], stdout=subprocess.PIPE,
+                              stderr=follower, text=True) as process:
+            os.close(follower)
+            drawn = b""
+            while True:
+                try:
+                    chunk = os.read(leader, 65536)
+                except OSError:  # the terminal closes when the process ends
+                    break
+                if not chunk:
+                    break
+                drawn += chunk
+            stdout = process.stdout.read() if process.stdout else ""
+        os.close(leader)
+        assert process.returncode == 0, drawn
+        return stdout, drawn.decode("utf-8", "replace")
+
+    stdout, drawn = under_a_terminal("build", "M-M*-", "--set", "hidden_size=32", "-o", str(tmp_path / "o"),
+                                     "--weights", str(checkpoint))
+    assert "32/32 tensors" in drawn and stdout.startswith("built nemotron_h") and "32/32" not in stdout
+    stdout, drawn = under_a_terminal("run", str(checkpoint), "--ids", "1 2", "-n", "4")
+    assert "tokens/s" in drawn and "generated 4 tokens" in drawn and len(stdout.split()) == 4
+
+
+@pytest.mark.parametrize("model", ["modle-dir", "./M-M*-", "out.d"])
+def test_a_missing_model_path_is_p402_not_a_bad_pattern(model: str, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``run`` also takes a bare pattern; a model path with a typo is still "no model there", not a list of
+    unknown layer symbols (a lowercase letter, a dot: no pattern holds them)."""
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["run", model, "--ids", "1"])
+    assert result.exit_code == 1
+    assert [line for line in result.stderr.splitlines() if line.startswith("error")] == [
+        f"error[P402]: no model at `{model.removeprefix('./')}`: no such file or directory"]
+
+
+def test_a_bare_pattern_still_runs_and_a_bad_one_is_p001() -> None:
+    assert runner.invoke(app, ["run", "M-M*-", "--ids", "1", "-n", "1", "-q"]).exit_code == 0
+    bad = runner.invoke(app, ["run", "M-MX", "--ids", "1"])
+    assert bad.exit_code == 1 and "error[P001]" in bad.stderr

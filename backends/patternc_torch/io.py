@@ -70,7 +70,9 @@ def read_spec(source: ModelSpec | str | Path | dict[str, Any]) -> tuple[ModelSpe
         except OSError as error:  # a name too long for the filesystem, a permission problem
             raise _fail([diag("P402", f"cannot look at `{path}`: {error.strerror or error}", None)], origin) from None
         if not present:
-            raise _fail([diag("P402", f"no config at {config_file}", None, help=_SOURCE_HELP)], origin)
+            what = (f"no model at `{path}`: no such file or directory" if not path.exists()
+                    else f"no config at `{config_file}`")
+            raise _fail([diag("P402", what, None, help=_SOURCE_HELP)], origin)
         from patternc.config import MAX_CONFIG_BYTES
         from patternc.config._load import load
         from patternc.diagnostics import has_errors

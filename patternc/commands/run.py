@@ -76,12 +76,19 @@ def _bare_pattern(argument: str) -> Any:
     from patternc.analysis.source import load_source, looks_like_config
     from patternc.diagnostics import PatternError, has_errors
 
-    if looks_like_config(argument):
+    if looks_like_config(argument) or _names_a_path(argument):
         return None
     loaded = load_source(argument)
     if loaded.spec is None or has_errors(loaded.diagnostics):
         raise PatternError([d for d in loaded.diagnostics if d.severity.value == "error"], loaded.source)
     return loaded.spec
+
+
+def _names_a_path(argument: str) -> bool:
+    """Whether a MODEL that does not exist was meant as a path: it holds a lowercase letter, a dot, ``~`` or
+    ``\\``, which no pattern does (layer symbols are uppercase or punctuation).  ``run modle-dir`` then says
+    that there is no model there (P402), not that ``o``, ``d`` and ``l`` are no layer symbols."""
+    return any(c.islower() or c in ".~\\" for c in argument)
 
 
 def _escape_lines(text: str) -> str:
