@@ -77,7 +77,8 @@ class BuildOutput(_Out):
     hybrid_layer_pattern: str | None = None
     """``--target megatron``: the pattern Megatron-Core is given; else null."""
     diagnostics: list[DiagnosticOut]
-    """Every error, warning and note, as in ``check --json``."""
+    """The errors and warnings, each as in ``check --json`` (the notes of reading a config, such as the
+    defaults it leaves to transformers, are left out, as in the text output: ``check`` shows them)."""
 
 
 class RowOut(_Out):
@@ -122,4 +123,4 @@ class RunOutput(_Out):
     timing: TimingOut | None
     """Measured wall times (they vary from run to run); null on failure."""
     diagnostics: list[DiagnosticOut]
-    """Every error, warning and note, as in ``check --json``."""
+    """Every error, warning and note (``P408``: random weights), as in ``check --json``."""
