@@ -150,7 +150,7 @@ def test_fmt_of_a_long_part_bounds_its_cubic_search(monkeypatch: pytest.MonkeyPa
 
 
 @pytest.mark.parametrize("args", [["convert", "--to", "flat", "MX"], ["fmt", "MX"], ["stats", "MX"],
-                                  ["gen", "--layers", "0", "--attention", "0.5"]])
+                                  ["gen", "--layers", "3", "--attention", "0.5", "--mlp", "0.5"]])
 def test_data_commands_keep_diagnostics_off_stdout(args: list[str]) -> None:
     result = runner.invoke(app, args)
     assert result.exit_code == 1 and result.stdout == "" and "error[P" in result.stderr

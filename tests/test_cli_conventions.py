@@ -172,6 +172,14 @@ def test_input_errors_are_exit_1_and_usage_errors_exit_2() -> None:
     assert run("check", "--vpp", "2", "M-")[0] == 2  # the command line is wrong
     assert run("check", "--pp", "abc", "M-")[0] == 2
     assert run("check", "--ignore", "P99", "M-")[0] == 2
+    # a single value outside its range is the command line's fault (gen's options are typed 0..1, N >= 1);
+    # values that cannot be satisfied together are the input's (P607, exit 1)
+    for args in (["--layers", "8", "--attention", "1.5"], ["--layers", "0", "--attention", "0.5"],
+                 ["--layers", "8", "--attention", "0.25", "--mlp", "-0.1"],
+                 ["--layers", "8", "--attention", "0", "--mtp", "-1"]):
+        code, out, _ = run("gen", "--json", *args)
+        assert (code, out) == (2, ""), args
+    assert run("gen", "--layers", "3", "--attention", "0.5", "--mlp", "0.5")[0] == 1
 
 
 # -- what users expect: -h, --version, completion, examples, metavars -----------------------------------

@@ -23,15 +23,19 @@ class Layout(StrEnum):
 
 
 def gen(
-    layers: Annotated[int, typer.Option("--layers", help="Number of layers N (pattern symbols).")],
-    attention: Annotated[float, typer.Option("--attention", help="Ratio of attention layers, 0..1.")],
-    mlp: Annotated[float, typer.Option("--mlp", help="Ratio of FFN layers, 0..1 (dense, or MoE with --moe).")] = 0.0,
+    layers: Annotated[int, typer.Option("--layers", min=1, help="Number of layers N (pattern symbols).")],
+    attention: Annotated[float, typer.Option("--attention", min=0.0, max=1.0, help="Ratio of attention layers, 0..1.")],
+    mlp: Annotated[
+        float, typer.Option("--mlp", min=0.0, max=1.0, help="Ratio of FFN layers, 0..1 (dense, or MoE with --moe).")
+    ] = 0.0,
     moe: Annotated[bool, typer.Option("--moe", help="The FFN layers are mixtures of experts (`E`).")] = False,
     layout: Annotated[
         Layout,
         typer.Option("--layout", help="blocks: each FFN after a mixer of its own; spread: each kind spread alone."),
     ] = Layout.BLOCKS,
-    mtp: Annotated[int, typer.Option("--mtp", metavar="DEPTHS", help="Append this many MTP depths (`/` parts).")] = 0,
+    mtp: Annotated[
+        int, typer.Option("--mtp", min=0, metavar="DEPTHS", help="Append this many MTP depths (`/` parts).")
+    ] = 0,
     mtp_pattern: Annotated[
         str | None,
         typer.Option(
