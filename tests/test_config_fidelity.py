@@ -342,7 +342,7 @@ def test_every_set_is_written_or_refused(pattern: str, keys: dict[str, None], da
     sets = {key: data.draw(_SETS[key]) for key in keys}
     out = tmp_path / f"out-{len(list(tmp_path.iterdir()))}"
     argv = [part for key, value in sets.items() for part in ("--set", f"{key}={json.dumps(value)}")]
-    result = _run("build", pattern, "-o", str(out), *argv)
+    result = _run("build", "-o", str(out), *argv, "--", pattern)  # `--`: a pattern may start with `-`
     if result.exit_code == 0:
         written = _written(out)
         for key, value in sets.items():
