@@ -190,7 +190,9 @@ def check_config(path: str, *, max_bytes: int | None = None) -> CheckOutcome:
     pattern = reading.pattern if reading.ok else None
     if pattern is not None:
         ctx = Context(pattern, SourceMap())
-        diagnostics.extend(run_passes(ctx, default_passes()))
+        # the reader ran these passes on the layout already, with spans in the config's text: keep that copy
+        seen = {(d.code, d.message) for d in diagnostics}
+        diagnostics.extend(d for d in run_passes(ctx, default_passes()) if (d.code, d.message) not in seen)
         facts = ctx.facts
         if has_errors(diagnostics):
             pattern = None

@@ -153,3 +153,13 @@ def test_decoder_layers(flat: str, source: str, expected: int | None) -> None:
     assert decoder_layers(flat, source) == expected
     assert layers_text(flat, source) == (str(len(flat)) if expected is None else
                                          f"{len(flat)} pattern layers = {expected} decoder layers × (mixer + FFN)")
+
+
+def test_a_config_reports_each_pass_finding_once(tmp_path: Path) -> None:
+    """The config reader checks the layout (spans in the config's text) and ``check`` ran the same passes
+    again without spans: every P201 was printed twice, once pointing nowhere."""
+    config = {"model_type": "nemotron_h", "hybrid_override_pattern": "M-M*E", "num_hidden_layers": 5}
+    result = runner.invoke(app, ["check", str(_write(tmp_path, config))])
+    assert result.stdout.count("warning[P201]") == 1, result.stdout
+    [d] = [d for d in check_config(str(tmp_path / "config.json")).analysis.diagnostics if d.code == "P201"]
+    assert d.span is not None
