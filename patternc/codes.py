@@ -20,7 +20,7 @@ class Severity(StrEnum):
     NOTE = "note"
 
 
-USAGE_CODES = frozenset({"P313", "P930"})
+USAGE_CODES = frozenset({"P313", "P622", "P930"})
 """Codes the CLI reports as usage errors: the command line is wrong, nothing was read, exit code 2."""
 
 

@@ -350,7 +350,7 @@ def test_unwritable_places_are_p621(tmp_path: Path, target: str, reason: str) ->
 
 def test_the_format_comes_from_the_suffix_or_format(tmp_path: Path) -> None:
     code, output = run("draw", "M-M*-", "-o", str(tmp_path / "p.png"))
-    assert code == 1 and "error[P622]" in output and "--format" in output
+    assert code == 2 and "error[P622]" in output and "--format" in output  # the command line is wrong
     assert list(tmp_path.iterdir()) == []
     code, output = run("draw", "M-M*-", "-o", str(tmp_path / "p.png"), "--format", "html")
     assert code == 0, output

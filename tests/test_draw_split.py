@@ -68,7 +68,7 @@ def test_a_bad_draw_file_is_refused_before_any_work(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "error[P620]" in result.output
     assert result.stdout == "" and taken.read_text(encoding="utf-8") == "mine\n"
     result = CliRunner().invoke(app, ["split", "M-M*-M-M*-", "--pp", "2", "--draw", str(tmp_path / "x.png")])
-    assert result.exit_code == 1 and "error[P622]" in result.output and "--format" not in result.output
+    assert result.exit_code == 2 and "error[P622]" in result.output and "--format" not in result.output
     result = CliRunner().invoke(app, ["split", "M-M*-M-M*-", "--pp", "2", "--draw", str(taken), "--force"])
     assert result.exit_code == 0, result.output
     assert taken.read_text(encoding="utf-8").startswith("<?xml")

@@ -87,7 +87,9 @@ def output_format(
             None,
             help=f"end the name with {names}" + (", or pass `--format svg` or `--format html`" * format_option),
         )
-        _fail([problem], source)
+        from patternc.cli_common import usage_error
+
+        raise usage_error(problem)  # the command line names no format: exit 2, nothing read (docs/cli.md)
     return found
 
 
