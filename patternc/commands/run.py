@@ -193,7 +193,7 @@ def run(
     generator = torch.Generator(device=target).manual_seed(seed)
     from patternc.progress import TokenClock, watched
 
-    sync = torch.cuda.synchronize if target.type == "cuda" else None
+    sync = (lambda: torch.cuda.synchronize(target)) if target.type == "cuda" else None
     clock = TokenClock(rows=len(rows), sync=sync, show=watched(quiet=quiet))
     clock.begin(max_new_tokens)
     try:
