@@ -138,6 +138,8 @@ def test_a_misspelled_pattern_key_is_an_error_with_did_you_mean(tmp_path: Path) 
     [
         ({"model_type": "nemotron_h", "hidden_size": 64},
          "`layers_block_type`, `layer_types` or `hybrid_override_pattern`"),
+        ({"model_type": "nemotron_h", "hybrid_override_pattern": None},  # null is transformers' default too
+         "`layers_block_type`, `layer_types` or `hybrid_override_pattern`"),
         ({"model_type": "bamba", "num_hidden_layers": 4}, "`attn_layer_indices`"),
         ({"model_type": "bamba", "attn_layer_indices": [1]}, "`num_hidden_layers`"),
         ({"model_type": "granitemoehybrid", "num_hidden_layers": 4}, "`layer_types` or `layers_block_type`"),

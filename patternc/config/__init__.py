@@ -373,8 +373,9 @@ def _layout_problems(
 ) -> tuple[list[Diagnostic], set[str]]:
     """P917 for each layout group the config leaves out, pointing at a misspelling of it when there
     is one; also P917 for a misspelled layout-related key (MTP, placement).  Returns the problems
-    and the unknown keys they name."""
-    present = set(model.model_fields_set)
+    and the unknown keys they name.  A layout key given as null counts as missing (transformers
+    then fills it from its defaults just the same)."""
+    present = {name for name in model.model_fields_set if getattr(model, name) is not None}
     unknown = [k for k in data if k not in known_keys(dialect)]
     problems: list[Diagnostic] = []
     flagged: set[str] = set()
