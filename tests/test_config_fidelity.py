@@ -108,6 +108,19 @@ def test_a_set_the_target_derives_otherwise_is_an_error(tmp_path: Path) -> None:
     assert re.search(r"error\[P512\]: `--set expand` cannot be written: written as 1, .* not 2", result.output)
 
 
+@pytest.mark.parametrize(("target", "output"), [("torch", "the torch backend's directory"),
+                                                ("megatron", "Megatron-Core's arguments")])
+def test_a_set_outside_the_model_is_an_error_for_model_only_outputs(tmp_path: Path, target: str, output: str) -> None:
+    """The torch directory and Megatron-Core's arguments hold the model alone: `use_cache` has no place there."""
+    out = tmp_path / "m"
+    result = _run("build", "M-M*-", "-o", str(out), "--target", target, "--set", "use_cache=false")
+    assert result.exit_code == 1
+    assert f"error[P512]: `--set use_cache` cannot be written: the output ({output}) holds only" in result.output
+    assert not out.exists()
+    sized = _run("build", "M-M*-", "-o", str(out), "--target", target, "--set", "intermediate_size=96")
+    assert sized.exit_code == 0, sized.output
+
+
 def test_source_keys_not_written_are_named(tmp_path: Path) -> None:
     out = tmp_path / "m"
     fixture = ROOT / "hub2" / "NVIDIA-Nemotron-3-Ultra-550B-A55B-BF16" / "config.json"

@@ -594,6 +594,7 @@ def build_model_dir(
         result.diagnostics.append(too_large)
         return result
     if target == TORCH_TARGET:
+        result.diagnostics += carry.model_only(spec, source_config or {}, set_keys, "the torch backend's directory")
         if not result.diagnostics:
             _build_torch(spec, out, weights, force, result, progress)
         return result

@@ -249,3 +249,17 @@ def complete(spec: ModelSpec, arch: str, fields: dict[str, Any]) -> None:
     inner = spec.mamba.num_heads * spec.mamba.head_dim
     if inner % spec.hidden_size == 0:
         fields["expand"] = inner // spec.hidden_size
+
+
+def model_only(spec: ModelSpec, source: Mapping[str, Any], set_keys: Collection[str], output: str) -> list[Diagnostic]:
+    """P512 for each ``--set`` that an output holding only the model (the torch backend's directory,
+    Megatron-Core arguments) cannot carry: a key the model is not made of (``use_cache``, …)."""
+    model_keys, _ = _roles(spec.source, source)
+    return [
+        diag("P512", f"`--set {key}` cannot be written: the output ({output}) holds only the model's layers and "
+             f"sizes, and `{key}` is not one of them", None,
+             help="drop this `--set`, or build a transformers target (`--target nemotron_h`), whose config "
+             "holds every key")
+        for key in sorted(set_keys)
+        if key not in model_keys and key not in IDENTITY_KEYS
+    ]

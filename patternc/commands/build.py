@@ -206,6 +206,9 @@ def build(
         report.fail(shown or reading.diagnostics, reading.source, read=True)
     report.pattern(reading.spec)
     if target is Target.MEGATRON:
+        from patternc_transformers.carry import model_only
+
+        shown += model_only(reading.spec, reading.values, frozenset(overrides), "Megatron-Core's arguments")
         _build_megatron(reading, shown, output, pp, vpp, force, protected, report)
     extra: dict[str, Any] | None = None
     arch = target.value
@@ -261,7 +264,7 @@ def _build_megatron(
     problems = [*shown, *(d for d in found if d.severity is not Severity.NOTE)]
     if args is not None:
         problems += check_out_dir(out, force, protected)
-    if args is None or any(d.code == "P502" for d in problems):
+    if args is None or any(d.code in ("P502", "P512") for d in problems):
         report.fail(problems, reading.source)
     from patternc.targets.megatron import MEGATRON_CORE_VERSION
 
@@ -308,7 +311,14 @@ def _read_pattern(
         config = pattern_config(pattern.flat, mtp, overrides)
     except PatternError as error:  # a layer kind Nemotron-H has no name for (G, D, +): P015
         report.fail(list(error.diagnostics), analysis.source, read=True)
-    return read_config(config, origin="<pattern config>"), config
+    reading = read_config(config, origin="<pattern config>")
+    # The layout's checks ran on the pattern as written (spans in <argv>) and again on the config made from
+    # it (spans in JSON the user never saw): report the first copy, pointing at the pattern.
+    written = list(analysis.diagnostics)
+    seen = {(d.code, d.message) for d in written}
+    reading.diagnostics[:] = [*written, *(d for d in reading.diagnostics if (d.code, d.message) not in seen)]
+    report.pattern_text(written, analysis.source)
+    return reading, config
 
 
 def _human(size: int) -> str:
@@ -367,6 +377,18 @@ class BuildReport:
         self.dialect: str | None = None
         self.layers: int | None = None
         self.decoder_layers: int | None = None
+        self._written: list[Any] = []
+        self._written_source: Any = None
+
+    def pattern_text(self, diagnostics: list[Any], source: Any) -> None:
+        """These diagnostics (found in a bare pattern SOURCE) point into ``source``, not into the config."""
+        self._written, self._written_source = diagnostics, source
+
+    def _by_source(self, diagnostics: list[Any], source: Any) -> list[tuple[list[Any], Any]]:
+        """The diagnostics grouped by the text their spans point into: the pattern as written, then the rest."""
+        ours = [d for d in diagnostics if any(d is w for w in self._written)]
+        rest = [d for d in diagnostics if not any(d is w for w in self._written)]
+        return [(group, where) for group, where in ((ours, self._written_source), (rest, source)) if group]
 
     def pattern(self, spec: Any) -> None:
         """Remember the model's layer counts for the summary."""
@@ -385,8 +407,8 @@ class BuildReport:
         from patternc.render import render_text
 
         shown = [d for d in diagnostics if d.severity is Severity.ERROR] if self.quiet else diagnostics
-        if shown:
-            typer.echo(render_text(shown, source), err=True, nl=False)
+        for group, where in self._by_source(shown, source):
+            typer.echo(render_text(group, where), err=True, nl=False)
 
     def _json(self, ok: bool, diagnostics: list[Any], source: Any, result: Any = None, **fields: Any) -> None:
         from patternc.commands.outputs import BuildOutput, WeightsOut, diagnostics_out
@@ -409,7 +431,8 @@ class BuildReport:
             layers=self.layers,
             decoder_layers=self.decoder_layers,
             hybrid_layer_pattern=fields.get("hybrid_layer_pattern"),
-            diagnostics=diagnostics_out(diagnostics, source),
+            diagnostics=[d for group, where in self._by_source(diagnostics, source)
+                         for d in diagnostics_out(group, where)],
         )
         typer.echo(json.dumps(payload.model_dump(mode="json"), indent=2, ensure_ascii=False))
 
