@@ -163,3 +163,16 @@ def test_a_config_reports_each_pass_finding_once(tmp_path: Path) -> None:
     assert result.stdout.count("warning[P201]") == 1, result.stdout
     [d] = [d for d in check_config(str(tmp_path / "config.json")).analysis.diagnostics if d.code == "P201"]
     assert d.span is not None
+
+
+def test_build_of_a_bare_pattern_points_at_the_pattern_not_a_generated_config(tmp_path: Path) -> None:
+    """The warnings of a bare pattern point into the pattern as typed, once, never into the config JSON that
+    ``build`` generates from it (which the user never saw)."""
+    pytest.importorskip("transformers")
+    result = runner.invoke(app, ["build", "M-M*E", "-o", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.count("warning[P201]") == 1 and " --> <argv>:1:5" in result.stderr
+    assert "<pattern config>" not in result.stderr
+    data = json.loads(runner.invoke(app, ["build", "M-M*E", "-o", str(tmp_path / "j"), "--json"]).stdout)
+    [p201] = [d for d in data["diagnostics"] if d["code"] == "P201"]
+    assert (p201["span"]["start"], p201["span"]["end"]) == (4, 5)
