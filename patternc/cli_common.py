@@ -24,6 +24,7 @@ input), ``1`` when the input was read and has errors (diagnostics), or a questio
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -204,6 +205,36 @@ class PatternCommand(TyperCommand):
             elif isinstance(param, TyperArgument) and type(param) is TyperArgument:
                 param.__class__ = _SuggestingArgument
                 param.type_descriptor.parameter_info.case_sensitive = False
+        if self.callback is not None and self.name not in _NO_DIAGNOSTICS:
+            self._add_noise_options()
+
+    def _add_noise_options(self) -> None:
+        """``--select``/``--ignore``/``--quiet`` for a command that has none of its own: they filter what
+        ``render_text`` prints while the command runs (``invoke``); the command's function never sees them."""
+        taken = {opt for param in self.params for opt in getattr(param, "opts", ())}
+        for param in _noise_params():
+            if taken.intersection(param.opts):
+                continue
+            self.params.append(param)
+
+    def invoke(self, ctx: Any) -> Any:
+        noise: dict[str, Any] = ctx.meta.get(_NOISE_KEY, {})
+        if not any(noise.values()):
+            return super().invoke(ctx)
+        from patternc.codes import Severity
+        from patternc.render import output_filter
+
+        selected = code_prefixes(noise.get("select"), "--select")
+        ignored = code_prefixes(noise.get("ignore"), "--ignore")
+        quiet = bool(noise.get("quiet"))
+
+        def keep(diagnostic: Diagnostic) -> bool:
+            if quiet and diagnostic.severity is not Severity.ERROR:
+                return False
+            return keep_diagnostic(diagnostic, selected, ignored)
+
+        with output_filter(keep):
+            return super().invoke(ctx)
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         takes_positional = any(isinstance(p, TyperArgument) for p in self.params)
@@ -348,7 +379,35 @@ IgnoreOpt = Annotated[
     list[str] | None,
     typer.Option("--ignore", metavar="CODE", help="Hide warnings and notes with these codes or prefixes (repeatable)."),
 ]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors and the result.")]
+QuietOpt = Annotated[
+    bool, typer.Option("--quiet", "-q", help="Print only errors and the result (no warnings or notes).")
+]
+
+
+_NOISE_KEY = "patternc.noise"
+_NO_DIAGNOSTICS = frozenset({"explain", "schema", "backends", "completion"})
+"""Commands that print no diagnostics, so no noise options."""
+
+
+def _noise_options(select: SelectOpt = None, ignore: IgnoreOpt = None, quiet: QuietOpt = False) -> None:
+    """The signature ``PatternCommand`` borrows its added noise options from (never called)."""
+
+
+@functools.cache
+def _noise_params() -> tuple[Any, ...]:
+    """The three options, built once and shared by every command (parameters keep no per-run state)."""
+    import typer.main
+
+    params, _ = typer.main._get_params_name_from_function(_noise_options)
+    for param in params:
+        param.expose_value = False
+        param.callback = _remember_noise
+    return tuple(params)
+
+
+def _remember_noise(ctx: Any, param: Any, value: Any) -> Any:
+    ctx.meta.setdefault(_NOISE_KEY, {})[param.name] = value
+    return value
 
 
 def filter_diagnostics(

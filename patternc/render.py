@@ -8,7 +8,9 @@ excerpt, not the whole line.
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 from patternc.codes import Severity
 from patternc.diagnostics import Diagnostic, Label
@@ -44,8 +46,27 @@ def diagnostic_json(d: Diagnostic, source: Source) -> dict[str, object]:
     }
 
 
+_OUTPUT_FILTER: ContextVar[Callable[[Diagnostic], bool] | None] = ContextVar("patternc_output_filter", default=None)
+
+
+@contextmanager
+def output_filter(keep: Callable[[Diagnostic], bool] | None) -> Iterator[None]:
+    """Within the block, ``render_text`` prints only the diagnostics ``keep`` accepts.
+
+    The CLI sets it for the length of one command from ``--select``/``--ignore``/``--quiet``
+    (``patternc.cli_common.PatternCommand``), so that every command, however it prints, gets the
+    same noise control; library callers never set it and get every diagnostic.
+    """
+    token = _OUTPUT_FILTER.set(keep)
+    try:
+        yield
+    finally:
+        _OUTPUT_FILTER.reset(token)
+
+
 def render_text(diagnostics: Iterable[Diagnostic], source: Source, *, color: bool = False) -> str:
-    return "\n".join(render_one(d, source, color=color) for d in diagnostics)
+    keep = _OUTPUT_FILTER.get()
+    return "\n".join(render_one(d, source, color=color) for d in diagnostics if keep is None or keep(d))
 
 
 def render_one(d: Diagnostic, source: Source, *, color: bool = False) -> str:

@@ -299,6 +299,23 @@ def test_ignore_and_select_filter_warnings_and_notes_but_never_errors() -> None:
     assert json.loads(out)["diagnostics"] == []
 
 
+def test_every_command_that_prints_diagnostics_takes_the_same_noise_control() -> None:
+    sized = ["stats", "M-M*-", "--set", "hidden_size=128"]  # P909: Mamba's inner size disagrees with expand
+    code, out, err = run(*sized)
+    assert code == 0 and "warning[P909]" in err
+    for extra in (["--ignore", "P909"], ["--ignore", "P9"], ["--select", "P2"], ["-q"], ["--quiet"]):
+        code, out2, err2 = run(*sized, *extra)
+        assert code == 0 and "P909" not in err2 and out2 == out, extra
+    assert "warning[P909]" in run(*sized, "--select", "P909")[2]
+    code, _, err = run(*sized, "--ignore", "P99")
+    assert code == 2 and "error[P930]" in err
+    code, _, err = run("fmt", "-q", "MX")  # errors are never hidden
+    assert code == 1 and "error[P001]" in err
+    code, out, _ = run(*sized, "--json", "--ignore", "P909")  # the filter is for text; the document is whole
+    assert code == 0 and json.loads(out) == json.loads(run(*sized, "--json")[1])
+    assert "--select" not in run("explain", "-h")[1]
+
+
 def test_an_unknown_code_in_ignore_is_p930() -> None:
     code, out, err = run("check", "E", "--ignore", "P99")
     assert code == 2 and out == ""
