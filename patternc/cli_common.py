@@ -12,7 +12,13 @@ gives each command:
 - PATTERN arguments that start with ``-``: a token such as ``-M*-`` or ``--M*-`` is not an option
   (options are ``-`` or ``--`` and a lowercase letter), so it is handed to the positional argument
   instead of failing with ``No such option: -M``.  ``--`` ends the options as everywhere (POSIX),
-  and the help of a "No such option" error says so.
+  and the help of a "No such option" error says so;
+- ``--select``/``--ignore``/``-q`` (where the command has none of its own), which filter the
+  diagnostics ``render_text`` prints while the command runs (``patternc.render.output_filter``).
+
+Helpers the commands call: ``target_names``/``build_target`` (the one target vocabulary,
+``patternc/target_names.py``), ``check_set_values`` (``--set`` values typed against the config
+model), ``usage_error`` (a coded usage diagnostic, exit 2), ``filter_diagnostics``.
 
 Exit codes (one rule, documented in ``docs/cli.md``): ``2`` when the command line itself is wrong
 (an unknown command, option or choice, a value of the wrong form or outside its range, an unknown
