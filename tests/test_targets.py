@@ -63,6 +63,7 @@ CASES = [
     ("llama.cpp", "P304", "MEM*E/E*", "MEM*E/*E"),
     ("llama.cpp", "P303", "MEM*E/*E/*E", "MEM*E/*E"),
     ("llama.cpp", "P305", "M-M*-/*E", "MEM*E/*E"),
+    ("llama.cpp", "P317", "M-M-E", "M-M*E"),
 ]
 
 
@@ -85,6 +86,8 @@ def test_every_rule_of_every_profile_has_a_case() -> None:
         ("megatron-core", "P314"),  # P314-P316: see test_megatron_hyperparameter_rules
         ("megatron-core", "P315"),
         ("megatron-core", "P316"),
+        ("llama.cpp", "P318"),  # P318-P319 need a config: see tests/test_llamacpp.py
+        ("llama.cpp", "P319"),
     }
     declared = {(name, rule.code) for name, profile in PROFILES.items() for rule in profile.rules}
     assert declared == covered

@@ -8,9 +8,13 @@ transformers, and ``wheels`` for what was read from released transformers wheels
 from __future__ import annotations
 
 from patternc.ir import Pattern
+from patternc.model import ModelSpec
 from patternc.targets.rules import (
     Profile,
     Rule,
+    llama_cpp_activations,
+    llama_cpp_no_attention,
+    llama_cpp_setting,
     main_alphabet,
     mamba_inner_size,
     megatron_activation,
@@ -331,13 +335,53 @@ def _sglang() -> Profile:
     )
 
 
+_LLAMA_CPP = "llama.cpp in llama-cpp-python 0.3.36 (gguf-py 0.19.0)"
+
+
+def _mamba_inner_not_64(pattern: Pattern, spec: ModelSpec) -> str | None:
+    if spec.mamba is None or "M" not in pattern.flat or spec.mamba.inner_size % 64 == 0:
+        return None
+    return (f"the converter asserts that the Mamba inner size is a multiple of 64, and this model's is "
+            f"{spec.mamba.num_heads} x {spec.mamba.head_dim} = {spec.mamba.inner_size}")
+
+
+def _no_conv_bias(pattern: Pattern, spec: ModelSpec) -> str | None:
+    if spec.mamba is None or "M" not in pattern.flat or spec.mamba.conv_bias:
+        return None
+    return ("its Mamba graph adds the convolution bias unconditionally, and this model has none "
+            "(`use_conv_bias: false`): the first decode step crashes (segmentation fault)")
+
+
+def _mamba_proj_bias(pattern: Pattern, spec: ModelSpec) -> str | None:
+    if spec.mamba is None or "M" not in pattern.flat or not spec.mamba.proj_bias:
+        return None
+    return ("its loader has no place for the Mamba projection biases (`use_bias: true`): the GGUF holds "
+            "tensors it does not expect and loading fails")
+
+
+def _vocab_not_8(pattern: Pattern, spec: ModelSpec) -> str | None:
+    if spec.vocab_size % 8 == 0:
+        return None
+    padded = -(spec.vocab_size // -8) * 8
+    return (f"the converter pads the vocabulary to a multiple of 8 ({spec.vocab_size} -> {padded} tokens) but "
+            "not the embedding matrix, so loading fails on its shape")
+
+
 def _llama_cpp() -> Profile:
     t = "llama.cpp"
     return Profile(
         name="llama.cpp",
-        consumer="llama.cpp GGUF conversion (conversion/nemotron.py) and loader (LLM_ARCH_NEMOTRON_H[_MOE])",
-        description="pattern stored implicitly: recurrent iff n_head_kv == 0 and n_ff == 0; MTP only `*E`, depth 1",
-        versions=("surveyed code only [code-read]",),
+        consumer="llama.cpp's Nemotron-H path: convert_hf_to_gguf.py (conversion/nemotron.py) and "
+        "LLM_ARCH_NEMOTRON_H[_MOE] (src/models/nemotron-h.cpp)",
+        description="pattern stored implicitly: recurrent iff n_head_kv == 0 and n_ff == 0; MTP only `*E`, depth 1; "
+        "`patternc build --target llama.cpp` writes the directory its converter reads",
+        versions=(
+            f"{_LLAMA_CPP}: dense, MoE and MTP directories from `build --target llama.cpp` convert and run, "
+            "logits within 1e-5 of the torch backend [verified]",
+            "the converter pins transformers 4.57.6; under transformers >= 5.3 it reads configs through "
+            "NemotronHConfig, whose MoE defaults turn every dense model into nemotron_h_moe [verified]",
+            "dt is not clamped at `time_step_min` (transformers and patternc clamp it) [code-read, verified]",
+        ),
         rules=(
             Rule(
                 "P301",
@@ -353,6 +397,57 @@ def _llama_cpp() -> Profile:
                     t,
                     "the converter picks the architecture from `num_experts_per_tok`, not the pattern; layers of the "
                     "other kind get n_head_kv = 0 and n_ff = 0 and load as Mamba (recurrent)",
+                ),
+            ),
+            Rule(
+                "P317",
+                "no `*` layer: the KV cache has no buffer and the first decode step aborts the process",
+                f"verified {_LLAMA_CPP}: `M-M-`, `MEME`",
+                llama_cpp_no_attention(
+                    t, "llama.cpp aborts (SIGABRT): ggml-backend.cpp: GGML_ASSERT(buffer) failed, at the first decode"
+                ),
+            ),
+            Rule(
+                "P318",
+                "relu² MLPs and experts, SiLU Mamba: no activation key is read (needs a config)",
+                f"src/models/nemotron-h.cpp; verified {_LLAMA_CPP}",
+                llama_cpp_activations(t),
+            ),
+            Rule(
+                "P319",
+                "Mamba inner size a multiple of 64 (needs a config)",
+                "conversion/granite.py GraniteHybridModel.set_gguf_parameters",
+                llama_cpp_setting(
+                    t, _mamba_inner_not_64,
+                    "choose mamba_num_heads x mamba_head_dim as a multiple of 64",
+                    "convert_hf_to_gguf.py raises: AssertionError: SSM inner size … not a multiple of head dim 64",
+                ),
+            ),
+            Rule(
+                "P319",
+                "Mamba convolution bias present (needs a config)",
+                f"src/models/mamba-base.cpp; verified {_LLAMA_CPP}",
+                llama_cpp_setting(
+                    t, _no_conv_bias, "llama.cpp runs Nemotron-H only with `use_conv_bias: true`",
+                    "verified: the process dies with SIGSEGV in the first decode (ggml_add with a missing bias)",
+                ),
+            ),
+            Rule(
+                "P319",
+                "no Mamba projection biases (needs a config)",
+                f"src/models/nemotron-h.cpp; verified {_LLAMA_CPP}",
+                llama_cpp_setting(
+                    t, _mamba_proj_bias, "llama.cpp runs Nemotron-H only with `use_bias: false`",
+                    "verified: llama_model_load: error loading model: done_getting_tensors: wrong number of tensors",
+                ),
+            ),
+            Rule(
+                "P319",
+                "vocab_size a multiple of 8 (needs a config)",
+                f"conversion/nemotron.py NemotronHModel.set_vocab; verified {_LLAMA_CPP}",
+                llama_cpp_setting(
+                    t, _vocab_not_8, "pad vocab_size (and the embedding and head rows) to a multiple of 8",
+                    "verified: check_tensor_dims: tensor 'token_embd.weight' has wrong shape",
                 ),
             ),
             Rule(

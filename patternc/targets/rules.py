@@ -461,3 +461,93 @@ def _megatron_version() -> str:
     from patternc.targets.megatron import MEGATRON_CORE_VERSION
 
     return MEGATRON_CORE_VERSION
+
+
+# --- llama.cpp (its Nemotron-H path: conversion/nemotron.py, src/models/nemotron-h.cpp) ------------
+
+
+def llama_cpp_no_attention(target: str, failure: str) -> RuleFn:
+    """P317: llama.cpp's Nemotron-H aborts at the first decode step when no layer is attention.
+
+    Its hybrid memory allocates the KV cache for the attention layers only; with none, the cache
+    has no buffer and ``ggml_backend_buffer_*`` asserts (``GGML_ASSERT(buffer)``), killing the process.
+    """
+
+    def check(pattern: Pattern, spec: ModelSpec | None, source_map: SourceMap | None) -> Iterator[Diagnostic]:
+        if pattern.num_layers == 0 or "*" in pattern.flat:
+            return
+        only_m = set(pattern.flat) == {"M"}
+        yield diag(
+            "P317",
+            f"{target} aborts the process at the first decode step: its Nemotron-H keeps a KV cache for "
+            "attention layers only, and the pattern has no attention `*` layer",
+            _main_span(source_map, 0),
+            label="no `*` layer",
+            help="a pure-Mamba stack is exactly a Mamba2 model: `patternc build --target mamba2` writes the "
+            "directory llama.cpp converts as its `mamba2` architecture"
+            if only_m
+            else "add an attention `*` layer",
+            notes=[failure],
+        )
+
+    return check
+
+
+def _nemotron_spec(spec: ModelSpec | None) -> bool:
+    """The llama.cpp rules that read hyper-parameters apply to Nemotron-H configs (and bare patterns,
+    which build as Nemotron-H): other families have other llama.cpp converters, not modelled here."""
+    return spec is not None and spec.source in ("nemotron_h", "pattern")
+
+
+def llama_cpp_activations(target: str) -> RuleFn:
+    """P318: llama.cpp hard-codes relu² (MLP, routed and shared experts) and SiLU (Mamba), reading no activation key."""
+
+    def check(pattern: Pattern, spec: ModelSpec | None, source_map: SourceMap | None) -> Iterator[Diagnostic]:
+        if spec is None or not _nemotron_spec(spec):
+            return
+        flat = pattern.flat
+        found: list[tuple[int, str]] = []
+        if spec.mlp is not None and "-" in flat and (spec.mlp.activation != "relu2" or spec.mlp.gated):
+            what = f"gated `{spec.mlp.activation}`" if spec.mlp.gated else f"`{spec.mlp.activation}`"
+            found.append((flat.index("-"), f"{what} in its MLP `-` layers (`mlp_hidden_act`), where llama.cpp "
+                                          "computes relu²"))
+        if spec.moe is not None and "E" in flat and (spec.moe.expert_activation != "relu2" or spec.moe.expert_gated):
+            found.append((flat.index("E"), f"`{spec.moe.expert_activation}` in its experts (`mlp_hidden_act`), "
+                                          "where llama.cpp computes relu²"))
+        if spec.mamba is not None and "M" in flat and spec.mamba.activation != "silu":
+            found.append((flat.index("M"), f"`{spec.mamba.activation}` in its Mamba layers (`mamba_hidden_act`), "
+                                          "where llama.cpp computes SiLU"))
+        if not found:
+            return
+        first = min(found)[0]
+        yield diag(
+            "P318",
+            f"{target} would run another model, silently: this one uses " + "; ".join(text for _, text in found),
+            _main_span(source_map, first),
+            label="activation not computed",
+            help=f"{target} runs Nemotron-H only with relu² MLPs and experts and SiLU Mamba layers",
+            notes=["the converter writes no activation to the GGUF; src/models/nemotron-h.cpp builds every FFN "
+                   "with LLM_FFN_RELU_SQR and mamba-base.cpp applies ggml_silu after the convolution",
+                   "verified: llama-cpp-python 0.3.36 loads and runs a `silu` MLP model, with logits far from it"],
+        )
+
+    return check
+
+
+def llama_cpp_setting(
+    target: str, applies: Callable[[Pattern, ModelSpec], str | None], help: str, failure: str
+) -> RuleFn:
+    """P319: one hyper-parameter llama.cpp's converter refuses, its loader rejects or its graph ignores.
+
+    ``applies`` returns the message (what the model has and what llama.cpp does) or None.
+    """
+
+    def check(pattern: Pattern, spec: ModelSpec | None, source_map: SourceMap | None) -> Iterator[Diagnostic]:
+        if spec is None or not _nemotron_spec(spec):
+            return
+        message = applies(pattern, spec)
+        if message is None:
+            return
+        yield diag("P319", f"{target}: {message}", None, help=help, notes=[failure])
+
+    return check
