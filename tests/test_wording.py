@@ -176,3 +176,13 @@ def test_build_of_a_bare_pattern_points_at_the_pattern_not_a_generated_config(tm
     data = json.loads(runner.invoke(app, ["build", "M-M*E", "-o", str(tmp_path / "j"), "--json"]).stdout)
     [p201] = [d for d in data["diagnostics"] if d["code"] == "P201"]
     assert (p201["span"]["start"], p201["span"]["end"]) == (4, 5)
+
+
+def test_no_example_output_names_internals() -> None:
+    """Every code's example, as run live into docs/diagnostics.md (kept equal to the program's output by
+    tests/test_docs_diagnostics.py): what users see of each diagnostic uses no internal names."""
+    text = (ROOT / "docs" / "diagnostics.md").read_text(encoding="utf-8")
+    outputs = re.findall(r"```+console\n(.*?)```", text, re.S)
+    assert len(outputs) >= len(CODES) // 2
+    leaks = [m.group() for block in outputs for m in INTERNAL.finditer(block)]
+    assert leaks == []
