@@ -174,7 +174,9 @@ class TokenClock:
         if prefill is None:
             return "generated no tokens"
         rows = f" x {self.rows} rows" if self.rows > 1 else ""
-        text = f"generated {self.steps} tokens{rows}: prompt ({prompt_tokens} tokens) {prefill:.2f} s"
+        tokens = f"{self.steps} token{'s' * (self.steps != 1)}"
+        prompt = f"{prompt_tokens} token{'s' * (prompt_tokens != 1)}"
+        text = f"generated {tokens}{rows}: prompt ({prompt}) {prefill:.2f} s"
         rate = self.decode_rate()
         if rate is not None:
             text += f", decoding {rate:,.1f} tokens/s"

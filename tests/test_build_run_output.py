@@ -219,6 +219,10 @@ def test_the_token_clock_times_prompt_and_decode_apart() -> None:
     assert clock.prefill_seconds == 0.5 and clock.decode_seconds == 0.75
     assert clock.decode_rate() == 8.0  # 3 steps after the first token, 2 rows, 0.75 s
     assert clock.summary(5) == "generated 4 tokens x 2 rows: prompt (5 tokens) 0.50 s, decoding 8.0 tokens/s"
+    one = TokenClock(now=iter([0.0, 0.25]).__next__)
+    one.begin(1)
+    one.tick(1)
+    assert one.summary(1) == "generated 1 token: prompt (1 token) 0.25 s"  # no decode rate from one token
 
 
 def test_generate_calls_back_once_per_new_token() -> None:
