@@ -104,6 +104,8 @@ def resolve_for(text: str, command: Command) -> TargetName:
         why = ("check has no load-and-run profile for it" if command == "check"
                else "build writes nothing specific to it")
         raise TargetError(f"`{text}` is a `{other} --target` name only: {why}", None)
-    close = difflib.get_close_matches(text.strip().lower(), list(_BY_SPELLING), n=1, cutoff=0.6)
-    meant = _BY_SPELLING[close[0]] if close else None
-    raise TargetError(f"unknown target `{text}`", meant.name if meant and _applies(meant, command) else None)
+    # the spelling that is closest is suggested as it is (an alias is accepted too), so the hint
+    # reads as a correction of what was typed: `transformer` -> `transformers`, not `nemotron_h`
+    usable = [spelling for spelling, entry in _BY_SPELLING.items() if _applies(entry, command)]
+    close = difflib.get_close_matches(text.strip().lower(), usable, n=1, cutoff=0.7)
+    raise TargetError(f"unknown target `{text}`", close[0] if close else None)
