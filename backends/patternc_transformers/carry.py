@@ -149,7 +149,7 @@ def plan(spec: ModelSpec, arch: str, fields: Mapping[str, Any], source: Mapping[
             out.written[spelled] = MODEL
             out.carriers.add(spelled)
         elif key in inert_keys:
-            out.dropped[spelled] = f"it has no effect on this model, and `{arch}` has no such key"
+            out.dropped[spelled] = f"it has no effect on this model (a P913 note of `check`), so `{arch}` needs none"
         elif key in known:
             out.dropped[spelled] = (f"`{key}` of a `{spec.source}` config does not mean the same in `{arch}`; "
                                     f"the model is written in `{arch}`'s own keys")
