@@ -7,8 +7,9 @@ transformers, and ``wheels`` for what was read from released transformers wheels
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from patternc.ir import Pattern
-from patternc.model import ModelSpec
 from patternc.targets.rules import (
     Profile,
     Rule,
@@ -32,6 +33,9 @@ from patternc.targets.rules import (
     sglang_mlp_patch,
     single_ffn_kind,
 )
+
+if TYPE_CHECKING:
+    from patternc.model import ModelSpec
 
 _NO_SEQ_LENGTH = (
     "transformers raises: ValueError: `get_seq_length` can only be called on Attention layers, "
