@@ -373,3 +373,14 @@ def test_every_set_is_written_or_refused(pattern: str, keys: dict[str, None], da
         refused = set(re.findall(r"error\[P512\]: `--set (\w+)`", result.output))
         assert refused and refused <= set(sets), result.output
         assert not out.exists()
+
+
+def test_a_value_the_other_family_refuses_is_not_carried(tmp_path: Path) -> None:
+    """Found by the property: Nemotron-H allows time_step_min 0, Mamba2 does not (it takes its log)."""
+    config = {"model_type": "nemotron_h", "vocab_size": 64, "hidden_size": 32, "hybrid_override_pattern": "MM",
+              "mamba_num_heads": 4, "mamba_head_dim": 16, "ssm_state_size": 8, "n_groups": 1, "time_step_min": 0.0,
+              "time_step_max": 0.2}
+    assert_faithful(config, tmp_path / "out")
+    written = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert written["model_type"] == "mamba2" and written["time_step_max"] == 0.2
+    assert written["time_step_min"] > 0 and written["time_step_limit"][0] == 0.0

@@ -142,6 +142,8 @@ def plan(spec: ModelSpec, arch: str, fields: Mapping[str, Any], source: Mapping[
         elif key in ROPE_SPELLINGS and "rope_parameters" in fields:
             out.written[spelled] = "rope_parameters"
             out.carriers.add(spelled)
+        elif not same_family and key in known and key in NEUTRAL_KEYS and (why := _invalid(arch, key, value)):
+            out.dropped[spelled] = f"{_shown(value)} is not a valid `{key}` for `{arch}`: {why}"
         elif same_family or (key in known and key in NEUTRAL_KEYS):
             out.fields[key] = value
             out.written[spelled] = key
@@ -166,6 +168,25 @@ def _roles(dialect: str, source: Mapping[str, Any]) -> tuple[frozenset[str], fro
 
     reading = read_config({**source, "model_type": dialect})
     return reading.model_keys, reading.inert_keys
+
+
+def _invalid(arch: str, key: str, value: object) -> str | None:
+    """Why ``value`` is out of range for ``key`` in ``arch``'s config, or None (same-named keys may
+    differ in range: Nemotron-H's ``time_step_min`` may be 0, Mamba2's, a logarithm's argument, not)."""
+    from pydantic import ConfigDict, TypeAdapter, ValidationError
+
+    from patternc.config.models import INPUT_MODELS
+
+    field_info = INPUT_MODELS[arch].model_fields.get(key)
+    if field_info is None:
+        return None
+    adapter: TypeAdapter[Any] = TypeAdapter(field_info.rebuild_annotation(), config=ConfigDict(strict=True))
+    try:
+        adapter.validate_python(value)
+    except ValidationError as error:
+        message = error.errors()[0]["msg"]
+        return message[0].lower() + message[1:]
+    return None
 
 
 _LIST_OF = {"hybrid_override_pattern": "layers_block_type", "mtp_hybrid_override_pattern": "mtp_layers_block_type"}
