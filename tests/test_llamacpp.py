@@ -224,6 +224,8 @@ def test_layout_is_the_hub_layout_and_the_same_model(kind: str, small: dict[str,
     moe_keys = {"num_experts_per_tok", "n_routed_experts", "moe_intermediate_size"} & set(config)
     assert moe_keys == (set() if kind == "dense" else {"num_experts_per_tok", "n_routed_experts",
                                                        "moe_intermediate_size"})
+    if kind == "dense":  # transformers wrote its MoE defaults into the source: left out, and said so
+        assert "[P513]" in result.output and "`num_experts_per_tok`" in result.output, result.output
     names = _names(out)
     assert all(n.startswith(("backbone.", "lm_head.")) for n in names), names
     assert not [n for n in names if re.search(r"experts\.(up|down)_proj$", n)]

@@ -665,7 +665,10 @@ def build_model_dir(
                 written_config.update(extra_config or {})
                 if llama:
                     mtp_weights = checkpoint is None or any(p.entry.name.startswith("mtp.") for p in plan)
-                    written_config = llamacpp.hub_config(written_config, spec, mtp_weights=mtp_weights)
+                    before, written_config = written_config, llamacpp.hub_config(
+                        written_config, spec, mtp_weights=mtp_weights)
+                    note = llamacpp.dropped_keys(before, written_config, source_config)
+                    result.diagnostics += [note] if note is not None else []
                 (tmp / "config.json").write_text(json.dumps(written_config, indent=2, sort_keys=True) + "\n")
             files = ["config.json"]
             if checkpoint is not None:

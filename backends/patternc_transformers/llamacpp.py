@@ -94,6 +94,30 @@ def hub_config(data: Mapping[str, Any], spec: ModelSpec, *, mtp_weights: bool = 
     return dict(sorted(out.items()))
 
 
+_RESPELLED = frozenset({"layers_block_type", "layer_types", "mtp_layers_block_type", "hybrid_override_pattern",
+                        "mtp_hybrid_override_pattern", "num_nextn_predict_layers", "num_hidden_layers"})
+
+
+def dropped_keys(before: Mapping[str, Any], after: Mapping[str, Any],
+                 source_config: Mapping[str, Any] | None) -> Diagnostic | None:
+    """A P513 note for the source's keys that ``hub_config`` left out (the layer stack is respelled, not lost)."""
+    gone = sorted(k for k in (source_config or {}) if k in before and k not in after and k not in _RESPELLED)
+    if not gone:
+        return None
+    reasons = []
+    for key in gone:
+        if key in MOE_KEYS:
+            reasons.append(f"`{key}`: a model without `E` layers; llama.cpp's converter treats any "
+                           "`num_experts_per_tok` as MoE")
+        elif key == "time_step_limit":
+            reasons.append("`time_step_limit`: transformers' Nemotron-H never reads it (it clamps dt at "
+                           "`time_step_min`)")
+        else:
+            reasons.append(f"`{key}`: the MTP block is not converted")
+    return diag("P513", f"{len(gone)} key{'s' if len(gone) > 1 else ''} of the source config not written in "
+                f"llama.cpp's layout: {', '.join(f'`{k}`' for k in gone)}", None, notes=reasons)
+
+
 def hub_tensor_name(name: str) -> str:
     """transformers 5.x Nemotron-H name -> the hub name (``model.`` -> ``backbone.``)."""
     return "backbone." + name[len("model."):] if name.startswith("model.") else name
