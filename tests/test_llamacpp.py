@@ -314,16 +314,39 @@ VOCAB = 50264
 """GPT-2's 50257 tokens, padded to the multiple of 8 llama.cpp's Nemotron-H converter pads to."""
 
 
+BOOT = ("import os, runpy, site, sys; site.addsitedir(sys.argv[1]); script = sys.argv[2]; "
+        "sys.argv = sys.argv[2:]; sys.path[0] = os.path.dirname(os.path.abspath(script)); "
+        "runpy.run_path(script, run_name='__main__')")
+"""Runs a script with the converter's Python, this interpreter's site-packages appended after its own: its
+transformers (4.57.6) wins, and torch comes from here when it has none (``.ci/run`` installs none there)."""
+
+
+def _with_converter_python(*argv: str) -> list[str]:
+    import sysconfig
+
+    return [PYTHON, "-c", BOOT, sysconfig.get_paths()["purelib"], *argv]
+
+
+def _gguf() -> Any:
+    """gguf-py: the installed package, else the copy in the converter's own tree (which the converter uses)."""
+    try:
+        import gguf
+    except ImportError:
+        sys.path.insert(0, str(CONVERTER.parent / "gguf-py"))
+        import gguf
+    return gguf
+
+
 @functools.cache
 def _converter_problem() -> str | None:
     if not CONVERTER.is_file() or not GPT2_VOCAB.is_file():
         return f"llama.cpp's converter is not at {CONVERTER} (set PATTERNC_LLAMA_CPP_CONVERTER)"
     if not Path(PYTHON).is_file():
         return f"no Python for the converter at {PYTHON} (set PATTERNC_LLAMA_CPP_PYTHON)"
-    probe = subprocess.run([PYTHON, "-c", "import gguf, torch, transformers; print(transformers.__version__)"],
-                           capture_output=True, text=True, timeout=300)
+    probe_script = Path(__file__).with_name("llamacpp_probe.py")
+    probe = subprocess.run(_with_converter_python(str(probe_script)), capture_output=True, text=True, timeout=300)
     if probe.returncode:
-        return f"{PYTHON} cannot import gguf, torch and transformers"
+        return f"{PYTHON} cannot import torch and transformers"
     major, minor = (int(x) for x in probe.stdout.strip().split(".")[:2])
     if (major, minor) >= (5, 3):
         return (f"{PYTHON} has transformers {probe.stdout.strip()}; the converter pins 4.57.6 "
@@ -336,10 +359,9 @@ needs_converter = pytest.mark.skipif("_converter_problem() is not None", reason=
 
 def _gpt2_tokenizer(directory: Path) -> None:
     """GPT-2's tokenizer rebuilt from llama.cpp's own vocab file: a pre-tokenizer the converter recognises."""
-    from gguf import GGUFReader
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 
-    fields = GGUFReader(str(GPT2_VOCAB)).fields
+    fields = _gguf().GGUFReader(str(GPT2_VOCAB)).fields
 
     def strings(key: str) -> list[str]:
         field = fields[key]
@@ -356,8 +378,8 @@ def _gpt2_tokenizer(directory: Path) -> None:
 
 
 def convert(directory: Path, gguf: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([PYTHON, str(CONVERTER), str(directory), "--outfile", str(gguf), "--outtype", "f32"],
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(_with_converter_python(str(CONVERTER), str(directory), "--outfile", str(gguf),
+                                                 "--outtype", "f32"), capture_output=True, text=True, timeout=600)
 
 
 @pytest.fixture(scope="module")
@@ -365,7 +387,6 @@ def converted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path,
     """(the llama.cpp-layout directory, its GGUF) for dense, MoE and MTP sources; conversion asserted."""
     if _converter_problem() is not None:
         pytest.skip(_converter_problem() or "")
-    pytest.importorskip("gguf")
     root = tmp_path_factory.mktemp("llamacpp-gguf")
     out: dict[str, tuple[Path, Path]] = {}
     for kind in LAYERS:
@@ -380,9 +401,7 @@ def converted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path,
 
 
 def _metadata(gguf: Path) -> dict[str, Any]:
-    from gguf import GGUFReader
-
-    reader = GGUFReader(str(gguf))
+    reader = _gguf().GGUFReader(str(gguf))
     return {key: field.contents() for key, field in reader.fields.items() if not key.startswith("tokenizer.")}
 
 
