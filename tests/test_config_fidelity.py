@@ -127,7 +127,7 @@ def test_source_keys_not_written_are_named(tmp_path: Path) -> None:
     result = _run("build", str(fixture), "-o", str(out))
     assert result.exit_code == 0, result.output
     assert "note[P513]: 1 key of the source config not written: `auto_map`" in result.output
-    assert "auto_map: it names remote-code files" in result.output
+    assert "`auto_map`: it names remote-code files" in result.output
     written = json.loads((out / "config.json").read_text())
     assert "auto_map" not in written and written["norm_eps"] == 1e-05  # unknown keys kept, as transformers does
 

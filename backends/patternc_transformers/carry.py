@@ -255,8 +255,16 @@ def diagnostics(carried: Carried, set_keys: Collection[str], default_keys: Colle
         problems.append(diag(
             "P513", f"{len(rest)} key{'s' if len(rest) > 1 else ''} of the source config not written: "
             + ", ".join(f"`{k}`" for k in rest), None,
-            notes=tuple(f"{k}: {carried.dropped[k]}" for k in rest)))
+            notes=reason_notes({k: carried.dropped[k] for k in rest})))
     return problems
+
+
+def reason_notes(dropped: Mapping[str, str]) -> tuple[str, ...]:
+    """One note per reason, naming every key it covers: six MoE keys dropped for one reason are one line."""
+    keys_by_reason: dict[str, list[str]] = {}
+    for key, reason in dropped.items():
+        keys_by_reason.setdefault(reason, []).append(key)
+    return tuple(", ".join(f"`{k}`" for k in keys) + f": {reason}" for reason, keys in keys_by_reason.items())
 
 
 def complete(spec: ModelSpec, arch: str, fields: dict[str, Any]) -> None:

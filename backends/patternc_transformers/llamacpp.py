@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from patternc.diagnostics import Diagnostic, diag
 from patternc.model import ModelSpec
+from patternc_transformers.carry import reason_notes
 from patternc_transformers.checkpoint import Entry, TensorInfo, TensorReader
 
 if TYPE_CHECKING:
@@ -104,18 +105,16 @@ def dropped_keys(before: Mapping[str, Any], after: Mapping[str, Any],
     gone = sorted(k for k in (source_config or {}) if k in before and k not in after and k not in _RESPELLED)
     if not gone:
         return None
-    reasons = []
+    reasons: dict[str, str] = {}
     for key in gone:
         if key in MOE_KEYS:
-            reasons.append(f"`{key}`: a model without `E` layers; llama.cpp's converter treats any "
-                           "`num_experts_per_tok` as MoE")
+            reasons[key] = "a model without `E` layers; llama.cpp's converter treats any `num_experts_per_tok` as MoE"
         elif key == "time_step_limit":
-            reasons.append("`time_step_limit`: transformers' Nemotron-H never reads it (it clamps dt at "
-                           "`time_step_min`)")
+            reasons[key] = "transformers' Nemotron-H never reads it (it clamps dt at `time_step_min`)"
         else:
-            reasons.append(f"`{key}`: the MTP block is not converted")
+            reasons[key] = "the MTP block is not converted"
     return diag("P513", f"{len(gone)} key{'s' if len(gone) > 1 else ''} of the source config not written in "
-                f"llama.cpp's layout: {', '.join(f'`{k}`' for k in gone)}", None, notes=reasons)
+                f"llama.cpp's layout: {', '.join(f'`{k}`' for k in gone)}", None, notes=reason_notes(reasons))
 
 
 def hub_tensor_name(name: str) -> str:
