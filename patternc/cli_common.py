@@ -32,7 +32,7 @@ from __future__ import annotations
 import difflib
 import functools
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
@@ -164,12 +164,7 @@ class _SuggestingOption(TyperOption):
         return super().display_type_rich(ctx)
 
     def process_value(self, ctx: Any, value: Any) -> Any:
-        try:
-            return super().process_value(ctx, value)
-        except typer.BadParameter:
-            if not self.type_descriptor.is_choice:
-                raise
-            raise typer.BadParameter(_choice_message(value, _choices(self)), ctx=ctx, param=self) from None
+        return _suggesting(self, ctx, value, super().process_value)
 
 
 class _SuggestingArgument(TyperArgument):
@@ -179,12 +174,17 @@ class _SuggestingArgument(TyperArgument):
         return None
 
     def process_value(self, ctx: Any, value: Any) -> Any:
-        try:
-            return super().process_value(ctx, value)
-        except typer.BadParameter:
-            if not self.type_descriptor.is_choice:
-                raise
-            raise typer.BadParameter(_choice_message(value, _choices(self)), ctx=ctx, param=self) from None
+        return _suggesting(self, ctx, value, super().process_value)
+
+
+def _suggesting(param: Any, ctx: Any, value: Any, process: Callable[[Any, Any], Any]) -> Any:
+    """``process(ctx, value)``; a bad choice becomes a usage error that names the closest choice."""
+    try:
+        return process(ctx, value)
+    except typer.BadParameter:
+        if not param.type_descriptor.is_choice:
+            raise
+        raise typer.BadParameter(_choice_message(value, _choices(param)), ctx=ctx, param=param) from None
 
 
 def _choice_message(value: Any, choices: Sequence[str]) -> str:

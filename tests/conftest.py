@@ -8,7 +8,9 @@ shared 2-core runner is noise, and the limits tests measure time themselves.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
@@ -25,3 +27,10 @@ settings.register_profile(
     print_blob=True,
 )
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+
+@pytest.fixture
+def scratch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A working directory of the test's own (the pattern-or-path rule and relative outputs look at it)."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path

@@ -11,8 +11,6 @@ its rows here.
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -71,16 +69,6 @@ CASES: list[Case] = [
     ("build-error", "build-output", ["build", "--json", "M-X", "-o", "out"], {}, 1),
     ("build-usage-target", "build-output", ["build", "--json", "M-", "-o", "out", "-t", "sglang"], {}, 2),
 ]
-
-
-@pytest.fixture
-def scratch(tmp_path: Path) -> Iterator[Path]:
-    previous = os.getcwd()
-    os.chdir(tmp_path)
-    try:
-        yield tmp_path
-    finally:
-        os.chdir(previous)
 
 
 def _validator(name: str) -> Any:
