@@ -44,7 +44,7 @@ def _written(out: Path) -> dict[str, Any]:
         data = path.read_bytes()
         files[name] = (
             data.decode()
-            if path.suffix in (".json", ".txt", ".sh", ".args") or len(data) < 4096 and b"\0" not in data
+            if path.suffix in (".json", ".txt", ".sh", ".args") or (len(data) < 4096 and b"\0" not in data)
             else f"<{len(data)} bytes>"
         )
     return files
