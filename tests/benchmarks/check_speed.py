@@ -17,6 +17,11 @@ Figures, each printed with PASS or FAIL; the exit status is 1 when any target is
     repetition form ``(M-){n}``): in-process after a warm-up, and cold through the console script
     with the pattern on stdin (target: 100k layers <= 1 s cold, and t(100k)/t(10k) <= 15, i.e.
     linear growth; quadratic growth would give about 100).
+(e) cold ``python -m patternc check`` of the same pattern, this checkout against an older commit
+    (``--baseline REF``, default the last commit before the one-home redesign of issue 13), both
+    from a git worktree on ``PYTHONPATH`` with this interpreter, runs interleaved so that machine
+    load hits both alike (target: this checkout's median at or under the baseline's, within 5 %
+    measurement noise).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -36,6 +42,10 @@ CLI_100K_TARGET_S = 1.0
 GROWTH_RATIO_TARGET = 15.0
 FORBIDDEN_IMPORTS = ("torch", "transformers", "networkx")
 SIZES = (1_000, 10_000, 100_000)
+BASELINE_REF = "4bd8913"
+"""The commit that stored the golden outputs, before the one-home redesign (issue 13) began."""
+BASELINE_NOISE = 1.05
+ROOT = Path(__file__).resolve().parents[2]
 
 PATTERNC = Path(sys.executable).with_name("patternc")
 
@@ -193,6 +203,50 @@ def figure_d(cold_runs: int) -> None:
         )
 
 
+def _worktree_check(tree: Path) -> list[str]:
+    """The argv of a cold ``python -m patternc check`` that imports patternc from ``tree``."""
+    return [
+        sys.executable,
+        "-c",
+        f"import sys; sys.path.insert(0, {str(tree)!r}); sys.argv[0] = 'patternc'; "
+        "from patternc.cli import main; main()",
+        "check",
+        NEMOTRON_H_8B,
+    ]
+
+
+def figure_e(ref: str, runs: int) -> None:
+    print(f"(e) cold check, this checkout against {ref} (git worktrees, interleaved runs)")
+    with tempfile.TemporaryDirectory() as tmp:
+        trees = {"now": Path(tmp) / "now", "baseline": Path(tmp) / "baseline"}
+        for name, rev in (("now", "HEAD"), ("baseline", ref)):
+            subprocess.run(
+                ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(trees[name]), rev],
+                check=True,
+                capture_output=True,
+            )
+        if subprocess.run(
+            ["git", "-C", str(ROOT), "diff", "--quiet", "HEAD", "--", "patternc"], check=False
+        ).returncode:
+            print("    note: patternc/ has uncommitted changes; 'now' measures HEAD")
+        try:
+            argv = {name: _worktree_check(tree) for name, tree in trees.items()}
+            for name in argv:
+                wall(argv[name])  # warm the file cache
+            times: dict[str, list[float]] = {"now": [], "baseline": []}
+            for _ in range(runs):
+                for name in ("baseline", "now"):
+                    times[name].append(wall(argv[name]))
+        finally:
+            for tree in trees.values():
+                subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=False)
+    now, base = statistics.median(times["now"]), statistics.median(times["baseline"])
+    print(f"    now      median {now:.3f} s ({fmt_times(times['now'])})")
+    print(f"    baseline median {base:.3f} s ({fmt_times(times['baseline'])})")
+    print(f"    ratio now / baseline = {now / base:.3f}")
+    verdict(f"cold check at or under {ref}'s", now <= base * BASELINE_NOISE, f"{now:.3f} s vs {base:.3f} s")
+
+
 def load_note() -> str:
     """The load average: medians of wall times are only meaningful on an otherwise idle machine."""
     load = os.getloadavg()[0]
@@ -205,6 +259,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=15, help="fresh runs for figure (a)")
     parser.add_argument("--ref-runs", type=int, default=5, help="fresh runs for the transformers reference (b)")
     parser.add_argument("--cold-runs", type=int, default=3, help="fresh runs per size in figure (d)")
+    parser.add_argument("--baseline", default=BASELINE_REF, help="the commit figure (e) compares against")
     args = parser.parse_args()
     if not PATTERNC.exists():
         print(f"no console script at {PATTERNC}: install the project (pip install -e .) into this interpreter")
@@ -213,6 +268,7 @@ def main() -> int:
     figure_a_b(args.runs, args.ref_runs)
     figure_c()
     figure_d(args.cold_runs)
+    figure_e(args.baseline, args.runs)
     print(f"\nafter the run: {load_note()}")
     print(f"{'FAIL: ' + ', '.join(failures) if failures else 'PASS: every target met'}")
     return 1 if failures else 0
