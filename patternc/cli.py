@@ -1,6 +1,6 @@
 """The ``patternc`` command line: a thin layer over the API.
 
-Exit codes (``patternc/cli_common.py`` states the rule): 0 no error (warnings allowed); 1 the input
+Exit codes (``patternc/exit_codes.py`` states the rule): 0 no error (warnings allowed); 1 the input
 was read and has errors; 2 the command line itself is wrong (unknown option, choice or name, a
 value of the wrong form); 101 an internal error (a bug: please report it).
 Diagnostics go to stdout for ``check`` (they are its result) and are deterministic.
@@ -18,10 +18,6 @@ import typer
 
 from patternc.cli_common import (
     CONTEXT_SETTINGS,
-    EXIT_ERRORS,
-    EXIT_INTERNAL,
-    EXIT_OK,
-    EXIT_USAGE,
     IgnoreOpt,
     SelectOpt,
     apply_conventions,
@@ -30,12 +26,13 @@ from patternc.cli_common import (
     target_names,
 )
 from patternc.dialects import Dialect
+from patternc.exit_codes import EXIT_ERRORS, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE
 from patternc.limits import DEFAULT_LIMITS, Limits
 
 if TYPE_CHECKING:
     from patternc.check import CheckOutcome
 
-__all__ = ["EXIT_ERRORS", "EXIT_INTERNAL", "EXIT_OK", "EXIT_USAGE", "app", "main"]
+__all__ = ["app", "main"]
 
 app = typer.Typer(
     name="patternc",

@@ -39,10 +39,10 @@ import typer
 from typer._click.exceptions import NoSuchOption  # typer >= 0.29 vendors click (pyproject pins it)
 from typer.core import TyperArgument, TyperCommand, TyperOption
 
+from patternc.exit_codes import EXIT_USAGE
+
 if TYPE_CHECKING:
     from patternc.diagnostics import Diagnostic
-
-EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 101
 
 CONTEXT_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"]}
 """The app's context settings; every command inherits them (``-h``)."""

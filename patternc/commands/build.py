@@ -19,6 +19,7 @@ import typer
 
 from patternc.cli_common import build_target, check_set_values
 from patternc.dialects import Dialect
+from patternc.exit_codes import EXIT_ERRORS, EXIT_OK
 
 PATTERN_DEFAULTS: dict[str, Any] = {
     "model_type": "nemotron_h",
@@ -438,8 +439,6 @@ class BuildReport:
 
     def fail(self, diagnostics: list[Any], source: Any, *, result: Any = None, read: bool = False) -> NoReturn:
         """Nothing was written: say why, exit 1.  ``read``: SOURCE itself could not be read."""
-        from patternc.cli import EXIT_ERRORS
-
         if self.json_output:
             if read:
                 self.layers = self.decoder_layers = None
@@ -452,8 +451,6 @@ class BuildReport:
 
     def done(self, diagnostics: list[Any], source: Any, result: Any) -> NoReturn:
         """A model directory was written: its summary, exit 0."""
-        from patternc.cli import EXIT_OK
-
         if self.json_output:
             self._json(True, diagnostics, source, result)
         else:
@@ -463,8 +460,6 @@ class BuildReport:
 
     def megatron_done(self, diagnostics: list[Any], source: Any, out: Path, pattern: str) -> NoReturn:
         """``megatron_args.json`` was written, exit 0."""
-        from patternc.cli import EXIT_OK
-
         if self.json_output:
             self._json(True, diagnostics, source, None, architecture="megatron", out_dir=out,
                        files=["megatron_args.json"], hybrid_layer_pattern=pattern)

@@ -16,6 +16,7 @@ import typer
 
 from patternc.commands.stats import DtypeChoice, LikeOpt, SetsOpt, SourceArg
 from patternc.dialects import Dialect
+from patternc.exit_codes import EXIT_ERRORS
 
 if TYPE_CHECKING:
     from patternc.analysis.pipeline import Partition, SplitResult
@@ -23,8 +24,6 @@ if TYPE_CHECKING:
     from patternc.diagnostics import Diagnostic
     from patternc.draw import Collapse, Format, Picture
     from patternc.source import Source
-
-EXIT_ERRORS = 1
 
 
 class CollapseChoice(StrEnum):

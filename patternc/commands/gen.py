@@ -14,8 +14,6 @@ from typing import Annotated
 
 import typer
 
-EXIT_ERRORS = 1
-
 
 class Layout(StrEnum):
     BLOCKS = "blocks"

@@ -14,7 +14,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-EXIT_ERRORS, EXIT_USAGE = 1, 2
+from patternc.exit_codes import EXIT_ERRORS
 
 
 def _parse_ids(texts: list[str]) -> list[list[int]]:

@@ -17,6 +17,7 @@ import typer
 
 from patternc.commands.stats import LikeOpt, SetsOpt, SourceArg
 from patternc.dialects import Dialect
+from patternc.exit_codes import EXIT_ERRORS, EXIT_OK
 
 if TYPE_CHECKING:
     from patternc.analysis.outputs import Plan, SplitReport
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
     from patternc.analysis.source import Loaded
     from patternc.diagnostics import Diagnostic
 
-EXIT_ERRORS = 1
 
 
 class CostChoice(StrEnum):
@@ -239,11 +239,11 @@ def split(
         typer.echo(json.dumps(report.model_dump(mode="json"), indent=2, ensure_ascii=False))
         if drawn:
             typer.echo(drawn, err=True)
-        raise typer.Exit(EXIT_ERRORS if failed else 0)
+        raise typer.Exit(EXIT_ERRORS if failed else EXIT_OK)
     _print(report, loaded, result, len(given.stages) > 1 or as_written, problems)
     if drawn:
         typer.echo(drawn)
-    raise typer.Exit(EXIT_ERRORS if failed else 0)
+    raise typer.Exit(EXIT_ERRORS if failed else EXIT_OK)
 
 
 def _print(

@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 
 from patternc.dialects import Dialect
+from patternc.exit_codes import EXIT_ERRORS
 
 if TYPE_CHECKING:
     from patternc.analysis.source import Loaded
     from patternc.diagnostics import Diagnostic
     from patternc.source import Source
 
-EXIT_ERRORS = 1
 
 SourceArg = Annotated[
     str,
