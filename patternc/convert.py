@@ -15,9 +15,9 @@ from patternc.api import parse
 from patternc.diagnostics import Diagnostic, PatternError, diag
 from patternc.dialects import Dialect
 from patternc.ir import Pattern, make_pattern
+from patternc.kinds import BY_SYMBOL, Role, kinds
 from patternc.limits import DEFAULT_LIMITS
 from patternc.source import Source, Span
-from patternc.symbols import SYMBOLS, Role
 
 
 class Vocabulary(StrEnum):
@@ -28,8 +28,8 @@ class Vocabulary(StrEnum):
 
 
 NAME_TO_SYMBOL: dict[str, str] = {
-    **{info.hf_name: info.symbol for info in SYMBOLS if info.hf_name},
-    **{info.hf_legacy_name: info.symbol for info in SYMBOLS if info.hf_legacy_name},
+    **{info.hf_name: info.symbol for info in kinds() if info.hf_name},
+    **{info.hf_legacy_name: info.symbol for info in kinds() if info.hf_legacy_name},
 }
 """Every list name patternc reads, in both vocabularies."""
 
@@ -62,7 +62,7 @@ def to_layers_block_type(
     names: list[str] = []
     problems: list[Diagnostic] = []
     for index, symbol in enumerate(layers):
-        info = next((i for i in SYMBOLS if i.symbol == symbol), None)
+        info = BY_SYMBOL.get(symbol)
         if info is None:
             problems.append(diag("P001", f"layer {index} `{symbol}` is not a layer symbol", Span(index, index + 1),
                                  help="pass `pattern.flat` (symbols such as `M`, `*`, `-`, `E`)"))
@@ -134,5 +134,5 @@ def _symbols(names: Sequence[str], field_name: str) -> tuple[str, list[Diagnosti
 
 def attention_indices(pattern: Pattern) -> list[int]:
     """0-based indices of the main layers that hold a KV cache (attention of any kind)."""
-    attention = {info.symbol for info in SYMBOLS if info.role is Role.ATTENTION}
+    attention = {info.symbol for info in kinds() if info.role is Role.ATTENTION}
     return [index for index, symbol in enumerate(pattern.flat) if symbol in attention]

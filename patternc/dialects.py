@@ -10,18 +10,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from patternc.symbols import SYMBOLS
+from patternc.kinds import alphabet
 
 
 class Dialect(StrEnum):
     """The surface syntaxes patternc reads."""
 
     HF = "hf"
-    """transformers' ``hybrid_override_pattern``: exactly ``M * - E``."""
+    """transformers' ``hybrid_override_pattern``: the kinds whose ``KindDef.hf`` is set."""
     MEGATRON = "megatron"
-    """Megatron-Core's unified ``hybrid_layer_pattern``: ``M G * D + - E`` with ``|`` and ``/``."""
+    """Megatron-Core's unified ``hybrid_layer_pattern`` (kinds whose ``KindDef.megatron`` is set), ``|``, ``/``."""
     PATTERNC = "patternc"
-    """Megatron's alphabet plus whitespace, ``#`` comments and nestable repetition ``(M-){4}``."""
+    """Every registered kind, plus whitespace, ``#`` comments and nestable repetition ``(M-){4}``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,23 +29,20 @@ class Profile:
     """The features one dialect admits."""
 
     dialect: Dialect
-    alphabet: str
     pipes: bool
     mtp: bool
     trivia: bool
     """Whitespace and ``#`` comments."""
     repetition: bool
 
+    @property
+    def alphabet(self) -> str:
+        """The layer symbols this dialect admits, in table order (each kind's ``KindDef`` says)."""
+        return alphabet(self.dialect.value)
 
-MEGATRON_ALPHABET = "".join(info.symbol for info in SYMBOLS)
-HF_ALPHABET = "M*-E"
 
 PROFILES: dict[Dialect, Profile] = {
-    Dialect.HF: Profile(Dialect.HF, HF_ALPHABET, pipes=False, mtp=False, trivia=False, repetition=False),
-    Dialect.MEGATRON: Profile(
-        Dialect.MEGATRON, MEGATRON_ALPHABET, pipes=True, mtp=True, trivia=False, repetition=False
-    ),
-    Dialect.PATTERNC: Profile(
-        Dialect.PATTERNC, MEGATRON_ALPHABET, pipes=True, mtp=True, trivia=True, repetition=True
-    ),
+    Dialect.HF: Profile(Dialect.HF, pipes=False, mtp=False, trivia=False, repetition=False),
+    Dialect.MEGATRON: Profile(Dialect.MEGATRON, pipes=True, mtp=True, trivia=False, repetition=False),
+    Dialect.PATTERNC: Profile(Dialect.PATTERNC, pipes=True, mtp=True, trivia=True, repetition=True),
 }

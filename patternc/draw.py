@@ -32,8 +32,8 @@ from enum import StrEnum
 from pathlib import Path
 
 from patternc.ir import Pattern
+from patternc.kinds import BY_SYMBOL, kinds
 from patternc.render import visible
-from patternc.symbols import BY_SYMBOL, SYMBOLS
 
 COLLAPSE_ABOVE = 200
 """``--collapse auto`` draws every layer up to this many main layers, and collapses runs above it."""
@@ -45,18 +45,6 @@ WIDE_CELLS = 100
 WIDE_ABOVE = 1000
 MAX_TABLE_ROWS = 256
 """The stage table lists at most this many stages (then a line says how many more there are)."""
-
-# Okabe-Ito colours (distinguishable with the common colour-vision deficiencies), symbol text in
-# black or white, whichever contrasts.
-COLOURS: dict[str, tuple[str, str]] = {
-    "M": ("#0072B2", "#ffffff"),
-    "G": ("#56B4E9", "#000000"),
-    "*": ("#D55E00", "#ffffff"),
-    "D": ("#CC79A7", "#000000"),
-    "+": ("#E69F00", "#000000"),
-    "-": ("#009E73", "#ffffff"),
-    "E": ("#F0E442", "#000000"),
-}
 
 # Layout, in CSS pixels.
 PITCH = 16
@@ -345,7 +333,7 @@ class _Canvas:
              tip: str) -> None:
         """One layer cell (with its bar), standing for ``layers`` layers."""
         info = BY_SYMBOL[symbol]
-        fill, ink = COLOURS[symbol]
+        fill, ink = BY_SYMBOL[symbol].colours
         left = MARGIN + GUTTER + x
         y = row.y + self.cell_y
         if value is not None:
@@ -355,7 +343,7 @@ class _Canvas:
         valued = f' data-value="{value}"' if value is not None else ""
         parts.append(
             f'<g class="cell" data-part="{part}" data-index="{index}" data-layers="{layers}" '
-            f'data-kind="{info.kind.value}" data-symbol="{_text(symbol)}"{valued}>'
+            f'data-kind="{info.kind}" data-symbol="{_text(symbol)}"{valued}>'
             f"<title>{_text(tip)}</title>"
         )
         if value is not None and self.top_bar > 0:
@@ -502,11 +490,11 @@ def _legend(picture: Picture, y: int) -> tuple[list[str], int]:
     mtp_counts = {s: picture.mtp.count(s) * picture.depths for s in BY_SYMBOL}
     out: list[str] = []
     x = MARGIN
-    for info in SYMBOLS:
+    for info in kinds():
         symbol = info.symbol
         if not main_counts[symbol] and not mtp_counts[symbol]:
             continue
-        fill, ink = COLOURS[symbol]
+        fill, ink = BY_SYMBOL[symbol].colours
         count = f"{main_counts[symbol]:,}" + (f" + {mtp_counts[symbol]:,} MTP" if mtp_counts[symbol] else "")
         label = f"{info.description} ({count})"
         width = CELL_W + 8 + 7 * len(label) + 18

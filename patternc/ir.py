@@ -110,8 +110,8 @@ class Pattern(_Node):
         """Symbol -> number of main layers of that kind, in symbol-table order."""
         return _ordered_counts(self.flat)
 
-    def kinds(self) -> frozenset[LayerKind]:
-        """Every kind present in the main stack and the MTP block."""
+    def kinds(self) -> frozenset[str]:
+        """Every kind (its name, ``LayerKind`` for a built-in one) present in the main stack and the MTP block."""
         symbols = set(self.flat) | set(self.mtp.flat if self.mtp else "")
         return frozenset(BY_SYMBOL[s].kind for s in symbols)
 
@@ -128,9 +128,10 @@ def _ordered_counts(flat: str) -> dict[str, int]:
 _LAYER_FIELDS = frozenset({"index", "kind"})
 
 
-def _trusted_layer(index: int, kind: LayerKind) -> Layer:
+def _trusted_layer(index: int, kind: str) -> Layer:
     # What ``Layer.model_construct`` does, minus its generic bookkeeping: a 100,000-layer
-    # pattern builds its layers in a fifth of a second instead of half a second.
+    # pattern builds its layers in a fifth of a second instead of half a second.  ``kind`` is a
+    # ``LayerKind`` for a built-in kind and the registered name of a kind added at runtime.
     layer = Layer.__new__(Layer)
     setattr_ = object.__setattr__
     setattr_(layer, "__dict__", {"index": index, "kind": kind})

@@ -3,7 +3,7 @@
 ``ModelSpec`` is what config readers produce and what passes, the canonical-architecture map and
 backends consume.  Every layer of one kind shares one flavour (``spec.flavour(kind)``), which is
 how every supported family configures its layers.  Like ``Pattern`` it is frozen and
-position-free; where a value came from (a config key, a default) lives in ``Provenance``.
+position-free; where a value came from (a config key, a default) is the config reader's business.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field
 
 from patternc.ir import Pattern
-from patternc.symbols import LayerKind
+from patternc.kinds import kind_def
 
 MODEL_SCHEMA_VERSION: Literal[1] = 1
 
@@ -149,14 +149,11 @@ class ModelSpec(_Node):
     """Logits are divided by this (GraniteMoeHybrid)."""
     max_position_embeddings: Positive | None = None
 
-    def flavour(
-        self, kind: LayerKind
-    ) -> AttentionSpec | MambaSpec | GatedDeltaNetSpec | MlpSpec | MoeSpec | None:
-        """The hyper-parameters every layer of ``kind`` uses (None if the model has none)."""
-        return {
-            LayerKind.ATTENTION: self.attention,
-            LayerKind.MAMBA2: self.mamba,
-            LayerKind.GATED_DELTANET: self.gated_deltanet,
-            LayerKind.MLP: self.mlp,
-            LayerKind.MOE: self.moe,
-        }.get(kind)
+    def flavour(self, kind: str) -> BaseModel | None:
+        """The hyper-parameters every layer of ``kind`` uses (None if the model has none).
+
+        The field is the kind's ``KindDef.spec_field``; a kind without one has no hyper-parameters.
+        """
+        field_name = kind_def(kind).spec_field
+        flavour: BaseModel | None = None if field_name is None else getattr(self, field_name)
+        return flavour

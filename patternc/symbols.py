@@ -1,72 +1,32 @@
-"""The symbol table: the single source of truth for layer symbols, kinds and their names.
+"""Symbols in text: the structural characters, look-alike suggestions and how a symbol is named in messages.
 
-Every other module (grammar checks, IR, conversions, docs) derives from ``SYMBOLS``; nothing
-else spells a layer character.  Keeping it in one table is what stops the drift seen in peers
-(Megatron's private alphabet in its checkpoint converter, transformers' missing ``-``).
+The layer symbols themselves are defined once, in the kind table (``patternc.kinds``); this
+module re-exports its lookups for the front end.  Nothing else spells a layer character
+(``tests/core/test_kinds.py`` scans the source for such literals).  Keeping one table is what
+stops the drift seen in peers (Megatron's private alphabet in its checkpoint converter,
+transformers' missing ``-``).
 """
 
 from __future__ import annotations
 
 import unicodedata
-from dataclasses import dataclass
-from enum import StrEnum
 
+from patternc.kinds import BY_KIND, BY_SYMBOL, SYMBOL_ORDER, KindDef, LayerKind, Role
 
-class LayerKind(StrEnum):
-    """What one layer of the stack computes (patternc's own vocabulary)."""
+__all__ = [
+    "BY_KIND",
+    "BY_SYMBOL",
+    "MTP_SEPARATOR",
+    "PIPE",
+    "SYMBOL_ORDER",
+    "KindDef",
+    "LayerKind",
+    "Role",
+    "char_name",
+    "describe",
+    "suggest",
+]
 
-    MAMBA2 = "mamba2"
-    GATED_DELTANET = "gated_deltanet"
-    ATTENTION = "attention"
-    DSA = "dsa"
-    MLA = "mla"
-    MLP = "mlp"
-    MOE = "moe"
-
-
-class Role(StrEnum):
-    """The part a layer kind plays in a block: token mixing or channel mixing."""
-
-    SSM = "ssm"
-    """Linear-time sequence mixer with constant-size state (Mamba2, gated DeltaNet)."""
-    ATTENTION = "attention"
-    """Sequence mixer with a KV cache that grows with the context."""
-    FFN = "ffn"
-    """Per-token channel mixer (MLP or mixture of experts)."""
-
-
-@dataclass(frozen=True, slots=True)
-class SymbolInfo:
-    """Everything patternc knows about one layer symbol."""
-
-    symbol: str
-    kind: LayerKind
-    role: Role
-    description: str
-    hf_name: str | None
-    """Name in transformers' current ``layers_block_type`` vocabulary (None: no such name)."""
-    hf_legacy_name: str | None
-    """Name in the legacy vocabulary (``mamba``/``attention``) that older checkpoints carry."""
-    mla_family: bool = False
-    """Megatron refuses to mix standard attention ``*`` with these (DSA, MLA)."""
-
-
-SYMBOLS: tuple[SymbolInfo, ...] = (
-    SymbolInfo("M", LayerKind.MAMBA2, Role.SSM, "Mamba2 mixer", "linear_attention", "mamba"),
-    SymbolInfo("G", LayerKind.GATED_DELTANET, Role.SSM, "gated DeltaNet mixer", None, None),
-    SymbolInfo("*", LayerKind.ATTENTION, Role.ATTENTION, "self-attention", "full_attention", "attention"),
-    SymbolInfo("D", LayerKind.DSA, Role.ATTENTION, "DeepSeek sparse attention", None, None, mla_family=True),
-    SymbolInfo(
-        "+", LayerKind.MLA, Role.ATTENTION, "multi-head latent attention", None, None, mla_family=True
-    ),
-    SymbolInfo("-", LayerKind.MLP, Role.FFN, "MLP", "mlp", "mlp"),
-    SymbolInfo("E", LayerKind.MOE, Role.FFN, "mixture of experts", "moe", "moe"),
-)
-
-BY_SYMBOL: dict[str, SymbolInfo] = {info.symbol: info for info in SYMBOLS}
-BY_KIND: dict[LayerKind, SymbolInfo] = {info.kind: info for info in SYMBOLS}
-SYMBOL_ORDER: dict[str, int] = {info.symbol: i for i, info in enumerate(SYMBOLS)}
-"""Deterministic order for counts and messages: the table order, never a set's order."""
 
 PIPE = "|"
 MTP_SEPARATOR = "/"

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 
 import patternc
 from patternc import Vocabulary, to_layers_block_type
-from patternc.symbols import SYMBOLS
+from patternc.kinds import BUILTIN
 
 transformers = pytest.importorskip("transformers")
 configuration_utils = pytest.importorskip("transformers.configuration_utils")
@@ -252,7 +252,7 @@ def test_mtp_pattern_round_trips(main: str, mtp: str, depths: int) -> None:
 
 def test_patternc_legacy_names_are_exactly_what_transformers_remaps() -> None:
     remap = configuration_utils._LEGACY_LAYER_TYPE_REMAP
-    for info in SYMBOLS:
+    for info in BUILTIN:
         if info.hf_legacy_name is None:
             continue
         assert remap.get(info.hf_legacy_name, info.hf_legacy_name) == info.hf_name, info

@@ -9,10 +9,12 @@ model transformers builds on the meta device.  Pure integer arithmetic: no torch
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
+from patternc.kinds import behaviour, kind_def
 from patternc.model import AttentionSpec, GatedDeltaNetSpec, MambaSpec, MlpSpec, ModelSpec, MoeSpec
-from patternc.symbols import LayerKind
 
 SSM_FLOPS_PER_STATE = 5
 """Mamba2 recurrence per state element and token: decay multiply, ``Δx⊗B`` multiply and add, ``C·h`` multiply-add."""
@@ -52,9 +54,9 @@ class LayerCost:
 class CostError(ValueError):
     """A layer kind whose hyper-parameters the model does not give."""
 
-    def __init__(self, kind: LayerKind) -> None:
+    def __init__(self, kind: str) -> None:
         self.kind = kind
-        super().__init__(f"the model gives no hyper-parameters for {kind.value} layers")
+        super().__init__(f"the model gives no hyper-parameters for {kind} layers")
 
 
 def _linear(n_in: int, n_out: int, bias: bool) -> int:
@@ -184,21 +186,38 @@ def moe_cost(h: int, e: MoeSpec) -> LayerCost:
     )
 
 
-def layer_cost(spec: ModelSpec, kind: LayerKind) -> LayerCost:
-    """The cost of one ``kind`` layer of ``spec``; ``CostError`` when the spec has no flavour for it."""
-    flavour = spec.flavour(kind)
-    h = spec.hidden_size
-    if isinstance(flavour, AttentionSpec):
-        return attention_cost(h, flavour)
-    if isinstance(flavour, MambaSpec):
-        return mamba_cost(h, flavour)
-    if isinstance(flavour, GatedDeltaNetSpec):
-        return gated_deltanet_cost(h, flavour)
-    if isinstance(flavour, MlpSpec):
-        return mlp_cost(h, flavour)
-    if isinstance(flavour, MoeSpec):
-        return moe_cost(h, flavour)
-    raise CostError(kind)
+CostFunction = Callable[[ModelSpec], LayerCost | None]
+"""A kind's ``KindDef.cost``: one layer's cost, or None when ``spec`` has no hyper-parameters for it."""
+
+
+def mamba2_layer(spec: ModelSpec) -> LayerCost | None:
+    return None if spec.mamba is None else mamba_cost(spec.hidden_size, spec.mamba)
+
+
+def gated_deltanet_layer(spec: ModelSpec) -> LayerCost | None:
+    return None if spec.gated_deltanet is None else gated_deltanet_cost(spec.hidden_size, spec.gated_deltanet)
+
+
+def attention_layer(spec: ModelSpec) -> LayerCost | None:
+    return None if spec.attention is None else attention_cost(spec.hidden_size, spec.attention)
+
+
+def mlp_layer(spec: ModelSpec) -> LayerCost | None:
+    return None if spec.mlp is None else mlp_cost(spec.hidden_size, spec.mlp)
+
+
+def moe_layer(spec: ModelSpec) -> LayerCost | None:
+    return None if spec.moe is None else moe_cost(spec.hidden_size, spec.moe)
+
+
+def layer_cost(spec: ModelSpec, kind: str) -> LayerCost:
+    """The cost of one ``kind`` layer of ``spec`` (the kind's ``KindDef.cost``); ``CostError`` when the
+    kind has no cost function or ``spec`` no hyper-parameters for it."""
+    ref = kind_def(kind).cost
+    cost = None if ref is None else cast(CostFunction, behaviour(ref))(spec)
+    if cost is None:
+        raise CostError(kind)
+    return cost
 
 
 def mtp_overhead(h: int) -> int:

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 
 from patternc.analysis.costs import LayerCost, layer_cost, mtp_overhead
 from patternc.model import ModelSpec
-from patternc.symbols import BY_KIND, LayerKind
+from patternc.symbols import BY_KIND, SYMBOL_ORDER
 
 STATS_SCHEMA_VERSION: Literal[1] = 1
 
@@ -151,12 +151,12 @@ def prefill_flops(cost: LayerCost, seq_len: int) -> Fraction:
     return Fraction(2 * cost.matmul + cost.other_flops, 1) + Fraction(cost.attn_flops_per_key * keys, seq_len)
 
 
-def _row(index: int, kind: LayerKind, cost: LayerCost, seq_len: int, batch: int, size: int) -> LayerRow:
+def _row(index: int, kind: str, cost: LayerCost, seq_len: int, batch: int, size: int) -> LayerRow:
     cached = seq_len if cost.window is None else min(seq_len, cost.window)
     return LayerRow(
         index=index,
         symbol=BY_KIND[kind].symbol,
-        kind=kind.value,
+        kind=str(kind),
         params=cost.params,
         active=cost.active,
         flops_prefill=_round(prefill_flops(cost, seq_len)),
@@ -183,7 +183,7 @@ def model_stats(
     size = DTYPE_BYTES[dtype]
     h, vocab = spec.hidden_size, spec.vocab_size
     pattern = spec.pattern
-    costs = {kind: layer_cost(spec, kind) for kind in sorted(pattern.kinds(), key=lambda k: k.value)}
+    costs = {kind: layer_cost(spec, kind) for kind in sorted(pattern.kinds(), key=str)}
     rows = [_row(layer.index, layer.kind, costs[layer.kind], seq_len, batch, size) for layer in pattern.layers]
     embedding = vocab * h
     lm_head = 0 if tied(spec) else vocab * h
@@ -196,12 +196,12 @@ def model_stats(
     prefill = sum((prefill_flops(costs[layer.kind], seq_len) for layer in pattern.layers), Fraction(0)) + head_flops
     decode = sum(costs[layer.kind].flops_at(seq_len) for layer in pattern.layers) + head_flops
     per_kind = []
-    for kind in sorted(costs, key=lambda k: _SYMBOL_RANK[BY_KIND[k].symbol]):
-        count = sum(1 for layer in pattern.layers if layer.kind is kind)
+    for kind in sorted(costs, key=lambda k: SYMBOL_ORDER[BY_KIND[k].symbol]):
+        count = sum(1 for layer in pattern.layers if layer.kind == kind)
         if count:
             per_kind.append(
                 KindParams(
-                    kind=kind.value,
+                    kind=str(kind),
                     symbol=BY_KIND[kind].symbol,
                     layers=count,
                     params=count * costs[kind].params,
@@ -261,5 +261,3 @@ def model_stats(
         mtp=mtp,
     )
 
-
-_SYMBOL_RANK = {symbol: rank for rank, symbol in enumerate("MG*D+-E")}

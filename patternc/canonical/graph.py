@@ -19,9 +19,11 @@ plain frozen dataclasses; networkx is only imported when two of them are compare
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
+from patternc.kinds import LayerKind, behaviour, by_symbol, kind_def
 from patternc.model import (
     AttentionSpec,
     GatedDeltaNetSpec,
@@ -31,7 +33,6 @@ from patternc.model import (
     MoeSpec,
     NormSpec,
 )
-from patternc.symbols import BY_SYMBOL, LayerKind
 
 AttrValue = str | int | float | bool | None | tuple[float, float]
 
@@ -158,8 +159,13 @@ def _close(b: _Builder, frame: Frame, out: str) -> BlockGraph:
     return b.build()
 
 
+def _symbol(kind: LayerKind) -> str:
+    """The block kind a lowering writes: the kind's symbol, as the expressers' blocks carry it."""
+    return kind_def(kind).symbol
+
+
 def lower_mamba(frame: Frame, m: MambaSpec, label: str = "`M`") -> BlockGraph:
-    b, x = _open(frame, label, "M")
+    b, x = _open(frame, label, _symbol(LayerKind.MAMBA2))
     inner = m.inner_size
     conv_channels = inner + 2 * m.n_groups * m.state_size
     proj = b.linear("in_proj", x, frame.hidden_size, inner + conv_channels + m.num_heads, m.proj_bias)
@@ -180,7 +186,7 @@ def lower_mamba(frame: Frame, m: MambaSpec, label: str = "`M`") -> BlockGraph:
 
 
 def lower_attention(frame: Frame, a: AttentionSpec, label: str = "`*`") -> BlockGraph:
-    b, x = _open(frame, label, "*")
+    b, x = _open(frame, label, _symbol(LayerKind.ATTENTION))
     q_out = a.num_heads * a.head_dim * (2 if a.output_gate else 1)
     q = b.linear("q_proj", x, frame.hidden_size, q_out, a.qkv_bias)
     k = b.linear("k_proj", x, frame.hidden_size, a.num_kv_heads * a.head_dim, a.qkv_bias)
@@ -218,13 +224,13 @@ def _mlp(b: _Builder, x: str, prefix: str, size_in: int, inner: int, act: str, g
 
 
 def lower_mlp(frame: Frame, m: MlpSpec, label: str = "`-`") -> BlockGraph:
-    b, x = _open(frame, label, "-")
+    b, x = _open(frame, label, _symbol(LayerKind.MLP))
     out = _mlp(b, x, "", frame.hidden_size, m.intermediate_size, m.activation, m.gated, m.bias)
     return _close(b, frame, out)
 
 
 def lower_moe(frame: Frame, e: MoeSpec, label: str = "`E`") -> BlockGraph:
-    b, x = _open(frame, label, "E")
+    b, x = _open(frame, label, _symbol(LayerKind.MOE))
     logits = b.linear("router", x, frame.hidden_size, e.num_experts, False)
     topk = b.add(
         "topk", "router_topk", logits, score=e.router, correction_bias=e.score_correction_bias, n_group=e.n_group,
@@ -256,7 +262,7 @@ def lower_moe(frame: Frame, e: MoeSpec, label: str = "`E`") -> BlockGraph:
 
 
 def lower_gated_deltanet(frame: Frame, g: GatedDeltaNetSpec, label: str = "`G`") -> BlockGraph:
-    b, x = _open(frame, label, "G")
+    b, x = _open(frame, label, _symbol(LayerKind.GATED_DELTANET))
     key_dim = g.num_k_heads * g.head_k_dim
     value_dim = g.num_v_heads * g.head_v_dim
     qkvz = b.linear("in_proj_qkvz", x, frame.hidden_size, 2 * key_dim + 2 * value_dim, False)
@@ -274,7 +280,7 @@ def lower_gated_deltanet(frame: Frame, g: GatedDeltaNetSpec, label: str = "`G`")
 def lower_opaque(frame: Frame, symbol: str, label: str) -> BlockGraph:
     """A layer kind ModelSpec has no hyper-parameters for (``D``, ``+``): one opaque node."""
     b, x = _open(frame, label, symbol)
-    out = b.add("mixer", BY_SYMBOL[symbol].kind.value, x)
+    out = b.add("mixer", str(by_symbol(symbol).kind), x)
     return _close(b, frame, out)
 
 
@@ -300,21 +306,37 @@ def layer_label(index: int, symbol: str) -> str:
     return f"layer {index} `{symbol}`"
 
 
+Lowering = Callable[[Frame, ModelSpec, str], BlockGraph | None]
+"""A kind's ``KindDef.lower``: its block, or None when ``spec`` has no hyper-parameters for it."""
+
+
+def lower_mamba2_layer(frame: Frame, spec: ModelSpec, label: str) -> BlockGraph | None:
+    return None if spec.mamba is None else lower_mamba(frame, spec.mamba, label)
+
+
+def lower_attention_layer(frame: Frame, spec: ModelSpec, label: str) -> BlockGraph | None:
+    return None if spec.attention is None else lower_attention(frame, spec.attention, label)
+
+
+def lower_mlp_layer(frame: Frame, spec: ModelSpec, label: str) -> BlockGraph | None:
+    return None if spec.mlp is None else lower_mlp(frame, spec.mlp, label)
+
+
+def lower_moe_layer(frame: Frame, spec: ModelSpec, label: str) -> BlockGraph | None:
+    return None if spec.moe is None else lower_moe(frame, spec.moe, label)
+
+
+def lower_gated_deltanet_layer(frame: Frame, spec: ModelSpec, label: str) -> BlockGraph | None:
+    return None if spec.gated_deltanet is None else lower_gated_deltanet(frame, spec.gated_deltanet, label)
+
+
 def lower_layer(frame: Frame, spec: ModelSpec, index: int, symbol: str) -> BlockGraph:
-    """The block of main-stack layer ``index`` of ``spec``."""
+    """The block of main-stack layer ``index`` of ``spec``: its kind's ``KindDef.lower``, or one
+    opaque node when the kind has no lowering or ``spec`` no hyper-parameters for it."""
     label = layer_label(index, symbol)
-    kind = BY_SYMBOL[symbol].kind
-    if kind is LayerKind.MAMBA2 and spec.mamba is not None:
-        return lower_mamba(frame, spec.mamba, label)
-    if kind is LayerKind.ATTENTION and spec.attention is not None:
-        return lower_attention(frame, spec.attention, label)
-    if kind is LayerKind.MLP and spec.mlp is not None:
-        return lower_mlp(frame, spec.mlp, label)
-    if kind is LayerKind.MOE and spec.moe is not None:
-        return lower_moe(frame, spec.moe, label)
-    if kind is LayerKind.GATED_DELTANET and spec.gated_deltanet is not None:
-        return lower_gated_deltanet(frame, spec.gated_deltanet, label)
-    return lower_opaque(frame, symbol, label)
+    ref = by_symbol(symbol).lower
+    block = None if ref is None else cast(Lowering, behaviour(ref))(frame, spec, label)
+    return lower_opaque(frame, symbol, label) if block is None else block
 
 
 def spec_frame(spec: ModelSpec) -> Frame:
@@ -328,9 +350,3 @@ def lower_spec(spec: ModelSpec) -> list[BlockGraph]:
     blocks.extend(lower_layer(frame, spec, layer.index, layer.symbol) for layer in spec.pattern.layers)
     blocks.append(lower_head(frame, spec.vocab_size, spec.tie_embeddings, spec.logits_scaling))
     return blocks
-
-
-def iter_ops(blocks: list[BlockGraph]) -> Iterator[str]:
-    for block in blocks:
-        for node in block.nodes:
-            yield node.op

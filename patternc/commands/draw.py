@@ -211,7 +211,7 @@ def _bar_values(
     try:
         stats = model_stats(loaded.spec, seq_len=seq_len, batch=1, dtype=dtype.value)
     except CostError as error:
-        no_cost_exit(error.kind.value, loaded.source)
+        no_cost_exit(str(error.kind), loaded.source)
 
     def value(row: object) -> int:
         from patternc.analysis.stats import LayerRow

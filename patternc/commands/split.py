@@ -183,7 +183,7 @@ def split(
     try:
         result = split_model(loaded.spec, pp, vpp, cost=cost.value, seq_len=seq_len)
     except CostError as error:
-        no_cost_exit(error.kind.value, loaded.source, json_output=json_output, what=source)
+        no_cost_exit(str(error.kind), loaded.source, json_output=json_output, what=source)
     paired = any(size > 1 for size in result.units)
     if not as_written and pp * vpp > len(result.units):
         fail([_too_many_segments(pp * vpp, len(result.units), pp, vpp, paired)], loaded.source,

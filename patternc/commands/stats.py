@@ -163,7 +163,7 @@ def stats(
             overrides=loaded.overrides,
         )
     except CostError as error:
-        no_cost_exit(error.kind.value, loaded.source, json_output=json_output, what=source)
+        no_cost_exit(str(error.kind), loaded.source, json_output=json_output, what=source)
     if json_output:
         typer.echo(json.dumps(result.model_dump(mode="json"), indent=2, ensure_ascii=False))
     else:
