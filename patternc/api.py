@@ -88,6 +88,19 @@ def analyze(
     return Analysis(source, dialect, pattern, source_map, shown, facts, hidden)
 
 
+def check_pattern(
+    pattern: Pattern, source_map: SourceMap, *, limits: Limits = DEFAULT_LIMITS
+) -> tuple[Pattern | None, list[Diagnostic]]:
+    """Run the default passes on a Pattern built without text (a config's layer list): the pattern,
+    or None when there are errors, and the diagnostics as ``analyze`` shows them (sorted, capped).
+
+    ``source_map`` places each layer; for a config reader that is the layout's own coordinates
+    (main layer ``i`` at ``i``, the MTP block after them), which it then moves into the JSON text."""
+    problems = run_passes(Context(pattern, source_map), default_passes())
+    shown, _ = _cap(problems, limits)
+    return (None if has_errors(problems) else pattern), shown
+
+
 @contextmanager
 def _gc_paused() -> Iterator[None]:
     """Lowering allocates one object per layer and no cycles: the cyclic collector only costs time."""

@@ -13,22 +13,25 @@ from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from patternc import families
+
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
 
-_CONFIG_DIALECTS = ("nemotron_h", "bamba", "granitemoehybrid", "jamba", "mamba2", "qwen3_next", "zamba2")
-
-
-def _model_class(module: str, attribute: str, key: str | None = None) -> Callable[[], type[BaseModel]]:
+def _model_class(module: str, attribute: str) -> Callable[[], type[BaseModel]]:
     """A lazy getter: the pydantic model is imported only when its schema is asked for."""
 
     def get() -> type[BaseModel]:
-        found = getattr(import_module(module), attribute)
-        model: type[BaseModel] = found[key] if key is not None else found
+        model: type[BaseModel] = getattr(import_module(module), attribute)
         return model
 
     return get
+
+
+def _input_model(family: str) -> Callable[[], type[BaseModel]]:
+    """A lazy getter of a family's input model (its module is imported only when asked for)."""
+    return lambda: families.get(family).input_model
 
 
 SCHEMAS: dict[str, tuple[int, Callable[[], type[BaseModel]]]] = {
@@ -41,8 +44,8 @@ SCHEMAS: dict[str, tuple[int, Callable[[], type[BaseModel]]]] = {
     "build-output": (1, _model_class("patternc.commands.outputs", "BuildOutput")),
     "run-output": (1, _model_class("patternc.commands.outputs", "RunOutput")),
     **{
-        f"config-{name}": (1, _model_class("patternc.config.models", "INPUT_MODELS", name))
-        for name in _CONFIG_DIALECTS
+        f"config-{name}": (1, _input_model(name))
+        for name in families.BUILTIN
     },
 }
 """Published name -> (version, the pydantic model whose schema it is)."""

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from patternc.canonical import CANDIDATES, PREFERENCE, canonical_map
+from patternc.canonical import canonical_map, candidates, preference
 from patternc.canonical.archs import EXPRESSERS
 from patternc.canonical.compare import isomorphic
 from patternc.canonical.graph import lower_spec
@@ -95,8 +95,8 @@ def _has(reasons: list[str], *needles: str) -> bool:
 
 
 def test_candidates_and_preference_are_fixed() -> None:
-    assert CANDIDATES == ("mamba2", "bamba", "granitemoehybrid", "jamba", "qwen3_next", "zamba2", "nemotron_h")
-    assert PREFERENCE[-1] == "nemotron_h" and "zamba2" not in PREFERENCE
+    assert candidates() == ("mamba2", "bamba", "granitemoehybrid", "jamba", "qwen3_next", "zamba2", "nemotron_h")
+    assert preference()[-1] == "nemotron_h" and "zamba2" not in preference()
 
 
 def test_nemotron_h_dense_is_nemotron_h_and_not_bamba() -> None:
@@ -109,7 +109,7 @@ def test_nemotron_h_dense_is_nemotron_h_and_not_bamba() -> None:
     assert _has(bamba, "`act` fn is relu2, bamba's is silu")
     assert _has(bamba, "layer 3 `*`", "bamba has `rope` rope(theta=10000, partial_factor=0.5)")
     assert result.reasons.get("zamba2")
-    assert set(result.reasons) == set(CANDIDATES) - {"nemotron_h"}
+    assert set(result.reasons) == set(candidates()) - {"nemotron_h"}
 
 
 def test_pure_mamba_is_mamba2_and_nemotron_h_too() -> None:

@@ -18,7 +18,8 @@ from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 from patternc.codes import Severity
 from patternc.config import read_config
-from patternc.config.models import COMMON_KEYS, NemotronHInput
+from patternc.config.models import COMMON_KEYS
+from patternc.families.nemotron_h import NemotronHInput
 
 HUB = Path(__file__).resolve().parent / "fixtures" / "hub"
 CONFIGS = {p.parent.name: json.loads(p.read_text(encoding="utf-8")) for p in sorted(HUB.glob("*/config.json"))}

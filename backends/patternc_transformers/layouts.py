@@ -23,13 +23,11 @@ the hub checkpoints use, read from transformers' ``conversion_mapping.py``:
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from patternc.canonical.archs import pair_layers
 from patternc.model import ModelSpec
-
-WEIGHT_ARCHS: tuple[str, ...] = ("nemotron_h", "mamba2", "bamba", "granitemoehybrid")
-"""Architectures whose weights ``patternc build --weights`` reads and writes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,18 +126,59 @@ def _paired(key: str, spec: ModelSpec, arch: str) -> Piece | None:
     return None
 
 
+def _nemotron_hub(name: str, shape: tuple[int, ...]) -> str | list[str] | None:
+    if not name.startswith("model."):
+        return None
+    hub = "backbone." + name[len("model."):]
+    match = re.fullmatch(r"(.+\.mixer\.experts)\.(up|down)_proj", hub)
+    if match is not None and shape:
+        return [f"{match[1]}.{e}.{match[2]}_proj.weight" for e in range(shape[0])]
+    return hub
+
+
+_GRANITE_HUB = {"block_sparse_moe.experts.gate_up_proj": "block_sparse_moe.input_linear.weight",
+                "block_sparse_moe.experts.down_proj": "block_sparse_moe.output_linear.weight",
+                "block_sparse_moe.router.weight": "block_sparse_moe.router.layer.weight"}
+
+
+def _granite_hub(name: str, shape: tuple[int, ...]) -> str | list[str] | None:
+    del shape  # no per-expert names
+    for new, old in _GRANITE_HUB.items():
+        if name.endswith("." + new):
+            return name[: -len(new)] + old
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class FamilyLayout:
+    """How one family keeps its weights: its tensor names -> logical weights, and the hub's names."""
+
+    logical: Callable[[str, ModelSpec], Piece | None]
+    hub: Callable[[str, tuple[int, ...]], str | list[str] | None] | None = None
+    """The older name ``save_pretrained`` writes for a 5.x name, when the family renamed some."""
+
+
+LAYOUTS: dict[str, FamilyLayout] = {
+    "nemotron_h": FamilyLayout(_nemotron, _nemotron_hub),
+    "mamba2": FamilyLayout(_mamba2),
+    "bamba": FamilyLayout(lambda key, spec: _paired(key, spec, "bamba")),
+    "granitemoehybrid": FamilyLayout(lambda key, spec: _paired(key, spec, "granitemoehybrid"), _granite_hub),
+}
+"""The weight layout of each family (``patternc.families`` name) whose weights ``patternc build
+--weights`` reads and writes; a family without one is built without weights."""
+
+WEIGHT_ARCHS: tuple[str, ...] = tuple(LAYOUTS)
+"""Architectures whose weights ``patternc build --weights`` reads and writes."""
+
+
 def logical_layout(arch: str, spec: ModelSpec, names: list[str]) -> dict[str, Piece]:
     """Each transformers tensor name of ``arch`` (for this spec) -> the logical weights it holds."""
+    layout = LAYOUTS.get(arch)
+    if layout is None:
+        raise LayoutError(f"no weight layout for `{arch}`")
     out: dict[str, Piece] = {}
     for name in names:
-        if arch == "nemotron_h":
-            piece = _nemotron(name, spec)
-        elif arch == "mamba2":
-            piece = _mamba2(name, spec)
-        elif arch in ("bamba", "granitemoehybrid"):
-            piece = _paired(name, spec, arch)
-        else:
-            raise LayoutError(f"no weight layout for `{arch}`")
+        piece = layout.logical(name, spec)
         if piece is None:
             raise LayoutError(f"`{arch}` tensor `{name}` has no known logical weight")
         out[name] = piece
@@ -151,19 +190,5 @@ def hub_name(arch: str, name: str, shape: tuple[int, ...]) -> str | list[str] | 
 
     A list means one tensor per expert, stacked on dimension 0 by transformers when it loads.
     """
-    if arch == "nemotron_h":
-        if not name.startswith("model."):
-            return None
-        hub = "backbone." + name[len("model."):]
-        match = re.fullmatch(r"(.+\.mixer\.experts)\.(up|down)_proj", hub)
-        if match is not None and shape:
-            return [f"{match[1]}.{e}.{match[2]}_proj.weight" for e in range(shape[0])]
-        return hub
-    if arch == "granitemoehybrid":
-        renamed = {"block_sparse_moe.experts.gate_up_proj": "block_sparse_moe.input_linear.weight",
-                   "block_sparse_moe.experts.down_proj": "block_sparse_moe.output_linear.weight",
-                   "block_sparse_moe.router.weight": "block_sparse_moe.router.layer.weight"}
-        for new, old in renamed.items():
-            if name.endswith("." + new):
-                return name[: -len(new)] + old
-    return None
+    layout = LAYOUTS.get(arch)
+    return layout.hub(name, shape) if layout is not None and layout.hub is not None else None

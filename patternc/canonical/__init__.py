@@ -8,9 +8,11 @@ A candidate is exact when it has no structural finding, every spec block has exa
 counterpart, and every pair of blocks is isomorphic (same ops, attributes and wiring, names
 ignored).
 
-Preference order, most specific first: ``mamba2``, ``bamba``, ``granitemoehybrid``, ``jamba``,
-``qwen3_next``, then ``nemotron_h``; ``zamba2`` is a candidate that is always refused (shared
-blocks).  ``architecture`` is the first exact one in that order, or None when none is exact.
+Every model family (``patternc.families``) is a candidate, in the order of its
+``canonical_rank``, most specific first: ``mamba2``, ``bamba``, ``granitemoehybrid``, ``jamba``,
+``qwen3_next``, ``zamba2``, then ``nemotron_h``.  ``architecture`` is the first exact one in that
+order, or None when none is exact; ``zamba2`` is a candidate that is always refused (shared
+blocks), so it is not in the preference order.
 
 networkx is imported lazily, inside the comparison, never at ``import patternc`` time.
 """
@@ -19,15 +21,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from patternc import families
 from patternc.canonical.archs import EXPRESSERS, Expression, Finding
 from patternc.canonical.graph import BlockGraph, lower_spec
 from patternc.model import ModelSpec
 
-CANDIDATES: tuple[str, ...] = tuple(EXPRESSERS)
-"""Every candidate (model_type), in the order reasons are reported."""
 
-PREFERENCE: tuple[str, ...] = ("mamba2", "bamba", "granitemoehybrid", "jamba", "qwen3_next", "nemotron_h")
-"""Which exact candidate wins: the most specific architecture first, nemotron_h last."""
+def candidates() -> tuple[str, ...]:
+    """Every candidate family, in the order reasons are reported."""
+    return tuple(EXPRESSERS)
+
+
+def preference() -> tuple[str, ...]:
+    """Which exact candidate wins: candidate order, without the families that are never exact."""
+    return tuple(name for name in EXPRESSERS if families.get(name).can_be_exact)
 
 
 @dataclass(frozen=True)
@@ -104,10 +111,10 @@ def canonical_map(spec: ModelSpec) -> CanonicalResult:
     verdicts: dict[str, tuple[bool, list[str]]] = {}
     for name, express in EXPRESSERS.items():
         verdicts[name] = compare_expression(spec_blocks, express(spec))
-    matched = [name for name in PREFERENCE if verdicts[name][0]]
+    matched = [name for name in preference() if verdicts[name][0]]
     chosen = matched[0] if matched else None
-    reasons = {name: verdicts[name][1] for name in CANDIDATES if name != chosen}
+    reasons = {name: verdicts[name][1] for name in verdicts if name != chosen}
     return CanonicalResult(chosen, reasons, matched)
 
 
-__all__ = ["CANDIDATES", "PREFERENCE", "CanonicalResult", "canonical_map", "group_findings"]
+__all__ = ["CanonicalResult", "candidates", "canonical_map", "group_findings", "preference"]

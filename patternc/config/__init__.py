@@ -1,13 +1,15 @@
-"""Config ingestion: a model's ``config.json`` (any supported dialect) into the IR.
+"""Config ingestion: a model's ``config.json`` (any supported family) into the IR.
 
     reading = read_config("checkpoints/Nemotron-H-8B")      # a directory, a file or a dict
     reading.spec        # ModelSpec, or None when there are errors
     reading.diagnostics # every problem and note, sorted; never raised
 
-Supported ``model_type`` values: ``nemotron_h`` (every spelling seen in the wild, also nested under
-``llm_config`` or ``text_config`` by vision-language wrappers), ``bamba``, ``granitemoehybrid``,
-``mamba2``, ``qwen3_next``; ``jamba`` and ``zamba2`` are read and their layout reported, with a
-diagnostic saying why the IR cannot express them.  Keys a config omits take the defaults of
+A config's ``model_type`` names its family (``patternc.families``: ``nemotron_h``, ``bamba``,
+``granitemoehybrid``, ``jamba``, ``mamba2``, ``qwen3_next``, ``zamba2``), also when nested under
+``llm_config`` or ``text_config`` by vision-language wrappers; the family's input model validates it
+and its reader turns it into layers and flavours (``patternc.config.readers``).  ``jamba`` and
+``zamba2`` are read and their layout reported, with a diagnostic saying why the IR cannot express
+them.  Keys a config omits take the defaults of
 transformers' own config class (listed in a ``P911`` note); unknown keys are kept and listed in a
 ``P912`` note.  Files larger than ``MAX_CONFIG_BYTES`` (16 MiB) are refused before being read.
 """
@@ -22,84 +24,27 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from patternc import families
 from patternc.codes import Severity
 from patternc.config._load import MAX_CONFIG_BYTES, MAX_DEPTH, load, locate
-from patternc.config.models import COMMON_KEYS, INPUT_MODELS, ConfigModel
+from patternc.config.models import COMMON_KEYS, ConfigModel
 from patternc.diagnostics import Diagnostic, diag, has_errors, sort_diagnostics
 from patternc.ir import Pattern
 from patternc.model import ModelSpec
 from patternc.source import Source
 
 __all__ = [
-    "ARCHITECTURES",
     "MAX_CONFIG_BYTES",
     "MAX_DEPTH",
-    "SUPPORTED_MODEL_TYPES",
     "ConfigReading",
     "read_config",
 ]
 
-SUPPORTED_MODEL_TYPES: tuple[str, ...] = tuple(INPUT_MODELS)
-
-ARCHITECTURES: dict[str, str] = {
-    "NemotronHForCausalLM": "nemotron_h",
-    "NemotronHModel": "nemotron_h",
-    "BambaForCausalLM": "bamba",
-    "GraniteMoeHybridForCausalLM": "granitemoehybrid",
-    "JambaForCausalLM": "jamba",
-    "Mamba2ForCausalLM": "mamba2",
-    "Qwen3NextForCausalLM": "qwen3_next",
-    "Zamba2ForCausalLM": "zamba2",
-}
-"""``architectures`` entries that identify a dialect when ``model_type`` is missing."""
-
 WRAPPERS = ("llm_config", "text_config")
 """Keys under which vision-language wrappers nest the language model's config."""
 
-ALIASES: dict[str, dict[str, str]] = {
-    "nemotron_h": {
-        # NemotronHConfig.__post_init__ (configuration_nemotron_h.py:156-166): Megatron-style names
-        "mamba_n_groups": "n_groups",
-        "mamba_d_conv": "conv_kernel",
-        "mamba_expand": "expand",
-        "mamba_dt_min": "time_step_min",
-        "mamba_dt_max": "time_step_max",
-        "mamba_dt_limit": "time_step_limit",
-        "mamba_dt_init_floor": "time_step_floor",
-        "mamba_conv_bias": "use_conv_bias",
-        "mamba_chunk_size": "chunk_size",
-        # attribute_map (configuration_nemotron_h.py:84)
-        "layer_types": "layers_block_type",
-        "num_local_experts": "n_routed_experts",
-        # NVIDIA's remote code (Nemotron-H-8B/56B): transformers 5 ignores it, see _aliases
-        "attention_head_dim": "head_dim",
-    },
-    "granitemoehybrid": {"layers_block_type": "layer_types"},
-    "jamba": {"num_local_experts": "num_experts"},
-}
-"""Alternative spellings each dialect accepts: alias -> field."""
-
-LAYOUT_KEYS: dict[str, tuple[tuple[str, ...], ...]] = {
-    "nemotron_h": (("layers_block_type", "hybrid_override_pattern"),),
-    "bamba": (("num_hidden_layers",), ("attn_layer_indices",)),
-    "granitemoehybrid": (("layer_types",),),
-    "mamba2": (("num_hidden_layers",),),
-    "qwen3_next": (("layer_types", "num_hidden_layers"),),
-    "jamba": (("num_hidden_layers",),),
-    "zamba2": (("layers_block_type", "num_hidden_layers"),),
-}
-"""The keys that carry each dialect's layer stack, as groups: a config must hold one key of every
-group (after aliases: ``layer_types`` counts for Nemotron-H's ``layers_block_type``).  Without
-them transformers builds its own default stack (Nemotron-H: 4 layers ``ME*-``; Bamba: 32 Mamba
-layers; …), which is never what a released config means, so a missing group is an error (P917)."""
-
-LAYOUT_RELATED: dict[str, tuple[str, ...]] = {
-    "nemotron_h": ("mtp_layers_block_type", "mtp_hybrid_override_pattern", "num_nextn_predict_layers"),
-    "qwen3_next": ("full_attention_interval", "mlp_only_layers", "decoder_sparse_step"),
-    "jamba": ("attn_layer_period", "attn_layer_offset", "expert_layer_period", "expert_layer_offset"),
-}
-"""Further keys that place layers (MTP, attention and expert placement): a misspelling of one of
-them, while it is absent, silently moves layers, so it is an error too (P917)."""
+ALIASES: Mapping[str, Mapping[str, str]] = families.table(lambda family: family.aliases or None)
+"""Alternative spellings each family accepts: alias -> field (a view of ``Family.aliases``)."""
 
 SIMILARITY = 0.8
 """difflib ratio above which an unknown key is taken for a misspelling of a known one."""
@@ -110,25 +55,31 @@ class ConfigReading:
     """Everything read from one config; never raised, always returned."""
 
     spec: ModelSpec | None
-    """The model IR, or None when there are errors (or the dialect is not expressible)."""
-    dialect: str | None
-    """The ``model_type`` read (``nemotron_h``, ``bamba``, …), or None when it is not known."""
+    """The model IR, or None when there are errors (or the family is not expressible)."""
+    family: str | None
+    """The family (``model_type``) read (``nemotron_h``, ``bamba``, …), or None when it is not known."""
     diagnostics: list[Diagnostic]
     source: Source
     """The JSON text (a dict is serialised with indent 2) that diagnostic spans point into."""
     defaults_used: dict[str, object] = field(default_factory=dict)
     """Absent key -> the transformers default used for it."""
     unknown_keys: list[str] = field(default_factory=list)
-    """Keys the dialect's transformers class does not define (kept, and reported in a P912 note)."""
+    """Keys the family's transformers class does not define (kept, and reported in a P912 note)."""
     pattern: Pattern | None = None
     """The layer layout (also set for Jamba, whose mixers the spec cannot express)."""
     values: dict[str, Any] = field(default_factory=dict)
-    """The dialect's keys as transformers reads them (aliases renamed to their field, a nested
+    """The family's keys as transformers reads them (aliases renamed to their field, a nested
     config's own keys): what ``patternc build`` carries into the config it writes."""
     model_keys: frozenset[str] = frozenset()
     """Keys of ``values`` the reader turned into the model (the spec says what they said)."""
     inert_keys: frozenset[str] = frozenset()
     """Keys of ``values`` that have no effect on this model (named by a P913 note)."""
+
+    @property
+    def dialect(self) -> str | None:
+        """The former name of ``family`` (a config's ``model_type`` is a family, not a dialect),
+        still read by ``patternc.report`` and ``patternc.commands``."""
+        return self.family
 
     @property
     def ok(self) -> bool:
@@ -149,27 +100,27 @@ def read_config(
     text_source, data, problems = load(source, origin, max_bytes)
     if data is None:
         return ConfigReading(None, None, sort_diagnostics(problems), text_source)
-    dialect, inner, prefix, base, found = _detect(data, text_source)
+    family, inner, prefix, base, found = _detect(data, text_source)
     problems.extend(found)
-    if dialect is None or inner is None:
-        return ConfigReading(None, dialect, sort_diagnostics(problems), text_source)
-    return _read(dialect, inner, prefix, base, text_source, problems)
+    if family is None or inner is None:
+        return ConfigReading(None, family, sort_diagnostics(problems), text_source)
+    return _read(family, inner, prefix, base, text_source, problems)
 
 
 def _detect(
     data: dict[str, Any], source: Source
 ) -> tuple[str | None, dict[str, Any] | None, str, int, list[Diagnostic]]:
     model_type = data.get("model_type")
-    if isinstance(model_type, str) and model_type in INPUT_MODELS:
+    if isinstance(model_type, str) and model_type in families.names():
         return model_type, data, "", 0, []
     for wrapper in WRAPPERS:
         inner = data.get(wrapper)
         if isinstance(inner, dict):
             inner_type = inner.get("model_type")
             archs = inner.get("architectures")
-            if (isinstance(inner_type, str) and inner_type in INPUT_MODELS) or _from_architectures(archs):
+            if (isinstance(inner_type, str) and inner_type in families.names()) or _from_architectures(archs):
                 span = locate(source.text, wrapper)
-                dialect, _, _, _, found = _detect(inner, source)
+                family, _, _, _, found = _detect(inner, source)
                 note = diag(
                     "P915",
                     f"read the language model's config nested under `{wrapper}`"
@@ -177,17 +128,17 @@ def _detect(
                     span,
                     label="nested config",
                 )
-                return dialect, inner, wrapper + ".", span.end if span else 0, [note, *found]
+                return family, inner, wrapper + ".", span.end if span else 0, [note, *found]
     arch = _from_architectures(data.get("architectures"))
     if arch is not None and model_type is None:
         note = diag(
             "P915",
-            f"no `model_type`: the dialect `{arch}` comes from `architectures`",
+            f"no `model_type`: the family `{arch}` comes from `architectures`",
             locate(source.text, "architectures"),
-            label="dialect from architectures",
+            label="family from architectures",
         )
         return arch, data, "", 0, [note]
-    supported = ", ".join(f"`{t}`" for t in SUPPORTED_MODEL_TYPES)
+    supported = ", ".join(f"`{t}`" for t in families.names())
     if model_type is None:
         message = "the config has no `model_type` (and no known `architectures`)"
     elif isinstance(model_type, str):
@@ -207,8 +158,8 @@ def _detect(
 def _from_architectures(archs: object) -> str | None:
     if isinstance(archs, list):
         for arch in archs:
-            if isinstance(arch, str) and arch in ARCHITECTURES:
-                return ARCHITECTURES[arch]
+            if isinstance(arch, str) and (family := families.by_architecture(arch)) is not None:
+                return family
     return None
 
 
@@ -218,14 +169,14 @@ def _shown(value: object, limit: int = 40) -> str:
 
 
 def _aliases(
-    dialect: str, data: dict[str, Any], source: Source, prefix: str, base: int
+    family: str, data: dict[str, Any], source: Source, prefix: str, base: int
 ) -> tuple[dict[str, Any], dict[str, str], list[Diagnostic]]:
     """Rename alias keys to their field, as transformers does (the alias wins a conflict)."""
     canonical = dict(data)
     renamed: dict[str, str] = {}
     problems: list[Diagnostic] = []
     used: list[str] = []
-    for alias, target in ALIASES.get(dialect, {}).items():
+    for alias, target in families.get(family).aliases.items():
         if alias not in data:
             continue
         value = canonical.pop(alias)
@@ -280,42 +231,42 @@ def _aliases(
 
 
 def _read(
-    dialect: str, data: dict[str, Any], prefix: str, base: int, source: Source, problems: list[Diagnostic]
+    family: str, data: dict[str, Any], prefix: str, base: int, source: Source, problems: list[Diagnostic]
 ) -> ConfigReading:
-    from patternc.config import _build
+    from patternc.config import readers
 
-    canonical, renamed, found = _aliases(dialect, data, source, prefix, base)
+    canonical, renamed, found = _aliases(family, data, source, prefix, base)
     problems.extend(found)
-    model_class = INPUT_MODELS[dialect]
+    model_class = families.get(family).input_model
     try:
         model = model_class.model_validate(canonical)
     except ValidationError as error:
         problems.extend(_validation_problems(error, canonical, renamed, source, prefix, base))
-        return ConfigReading(None, dialect, sort_diagnostics(problems), source)
-    ctx = _build.Ctx(model, source, prefix, base, renamed)
-    layout, flagged = _layout_problems(dialect, model, data, source, prefix, base)
+        return ConfigReading(None, family, sort_diagnostics(problems), source)
+    ctx = readers.Ctx(model, source, prefix, base, renamed)
+    layout, flagged = _layout_problems(family, model, data, source, prefix, base)
     ctx.diagnostics.extend(layout)
-    misspelled = _misspellings(dialect, model, data)
-    built = _build.BUILDERS[dialect](ctx)
+    misspelled = _misspellings(family, model, data)
+    built = families.get(family).read(ctx)
     pattern = None
     blocking = [d for d in ctx.diagnostics if d.severity is Severity.ERROR and d.code != "P914"]
     if built.main is not None and not blocking:
-        pattern = _build.combine(ctx, built)
+        pattern = readers.combine(ctx, built, built.main)
     spec = None
     if pattern is not None and built.specs.get("expressible", True) and not has_errors(ctx.diagnostics):
-        spec = _spec(ctx, dialect, pattern, built.specs)
+        spec = _spec(ctx, family, pattern, built.specs)
     problems.extend(ctx.diagnostics)
     if has_errors(ctx.diagnostics) and not all(
         d.code == "P914" for d in ctx.diagnostics if d.severity is Severity.ERROR
     ):
         pattern = None
-    unknown = [k for k in _unknown(model, dialect, ctx.reported) if k not in flagged]
+    unknown = [k for k in _unknown(model, family, ctx.reported) if k not in flagged]
     for key in sorted(k for k in misspelled if k in unknown):
         guess = misspelled[key]
         problems.append(
             diag(
                 "P918",
-                f"`{prefix}{key}` is not a key of transformers' `{dialect}` config; did you mean `{prefix}{guess}`?",
+                f"`{prefix}{key}` is not a key of transformers' `{family}` config; did you mean `{prefix}{guess}`?",
                 locate(source.text, key, base),
                 label="unknown key",
                 help=f"`{prefix}{guess}` is absent, so transformers' default is used for it and `{prefix}{key}` "
@@ -327,7 +278,7 @@ def _read(
         problems.append(
             diag(
                 "P912",
-                f"{len(unknown)} key{'s' if len(unknown) > 1 else ''} unknown to transformers' `{dialect}` config, "
+                f"{len(unknown)} key{'s' if len(unknown) > 1 else ''} unknown to transformers' `{family}` config, "
                 f"kept but not used: {', '.join(f'`{prefix}{k}`' for k in unknown)}",
                 locate(source.text, unknown[0], base),
                 label="unknown key",
@@ -346,7 +297,7 @@ def _read(
         )
     return ConfigReading(
         spec,
-        dialect,
+        family,
         sort_diagnostics(problems),
         source,
         dict(ctx.defaults_used),
@@ -358,25 +309,25 @@ def _read(
     )
 
 
-def known_keys(dialect: str) -> set[str]:
-    """Every key transformers' class for ``dialect`` reads: fields, accepted aliases and common keys."""
-    return set(INPUT_MODELS[dialect].model_fields) | set(ALIASES.get(dialect, {})) | set(COMMON_KEYS)
+def known_keys(family: str) -> set[str]:
+    """Every key transformers' class for ``family`` reads: fields, accepted aliases and common keys."""
+    return set(families.get(family).input_model.model_fields) | set(families.get(family).aliases) | set(COMMON_KEYS)
 
 
-def _spellings(dialect: str, field_name: str) -> list[str]:
+def _spellings(family: str, field_name: str) -> list[str]:
     """A field's name and the aliases transformers also reads for it."""
-    return [field_name, *(alias for alias, target in ALIASES.get(dialect, {}).items() if target == field_name)]
+    return [field_name, *(alias for alias, target in families.get(family).aliases.items() if target == field_name)]
 
 
 def _layout_problems(
-    dialect: str, model: ConfigModel, data: dict[str, Any], source: Source, prefix: str, base: int
+    family: str, model: ConfigModel, data: dict[str, Any], source: Source, prefix: str, base: int
 ) -> tuple[list[Diagnostic], set[str]]:
     """P917 for each layout group the config leaves out, pointing at a misspelling of it when there
     is one; also P917 for a misspelled layout-related key (MTP, placement).  Returns the problems
     and the unknown keys they name.  A layout key given as null counts as missing (transformers
     then fills it from its defaults just the same)."""
     present = {name for name in model.model_fields_set if getattr(model, name) is not None}
-    unknown = [k for k in data if k not in known_keys(dialect)]
+    unknown = [k for k in data if k not in known_keys(family)]
     problems: list[Diagnostic] = []
     flagged: set[str] = set()
 
@@ -385,7 +336,7 @@ def _layout_problems(
         problems.append(
             diag(
                 "P917",
-                f"`{prefix}{key}` is not a key of transformers' `{dialect}` config; did you mean `{prefix}{guess}`? "
+                f"`{prefix}{key}` is not a key of transformers' `{family}` config; did you mean `{prefix}{guess}`? "
                 + consequence,
                 locate(source.text, key, base),
                 label=f"did you mean `{guess}`?",
@@ -393,10 +344,10 @@ def _layout_problems(
             )
         )
 
-    for group in LAYOUT_KEYS.get(dialect, ()):
+    for group in families.get(family).layout_keys:
         if any(name in present for name in group):
             continue
-        spellings = [spelled for name in group for spelled in _spellings(dialect, name)]
+        spellings = [spelled for name in group for spelled in _spellings(family, name)]
         guesses = {k: m[0] for k in unknown if (m := difflib.get_close_matches(k, spellings, n=1, cutoff=SIMILARITY))}
         for key, guess in guesses.items():
             misspelled(key, guess, "Without it the layer stack is transformers' default")
@@ -407,17 +358,17 @@ def _layout_problems(
         problems.append(
             diag(
                 "P917",
-                f"the `{dialect}` config has no {wanted}: nothing says how many layers there are or which is which, "
+                f"the `{family}` config has no {wanted}: nothing says how many layers there are or which is which, "
                 "and transformers would build its default stack",
                 locate(source.text, "model_type", base),
                 label="layer layout missing",
                 help=f"add {wanted} (the layer stack) to the config",
             )
         )
-    for name in LAYOUT_RELATED.get(dialect, ()):
+    for name in families.get(family).layout_related:
         if name in present:
             continue
-        spellings = _spellings(dialect, name)
+        spellings = _spellings(family, name)
         for key in unknown:
             match = difflib.get_close_matches(key, spellings, n=1, cutoff=SIMILARITY)
             if match and key not in flagged:
@@ -425,12 +376,12 @@ def _layout_problems(
     return problems, flagged
 
 
-def _misspellings(dialect: str, model: ConfigModel, data: dict[str, Any]) -> dict[str, str]:
+def _misspellings(family: str, model: ConfigModel, data: dict[str, Any]) -> dict[str, str]:
     """Unknown key -> the known key it most resembles, when that one is absent (and so defaulted).
 
     With its look-alike present an unknown key is an extra (P912), not a misspelling."""
-    known = known_keys(dialect)
-    aliases = ALIASES.get(dialect, {})
+    known = known_keys(family)
+    aliases = families.get(family).aliases
     present = set(model.model_fields_set) | set(data)
     candidates = sorted(
         k for k in known if k not in present and aliases.get(k, k) not in present and k not in COMMON_KEYS
@@ -445,7 +396,7 @@ def _misspellings(dialect: str, model: ConfigModel, data: dict[str, Any]) -> dic
     return out
 
 
-def _unknown(model: ConfigModel, dialect: str, reported: set[str]) -> list[str]:
+def _unknown(model: ConfigModel, family: str, reported: set[str]) -> list[str]:
     extra = model.model_extra or {}
     return sorted(k for k in extra if k not in COMMON_KEYS and k not in reported and k not in WRAPPERS)
 
@@ -481,8 +432,8 @@ def _validation_problems(
     return problems
 
 
-def _spec(ctx: Any, dialect: str, pattern: Pattern, specs: dict[str, Any]) -> ModelSpec | None:
-    from patternc.config._build import KIND_OF
+def _spec(ctx: Any, family: str, pattern: Pattern, specs: dict[str, Any]) -> ModelSpec | None:
+    from patternc.config.readers import KIND_OF
 
     kinds = pattern.kinds()
     flavours = {name: specs.get(name) for name, kind in KIND_OF.items() if kind in kinds}
@@ -491,7 +442,7 @@ def _spec(ctx: Any, dialect: str, pattern: Pattern, specs: dict[str, Any]) -> Mo
     model = ctx.model
     try:
         return ModelSpec(
-            source=dialect,
+            source=family,
             pattern=pattern,
             hidden_size=ctx.get("hidden_size"),
             vocab_size=ctx.get("vocab_size"),

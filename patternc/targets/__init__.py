@@ -13,7 +13,7 @@ profiles answer only "will it load and run".
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
 from patternc.codes import Severity
@@ -40,8 +40,35 @@ __all__ = [
     "verdict",
 ]
 
-PROFILES: dict[str, Profile] = build_profiles()
-"""Every profile by name, in table order (transformers, Megatron, serving engines, llama.cpp)."""
+
+
+class _Profiles(Mapping[str, Profile]):
+    """The profiles by name: the built-ins (made once, on first use: the transformers ones come from
+    the family modules, which import this package's rules), then those of registered families."""
+
+    _builtin: dict[str, Profile] | None = None
+
+    def _entries(self) -> dict[str, Profile]:
+        from patternc import families
+
+        if self._builtin is None:
+            self._builtin = build_profiles()
+        extra = [family.profile() for family in families.families()[len(families.BUILTIN):] if family.profile]
+        return {**self._builtin, **{profile.name: profile for profile in extra}}
+
+    def __getitem__(self, name: str) -> Profile:
+        return self._entries()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries())
+
+    def __len__(self) -> int:
+        return len(self._entries())
+
+
+PROFILES: Mapping[str, Profile] = _Profiles()
+"""Every profile by name, in table order (transformers, Megatron, serving engines, llama.cpp, then the
+profiles of families registered at runtime)."""
 
 ALIASES: dict[str, str] = {
     spelling.lower(): entry.profile

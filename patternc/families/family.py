@@ -1,0 +1,57 @@
+"""``Family``: everything patternc knows about one model family (a config's ``model_type``), in one value.
+
+A family module (``patternc/families/<model_type>.py``) defines one ``FAMILY``; every per-family
+registry (the config reader's input models, ``architectures`` and alias tables, layout keys, the
+canonical map's candidates and preference, the transformers target profiles, the published
+``config-<type>`` schemas) is derived from the list in ``patternc.families``, so a family is added by
+writing its module and naming it there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from patternc.canonical.archs import Expression
+    from patternc.config.models import ConfigModel
+    from patternc.config.readers import Built, Ctx
+    from patternc.model import ModelSpec
+    from patternc.targets.rules import Profile
+
+
+@dataclass(frozen=True, slots=True)
+class Family:
+    """One ``model_type``: how its config is read, how the canonical map expresses a spec in it,
+    and which transformers target profile checks a pattern against it."""
+
+    name: str
+    """The ``model_type`` (``nemotron_h``, ``bamba``, …): also the ``config-<name>`` schema's name."""
+    input_model: type[ConfigModel]
+    """The pydantic model of its ``config.json``, with transformers' defaults."""
+    read: Callable[[Ctx], Built]
+    """Its reader: the validated input model (in ``Ctx``) to the layer layout and each kind's flavour."""
+    express: Callable[[ModelSpec], Expression]
+    """Its expresser for the canonical map: a spec in the family's own config terms, and what that computes."""
+    canonical_rank: int
+    """Its place among the canonical map's candidates: reasons are reported in rank order, and the
+    first exact candidate in rank order wins (the most specific architecture first)."""
+    architectures: tuple[str, ...] = ()
+    """``architectures`` entries that name the family when a config has no ``model_type``."""
+    aliases: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    """Alternative key spellings transformers accepts: alias -> field."""
+    layout_keys: tuple[tuple[str, ...], ...] = ()
+    """The keys that carry the layer stack, as groups: a config must hold one key of every group
+    (else transformers builds its own default stack, which is an error: P917)."""
+    layout_related: tuple[str, ...] = ()
+    """Further keys that place layers (MTP, attention and expert placement): a misspelling of one of
+    them while it is absent silently moves layers, so it is an error too (P917)."""
+    kwarg_only_fields: frozenset[str] = frozenset()
+    """Fields of ``input_model`` that are keyword arguments of the transformers class, not its fields."""
+    can_be_exact: bool = True
+    """False for a family the canonical map always refuses (Zamba2's shared blocks): it is a
+    candidate, with its reason, but never in the preference order."""
+    profile: Callable[[], Profile] | None = None
+    """Its ``transformers-<name>`` target profile for ``check --target``, or None (build only)."""

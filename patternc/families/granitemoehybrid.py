@@ -1,0 +1,331 @@
+"""The `granitemoehybrid` family."""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+from patternc.canonical.archs import (
+    Config,
+    Expression,
+    Finding,
+    as_float,
+    as_int,
+    as_str,
+    attention_fields,
+    common_fields,
+    dt_limit,
+    integer_expand,
+    kind_findings,
+    mamba_fields,
+    mamba_from,
+    model_blocks,
+    mtp_findings,
+    pair_layers,
+    paired_blocks,
+    shared_activation,
+)
+from patternc.canonical.graph import (
+    BlockGraph,
+    Frame,
+    layer_label,
+    lower_attention,
+    lower_mamba,
+    lower_mlp,
+    lower_moe,
+)
+from patternc.config.models import (
+    ROPE_KEYS,
+    Activation,
+    Eps,
+    Factor,
+    MambaHybridInput,
+    NonNegFloat,
+    NonNegInt,
+    PosFloat,
+    PosInt,
+    TokenId,
+)
+from patternc.config.readers import (
+    Built,
+    Ctx,
+    check_top_k,
+    list_symbols,
+    mamba_hybrid_mixer,
+    read_heads,
+    read_rope,
+)
+from patternc.families.family import Family
+from patternc.families.transformers_facts import EXPAND_FAILURE, NO_SEQ_LENGTH
+from patternc.model import (
+    AttentionSpec,
+    MlpSpec,
+    ModelSpec,
+    MoeSpec,
+    NormSpec,
+    RopeSpec,
+)
+from patternc.targets.rules import (
+    Profile,
+    Rule,
+    main_alphabet,
+    mamba_inner_size,
+    mixer_ffn_pairs,
+    mtp_dropped,
+    needs_attention_for_cache,
+    single_ffn_kind,
+)
+
+
+class GraniteMoeHybridInput(MambaHybridInput):
+    """``model_type: granitemoehybrid`` (transformers ``GraniteMoeHybridConfig``, IBM Granite 4.0)."""
+
+    vocab_size: PosInt = 32000
+    hidden_size: PosInt = 4096
+    intermediate_size: PosInt = 11008
+    num_hidden_layers: PosInt = 32
+    num_attention_heads: PosInt = 32
+    num_key_value_heads: PosInt | None = None
+    hidden_act: Activation = "silu"
+    max_position_embeddings: PosInt = 2048
+    initializer_range: NonNegFloat = 0.02
+    rms_norm_eps: Eps = 1e-6
+    pad_token_id: TokenId = None
+    bos_token_id: TokenId = 1
+    eos_token_id: TokenId = 2
+    tie_word_embeddings: bool = False
+    embedding_multiplier: PosFloat | None = 1.0
+    logits_scaling: PosFloat | None = 1.0
+    residual_multiplier: PosFloat | None = 1.0
+    attention_multiplier: PosFloat | None = 1.0
+    num_local_experts: NonNegInt | None = 8
+    num_experts_per_tok: PosInt | None = 2
+    shared_intermediate_size: PosInt = 1024
+    position_embedding_type: str | None = None
+    layer_types: list[str] | None = None
+    partial_rotary_factor: Factor | None = None
+    """Ignored: GraniteMoeHybrid's rotary embedding always rotates the whole head."""
+
+
+_MIXER_NAMES = {"linear_attention": "M", "mamba": "M", "full_attention": "*", "attention": "*"}
+
+
+def read(ctx: Ctx) -> Built:
+    """``configuration_granitemoehybrid.py:97-131``, ``modeling_granitemoehybrid.py:943-1008``: every
+    layer is a mixer, then a softmax-routed MoE of gated experts plus an always-present gated shared
+    MLP; with ``num_local_experts == 0`` only the shared MLP (a dense gated MLP)."""
+    m = ctx.model
+    assert isinstance(m, GraniteMoeHybridInput)
+    n = ctx.get("num_hidden_layers")
+    field = "layer_types"
+    if m.layer_types is None:
+        mixers: str | None = "M" * n
+        ctx.defaults_used[ctx.key("layer_types")] = ["linear_attention"] * min(n, 4) + (["..."] if n > 4 else [])
+    else:
+        mixers = list_symbols(ctx, field, m.layer_types, _MIXER_NAMES)
+        if mixers is not None and len(mixers) != n:
+            ctx.add(
+                "P908",
+                f"{ctx.q('num_hidden_layers')} is {n}, but {ctx.q(field)} has {len(mixers)} entries; "
+                "transformers rejects this config",
+                "num_hidden_layers" if ctx.has("num_hidden_layers") else field,
+                label="layer count mismatch",
+                secondary=ctx.secondary(field),
+            )
+            mixers = None
+    experts = ctx.get("num_local_experts") or 0
+    ffn = "E" if experts > 0 else "-"
+    built = Built(main=None if mixers is None else "".join(s + ffn for s in mixers), main_key=field)
+    if mixers is None:
+        return built
+    hidden = ctx.get("hidden_size")
+    act = ctx.get("hidden_act")
+    if "*" in mixers:
+        heads, kv = read_heads(ctx, "num_attention_heads", "num_key_value_heads")
+        head_dim = m.head_dim if m.head_dim is not None else hidden // heads
+        bias = ctx.get("attention_bias")
+        rope = None
+        if ctx.get("position_embedding_type") == "rope":
+            rope = read_rope(ctx, 1.0, top_level_partial=False, uses_partial=False)
+        else:
+            ctx.vestigial(list(ROPE_KEYS), '`position_embedding_type` is not "rope", so attention has no RoPE')
+        if head_dim > 0:
+            built.specs["attention"] = AttentionSpec(
+                num_heads=heads,
+                num_kv_heads=kv,
+                head_dim=head_dim,
+                qkv_bias=bias,
+                out_bias=bias,
+                rope=rope,
+                scale=float(ctx.get("attention_multiplier") or 1.0),
+            )
+    if "M" in mixers:
+        built.specs["mamba"] = mamba_hybrid_mixer(ctx, hidden)
+    shared_size = ctx.get("shared_intermediate_size")
+    if experts > 0:
+        top_k = ctx.need("num_experts_per_tok", "a mixture-of-experts layer")
+        if top_k is not None:
+            check_top_k(ctx, "num_local_experts", "num_experts_per_tok", experts, top_k)
+            if top_k <= experts:
+                built.specs["moe"] = MoeSpec(
+                    num_experts=experts,
+                    top_k=top_k,
+                    intermediate_size=ctx.get("intermediate_size"),
+                    router="softmax",
+                    norm_topk_prob=True,
+                    expert_gated=True,
+                    expert_activation=act,
+                    shared_experts=1,
+                    shared_intermediate_size=shared_size,
+                    shared_gated=True,
+                )
+    else:
+        built.specs["mlp"] = MlpSpec(intermediate_size=shared_size, activation=act, gated=True)
+        ctx.vestigial(
+            ["intermediate_size", "num_experts_per_tok"],
+            "`num_local_experts` is 0, so every layer's FFN is the shared MLP (`shared_intermediate_size`)",
+        )
+    if ctx.has("partial_rotary_factor"):
+        ctx.add(
+            "P916",
+            f"{ctx.q('partial_rotary_factor')} is ignored: GraniteMoeHybrid rotates the whole head",
+            "partial_rotary_factor",
+            label="ignored",
+        )
+    built.specs["norm"] = NormSpec(eps=ctx.get("rms_norm_eps"))
+    built.specs["embedding_multiplier"] = float(ctx.get("embedding_multiplier") or 1.0)
+    built.specs["residual_multiplier"] = float(ctx.get("residual_multiplier") or 1.0)
+    built.specs["logits_scaling"] = float(ctx.get("logits_scaling") or 1.0)
+    return built
+
+
+def express(spec: ModelSpec) -> Expression:
+    """GraniteMoeHybridForCausalLM: every layer is a mixer + (softmax-routed gated MoE +) a gated shared MLP."""
+    arch = "granitemoehybrid"
+    flat = spec.pattern.flat
+    pairs, structural = pair_layers(flat, arch)
+    structural = kind_findings(spec, "M*-E", arch) + structural
+    if "-" in flat and "E" in flat:
+        structural.append(Finding("pattern", None, "has both `-` and `E` layers: granitemoehybrid's FFN is the same "
+                                                   "in every layer (num_local_experts > 0 or not)"))
+    expand, expand_findings = integer_expand(spec, arch, "mamba_expand")
+    structural += expand_findings + mtp_findings(spec, arch)
+    a = spec.attention
+    moe = spec.moe if "E" in flat else None
+    cfg: Config = common_fields(spec, "rms_norm_eps") | {
+        "num_hidden_layers": len(pairs),
+        "layer_types": ["full_attention" if flat[m] == "*" else "linear_attention" for m, _ in pairs],
+        "hidden_act": shared_activation(spec),
+        "embedding_multiplier": spec.embedding_multiplier,
+        "residual_multiplier": spec.residual_multiplier,
+        "logits_scaling": spec.logits_scaling,
+        "position_embedding_type": "rope" if a is not None and a.rope is not None else None,
+    } | attention_fields(spec) | mamba_fields(spec, "mamba_", expand)
+    if a is not None:
+        cfg["attention_multiplier"] = a.scale if a.scale is not None else a.head_dim**-0.5
+        cfg["rope_parameters"] = {"rope_type": "default", "rope_theta": a.rope.theta if a.rope else 10000.0}
+    if moe is not None:
+        cfg |= {"num_local_experts": moe.num_experts, "num_experts_per_tok": moe.top_k,
+                "intermediate_size": moe.intermediate_size, "shared_intermediate_size": moe.shared_intermediate_size}
+    else:
+        cfg |= {"num_local_experts": 0,
+                "shared_intermediate_size": spec.mlp.intermediate_size if spec.mlp else 1024}
+    frame = Frame(spec.hidden_size, NormSpec(eps=as_float(cfg, "rms_norm_eps")), as_float(cfg, "residual_multiplier"))
+    act = as_str(cfg, "hidden_act")
+    mamba = mamba_from(cfg, "mamba_", act, dt_limit(cfg)) if spec.mamba is not None else None
+    attention = None
+    if a is not None:
+        bias = bool(cfg["attention_bias"])
+        rope_cfg = cfg["rope_parameters"]
+        assert isinstance(rope_cfg, dict)
+        attention = AttentionSpec(
+            num_heads=as_int(cfg, "num_attention_heads"), num_kv_heads=as_int(cfg, "num_key_value_heads"),
+            head_dim=as_int(cfg, "head_dim"), qkv_bias=bias, out_bias=bias, scale=as_float(cfg, "attention_multiplier"),
+            # the default RoPE of GraniteMoeHybrid rotates the whole head (no partial_rotary_factor)
+            rope=RopeSpec(theta=rope_cfg["rope_theta"]) if cfg["position_embedding_type"] == "rope" else None,
+        )
+    shared = as_int(cfg, "shared_intermediate_size")
+    if as_int(cfg, "num_local_experts") > 0:
+        ffn_spec: MlpSpec | MoeSpec = MoeSpec(
+            num_experts=as_int(cfg, "num_local_experts"), top_k=as_int(cfg, "num_experts_per_tok"),
+            intermediate_size=as_int(cfg, "intermediate_size"), router="softmax", norm_topk_prob=True,
+            expert_gated=True, expert_activation=act, shared_experts=1, shared_intermediate_size=shared,
+            shared_gated=True,
+        )
+    else:
+        ffn_spec = MlpSpec(intermediate_size=shared, activation=act, gated=True, bias=False)
+
+    def mixer(j: int) -> BlockGraph:
+        m = pairs[j][0]
+        if flat[m] == "*" and attention is not None:
+            return lower_attention(frame, attention, layer_label(m, "*"))
+        assert mamba is not None or flat[m] != "M"
+        if mamba is not None:
+            return lower_mamba(frame, mamba, layer_label(m, "M"))
+        return lower_mlp(frame, MlpSpec(intermediate_size=1, activation=act, gated=True), layer_label(m, flat[m]))
+
+    def ffn(j: int) -> BlockGraph:
+        label = layer_label(pairs[j][1] or pairs[j][0], "E" if isinstance(ffn_spec, MoeSpec) else "-")
+        if isinstance(ffn_spec, MoeSpec):
+            return lower_moe(frame, ffn_spec, label)
+        return lower_mlp(frame, ffn_spec, label)
+
+    embed, head = model_blocks(spec, cfg, frame, multiplier=as_float(cfg, "embedding_multiplier"),
+                                tied=bool(cfg["tie_word_embeddings"]), logits=as_float(cfg, "logits_scaling"))
+    return Expression(arch, cfg, structural, [embed, *paired_blocks(pairs, mixer, ffn, flat, "M*-E"), head])
+
+
+def profile() -> Profile:
+    t = "transformers granitemoehybrid"
+    return Profile(
+        name="transformers-granitemoehybrid",
+        consumer="transformers GraniteMoeHybridForCausalLM (model_type granitemoehybrid)",
+        description="every layer is one mixer (`layer_types`) plus a shared MLP and, if num_local_experts > 0, an MoE",
+        versions=("checked against 5.24.0 [verified]",),
+        rules=(
+            Rule(
+                "P301",
+                "alphabet `M * - E`",
+                "§6 (GraniteMoeHybrid row)",
+                main_alphabet(t, "M*-E", "GraniteMoeHybrid has no layer kind for {symbol}"),
+            ),
+            Rule(
+                "P308",
+                "every mixer followed by exactly one FFN (`-` or `E`)",
+                "§6 (GraniteMoeHybrid row); product.md §1",
+                mixer_ffn_pairs(t, "-E", "a GraniteMoeHybrid layer is mixer + FFN"),
+            ),
+            Rule(
+                "P309",
+                "one FFN kind per model: `num_local_experts` is global",
+                "modeling_granitemoehybrid (5.24.0)",
+                single_ffn_kind(t, "num_local_experts > 0 gives every layer an MoE; 0 gives every layer only the MLP"),
+            ),
+            Rule(
+                "P306",
+                "no attention layer: forward raises with the cache on",
+                "verified 5.24.0",
+                needs_attention_for_cache(t, NO_SEQ_LENGTH),
+            ),
+            Rule("P305", "no MTP in the config", "§6", mtp_dropped(t, "GraniteMoeHybridConfig has no MTP fields")),
+            Rule(
+                "P311",
+                "Mamba heads × head_dim = integer expand × hidden_size",
+                "verified 5.24.0 (validate_architecture)",
+                mamba_inner_size(t, EXPAND_FAILURE),
+            ),
+        ),
+    )
+
+
+FAMILY = Family(
+    name="granitemoehybrid",
+    input_model=GraniteMoeHybridInput,
+    read=read,
+    express=express,
+    canonical_rank=2,
+    architectures=("GraniteMoeHybridForCausalLM",),
+    aliases=MappingProxyType({"layers_block_type": "layer_types"}),
+    layout_keys=(("layer_types",),),
+    kwarg_only_fields=frozenset({"rope_scaling", "rope_theta", "head_dim", "partial_rotary_factor"}),
+    profile=profile,
+)
