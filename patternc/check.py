@@ -1,36 +1,82 @@
-"""``patternc check`` as a library call: the front end, then the questions asked of the result.
+"""``patternc check`` as a library call: read the input, then answer what the request asks of it.
 
-``run_check`` takes a pattern text (or, once read, a config's ``ModelSpec``) and answers what the
-options ask: target profiles (``--target``/``--targets``) and the canonical-architecture map.
+``check(CheckRequest(...))`` reads a PATTERN|CONFIG argument (or a pattern read from stdin) with the
+front end, or a config with its reader, and then answers the request's questions: Megatron-Core's
+rules for a hand-placed pipeline split (``--pp``/``--vpp``; their errors are errors in the input), the
+verdicts of the target profiles named (``--target``) or of every profile (``--targets``), and the
+canonical-architecture map of a config's ``ModelSpec``.  The result is a frozen ``CheckOutcome``.
 It never raises for user errors; everything is a diagnostic.
+
+The questions are plain calls, not passes: they need the request (which targets, which split), and
+a target refusing a model is that target's verdict, not a fact for later passes.  The pass manager
+(``patternc.passes``) keeps the checks every input gets.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from patternc.api import Analysis
-from patternc.diagnostics import Diagnostic, has_errors
+from patternc.diagnostics import Diagnostic, has_errors, sort_diagnostics
+from patternc.dialects import Dialect
+from patternc.limits import DEFAULT_LIMITS, Limits
 
-if TYPE_CHECKING:
-    from patternc.dialects import Dialect
-    from patternc.limits import Limits
+if TYPE_CHECKING:  # imported only when a config is read or a question asked: `check PATTERN` stays light
+    from patternc.canonical import CanonicalResult
+    from patternc.config import ConfigReading
+    from patternc.model import ModelSpec
+
+STDIN = "<stdin>"
+"""The origin of a pattern read from standard input (``check -``): its text is never a path."""
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
+class Pipeline:
+    """A hand-placed split to check against Megatron-Core's rules (``--pp K [--vpp V]``)."""
+
+    pp: int
+    """Pipeline ranks."""
+    vpp: int | None = None
+    """Virtual pipeline stages per rank, or None when not asked."""
+
+
+@dataclass(frozen=True, slots=True)
+class CheckRequest:
+    """What ``patternc check`` is asked: which input, read how, and which questions about it."""
+
+    argument: str
+    """A PATTERN|CONFIG argument (read by ``patternc.inputs.source_kind``'s rule), or, with
+    ``origin=STDIN``, the text of a pattern."""
+    dialect: Dialect = Dialect.PATTERNC
+    limits: Limits = DEFAULT_LIMITS
+    max_bytes: int | None = None
+    """The largest config read (``--max-chars``); None: ``patternc.config.MAX_CONFIG_BYTES``."""
+    origin: str = "<argv>"
+    targets: tuple[str, ...] = ()
+    """Target profile names (``--target``), each answered with its diagnostics."""
+    all_targets: bool = False
+    """The portability table over every profile (``--targets``)."""
+    pipeline: Pipeline | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class CheckOutcome:
+    """What ``check`` found: the input's reading and the answers to the request's questions."""
+
     analysis: Analysis
     """The pattern front end's result (for a config: its pattern, with the config's diagnostics)."""
-    spec: Any = None
-    """The ``ModelSpec`` when the input was a config (None for a bare pattern)."""
-    config: Any = None
-    """The config reading (``patternc.config.ConfigReading``) when the input was a config."""
-    targets: dict[str, list[Diagnostic]] = field(default_factory=dict)
+    spec: ModelSpec | None = None
+    """The ``ModelSpec`` when the input was a valid config (None for a bare pattern)."""
+    config: ConfigReading | None = None
+    """The config reading when the input was a config."""
+    targets: Mapping[str, list[Diagnostic]] = field(default_factory=lambda: MappingProxyType({}))
     """Profile name -> its diagnostics, for the profiles asked about."""
-    canonical: Any = None
-    """``patternc.canonical.CanonicalResult`` when a ModelSpec is available."""
+    canonical: CanonicalResult | None = None
+    """The canonical-architecture map when a ModelSpec is available."""
     table: bool = False
     """Whether the portability table of every profile was asked for."""
 
@@ -42,145 +88,89 @@ class CheckOutcome:
         return self.table or not any(has_errors(found) for found in self.targets.values())
 
 
-def ask(
-    outcome: CheckOutcome, names: Sequence[str], all_targets: bool, pipeline: tuple[int, int | None] | None = None
-) -> None:
-    """Run the question passes (pipeline rules, canonical map, target profiles) over a valid IR."""
-    from patternc.diagnostics import sort_diagnostics
-    from patternc.passes import Context, question_passes, run_passes
-    from patternc.passes.questions import ALL_TARGETS, PIPELINE, TARGET_NAMES
+def check(request: CheckRequest) -> CheckOutcome:
+    """Read the request's input and answer its questions."""
+    return answer(read(request), request)
 
+
+def read(request: CheckRequest) -> CheckOutcome:
+    """The input alone, no question answered: a pattern through the front end, a config through its reader."""
+    from patternc.api import analyze
+
+    if request.origin == STDIN:
+        return CheckOutcome(analyze(request.argument, request.dialect, limits=request.limits, origin=STDIN))
+    return read_argument(request.argument, request.dialect, request.limits, max_bytes=request.max_bytes)
+
+
+def answer(outcome: CheckOutcome, request: CheckRequest) -> CheckOutcome:
+    """``outcome`` with the request's questions answered (pipeline rules, canonical map, target verdicts).
+
+    An input with errors has no IR to ask about: it comes back unchanged.
+    """
     pattern = outcome.analysis.pattern
     if pattern is None:
-        return
-    # The front end ran the default passes; their facts (the family) are the questions' inputs.
-    ctx = Context(pattern, outcome.analysis.source_map, facts=dict(outcome.analysis.facts), spec=outcome.spec)
-    ctx.facts.update({TARGET_NAMES: list(names), ALL_TARGETS: all_targets})
-    if pipeline is not None:
-        ctx.facts[PIPELINE] = pipeline
-    found = run_passes(ctx, question_passes())
-    if found:  # the pipeline rules: errors in the input relative to the split asked about
-        analysis = outcome.analysis
-        diagnostics = sort_diagnostics([*analysis.diagnostics, *found])
-        keep = None if has_errors(found) else analysis.pattern
-        outcome.analysis = Analysis(
-            analysis.source, analysis.dialect, keep, analysis.source_map, diagnostics, analysis.facts
-        )
-    outcome.canonical = ctx.facts.get("canonical")
-    outcome.targets = ctx.facts.get("targets", {})
-    outcome.table = all_targets
+        return outcome
+    analysis = outcome.analysis
+    if request.pipeline is not None:
+        from patternc.analysis.pipeline import pipeline_diagnostics
+
+        split = request.pipeline
+        found = pipeline_diagnostics(pattern, split.pp, split.vpp, pipes=analysis.source_map.pipes)
+        if found:  # errors in the input relative to the split asked about
+            analysis = dataclasses.replace(
+                analysis,
+                pattern=None if has_errors(found) else pattern,
+                diagnostics=sort_diagnostics([*analysis.diagnostics, *found]),
+            )
+    canonical = None
+    if outcome.spec is not None:
+        from patternc.canonical import canonical_map
+
+        canonical = canonical_map(outcome.spec)
+    return dataclasses.replace(
+        outcome,
+        analysis=analysis,
+        canonical=canonical,
+        targets=_verdicts(outcome.analysis, outcome.spec, request),
+        table=request.all_targets,
+    )
 
 
-PATTERN_CHARACTERS = frozenset("MGD*+-E|/(){}#0123456789 \t\n\r")
-"""Every character some dialect's pattern may hold (symbols, structure, repetition, comments)."""
+def _verdicts(analysis: Analysis, spec: ModelSpec | None, request: CheckRequest) -> Mapping[str, list[Diagnostic]]:
+    """Each profile asked about -> its diagnostics (every profile for ``--targets``)."""
+    pattern = analysis.pattern
+    if pattern is None or (not request.targets and not request.all_targets):
+        return MappingProxyType({})
+    from patternc import targets
 
-Reading = Literal["pattern", "config"]
-
-
-def source_kind(argument: str) -> tuple[Reading, Diagnostic | None]:
-    """How a PATTERN|CONFIG argument is read, and the note that says so when it could be read both ways.
-
-    The rule (``docs/cli.md``, "Pattern or config?"), the same for every command that takes either:
-
-    1. ``-`` is a pattern read from stdin (the caller handles it);
-    2. an argument that names no file or directory is a pattern, unless it ends in ``.json`` or
-       starts like a path (``/``, ``./``, ``../``, ``~``) and holds a character no pattern has
-       (then it is a config that is missing: ``P901``, not one P001 per letter);
-    3. an existing file or directory is a config, *unless* the argument is also a valid pattern
-       (patternc dialect, which accepts every dialect's spelling): then it is the pattern, and a
-       ``P016`` note says that a file of that name exists and how to name it (``./E``).  The
-       pattern wins because its meaning does not depend on the working directory;
-    4. when an existing path is read as a config although every character could belong to a
-       pattern (``/``, ``M-/``), a ``P017`` note says why it was not read as a pattern.
-
-    So no reading is ever chosen silently when both are possible.
-    """
-    import os
-
-    from patternc.api import analyze
-    from patternc.diagnostics import diag
-    from patternc.source import Span
-
-    if argument == "-":
-        return "pattern", None
-    exists = os.path.isdir(argument) or os.path.isfile(argument)
-    if not exists:
-        return ("config" if argument.endswith(".json") or _missing_path(argument) else "pattern"), None
-    what = "directory" if os.path.isdir(argument) else "file"
-    analysis = analyze(argument, origin="<argv>")
-    shown = _escape_name(argument)
-    if analysis.pattern is not None:
-        return "pattern", diag(
-            "P016",
-            f"`{shown}` is also the name of a {what} here; it was read as a pattern",
-            Span(0, len(argument)),
-            label=f"a pattern, and a {what}",
-            help=f"to read the {what}, name it as a path: `./{shown}`" if not os.path.isabs(argument)
-            else f"to read the {what}, name it as a path other than the pattern: `{shown}/.`",
-        )
-    if set(argument) <= PATTERN_CHARACTERS:
-        first = next(d for d in analysis.diagnostics if d.severity.value == "error")
-        return "config", diag(
-            "P017",
-            f"`{shown}` was read as the {what} of that name: as a pattern it has an error",
-            None,
-            label=f"read as a {what}",
-            notes=[f"as a pattern: error[{first.code}]: {first.message}"],
-            help="to check it as a pattern, fix the pattern; to check a config, name its file or directory",
-        )
-    return "config", None
-
-
-def _missing_path(argument: str) -> bool:
-    """A path that does not exist: it starts like one (``/``, ``./``, ``../``, ``~``; no valid pattern
-    does) and holds a character no pattern has, so reading it as a pattern could only list P001s."""
-    import os
-
-    starts = ("/", "./", "../", "~", os.sep, f".{os.sep}", f"..{os.sep}")
-    return argument.startswith(starts) and not set(argument) <= PATTERN_CHARACTERS
-
-
-def _escape_name(text: str) -> str:
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-
-
-def source_note(argument: str) -> Diagnostic | None:
-    """``source_kind``'s note (P016/P017) without a span, for commands whose diagnostics point into
-    another text than the argument (a bare pattern's generated config), or None."""
-    import dataclasses
-
-    note = source_kind(argument)[1]
-    return None if note is None else dataclasses.replace(note, span=None)
-
-
-def looks_like_config_path(argument: str) -> bool:
-    """Whether a SOURCE argument is read as a config (``source_kind``'s rule)."""
-    return source_kind(argument)[0] == "config"
+    if request.all_targets:
+        return MappingProxyType(targets.portability(pattern, spec, analysis.source_map))
+    return MappingProxyType({
+        targets.resolve(name) or name: targets.check_target(name, pattern, spec, analysis.source_map)
+        for name in request.targets
+    })
 
 
 def read_argument(argument: str, dialect: Dialect, limits: Limits, *, max_bytes: int | None = None) -> CheckOutcome:
     """A PATTERN|CONFIG argument (not ``-``) read by ``source_kind``'s rule, its note among its diagnostics."""
-    import dataclasses
-
     from patternc.api import analyze
-    from patternc.diagnostics import sort_diagnostics
+    from patternc.inputs import source_kind
 
     kind, note = source_kind(argument)
     if kind == "config":
         outcome = check_config(argument, max_bytes=max_bytes)
     else:
         outcome = CheckOutcome(analyze(argument, dialect, limits=limits, origin="<argv>"))
-    if note is not None:
-        analysis = outcome.analysis
-        outcome.analysis = dataclasses.replace(analysis, diagnostics=sort_diagnostics([*analysis.diagnostics, note]))
-    return outcome
+    if note is None:
+        return outcome
+    analysis = outcome.analysis
+    noted = dataclasses.replace(analysis, diagnostics=sort_diagnostics([*analysis.diagnostics, note]))
+    return dataclasses.replace(outcome, analysis=noted)
 
 
 def check_config(path: str, *, max_bytes: int | None = None) -> CheckOutcome:
-    """Read a config file or directory: its diagnostics, its pattern, its ModelSpec and canonical map."""
-    from patternc.api import Analysis
+    """Read a config file or directory: its diagnostics, its pattern and its ModelSpec."""
     from patternc.config import MAX_CONFIG_BYTES, read_config
-    from patternc.dialects import Dialect
     from patternc.lower import SourceMap
     from patternc.passes import Context, default_passes, run_passes
 
@@ -196,7 +186,5 @@ def check_config(path: str, *, max_bytes: int | None = None) -> CheckOutcome:
         facts = ctx.facts
         if has_errors(diagnostics):
             pattern = None
-    from patternc.diagnostics import sort_diagnostics
-
     analysis = Analysis(reading.source, Dialect.HF, pattern, SourceMap(), sort_diagnostics(diagnostics), facts)
     return CheckOutcome(analysis, spec=reading.spec if pattern is not None else None, config=reading)

@@ -31,6 +31,7 @@ from patternc.limits import DEFAULT_LIMITS, Limits
 
 if TYPE_CHECKING:
     from patternc.check import CheckOutcome
+    from patternc.diagnostics import Diagnostic
 
 __all__ = ["app", "main"]
 
@@ -203,8 +204,7 @@ def check(
     ignore: IgnoreOpt = None,
 ) -> None:
     """Parse and check a pattern or a config; print its summary and every diagnostic."""
-    from patternc.api import analyze
-    from patternc.check import CheckOutcome, ask, read_argument
+    from patternc.check import CheckRequest, Pipeline, check
     from patternc.report import build_report
     from patternc.summary import render_summary
 
@@ -217,12 +217,20 @@ def check(
         max_layers=max_layers, max_chars=max_chars or DEFAULT_LIMITS.max_chars, max_diagnostics=max_diagnostics
     )
     if pattern == "-":
-        text, origin = _read_pattern(pattern, limits)
-        outcome = CheckOutcome(analyze(text, dialect, limits=limits, origin=origin))
+        argument, origin = _read_pattern(pattern, limits)
     else:
-        outcome = read_argument(_source_text(pattern), dialect, limits, max_bytes=max_chars)
-    ask(outcome, profiles, all_targets, (pp, vpp) if pp is not None else None)
-    filtered = _filter(outcome, selected, ignored)
+        argument, origin = _source_text(pattern), "<argv>"
+    request = CheckRequest(
+        argument,
+        dialect,
+        limits,
+        max_bytes=max_chars,
+        origin=origin,
+        targets=tuple(profiles),
+        all_targets=all_targets,
+        pipeline=Pipeline(pp, vpp) if pp is not None else None,
+    )
+    outcome, filtered = _filter(check(request), selected, ignored)
     if json_output:
         report = build_report(outcome)
         typer.echo(json.dumps(report.model_dump(mode="json"), ensure_ascii=False, indent=2))
@@ -234,21 +242,21 @@ def check(
     raise typer.Exit(EXIT_OK if outcome.ok else EXIT_ERRORS)
 
 
-def _filter(outcome: CheckOutcome, select: list[str], ignore: list[str]) -> int:
-    """Apply ``--select``/``--ignore`` to the outcome's diagnostics (errors always stay); how many were hidden."""
+def _filter(outcome: CheckOutcome, select: list[str], ignore: list[str]) -> tuple[CheckOutcome, int]:
+    """``--select``/``--ignore`` applied to the outcome's diagnostics (errors always stay), and how many were hidden."""
     import dataclasses
 
     if not select and not ignore:
-        return 0
+        return outcome, 0
     analysis = outcome.analysis
     kept = [d for d in analysis.diagnostics if keep_diagnostic(d, select, ignore)]
     hidden = len(analysis.diagnostics) - len(kept)
-    outcome.analysis = dataclasses.replace(analysis, diagnostics=kept)
-    for name, found in list(outcome.targets.items()):
-        kept_target = [d for d in found if keep_diagnostic(d, select, ignore)]
-        hidden += len(found) - len(kept_target)
-        outcome.targets[name] = kept_target
-    return hidden
+    targets: dict[str, list[Diagnostic]] = {}
+    for name, found in outcome.targets.items():
+        targets[name] = [d for d in found if keep_diagnostic(d, select, ignore)]
+        hidden += len(found) - len(targets[name])
+    filtered = dataclasses.replace(outcome, analysis=dataclasses.replace(analysis, diagnostics=kept), targets=targets)
+    return filtered, hidden
 
 
 @app.command()

@@ -81,7 +81,7 @@ def test_build_json_carries_warnings_and_buffers(tmp_path: Path) -> None:
     ("args", "code"),
     [
         (["M-MX"], "P001"),  # the pattern does not parse
-        (["M-MG"], "P015"),  # a layer kind Nemotron-H has no name for
+        (["M-MG"], "P601"),  # a layer kind the bare-pattern defaults do not size
         (["nowhere.json"], "P901"),  # the config cannot be read
         (["G-G*-", "--target", "vllm"], None),  # vLLM's loader cannot take it
     ],

@@ -362,10 +362,11 @@ def test_every_set_is_written_or_refused(pattern: str, keys: dict[str, None], da
         written = _written(out)
         for key, value in sets.items():
             assert key in written and carry.same(value, written[key]), (key, value, written.get(key))
-        from patternc.commands.build import pattern_config
+        from patternc.api import parse
+        from patternc.presets import TINY_NEMOTRON_H, preset_config
 
         # what check of the source says (the pattern's P202, a --set's P909 or P916) may be said again
-        source = read_config(pattern_config(pattern, None, sets))
+        source = read_config(preset_config(parse(pattern), TINY_NEMOTRON_H, sets))
         checked = read_config(out)
         assert not _warnings(checked) - _warnings(source), checked.diagnostics
     else:

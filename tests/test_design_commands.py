@@ -17,11 +17,11 @@ from typer.testing import CliRunner
 from patternc.analysis import generate, optimal_partition
 from patternc.analysis.pipeline import decoder_layers, split_model, stage_costs
 from patternc.analysis.ratios import block_pattern, even_pattern
-from patternc.analysis.source import load_source
-from patternc.check import ask, read_argument
+from patternc.check import CheckRequest, Pipeline, check
 from patternc.cli import app
 from patternc.config import read_config
 from patternc.dialects import Dialect
+from patternc.inputs import load_source
 from patternc.limits import DEFAULT_LIMITS
 from patternc.schemas import schema_text
 from tests.test_analysis import brute_force
@@ -162,8 +162,8 @@ def split_requests(draw: st.DrawFn) -> tuple[list[str], int, int]:
 
 def _warnings(pattern: str, pipeline: tuple[int, int | None] | None = None) -> set[str]:
     """What ``patternc check PATTERN --dialect megatron [--pp K [--vpp V]]`` reports (its library call)."""
-    outcome = read_argument(pattern, Dialect.MEGATRON, DEFAULT_LIMITS)
-    ask(outcome, [], False, pipeline)
+    split = Pipeline(*pipeline) if pipeline is not None else None
+    outcome = check(CheckRequest(pattern, Dialect.MEGATRON, DEFAULT_LIMITS, pipeline=split))
     assert outcome.ok, [d.message for d in outcome.analysis.diagnostics]
     return {d.code for d in outcome.analysis.diagnostics if d.severity.value != "note"}
 

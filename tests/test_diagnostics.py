@@ -177,8 +177,9 @@ def test_p016_pattern_also_a_path() -> None:
 
 
 def _p016(tmp_path: Path) -> None:
-    from patternc.check import read_argument, source_kind
+    from patternc.check import read_argument
     from patternc.dialects import Dialect
+    from patternc.inputs import source_kind
     from patternc.limits import DEFAULT_LIMITS
 
     (tmp_path / "E").write_text("{}", encoding="utf-8")
@@ -203,7 +204,7 @@ def test_p017_read_as_path() -> None:
 
 
 def _p017() -> None:
-    from patternc.check import source_kind
+    from patternc.inputs import source_kind
 
     kind, note = source_kind("M-/")
     assert kind == "config" and note is not None

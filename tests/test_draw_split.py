@@ -9,8 +9,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from patternc.analysis.pipeline import split_model, stage_costs
-from patternc.analysis.source import load_source
 from patternc.cli import app
+from patternc.inputs import load_source
 from tests.test_draw import SVG, cells, layer_counts, svg_root
 
 ROOT = Path(__file__).resolve().parent.parent

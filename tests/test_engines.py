@@ -100,11 +100,9 @@ def test_build_vllm_refuses_what_vllm_cannot_load(tmp_path: Path) -> None:
 
 def _pattern_spec(text: str, **overrides: object):  # type: ignore[no-untyped-def]
     from patternc.api import parse
-    from patternc.commands.build import pattern_config
+    from patternc.presets import TINY_NEMOTRON_H, preset_config
 
-    pattern = parse(text)
-    mtp = (pattern.mtp.flat, pattern.mtp.depths) if pattern.mtp is not None else None
-    spec = read_config(pattern_config(pattern.flat, mtp, dict(overrides))).spec
+    spec = read_config(preset_config(parse(text), TINY_NEMOTRON_H, overrides)).spec
     assert spec is not None
     return spec
 

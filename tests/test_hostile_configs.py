@@ -16,12 +16,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from patternc.api import parse
 from patternc.cli import app
-from patternc.commands.build import pattern_config
 from patternc.config import MAX_CONFIG_BYTES, read_config
 from patternc.footprint import MAX_MODEL_BYTES, allocation_problem, model_parameters
+from patternc.presets import TINY_NEMOTRON_H, preset_config
 
-BASE = pattern_config("M-M*-", None, {})
+BASE = preset_config(parse("M-M*-"), TINY_NEMOTRON_H)
 """The tiny Nemotron-H config ``patternc build PATTERN`` uses (valid: ``read_config`` gives a spec)."""
 
 

@@ -21,11 +21,11 @@ from typer.testing import CliRunner
 from patternc.analysis import pipeline_diagnostics
 from patternc.api import parse
 from patternc.cli import app
-from patternc.commands.build import pattern_config
 from patternc.config import read_config
 from patternc.diagnostics import has_errors
 from patternc.engines import megatron_arguments, megatron_command_line
 from patternc.model import ModelSpec
+from patternc.presets import TINY_NEMOTRON_H, preset_config
 
 oracle = pytest.importorskip(
     "tests.megatron_oracle", reason="megatron-core 0.19.2 (with triton) is not installed", exc_type=ImportError
@@ -38,9 +38,7 @@ FIXTURES = sorted(HUB.glob("*/config.json")) + sorted((HUB.parent / "megatron").
 
 def _pattern_spec(text: str, **overrides: Any) -> ModelSpec:
     """The spec `patternc build PATTERN` builds (transformers' Nemotron-H defaults at build size)."""
-    pattern = parse(text)
-    mtp = (pattern.mtp.flat, pattern.mtp.depths) if pattern.mtp is not None else None
-    spec = read_config(pattern_config(pattern.flat, mtp, overrides), origin="<pattern config>").spec
+    spec = read_config(preset_config(parse(text), TINY_NEMOTRON_H, overrides), origin="<pattern config>").spec
     assert spec is not None
     return spec
 

@@ -25,21 +25,18 @@ from patternc.analysis.pipeline import (
     split_model,
 )
 from patternc.analysis.ratios import Generated, even_pattern, generate, megatron_pattern_from_ratios
-from patternc.analysis.source import Loaded, load_source
 from patternc.analysis.stats import Stats, model_stats
 
 __all__ = [
     "CostError",
     "Generated",
     "LayerCost",
-    "Loaded",
     "Partition",
     "SplitResult",
     "Stats",
     "even_pattern",
     "generate",
     "layer_cost",
-    "load_source",
     "megatron_pattern_from_ratios",
     "megatron_string",
     "model_stats",

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from patternc.analysis.source import describe_sizes
 from patternc.analysis.stats import LayerRow, Stats
+from patternc.inputs import describe_sizes
 
 
 def human(value: float, unit: str = "") -> str:

@@ -1,7 +1,7 @@
 """``patternc build SOURCE -o OUT_DIR``: a model directory that transformers (or the torch backend) loads.
 
 SOURCE is a config file, a directory holding ``config.json``, or a bare pattern.  A pattern gets
-the small Nemotron-H dimensions of ``PATTERN_DEFAULTS`` (each overridable with ``--set key=value``,
+the small Nemotron-H dimensions of ``patternc.presets.PATTERN_DEFAULTS`` (each overridable with ``--set key=value``,
 keys of transformers' ``NemotronHConfig``), so ``patternc build "M-M*-" -o tiny`` gives a runnable
 tiny model.  The work is done by ``patternc_transformers.build.build_model_dir``; this module only
 reads the source and prints.  Diagnostics go to stderr, the summary of what was written to stdout.
@@ -20,34 +20,7 @@ import typer
 from patternc.cli_common import build_target, check_set_values
 from patternc.dialects import Dialect
 from patternc.exit_codes import EXIT_ERRORS, EXIT_OK
-
-PATTERN_DEFAULTS: dict[str, Any] = {
-    "model_type": "nemotron_h",
-    "vocab_size": 256,
-    "hidden_size": 64,
-    "layer_norm_epsilon": 1e-5,
-    "mamba_num_heads": 4,
-    "mamba_head_dim": 16,
-    "expand": 1,
-    "ssm_state_size": 16,
-    "n_groups": 1,
-    "conv_kernel": 4,
-    "chunk_size": 64,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 2,
-    "head_dim": 16,
-    "intermediate_size": 128,
-    "mlp_hidden_act": "relu2",
-    "n_routed_experts": 4,
-    "num_experts_per_tok": 2,
-    "moe_intermediate_size": 32,
-    "moe_shared_expert_intermediate_size": 64,
-    "n_group": 1,
-    "topk_group": 1,
-    "max_position_embeddings": 2048,
-    "tie_word_embeddings": False,
-}
-"""The Nemotron-H config a bare pattern is built with (about 0.1M parameters per layer)."""
+from patternc.presets import PATTERN_DEFAULTS
 
 
 class Target(StrEnum):
@@ -118,19 +91,6 @@ def _nemotron_h_keys(family: str = "nemotron_h") -> set[str]:
     return set(COMMON_KEYS) | set(fields) | {f.alias for f in fields.values() if f.alias}
 
 
-def pattern_config(flat: str, mtp: tuple[str, int] | None, overrides: dict[str, Any]) -> dict[str, Any]:
-    """The Nemotron-H config dict a bare pattern is built with."""
-    from patternc.convert import to_layers_block_type
-
-    config = dict(PATTERN_DEFAULTS)
-    config["layers_block_type"] = to_layers_block_type(flat)
-    if mtp is not None:
-        config["mtp_layers_block_type"] = to_layers_block_type(mtp[0])
-        config["num_nextn_predict_layers"] = mtp[1]
-    config.update(overrides)
-    return config
-
-
 def _size(text: str) -> int:
     from patternc_transformers.checkpoint import parse_size
 
@@ -183,8 +143,8 @@ def build(
     """
     if not output.strip():
         raise typer.BadParameter("is empty: give the directory to write", param_hint="--output")
-    from patternc.check import looks_like_config_path, source_note
     from patternc.codes import Severity
+    from patternc.inputs import looks_like_config_path, source_note
 
     report = BuildReport(source, target.value, json_output, quiet)
 
@@ -195,7 +155,7 @@ def build(
             raise typer.BadParameter("applies to a pattern SOURCE only; edit the config instead", param_hint="--set")
         reading, _, protected = _read_file(source)
     else:
-        reading, _ = _read_pattern(source, dialect, overrides, report)
+        reading = _read_pattern(source, dialect, overrides, report)
         protected = []
     # a bare pattern's defaults are patternc's own: a target without them needs no word about them
     filled = frozenset() if protected else frozenset(PATTERN_DEFAULTS) - frozenset(overrides)
@@ -295,31 +255,24 @@ def _read_file(source: str) -> tuple[Any, dict[str, Any] | None, list[Path]]:
     return reading, data, [path if path.is_dir() else path.parent]
 
 
-def _read_pattern(
-    text: str, dialect: Dialect, overrides: dict[str, Any], report: BuildReport
-) -> tuple[Any, dict[str, Any]]:
+def _read_pattern(text: str, dialect: Dialect, overrides: dict[str, Any], report: BuildReport) -> Any:
     from patternc.api import analyze
-    from patternc.config import read_config
+    from patternc.presets import spec_for_pattern
 
     analysis = analyze(text, dialect, origin="<argv>")
     if analysis.pattern is None:
         report.fail(list(analysis.diagnostics), analysis.source, read=True)
-    pattern = analysis.pattern
-    mtp = (pattern.mtp.flat, pattern.mtp.depths) if pattern.mtp is not None else None
-    from patternc.diagnostics import PatternError
-
-    try:
-        config = pattern_config(pattern.flat, mtp, overrides)
-    except PatternError as error:  # a layer kind Nemotron-H has no name for (G, D, +): P015
-        report.fail(list(error.diagnostics), analysis.source, read=True)
-    reading = read_config(config, origin="<pattern config>")
+    sized = spec_for_pattern(analysis.pattern, analysis.source_map, overrides=overrides)
+    if sized.reading is None:  # a layer kind the defaults do not size (G, D, +): P601 under each
+        report.fail(list(sized.missing), analysis.source, read=True)
+    reading = sized.reading
     # The layout's checks ran on the pattern as written (spans in <argv>) and again on the config made from
     # it (spans in JSON the user never saw): report the first copy, pointing at the pattern.
     written = list(analysis.diagnostics)
     seen = {(d.code, d.message) for d in written}
     reading.diagnostics[:] = [*written, *(d for d in reading.diagnostics if (d.code, d.message) not in seen)]
     report.pattern_text(written, analysis.source)
-    return reading, config
+    return reading
 
 
 def _human(size: int) -> str:

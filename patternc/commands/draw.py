@@ -1,6 +1,6 @@
 """``patternc draw SOURCE -o FILE.svg|FILE.html``: a picture of the layer stack (docs/draw.md).
 
-SOURCE is read as ``stats`` reads it (``patternc.analysis.source.load_source``).  Without
+SOURCE is read as ``stats`` reads it (``patternc.inputs.load_source``).  Without
 ``--bars`` no sizes are needed, so a bare pattern with layer kinds that have no default sizes
 (``G``, ``D``, ``+``) is drawn anyway; with ``--bars`` the per-layer figures are ``stats``' own
 (``model_stats``), so the picture and ``stats --json``'s ``layers`` rows always agree.
@@ -20,9 +20,9 @@ from patternc.exit_codes import EXIT_ERRORS
 
 if TYPE_CHECKING:
     from patternc.analysis.pipeline import Partition, SplitResult
-    from patternc.analysis.source import Loaded
     from patternc.diagnostics import Diagnostic
     from patternc.draw import Collapse, Format, Picture
+    from patternc.inputs import Loaded
     from patternc.source import Source
 
 
@@ -129,9 +129,9 @@ def _early_exists(output: str, force: bool, source: Source) -> None:
 def _load(source: str, dialect: str, need_sizes: bool, sets: list[str] | None, like: str | None) -> Loaded:
     """Read SOURCE like ``stats`` (``--set``, ``--like`` included); without bars, a bare pattern's missing
     default sizes (P601) do not matter."""
-    from patternc.analysis.source import load_source
     from patternc.commands.stats import print_diagnostics, read_overrides
     from patternc.diagnostics import has_errors
+    from patternc.inputs import load_source
 
     overrides = read_overrides(source, sets, like)
     loaded = load_source(source, dialect, sets=overrides, like=like)
@@ -172,8 +172,8 @@ def draw(
     like: LikeOpt = None,
 ) -> None:
     """Draw the layer stack as a coloured strip (SVG or HTML): kinds, stages, MTP, optional cost bars."""
-    from patternc.analysis.source import describe_sizes
     from patternc.draw import Collapse, picture_of
+    from patternc.inputs import describe_sizes
     from patternc.source import Source as SourceText
 
     chosen = output_format(output, fmt, SourceText(source, "<argv>"))

@@ -73,10 +73,10 @@ def _bare_pattern(argument: str) -> Any:
 
     Raises ``PatternError`` with the pattern's errors, so that ``run`` reports them like a broken model.
     """
-    from patternc.analysis.source import load_source, looks_like_config
     from patternc.diagnostics import PatternError, has_errors
+    from patternc.inputs import load_source, looks_like_config_path
 
-    if looks_like_config(argument) or _names_a_path(argument):
+    if looks_like_config_path(argument) or _names_a_path(argument):
         return None
     loaded = load_source(argument)
     if loaded.spec is None or has_errors(loaded.diagnostics):

@@ -22,8 +22,8 @@ from patternc.exit_codes import EXIT_ERRORS, EXIT_OK
 if TYPE_CHECKING:
     from patternc.analysis.outputs import Plan, SplitReport
     from patternc.analysis.pipeline import Partition, SplitResult
-    from patternc.analysis.source import Loaded
     from patternc.diagnostics import Diagnostic
+    from patternc.inputs import Loaded
 
 
 
@@ -250,8 +250,8 @@ def _print(
     report: SplitReport, loaded: Loaded, result: SplitResult, show_written: bool, problems: list[Diagnostic]
 ) -> None:
     """The text form: the header, the split as written (with its diagnostics on stderr), the balanced split."""
-    from patternc.analysis.source import describe_sizes
     from patternc.commands.stats import print_diagnostics
+    from patternc.inputs import describe_sizes
 
     lines = [f"source    {report.source}"]
     sizes = describe_sizes(report.defaults, report.like, report.overrides)

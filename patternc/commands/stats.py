@@ -12,8 +12,8 @@ from patternc.dialects import Dialect
 from patternc.exit_codes import EXIT_ERRORS
 
 if TYPE_CHECKING:
-    from patternc.analysis.source import Loaded
     from patternc.diagnostics import Diagnostic
+    from patternc.inputs import Loaded
     from patternc.source import Source
 
 
@@ -74,10 +74,10 @@ def fail(
 def read_overrides(source: str, sets: list[str] | None, like: str | None) -> dict[str, Any]:
     """``--set`` values, parsed and checked as ``build`` does; usage errors (exit 2) for a config SOURCE, for
     keys the family does not have, and for the keys that decide the layout (the pattern decides it)."""
-    from patternc.analysis.source import LAYOUT_KEYS, looks_like_config
     from patternc.commands.build import parse_sets
+    from patternc.inputs import LAYOUT_KEYS, looks_like_config_path
 
-    if (sets or like is not None) and looks_like_config(source):
+    if (sets or like is not None) and looks_like_config_path(source):
         raise typer.BadParameter(
             "applies to a bare pattern SOURCE only; a config already has its sizes (edit it instead)",
             param_hint="--set" if sets else "--like",
@@ -104,8 +104,8 @@ def load_or_exit(
     like: str | None = None,
 ) -> Loaded:
     """Load SOURCE; print its errors and exit 1 when there is no model, else print warnings to stderr."""
-    from patternc.analysis.source import load_source
     from patternc.diagnostics import has_errors
+    from patternc.inputs import load_source
 
     loaded = load_source(source, dialect, sets=sets, like=like)
     if loaded.spec is None or has_errors(loaded.diagnostics):

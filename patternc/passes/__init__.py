@@ -4,6 +4,10 @@ A pass is a function that takes the ``Context`` and yields diagnostics; it may r
 (``ctx.facts[...]``) for later passes.  Each pass declares the facts it ``requires`` and
 ``provides``; the run order is derived from those declarations with a topological sort, never
 hand-written, so adding a pass cannot silently run it before its inputs exist.
+
+Passes see the IR only, never a config's hyper-parameters or the command line: the questions a
+``check`` request asks (target profiles, a pipeline split, the canonical map) are plain calls in
+``patternc.check``, because they depend on the request rather than on facts other passes provide.
 """
 
 from __future__ import annotations
@@ -11,14 +15,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from patternc.diagnostics import Diagnostic
 from patternc.ir import Pattern
 from patternc.lower import SourceMap
-
-if TYPE_CHECKING:  # a config's hyper-parameters: not needed to check a bare pattern, 20 ms to import
-    from patternc.model import ModelSpec
 
 
 @dataclass(slots=True)
@@ -28,8 +29,6 @@ class Context:
     pattern: Pattern
     source_map: SourceMap
     facts: dict[str, Any] = field(default_factory=dict)
-    spec: ModelSpec | None = None
-    """The hyper-parameters, when the input was a config (None for a bare pattern)."""
 
 
 PassFn = Callable[[Context], Iterable[Diagnostic]]
@@ -93,10 +92,3 @@ def default_passes() -> list[Pass]:
     from patternc.passes import classify, mixing, structure
 
     return [*structure.PASSES, *mixing.PASSES, *classify.PASSES]
-
-
-def question_passes() -> list[Pass]:
-    """The questions asked of a valid model (after ``default_passes``): canonical map, targets."""
-    from patternc.passes import questions
-
-    return list(questions.PASSES)

@@ -23,7 +23,7 @@ import atheris
 
 with atheris.instrument_imports(include=["patternc"]):
     from patternc.analysis import CostError, model_stats
-    from patternc.check import ask, check_config
+    from patternc.check import CheckRequest, answer, check_config
     from patternc.footprint import model_bytes
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -86,7 +86,7 @@ def one_input(data: bytes) -> None:
         FILE.write_text(text, encoding="utf-8")
     outcome = check_config(str(FILE))
     if fdp.ConsumeIntInRange(0, 7) == 0:  # the canonical map (networkx, ~50 ms) and target profiles, 1 in 8
-        ask(outcome, [], fdp.ConsumeBool())
+        outcome = answer(outcome, CheckRequest(str(FILE), all_targets=fdp.ConsumeBool()))
     spec = outcome.spec
     if spec is None:
         assert outcome.analysis.diagnostics, "no spec and no diagnostic"
