@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from patternc.diagnostics import Diagnostic, diag, has_errors
+from patternc.kinds import LayerKind
 from patternc.model import ModelSpec
 
 MEGATRON_FORMAT = "patternc.megatron.v1"
@@ -54,7 +55,7 @@ def megatron_arguments(spec: ModelSpec, pp: int = 1, vpp: int = 1) -> tuple[dict
     and refuses ``--num-virtual-stages-per-pipeline-rank`` beside ``--hybrid-layer-pattern``.
     """
     from patternc.analysis import split_model
-    from patternc.targets.megatron import activation_arguments, bias_arguments, used_symbols
+    from patternc.targets.megatron import activation_arguments, bias_arguments, used_kinds
 
     problems = engine_diagnostics("megatron-core", spec)
     if spec.source != "nemotron_h":
@@ -87,7 +88,7 @@ def megatron_arguments(spec: ModelSpec, pp: int = 1, vpp: int = 1) -> tuple[dict
     biases, _ = bias_arguments(spec)
     if has_errors(problems) or activation is None or biases is None:
         return None, problems
-    used = used_symbols(spec)
+    used = used_kinds(spec)
     positions = spec.max_position_embeddings or DEFAULT_MAX_POSITIONS
     args: dict[str, Any] = {
         "hybrid-layer-pattern": split.unified,
@@ -111,7 +112,7 @@ def megatron_arguments(spec: ModelSpec, pp: int = 1, vpp: int = 1) -> tuple[dict
     }
     if spec.pattern.mtp is not None:
         args["mtp-num-layers"] = spec.pattern.mtp.depths
-    attention = spec.attention if "*" in used else None
+    attention = spec.attention if LayerKind.ATTENTION in used else None
     if attention is not None:
         args.update(
             {
@@ -124,7 +125,7 @@ def megatron_arguments(spec: ModelSpec, pp: int = 1, vpp: int = 1) -> tuple[dict
     else:
         # Megatron requires the argument; no `*` layer reads it (1 divides every hidden size)
         args["num-attention-heads"] = 1
-    if spec.mamba is not None and "M" in used:
+    if spec.mamba is not None and LayerKind.MAMBA2 in used:
         args.update(
             {
                 "mamba-num-heads": spec.mamba.num_heads,
@@ -133,9 +134,9 @@ def megatron_arguments(spec: ModelSpec, pp: int = 1, vpp: int = 1) -> tuple[dict
                 "mamba-num-groups": spec.mamba.n_groups,
             }
         )
-    if spec.mlp is not None and "-" in used:
+    if spec.mlp is not None and LayerKind.MLP in used:
         args["ffn-hidden-size"] = spec.mlp.intermediate_size
-    if spec.moe is not None and "E" in used:
+    if spec.moe is not None and LayerKind.MOE in used:
         moe = spec.moe
         shared = moe.shared_intermediate_size if moe.shared_experts and moe.shared_intermediate_size else None
         grouped = moe.n_group > 1

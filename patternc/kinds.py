@@ -17,6 +17,7 @@ Public API (stable)::
 - ``kinds()``: every registered kind, in table order (built-ins first, then registrations).
 - ``kind_def(kind)`` / ``by_symbol(symbol)``: one kind by name or by symbol (``KeyError`` if none).
 - ``alphabet(dialect=None)``: the symbols, in table order, of every kind (``dialect``: that it admits).
+- ``symbol_of(kind)`` / ``alphabet_of(kinds)``: the symbol of one kind, the symbols of a kind set.
 - ``BY_KIND`` / ``BY_SYMBOL`` / ``SYMBOL_ORDER``: the same lookups as live dicts (updated in place).
 - ``behaviour(ref)``: a behaviour field (``spec_class``, ``cost``, ``lower``) as the object itself.
 - ``register(defn)`` / ``unregister(kind)`` / ``registered_kind(defn)`` (a context manager): add a
@@ -34,7 +35,7 @@ needs only symbols and roles, never imports them.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
@@ -136,6 +137,17 @@ def kind_def(kind: str) -> KindDef:
 def by_symbol(symbol: str) -> KindDef:
     """The kind spelled ``symbol`` (``KeyError`` when none is)."""
     return BY_SYMBOL[symbol]
+
+
+def symbol_of(kind: str) -> str:
+    """The symbol that spells ``kind`` (``KeyError`` when no such kind is registered)."""
+    return _TABLE[kind].symbol
+
+
+def alphabet_of(chosen: Iterable[str]) -> str:
+    """The symbols of the ``chosen`` kinds, in table order (unregistered names are skipped)."""
+    wanted = frozenset(chosen)
+    return "".join(d.symbol for d in _TABLE.values() if d.kind in wanted)
 
 
 def alphabet(dialect: str | None = None) -> str:

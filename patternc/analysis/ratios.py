@@ -11,7 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from patternc.diagnostics import Diagnostic, diag
+from patternc.kinds import LayerKind, kind_def
 from patternc.limits import DEFAULT_LIMITS
+
+_MAMBA = kind_def(LayerKind.MAMBA2).symbol
+_ATTENTION = kind_def(LayerKind.ATTENTION).symbol
+_MLP = kind_def(LayerKind.MLP).symbol
+_MOE = kind_def(LayerKind.MOE).symbol
+"""The kinds ratios place (Megatron's ``pattern_from_ratios`` knows these four), spelled by the kind table."""
 
 
 def ratio_count(num_layers: int, ratio: float) -> int:
@@ -26,7 +33,7 @@ def spread(slots: int, count: int) -> list[int]:
     return [(2 * i + 1) * slots // (2 * count) for i in range(count)]
 
 
-def even_pattern(num_layers: int, attention: int, mlp: int, *, mlp_symbol: str = "-") -> str:
+def even_pattern(num_layers: int, attention: int, mlp: int, *, mlp_symbol: str = _MLP) -> str:
     """Exactly ``attention`` ``*`` and ``mlp`` FFN layers among ``num_layers``, the rest ``M``, each evenly spread.
 
     Attention goes to the centres of ``attention`` equal blocks of the stack; the FFN layers to the
@@ -34,10 +41,10 @@ def even_pattern(num_layers: int, attention: int, mlp: int, *, mlp_symbol: str =
     """
     if attention < 0 or mlp < 0 or attention + mlp > num_layers:
         raise ValueError("the counts do not fit in the layers")
-    layers = ["M"] * num_layers
+    layers = [_MAMBA] * num_layers
     for position in spread(num_layers, attention):
-        layers[position] = "*"
-    free = [i for i, symbol in enumerate(layers) if symbol == "M"]
+        layers[position] = _ATTENTION
+    free = [i for i, symbol in enumerate(layers) if symbol == _MAMBA]
     for position in spread(len(free), mlp):
         layers[free[position]] = mlp_symbol
     return "".join(layers)
@@ -52,11 +59,11 @@ def megatron_pattern_from_ratios(num_layers: int, attention_ratio: float = 0.0, 
     attention_count = round(num_layers * attention_ratio)
     mamba_count = num_layers - attention_count
     section_len = mamba_count / (attention_count + 1)
-    layers = ["M"] * num_layers
+    layers = [_MAMBA] * num_layers
     x = section_len
     for i in range(num_layers):
         if x < 0.5:
-            layers[i] = "*"
+            layers[i] = _ATTENTION
             x += section_len
         else:
             x -= 1
@@ -66,16 +73,16 @@ def megatron_pattern_from_ratios(num_layers: int, attention_ratio: float = 0.0, 
         ratio = mamba_count / mlp_count
         x = ratio
         for i in range(num_layers):
-            if layers[i] == "M":
+            if layers[i] == _MAMBA:
                 if x < 0.5:
-                    layers[i] = "-"
+                    layers[i] = _MLP
                     x += ratio
                 else:
                     x -= 1
     return "".join(layers)
 
 
-def block_pattern(num_layers: int, attention: int, ffn: int, *, ffn_symbol: str = "-") -> str:
+def block_pattern(num_layers: int, attention: int, ffn: int, *, ffn_symbol: str = _MLP) -> str:
     """Exactly ``attention`` ``*`` and ``ffn`` FFN layers among ``num_layers``, as mixer-then-FFN blocks.
 
     The ``num_layers - ffn`` mixers form the backbone; the attention layers sit at the centres of
@@ -87,11 +94,11 @@ def block_pattern(num_layers: int, attention: int, ffn: int, *, ffn_symbol: str 
     mixers = num_layers - ffn
     if attention < 0 or ffn < 0 or attention > mixers or ffn > mixers:
         raise ValueError("the counts do not fit in mixer-then-FFN blocks")
-    kinds = ["M"] * mixers
+    kinds = [_MAMBA] * mixers
     for position in spread(mixers, attention):
-        kinds[position] = "*"
-    attention_at = [i for i, k in enumerate(kinds) if k == "*"]
-    mamba_at = [i for i, k in enumerate(kinds) if k == "M"]
+        kinds[position] = _ATTENTION
+    attention_at = [i for i, k in enumerate(kinds) if k == _ATTENTION]
+    mamba_at = [i for i, k in enumerate(kinds) if k == _MAMBA]
     if ffn <= attention:
         with_ffn = {attention_at[i] for i in spread(attention, ffn)}
     else:
@@ -148,7 +155,7 @@ def generate(
     if mtp_depths < 0:
         problems.append(diag("P607", f"--mtp is {mtp_depths}, but a model has 0 or more MTP depths", None,
                              help="give --mtp D with D >= 0 (the number of `/` parts)"))
-    symbol = "E" if moe else "-"
+    symbol = _MOE if moe else _MLP
     mtp = None
     if mtp_depths > 0 or mtp_pattern is not None:
         mtp, found = _mtp_part(mtp_pattern, symbol, mtp_depths)
@@ -205,10 +212,10 @@ def generate(
     suffix = "/" + mtp if mtp else ""
     if megatron_compatible:
         text = megatron_pattern_from_ratios(num_layers, attention_ratio, mlp_ratio)
-        if text.count("*") != attention or text.count("-") != mlp:
+        if text.count(_ATTENTION) != attention or text.count(_MLP) != mlp:
             problems.append(_miscount(text, attention, mlp, symbol))
             return Generated(None, attention, mlp, problems)
-        return Generated(text.replace("-", symbol) + suffix * mtp_depths, attention, mlp, problems, mtp)
+        return Generated(text.replace(_MLP, symbol) + suffix * mtp_depths, attention, mlp, problems, mtp)
     if layout == "spread":
         main = even_pattern(num_layers, attention, mlp, mlp_symbol=symbol)
         return Generated(main + suffix * mtp_depths, attention, mlp, problems, mtp)
@@ -231,7 +238,7 @@ def generate(
 def _mtp_part(text: str | None, ffn_symbol: str, depths: int) -> tuple[str | None, list[Diagnostic]]:
     """One MTP depth's layers: ``text`` (``--mtp-pattern``) checked as a main pattern, or ``*`` and the FFN."""
     if text is None:
-        return "*" + ffn_symbol, []
+        return _ATTENTION + ffn_symbol, []
     if depths < 1:
         return None, [diag("P607", "--mtp-pattern without --mtp: no MTP depth would use it", None,
                            help="add --mtp D for D MTP depths of this pattern")]
@@ -250,8 +257,8 @@ def _mtp_part(text: str | None, ffn_symbol: str, depths: int) -> tuple[str | Non
 def _miscount(text: str, attention: int, mlp: int, symbol: str) -> Diagnostic:
     return diag(
         "P608",
-        f"Megatron-Core's pattern_from_ratios returns {text.replace('-', symbol)!r} here: "
-        f"{text.count('*')} attention and {text.count('-')} MLP layers instead of {attention} and {mlp}",
+        f"Megatron-Core's pattern_from_ratios returns {text.replace(_MLP, symbol)!r} here: "
+        f"{text.count(_ATTENTION)} attention and {text.count(_MLP)} MLP layers instead of {attention} and {mlp}",
         None,
         label="wrong counts",
         help="drop --megatron-compatible for a pattern with the exact counts, or change the ratios",

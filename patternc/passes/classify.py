@@ -7,8 +7,8 @@ from enum import StrEnum
 
 from patternc.diagnostics import Diagnostic
 from patternc.ir import Pattern
+from patternc.kinds import BY_SYMBOL, LayerKind, Role
 from patternc.passes import Context, Pass
-from patternc.symbols import BY_SYMBOL, Role
 
 
 class Family(StrEnum):
@@ -54,7 +54,8 @@ def classify(pattern: Pattern) -> Family:
         return Family.PURE_SSM
     if not ssm:
         return Family.PURE_TRANSFORMER
-    dense, moe = "-" in symbols, "E" in symbols
+    kinds = {BY_SYMBOL[s].kind for s in symbols}
+    dense, moe = LayerKind.MLP in kinds, LayerKind.MOE in kinds
     if dense and moe:
         return Family.MIXED_HYBRID
     if dense:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from patternc.diagnostics import Diagnostic, Label, diag
+from patternc.kinds import BY_SYMBOL, LayerKind, kind_def
 from patternc.passes import Context, Pass
 from patternc.source import Span
-from patternc.symbols import BY_SYMBOL
 
 
 def _first(ctx: Context, symbols: str) -> tuple[str, Span | None] | None:
@@ -28,7 +28,7 @@ def _first(ctx: Context, symbols: str) -> tuple[str, Span | None] | None:
 def check_attention_mla_mix(ctx: Context) -> Iterator[Diagnostic]:
     """P106: ``*`` with ``D``/``+``, across main *and* MTP (Megatron checks each part alone: G1)."""
     mla = "".join(info.symbol for info in BY_SYMBOL.values() if info.mla_family)
-    attention = _first(ctx, "*")
+    attention = _first(ctx, kind_def(LayerKind.ATTENTION).symbol)
     latent = _first(ctx, mla)
     if attention is None or latent is None:
         return
@@ -47,8 +47,8 @@ def check_attention_mla_mix(ctx: Context) -> Iterator[Diagnostic]:
 def check_mixed_ffn(ctx: Context) -> Iterator[Diagnostic]:
     """P201: ``-`` beside ``E``.  Jamba's and Qwen3-Next's configs place both by design, but Nemotron-H's
     configs, Megatron's checkpoint converter and llama.cpp take one FFN kind per model."""
-    moe = _first(ctx, "E")
-    mlp = _first(ctx, "-")
+    moe = _first(ctx, kind_def(LayerKind.MOE).symbol)
+    mlp = _first(ctx, kind_def(LayerKind.MLP).symbol)
     if moe is None or mlp is None:
         return
     yield diag(
@@ -66,8 +66,7 @@ def check_sequence_mixer(ctx: Context) -> Iterator[Diagnostic]:
     """P202: a stack of only ``-``/``E`` never mixes information across tokens."""
     if ctx.pattern.num_layers == 0:
         return
-    roles = {BY_SYMBOL[s].role for s in set(ctx.pattern.flat)}
-    if roles == {BY_SYMBOL["-"].role}:
+    if not any(BY_SYMBOL[s].role.mixes_tokens for s in set(ctx.pattern.flat)):
         yield diag(
             "P202",
             "no sequence mixer: every layer is an MLP or MoE, so tokens never interact",

@@ -22,6 +22,7 @@ turns the reasons into diagnostics (P314 activation, P315 Mamba mixer, P316 anyt
 
 from __future__ import annotations
 
+from patternc.kinds import LayerKind, kinds
 from patternc.model import ModelSpec
 
 MEGATRON_CORE_VERSION = "0.19.2"
@@ -40,21 +41,21 @@ _ACTIVATIONS: dict[tuple[str, bool], dict[str, bool]] = {
 """(activation, gated) -> the flags that make Megatron's one FFN activation that function."""
 
 
-def used_symbols(spec: ModelSpec) -> set[str]:
-    """The layer symbols of the main stack and the MTP block."""
-    return set(spec.pattern.flat) | set(spec.pattern.mtp.flat if spec.pattern.mtp is not None else "")
+def used_kinds(spec: ModelSpec) -> frozenset[str]:
+    """The layer kinds of the main stack and the MTP block."""
+    return spec.pattern.kinds()
 
 
 def _spell(activation: str, gated: bool) -> str:
     return f"{'gated ' if gated else ''}{activation}"
 
 
-def _ffns(spec: ModelSpec, used: set[str]) -> list[tuple[str, str, bool]]:
+def _ffns(spec: ModelSpec, used: frozenset[str]) -> list[tuple[str, str, bool]]:
     """(which FFN, activation, gated) for every FFN the model builds."""
     out: list[tuple[str, str, bool]] = []
-    if "-" in used and spec.mlp is not None:
+    if LayerKind.MLP in used and spec.mlp is not None:
         out.append(("the dense MLP", spec.mlp.activation, spec.mlp.gated))
-    if "E" in used and spec.moe is not None:
+    if LayerKind.MOE in used and spec.moe is not None:
         moe = spec.moe
         out.append(("the routed experts", moe.expert_activation, moe.expert_gated))
         if moe.shared_experts and moe.shared_intermediate_size:
@@ -64,7 +65,7 @@ def _ffns(spec: ModelSpec, used: set[str]) -> list[tuple[str, str, bool]]:
 
 def activation_arguments(spec: ModelSpec) -> tuple[dict[str, bool] | None, str | None]:
     """The activation flags, or (None, why) when no Megatron activation is every FFN's."""
-    ffns = _ffns(spec, used_symbols(spec))
+    ffns = _ffns(spec, used_kinds(spec))
     kinds = {(activation, gated) for _, activation, gated in ffns}
     if not kinds:
         return {}, None  # no FFN layer: the default activation is never used
@@ -83,26 +84,26 @@ def activation_arguments(spec: ModelSpec) -> tuple[dict[str, bool] | None, str |
 
 def bias_arguments(spec: ModelSpec) -> tuple[dict[str, bool] | None, str | None]:
     """``disable-bias-linear`` / ``add-qkv-bias``, or (None, why) when no setting gives these biases."""
-    used = used_symbols(spec)
-    attention = spec.attention if "*" in used else None
+    used = used_kinds(spec)
+    attention = spec.attention if LayerKind.ATTENTION in used else None
     linear: list[tuple[str, bool]] = []
     if attention is not None:
         linear.append(("the attention output projection", attention.out_bias))
-    if "-" in used and spec.mlp is not None:
+    if LayerKind.MLP in used and spec.mlp is not None:
         linear.append(("the MLP", spec.mlp.bias))
-    if "E" in used and spec.moe is not None:
+    if LayerKind.MOE in used and spec.moe is not None:
         linear.append(("the experts", spec.moe.bias))
     qkv = attention is not None and attention.qkv_bias
     if not any(biased for _, biased in linear):
         return {"disable-bias-linear": True, "add-qkv-bias": qkv}, None
-    if all(biased for _, biased in linear) and (attention is None or qkv) and "E" not in used:
+    if all(biased for _, biased in linear) and (attention is None or qkv) and LayerKind.MOE not in used:
         return {"disable-bias-linear": False, "add-qkv-bias": qkv}, None
     biased = ", ".join(which for which, b in linear if b) or "none"
     plain = ", ".join(which for which, b in linear if not b)
     reason = f"its linear biases (biased: {biased}" + (f"; unbiased: {plain}" if plain else "") + ")"
     if plain:
         reason += " differ, and Megatron-Core's one add_bias_linear covers them all"
-    elif "E" in used:
+    elif LayerKind.MOE in used:
         reason += " need add_bias_linear, which also gives the MoE router a bias that this model lacks"
     else:
         reason += " need add_bias_linear, which forces a QKV bias this model lacks"
@@ -112,7 +113,7 @@ def bias_arguments(spec: ModelSpec) -> tuple[dict[str, bool] | None, str | None]
 def mamba_differences(spec: ModelSpec) -> list[str]:
     """How this model's Mamba2 mixer differs from the one Megatron-Core's ``MambaMixer`` builds."""
     m = spec.mamba
-    if m is None or "M" not in used_symbols(spec):
+    if m is None or LayerKind.MAMBA2 not in used_kinds(spec):
         return []
     out = []
     if m.conv_kernel != MAMBA_CONV_KERNEL:
@@ -135,16 +136,16 @@ def mamba_differences(spec: ModelSpec) -> list[str]:
 
 def other_differences(spec: ModelSpec) -> list[str]:
     """Everything else no argument of patternc's Megatron recipe reproduces (biases included)."""
-    used = used_symbols(spec)
+    used = used_kinds(spec)
     out: list[str] = []
     _, biases = bias_arguments(spec)
     if biases is not None:
         out.append(biases)
-    unsupported = sorted(used & set("GD+"))
+    unsupported = sorted(defn.symbol for defn in kinds() if defn.kind in used and not defn.megatron_arguments)
     if unsupported:
         symbols = ", ".join(f"`{s}`" for s in unsupported)
         out.append(f"{symbols} layers, for which patternc writes no Megatron arguments")
-    attention = spec.attention if "*" in used else None
+    attention = spec.attention if LayerKind.ATTENTION in used else None
     if attention is not None:
         extras = [
             ("RoPE", attention.rope is not None),
@@ -156,7 +157,7 @@ def other_differences(spec: ModelSpec) -> list[str]:
         named = [what for what, present in extras if present]
         if named:
             out.append(f"attention with {', '.join(named)} (Nemotron-H attention has none)")
-    moe = spec.moe if "E" in used else None
+    moe = spec.moe if LayerKind.MOE in used else None
     if moe is not None:
         if moe.router == "sigmoid" and moe.top_k > 1 and not moe.norm_topk_prob:
             out.append("unnormalised top-k sigmoid scores (Megatron-Core's sigmoid router always renormalises them)")

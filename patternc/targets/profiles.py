@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from patternc.ir import Pattern
+from patternc.kinds import LayerKind, kinds, symbol_of
 from patternc.targets.rules import (
     Profile,
     Rule,
@@ -17,15 +18,18 @@ from patternc.targets.rules import (
     llama_cpp_no_attention,
     llama_cpp_setting,
     main_alphabet,
+    mamba_inner_size,
     megatron_activation,
     megatron_attention_mla,
     megatron_expressible,
     megatron_mamba,
+    mixer_ffn_pairs,
     mtp_alphabet,
     mtp_depth,
     mtp_dropped,
     mtp_exact,
     mtp_export_depth,
+    needs_attention_for_cache,
     requires_version,
     sglang_mlp_patch,
     single_ffn_kind,
@@ -34,9 +38,178 @@ from patternc.targets.rules import (
 if TYPE_CHECKING:
     from patternc.model import ModelSpec
 
+_MOE = symbol_of(LayerKind.MOE)
+
+_NO_SEQ_LENGTH = (
+    "transformers raises: ValueError: `get_seq_length` can only be called on Attention layers, "
+    "and the current Cache seem to only contain LinearAttention layers."
+)
+_EXPAND_FAILURE = (
+    "transformers raises (validate_architecture): ValueError: The dimensions for the Mamba head state "
+    "do not match the model intermediate_size"
+)
+_HF_IGNORES_MTP = "NemotronHForCausalLM has no MTP module and ignores `mtp.*` weights on load"
+
 
 def _has_moe(pattern: Pattern) -> bool:
-    return "E" in pattern.flat
+    return _MOE in pattern.flat
+
+
+def _hf_nemotron_h() -> Profile:
+    t = "transformers nemotron_h"
+    return Profile(
+        name="transformers-nemotron_h",
+        consumer="transformers NemotronHForCausalLM (native, model_type nemotron_h)",
+        description="loads `M * - E` stacks from `layers_block_type` (or the legacy string); no MTP module",
+        versions=(
+            "native nemotron_h since 5.3.0 (absent in 5.2.0): `M`, `*`, `E` [wheels]",
+            "`-` since 5.6.0 (5.3.0-5.5.0 raise KeyError: '-') [wheels; the survey's TRT-LLM comment says 5.9.0]",
+            "no `*` layer: forward raises with the cache on, in 5.23.0 and 5.24.0 [verified]",
+        ),
+        rules=(
+            Rule(
+                "P301",
+                "main alphabet `M * - E`: `_pattern_to_list` raises KeyError on anything else",
+                "§5.1(5); verified 5.24: KeyError: 'G'",
+                main_alphabet(
+                    t, "M*-E", "transformers raises: KeyError: '{symbol}' (NemotronHConfig._pattern_to_list)"
+                ),
+            ),
+            Rule(
+                "P302",
+                "MTP alphabet `M * - E` (`mtp_layers_block_type` validation)",
+                "§5.1(5); verified 5.24: KeyError: 'G'",
+                mtp_alphabet(t, "M*-E", "transformers raises: KeyError: '{symbol}' (NemotronHConfig._pattern_to_list)"),
+            ),
+            Rule(
+                "P306",
+                "no `*` layer: forward raises whenever the cache is on (default `use_cache=True`, `generate`)",
+                "verified 5.23.0 and 5.24.0",
+                needs_attention_for_cache(t, _NO_SEQ_LENGTH),
+            ),
+            Rule(
+                "P305",
+                "MTP is never built: `_keys_to_ignore_on_load_unexpected = ['mtp.*']`",
+                "verified 5.24",
+                mtp_dropped(t, _HF_IGNORES_MTP),
+            ),
+            Rule(
+                "P307",
+                "`-` needs transformers >= 5.6.0",
+                "wheels 5.5.0 vs 5.6.0; §5.1(2), §3.3 (TRT-LLM: 5.9.0)",
+                requires_version("transformers", {"-": ">= 5.6.0 (earlier versions raise KeyError: '-')"}),
+            ),
+        ),
+    )
+
+
+def _hf_bamba() -> Profile:
+    t = "transformers bamba"
+    return Profile(
+        name="transformers-bamba",
+        consumer="transformers BambaForCausalLM (model_type bamba)",
+        description="every layer is one mixer (`attn_layer_indices` → `*`, else `M`) plus one gated MLP",
+        versions=("checked against 5.24.0 [verified]",),
+        rules=(
+            Rule(
+                "P301",
+                "alphabet `M * -`: no MoE, no other mixer",
+                "§6 (Bamba row); modeling_bamba BambaDecoderLayer",
+                main_alphabet(t, "M*-", "Bamba has no layer kind for {symbol}"),
+            ),
+            Rule(
+                "P308",
+                "every mixer followed by exactly one `-` (the layer's own MLP)",
+                "§6 (Bamba row); product.md §1",
+                mixer_ffn_pairs(t, "-", "a Bamba decoder layer is mixer + MLP"),
+            ),
+            Rule(
+                "P306",
+                "no attention index: forward raises with the cache on",
+                "verified 5.24.0",
+                needs_attention_for_cache(t, _NO_SEQ_LENGTH),
+            ),
+            Rule("P305", "no MTP in the config", "§6 (Bamba row)", mtp_dropped(t, "BambaConfig has no MTP fields")),
+            Rule(
+                "P311",
+                "Mamba heads × head_dim = integer expand × hidden_size",
+                "verified 5.24.0 (validate_architecture)",
+                mamba_inner_size(t, _EXPAND_FAILURE),
+            ),
+        ),
+    )
+
+
+def _hf_granite() -> Profile:
+    t = "transformers granitemoehybrid"
+    return Profile(
+        name="transformers-granitemoehybrid",
+        consumer="transformers GraniteMoeHybridForCausalLM (model_type granitemoehybrid)",
+        description="every layer is one mixer (`layer_types`) plus a shared MLP and, if num_local_experts > 0, an MoE",
+        versions=("checked against 5.24.0 [verified]",),
+        rules=(
+            Rule(
+                "P301",
+                "alphabet `M * - E`",
+                "§6 (GraniteMoeHybrid row)",
+                main_alphabet(t, "M*-E", "GraniteMoeHybrid has no layer kind for {symbol}"),
+            ),
+            Rule(
+                "P308",
+                "every mixer followed by exactly one FFN (`-` or `E`)",
+                "§6 (GraniteMoeHybrid row); product.md §1",
+                mixer_ffn_pairs(t, "-E", "a GraniteMoeHybrid layer is mixer + FFN"),
+            ),
+            Rule(
+                "P309",
+                "one FFN kind per model: `num_local_experts` is global",
+                "modeling_granitemoehybrid (5.24.0)",
+                single_ffn_kind(t, "num_local_experts > 0 gives every layer an MoE; 0 gives every layer only the MLP"),
+            ),
+            Rule(
+                "P306",
+                "no attention layer: forward raises with the cache on",
+                "verified 5.24.0",
+                needs_attention_for_cache(t, _NO_SEQ_LENGTH),
+            ),
+            Rule("P305", "no MTP in the config", "§6", mtp_dropped(t, "GraniteMoeHybridConfig has no MTP fields")),
+            Rule(
+                "P311",
+                "Mamba heads × head_dim = integer expand × hidden_size",
+                "verified 5.24.0 (validate_architecture)",
+                mamba_inner_size(t, _EXPAND_FAILURE),
+            ),
+        ),
+    )
+
+
+def _hf_mamba2() -> Profile:
+    t = "transformers mamba2"
+    return Profile(
+        name="transformers-mamba2",
+        consumer="transformers Mamba2ForCausalLM (model_type mamba2)",
+        description="only Mamba2 layers; a pure-`M` Nemotron-H is exactly this model (weights model. → backbone.)",
+        versions=("checked against 5.24.0; logits of a pure-M NemotronHForCausalLM match bit for bit [verified]",),
+        rules=(
+            Rule(
+                "P301",
+                "alphabet `M` only",
+                "§6; verified 5.24.0",
+                main_alphabet(t, "M", "Mamba2ForCausalLM has no layer kind for {symbol}"),
+            ),
+            Rule("P305", "no MTP in the config", "Mamba2Config", mtp_dropped(t, "Mamba2Config has no MTP fields")),
+            Rule(
+                "P311",
+                "heads × head_dim = integer expand × hidden_size",
+                "verified 5.24.0 (validate_architecture)",
+                mamba_inner_size(
+                    t,
+                    "transformers raises: ValueError: Inconsistent configuration: hidden_size * expand (…) "
+                    "must equal num_heads * head_dim (…).",
+                ),
+            ),
+        ),
+    )
 
 
 def _megatron_core() -> Profile:
@@ -56,7 +229,7 @@ def _megatron_core() -> Profile:
                 "§1.2, §1.5 V1",
                 main_alphabet(
                     t,
-                    "MG*D+-E",
+                    [defn.kind for defn in kinds() if defn.megatron],
                     "Megatron raises: ValueError: In main pattern, '{symbol}' is not a valid layer symbol.",
                 ),
             ),
@@ -73,10 +246,10 @@ def _megatron_core() -> Profile:
                 requires_version(
                     "Megatron-Core main",
                     {
-                        "E": "at or after 2025-11-17 (9a1c0d05c9, #2259)",
-                        "G": "at or after 2026-03-23 (8f7fbe7860, #3535)",
-                        "D": "at or after 2026-04-17 (a00e9443ca, #3553)",
-                        "+": "at or after 2026-07-23 (4464d1c197, #4452); the dev branch removed it",
+                        LayerKind.MOE: "at or after 2025-11-17 (9a1c0d05c9, #2259)",
+                        LayerKind.GATED_DELTANET: "at or after 2026-03-23 (8f7fbe7860, #3535)",
+                        LayerKind.DSA: "at or after 2026-04-17 (a00e9443ca, #3553)",
+                        LayerKind.MLA: "at or after 2026-07-23 (4464d1c197, #4452); the dev branch removed it",
                     },
                 ),
             ),
@@ -349,10 +522,11 @@ def _megatron_bridge() -> Profile:
 
 
 def build_profiles() -> dict[str, Profile]:
-    from patternc import families
-
     profiles = [
-        *(family.profile() for family in families.builtin() if family.profile is not None),
+        _hf_nemotron_h(),
+        _hf_bamba(),
+        _hf_granite(),
+        _hf_mamba2(),
         _megatron_core(),
         _megatron_bridge(),
         _vllm(),

@@ -9,20 +9,32 @@ Nothing here imports torch or transformers: the facts were established by runnin
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from patternc.diagnostics import Diagnostic, Label, diag
 from patternc.ir import Pattern
+from patternc.kinds import BY_SYMBOL, SYMBOL_ORDER, LayerKind, alphabet_of, symbol_of
 from patternc.model import ModelSpec
 from patternc.source import Span
-from patternc.symbols import BY_SYMBOL, SYMBOL_ORDER, Role, describe
+from patternc.symbols import describe
 
 if TYPE_CHECKING:
     from patternc.lower import SourceMap
 
 RuleFn = Callable[[Pattern, "ModelSpec | None", "SourceMap | None"], Iterable[Diagnostic]]
+
+KindSet = Collection[str]
+"""Layer kinds a target builds, by name (``LayerKind`` members for the built-in ones).  A plain string
+is read as the alphabet its symbols spell: the spelling the family modules still use (the source
+scan in ``tests/core/test_kinds.py`` lists them while they do)."""
+
+_MAMBA = symbol_of(LayerKind.MAMBA2)
+_ATTENTION = symbol_of(LayerKind.ATTENTION)
+_MLP = symbol_of(LayerKind.MLP)
+_MOE = symbol_of(LayerKind.MOE)
+"""The symbols of the kinds the rules below name, spelled by the kind table."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,17 +83,25 @@ def _first_outside(flat: str, alphabet: str) -> int | None:
     return next((i for i, s in enumerate(flat) if s not in allowed), None)
 
 
-def _mixers(flat: str) -> str:
-    return "".join(s for s in flat if BY_SYMBOL[s].role is not Role.FFN)
+def _kind_names(chosen: KindSet) -> list[str]:
+    """``chosen`` as kind names (an alphabet string's symbols looked up in the kind table)."""
+    return [BY_SYMBOL[symbol].kind for symbol in chosen] if isinstance(chosen, str) else list(chosen)
+
+
+def _alphabet(chosen: KindSet) -> str:
+    """The symbols of ``chosen``, read when a rule runs (so kinds registered later are outside the set)."""
+    return alphabet_of(_kind_names(chosen))
 
 
 # --- alphabet ------------------------------------------------------------------------------
 
 
-def main_alphabet(target: str, alphabet: str, failure: str) -> RuleFn:
-    """P301: every main layer's symbol is one the target builds; ``failure`` is what it raises."""
+def main_alphabet(target: str, kinds: KindSet, failure: str) -> RuleFn:
+    """P301: every main layer's kind is one the target builds; ``failure`` is what it raises."""
+    _alphabet(kinds)
 
     def check(pattern: Pattern, spec: ModelSpec | None, source_map: SourceMap | None) -> Iterator[Diagnostic]:
+        alphabet = _alphabet(kinds)
         first = _first_outside(pattern.flat, alphabet)
         if first is None:
             return
@@ -100,12 +120,14 @@ def main_alphabet(target: str, alphabet: str, failure: str) -> RuleFn:
     return check
 
 
-def mtp_alphabet(target: str, alphabet: str, failure: str) -> RuleFn:
-    """P302: every layer of the MTP block is one the target's MTP module builds."""
+def mtp_alphabet(target: str, kinds: KindSet, failure: str) -> RuleFn:
+    """P302: every layer of the MTP block is of a kind the target's MTP module builds."""
+    _alphabet(kinds)
 
     def check(pattern: Pattern, spec: ModelSpec | None, source_map: SourceMap | None) -> Iterator[Diagnostic]:
         if pattern.mtp is None:
             return
+        alphabet = _alphabet(kinds)
         flat = pattern.mtp.flat
         first = _first_outside(flat, alphabet)
         if first is None:
@@ -146,8 +168,9 @@ def mtp_depth(target: str, max_depth: int, failure: str) -> RuleFn:
     return check
 
 
-def mtp_exact(target: str, layout: str, failure: str) -> RuleFn:
-    """P304: the target hard-codes the MTP block's layers."""
+def mtp_exact(target: str, kinds: Sequence[str], failure: str) -> RuleFn:
+    """P304: the target hard-codes the MTP block's layers (``kinds``, in order; a string: their symbols)."""
+    layout = "".join(symbol_of(kind) for kind in _kind_names(kinds))
 
     def check(pattern: Pattern, spec: ModelSpec | None, source_map: SourceMap | None) -> Iterator[Diagnostic]:
         if pattern.mtp is None or pattern.mtp.flat == layout:
@@ -209,9 +232,9 @@ def needs_attention_for_cache(target: str, failure: str) -> RuleFn:
     """P306: the target's cache answers ``get_seq_length`` only from an attention layer."""
 
     def check(pattern: Pattern, spec: ModelSpec | None, source_map: SourceMap | None) -> Iterator[Diagnostic]:
-        if pattern.num_layers == 0 or "*" in pattern.flat:
+        if pattern.num_layers == 0 or _ATTENTION in pattern.flat:
             return
-        only_m = set(pattern.flat) == {"M"}
+        only_m = set(pattern.flat) == {_MAMBA}
         yield diag(
             "P306",
             f"{target} raises in forward whenever its cache is on (the default, and always in `generate`): "
@@ -227,8 +250,9 @@ def needs_attention_for_cache(target: str, failure: str) -> RuleFn:
     return check
 
 
-def mixer_ffn_pairs(target: str, ffn: str, layer: str) -> RuleFn:
-    """P308: the target's every layer is one sequence mixer followed by one FFN."""
+def mixer_ffn_pairs(target: str, ffn: KindSet, layer: str) -> RuleFn:
+    """P308: the target's every layer is one sequence mixer followed by one FFN (of a kind in ``ffn``)."""
+    _alphabet(ffn)
 
     def check(pattern: Pattern, spec: ModelSpec | None, source_map: SourceMap | None) -> Iterator[Diagnostic]:
         flat = pattern.flat
@@ -236,9 +260,9 @@ def mixer_ffn_pairs(target: str, ffn: str, layer: str) -> RuleFn:
         index = 0
         while index < len(flat):
             symbol = flat[index]
-            mixer = BY_SYMBOL[symbol].role is not Role.FFN
+            mixer = BY_SYMBOL[symbol].role.mixes_tokens
             # any FFN pairs here; an FFN kind the target lacks is P301's reason, not this one's
-            if mixer and index + 1 < len(flat) and BY_SYMBOL[flat[index + 1]].role is Role.FFN:
+            if mixer and index + 1 < len(flat) and not BY_SYMBOL[flat[index + 1]].role.mixes_tokens:
                 index += 2
                 continue
             offences.append(index)
@@ -249,7 +273,7 @@ def mixer_ffn_pairs(target: str, ffn: str, layer: str) -> RuleFn:
         symbol = flat[first]
         what = (
             f"{describe(symbol)} at layer {first} has no FFN after it"
-            if BY_SYMBOL[symbol].role is not Role.FFN
+            if BY_SYMBOL[symbol].role.mixes_tokens
             else f"{describe(symbol)} at layer {first} has no sequence mixer before it"
         )
         yield diag(
@@ -258,7 +282,7 @@ def mixer_ffn_pairs(target: str, ffn: str, layer: str) -> RuleFn:
             f"({len(offences)} layer{'s' if len(offences) != 1 else ''} cannot be paired)",
             _main_span(source_map, first),
             label="cannot be paired",
-            help=f"{target} can express only patterns of the form (mixer FFN)+ with FFN in {_ticks(ffn)}; "
+            help=f"{target} can express only patterns of the form (mixer FFN)+ with FFN in {_ticks(_alphabet(ffn))}; "
             "patternc's torch backend builds any pattern",
         )
 
@@ -270,13 +294,13 @@ def single_ffn_kind(target: str, why: str) -> RuleFn:
 
     def check(pattern: Pattern, spec: ModelSpec | None, source_map: SourceMap | None) -> Iterator[Diagnostic]:
         flat = pattern.flat
-        if "-" not in flat or "E" not in flat:
+        if _MLP not in flat or _MOE not in flat:
             return
-        first_mlp, first_moe = flat.index("-"), flat.index("E")
+        first_mlp, first_moe = flat.index(_MLP), flat.index(_MOE)
         yield diag(
             "P309",
-            f"{target} builds one FFN kind per model, and this pattern has both MLP `-` ({flat.count('-')}) "
-            f"and MoE `E` ({flat.count('E')}) layers",
+            f"{target} builds one FFN kind per model, and this pattern has both MLP `-` ({flat.count(_MLP)}) "
+            f"and MoE `E` ({flat.count(_MOE)}) layers",
             _main_span(source_map, max(first_mlp, first_moe)),
             label="second FFN kind",
             help="use only `-` or only `E`",
@@ -296,7 +320,7 @@ def megatron_attention_mla(target: str) -> RuleFn:
     def check(pattern: Pattern, spec: ModelSpec | None, source_map: SourceMap | None) -> Iterator[Diagnostic]:
         parts = [("main", pattern.flat)] + ([("MTP", pattern.mtp.flat)] if pattern.mtp is not None else [])
         for name, flat in parts:
-            if "*" in flat and mla & set(flat):
+            if _ATTENTION in flat and mla & set(flat):
                 index = next(i for i, s in enumerate(flat) if s in mla)
                 span = _main_span(source_map, index) if name == "main" else _mtp_span(source_map, index)
                 yield diag(
@@ -317,8 +341,12 @@ def megatron_attention_mla(target: str) -> RuleFn:
 # --- versions and side effects -------------------------------------------------------------
 
 
-def requires_version(target: str, since: dict[str, str]) -> RuleFn:
-    """P307: the symbols that need a newer release of the target than the rest (one note: the strictest)."""
+def requires_version(target: str, since_by_kind: dict[str, str]) -> RuleFn:
+    """P307: the kinds that need a newer release of the target than the rest (one note: the strictest).
+
+    ``since_by_kind`` maps a kind name (or, as the family modules still spell it, its symbol) to the release."""
+    since = {symbol_of(_kind_names(kind)[0] if kind in BY_SYMBOL else kind): release
+             for kind, release in since_by_kind.items()}
     order = list(since)
 
     def check(pattern: Pattern, spec: ModelSpec | None, source_map: SourceMap | None) -> Iterator[Diagnostic]:
@@ -343,13 +371,13 @@ def sglang_mlp_patch(target: str) -> RuleFn:
     """P310: SGLang's transformers monkeypatch silently drops `-` from transformers-side configs."""
 
     def check(pattern: Pattern, spec: ModelSpec | None, source_map: SourceMap | None) -> Iterator[Diagnostic]:
-        index = pattern.flat.find("-")
+        index = pattern.flat.find(_MLP)
         if index < 0:
             return
         yield diag(
             "P310",
             f"{target} serves this pattern, but after `import sglang` transformers' NemotronHConfig drops "
-            f"every `-` ({pattern.flat.count('-')} layers) from configs built in the same process",
+            f"every `-` ({pattern.flat.count(_MLP)} layers) from configs built in the same process",
             _main_span(source_map, index),
             label="dropped by the patch",
             help="do not build transformers-side Nemotron-H models in a process that imported sglang, "
@@ -364,7 +392,7 @@ def mamba_inner_size(target: str, failure: str) -> RuleFn:
     """P311 (needs a spec): Mamba heads × head_dim must be an integer multiple of hidden_size."""
 
     def check(pattern: Pattern, spec: ModelSpec | None, source_map: SourceMap | None) -> Iterator[Diagnostic]:
-        if spec is None or spec.mamba is None or "M" not in pattern.flat:
+        if spec is None or spec.mamba is None or _MAMBA not in pattern.flat:
             return
         inner, hidden = spec.mamba.inner_size, spec.hidden_size
         if inner % hidden == 0:
@@ -374,7 +402,7 @@ def mamba_inner_size(target: str, failure: str) -> RuleFn:
             f"{target} derives the Mamba inner size as `expand × hidden_size` with an integer expand; "
             f"this model has {spec.mamba.num_heads} × {spec.mamba.head_dim} = {inner} "
             f"with hidden_size {hidden}",
-            _main_span(source_map, pattern.flat.index("M")),
+            _main_span(source_map, pattern.flat.index(_MAMBA)),
             label="inner size not a multiple of hidden_size",
             help="no integer `expand` reproduces these Mamba shapes in this target",
             notes=[failure],
@@ -424,7 +452,7 @@ def megatron_mamba(target: str) -> RuleFn:
         yield diag(
             "P315",
             f"{target}'s MambaMixer cannot build this model's Mamba2 mixer: it has {'; '.join(differences)}",
-            _main_span(source_map, pattern.flat.find("M")) if "M" in pattern.flat else None,
+            _main_span(source_map, pattern.flat.find(_MAMBA)) if _MAMBA in pattern.flat else None,
             label="not Megatron's MambaMixer",
             help="Megatron-Core builds a 4-wide convolution with bias, unbiased projections, SiLU and a gated "
             "RMSNorm (eps 1e-5) per group",
@@ -474,9 +502,9 @@ def llama_cpp_no_attention(target: str, failure: str) -> RuleFn:
     """
 
     def check(pattern: Pattern, spec: ModelSpec | None, source_map: SourceMap | None) -> Iterator[Diagnostic]:
-        if pattern.num_layers == 0 or "*" in pattern.flat:
+        if pattern.num_layers == 0 or _ATTENTION in pattern.flat:
             return
-        only_m = set(pattern.flat) == {"M"}
+        only_m = set(pattern.flat) == {_MAMBA}
         yield diag(
             "P317",
             f"{target} aborts the process at the first decode step: its Nemotron-H keeps a KV cache for "
@@ -507,15 +535,15 @@ def llama_cpp_activations(target: str) -> RuleFn:
             return
         flat = pattern.flat
         found: list[tuple[int, str]] = []
-        if spec.mlp is not None and "-" in flat and (spec.mlp.activation != "relu2" or spec.mlp.gated):
+        if spec.mlp is not None and _MLP in flat and (spec.mlp.activation != "relu2" or spec.mlp.gated):
             what = f"gated `{spec.mlp.activation}`" if spec.mlp.gated else f"`{spec.mlp.activation}`"
-            found.append((flat.index("-"), f"{what} in its MLP `-` layers (`mlp_hidden_act`), where llama.cpp "
+            found.append((flat.index(_MLP), f"{what} in its MLP `-` layers (`mlp_hidden_act`), where llama.cpp "
                                           "computes relu²"))
-        if spec.moe is not None and "E" in flat and (spec.moe.expert_activation != "relu2" or spec.moe.expert_gated):
-            found.append((flat.index("E"), f"`{spec.moe.expert_activation}` in its experts (`mlp_hidden_act`), "
+        if spec.moe is not None and _MOE in flat and (spec.moe.expert_activation != "relu2" or spec.moe.expert_gated):
+            found.append((flat.index(_MOE), f"`{spec.moe.expert_activation}` in its experts (`mlp_hidden_act`), "
                                           "where llama.cpp computes relu²"))
-        if spec.mamba is not None and "M" in flat and spec.mamba.activation != "silu":
-            found.append((flat.index("M"), f"`{spec.mamba.activation}` in its Mamba layers (`mamba_hidden_act`), "
+        if spec.mamba is not None and _MAMBA in flat and spec.mamba.activation != "silu":
+            found.append((flat.index(_MAMBA), f"`{spec.mamba.activation}` in its Mamba layers (`mamba_hidden_act`), "
                                           "where llama.cpp computes SiLU"))
         if not found:
             return
