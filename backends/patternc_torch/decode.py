@@ -1,8 +1,8 @@
 """The per-token path: one new token per row after an unpadded history, without autograd.
 
-``decode_steps(layers)`` turns every layer into a closure over its weights: no module calls, no
-attribute look-ups, no masks, constants such as ``A = -exp(A_log)`` computed once, intermediate
-results updated in place.  ``HybridLM.generate`` builds the closures once per call,
+``decode_steps(layers)`` (``patternc_torch.kinds``) turns every layer into a closure over its
+weights: no module calls, no attribute look-ups, no masks, constants such as ``A = -exp(A_log)``
+computed once, intermediate results updated in place.  ``HybridLM.generate`` builds the closures once per call,
 ``HybridLM.forward`` once per call it can serve this way (one token per row, a state without
 padding, autograd off).  The arithmetic is ``forward``'s, so results agree within float rounding.
 """
@@ -56,25 +56,10 @@ def dense(linear: torch.nn.Linear) -> Callable[[torch.Tensor], torch.Tensor]:
     return lambda x: torch.addmm(bias, x, transposed)
 
 
-def decode_steps(layers: list[Block]) -> list[StepFn]:
-    return [block_step(block) for block in layers]
-
-
-def block_step(block: Block) -> StepFn:
-    """``Block.forward`` for one token per row: ``x + mixer(norm(x)) * residual_multiplier``."""
-    mixer = block.mixer
+def block_step(block: Block, inner: StepFn) -> StepFn:
+    """``Block.forward`` for one token per row: ``x + inner(norm(x)) * residual_multiplier``, where
+    ``inner`` is the mixer's step (its kind's ``TorchKind.step``, ``patternc_torch.kinds``)."""
     norm = norm_step(block.norm)
-    if isinstance(mixer, Mamba2Mixer):
-        inner = _mamba_step(mixer)
-    elif isinstance(mixer, Attention):
-        inner = _attention_step(mixer)
-    elif isinstance(mixer, MLP):
-        inner = _mlp_step(mixer)
-    else:  # MoE: its forward already batches the few tokens of a decoding step
-
-        def inner(h: torch.Tensor, state: InferenceState, start: int, rope: Rope | None) -> torch.Tensor:
-            return mixer(h)
-
     multiplier = block.residual_multiplier
 
     def step(x: torch.Tensor, state: InferenceState, start: int, rope: Rope | None) -> torch.Tensor:
@@ -84,7 +69,17 @@ def block_step(block: Block) -> StepFn:
     return step
 
 
-def _mamba_step(mixer: Mamba2Mixer) -> StepFn:
+def module_step(mixer: torch.nn.Module) -> StepFn:
+    """A mixer whose own forward is the step (MoE: its forward already batches the few tokens of a step)."""
+
+    def step(h: torch.Tensor, state: InferenceState, start: int, rope: Rope | None) -> torch.Tensor:
+        out: torch.Tensor = mixer(h)
+        return out
+
+    return step
+
+
+def mamba_step(mixer: Mamba2Mixer) -> StepFn:
     index = mixer.index
     h, p, g, n = mixer.heads, mixer.head_dim, mixer.groups, mixer.state_size
     r = h // g
@@ -139,7 +134,7 @@ def _mamba_step(mixer: Mamba2Mixer) -> StepFn:
     return step
 
 
-def _attention_step(attn: Attention) -> StepFn:
+def attention_step(attn: Attention) -> StepFn:
     index = attn.index
     heads, kv_heads, hd = attn.heads, attn.kv_heads, attn.head_dim
     r = heads // kv_heads
@@ -173,7 +168,7 @@ def _attention_step(attn: Attention) -> StepFn:
     return step
 
 
-def _mlp_step(mlp: MLP) -> StepFn:
+def mlp_step(mlp: MLP) -> StepFn:
     up, down = dense(mlp.up_proj), dense(mlp.down_proj)
     act = mlp.act
     if mlp.gated:

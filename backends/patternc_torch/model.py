@@ -11,17 +11,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from patternc.kinds import Role, by_symbol
 from patternc.model import ModelSpec
 from patternc_torch.arguments import check_generation, check_input, invalid
-from patternc_torch.decode import StepFn, decode_steps, norm_step
+from patternc_torch.decode import StepFn, norm_step
 from patternc_torch.greedy import ScreenedHead, screened_head
+from patternc_torch.kinds import build_mixer, decode_steps, ready
 from patternc_torch.layers import (
-    MLP,
-    Attention,
     Block,
     Context,
-    Mamba2Mixer,
-    MoE,
     RMSNorm,
     rope_frequencies,
     rope_tables,
@@ -87,20 +85,6 @@ class _Mtp(nn.Module):
         self.layers = nn.ModuleList(layers)
 
 
-def build_mixer(spec: ModelSpec, symbol: str, index: int) -> nn.Module:
-    h = spec.hidden_size
-    if symbol == "M" and spec.mamba is not None:
-        return Mamba2Mixer(spec.mamba, h, spec.norm.eps, index)
-    if symbol == "*" and spec.attention is not None:
-        return Attention(spec.attention, h, index)
-    if symbol == "-" and spec.mlp is not None:
-        m = spec.mlp
-        return MLP(h, m.intermediate_size, m.activation, m.gated, m.bias)
-    if symbol == "E" and spec.moe is not None:
-        return MoE(spec.moe, h)
-    raise ValueError(f"cannot build `{symbol}`")  # support.py reports these before building
-
-
 def build_layer(spec: ModelSpec, symbol: str, index: int) -> Block:
     mixer = build_mixer(spec, symbol, index)
     return Block(symbol, mixer, spec.hidden_size, spec.norm.eps, spec.residual_multiplier)
@@ -119,7 +103,7 @@ class HybridLM(nn.Module):
         a = spec.attention
         inv_freq = rope_frequencies(a.head_dim, a.rope.partial_factor, a.rope.theta) if a and a.rope else None
         self.register_buffer("rope_inv_freq", inv_freq, persistent=False)
-        self._has_attention = any(layer.symbol == "*" for layer in self._all_layers())
+        self._has_attention = any(by_symbol(layer.symbol).role is Role.ATTENTION for layer in self._all_layers())
         self._screened: ScreenedHead | None = None
         self.weights_from: str | None = None
         """The checkpoint directory ``torch_model`` loaded the weights from; None: initialised here."""
@@ -286,12 +270,10 @@ class HybridLM(nn.Module):
     # -- one token per row (decoding) ---------------------------------------------------------------
 
     def _can_step(self, state: InferenceState) -> bool:
-        """Whether ``state`` allows ``_step``: no padding so far, every Mamba layer's state exists."""
+        """Whether ``state`` allows ``_step``: no padding so far, every layer's state exists (its kind says)."""
         if state.key_mask is not None or state.next_position is not None or state.offset == 0:
             return False
-        return all(
-            layer.mixer.index in state.ssm for layer in self.backbone.layers if isinstance(layer.mixer, Mamba2Mixer)
-        )
+        return ready(cast("list[Block]", list(self.backbone.layers)), state)
 
     def _decode_plan(self) -> tuple[list[StepFn], Callable[[torch.Tensor], torch.Tensor]]:
         """The closures ``_step`` runs: one per layer, then the final norm (see ``patternc_torch.decode``)."""

@@ -1,12 +1,20 @@
-"""What the torch backend can build: every refusal is a P401 diagnostic, all reported at once."""
+"""What the torch backend can build: every refusal is a P401 diagnostic, all reported at once.
+
+``SUPPORT`` is the backend's capability table, keyed by layer kind: a kind either has a module
+(``patternc_torch.kinds.TORCH_KINDS``) and a check of the hyper-parameters that module cannot
+take, or a refusal saying why the backend has none.  A kind missing from the table (one
+registered after this backend was written) is refused too, with a reason: nothing is built as
+something it is not.  This module never imports torch, so checking is cheap.
+"""
 
 from __future__ import annotations
 
-from patternc.diagnostics import Diagnostic, diag
-from patternc.model import ModelSpec
-from patternc.symbols import BY_SYMBOL
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
-BUILDABLE = "M*-E"
+from patternc.diagnostics import Diagnostic, diag
+from patternc.kinds import LayerKind, alphabet_of, kind_def
+from patternc.model import ModelSpec
 
 _ACTIVATIONS = frozenset(
     {"silu", "swish", "relu", "relu2", "relu6", "gelu", "gelu_new", "gelu_pytorch_tanh", "gelu_fast", "tanh",
@@ -14,51 +22,104 @@ _ACTIVATIONS = frozenset(
 )
 """Mirrors ``patternc_torch.layers.ACTIVATIONS`` (kept here so that checking never imports torch)."""
 
+_NO_MODULE = "no module for this kind"
+_NOT_IN_TABLE = "no module for this kind (it is not in the torch backend's kind table)"
+
 
 def _refuse(what: str, why: str, help: str | None = None) -> Diagnostic:
     return diag("P401", f"the torch backend cannot build {what}: {why}", None, help=help)
 
 
+def _attention(spec: ModelSpec) -> Iterator[Diagnostic]:
+    a = spec.attention
+    if a is None:
+        return
+    for flag, name in ((a.qk_norm, "q/k norm"), (a.output_gate, "a gated attention output"),
+                       (a.sliding_window is not None, "sliding-window attention")):
+        if flag:
+            yield _refuse(f"attention with {name}", "not implemented")
+    if a.num_heads % a.num_kv_heads:
+        yield _refuse("attention", f"{a.num_heads} heads are not a multiple of {a.num_kv_heads} KV heads")
+    if a.rope is not None and int(a.head_dim * a.rope.partial_factor) % 2:
+        yield _refuse("RoPE", "the rotary dimension is odd")
+
+
+def _mamba(spec: ModelSpec) -> Iterator[Diagnostic]:
+    m = spec.mamba
+    if m is None:
+        return
+    if m.activation not in _ACTIVATIONS:
+        yield _refuse("the Mamba2 mixer", f"unknown activation {m.activation!r}")
+    if m.num_heads % m.n_groups:
+        yield _refuse("the Mamba2 mixer", f"{m.num_heads} heads are not a multiple of {m.n_groups} groups")
+    if m.inner_size % m.norm_group_size:
+        yield _refuse("the Mamba2 mixer", f"inner size {m.inner_size} is not a multiple of the norm group "
+                                          f"size {m.norm_group_size}")
+
+
+def _mlp(spec: ModelSpec) -> Iterator[Diagnostic]:
+    if spec.mlp is not None and spec.mlp.activation not in _ACTIVATIONS:
+        yield _refuse("the MLP", f"unknown activation {spec.mlp.activation!r}")
+
+
+def _moe(spec: ModelSpec) -> Iterator[Diagnostic]:
+    e = spec.moe
+    if e is None:
+        return
+    if e.expert_activation not in _ACTIVATIONS:
+        yield _refuse("the experts", f"unknown activation {e.expert_activation!r}")
+    if e.top_k > e.num_experts:
+        yield _refuse("the router", f"top_k {e.top_k} is more than the {e.num_experts} experts")
+    if e.num_experts % e.n_group or e.topk_group > e.n_group:
+        yield _refuse("the router", f"{e.num_experts} experts in {e.n_group} groups, top {e.topk_group}")
+
+
+@dataclass(frozen=True, slots=True)
+class KindSupport:
+    """How the torch backend treats one layer kind."""
+
+    refusal: str | None = None
+    """Why the backend has no module for the kind; None when it builds it."""
+    check: Callable[[ModelSpec], Iterator[Diagnostic]] | None = None
+    """What of ``spec``'s hyper-parameters for the kind the module cannot take (run when the kind is used)."""
+
+
+SUPPORT: dict[str, KindSupport] = {
+    LayerKind.ATTENTION: KindSupport(check=_attention),
+    LayerKind.MAMBA2: KindSupport(check=_mamba),
+    LayerKind.MLP: KindSupport(check=_mlp),
+    LayerKind.MOE: KindSupport(check=_moe),
+    LayerKind.GATED_DELTANET: KindSupport(refusal=_NO_MODULE),
+    LayerKind.DSA: KindSupport(refusal=_NO_MODULE),
+    LayerKind.MLA: KindSupport(refusal=_NO_MODULE),
+}
+"""Every layer kind -> what the backend does with it; the checks run in this order."""
+
+BUILDABLE = alphabet_of(kind for kind, support in SUPPORT.items() if support.refusal is None)
+"""The symbols of the kinds the backend builds, in table order."""
+
+
+def refusal(kind: str) -> str | None:
+    """Why the backend cannot build ``kind`` layers at all (None when it can)."""
+    support = SUPPORT.get(kind)
+    return _NOT_IN_TABLE if support is None else support.refusal
+
+
 def unsupported(spec: ModelSpec) -> list[Diagnostic]:
     """Why ``spec`` cannot be built (empty when it can)."""
     out: list[Diagnostic] = []
-    symbols = set(spec.pattern.flat) | set(spec.pattern.mtp.flat if spec.pattern.mtp else "")
-    for symbol in sorted(symbols - set(BUILDABLE)):
-        out.append(_refuse(f"`{symbol}` ({BY_SYMBOL[symbol].description}) layers", "no module for this kind",
+    used = spec.pattern.kinds()
+    refused = {kind: why for kind in used if (why := refusal(kind)) is not None}
+    for kind in sorted(refused, key=lambda k: kind_def(k).symbol):
+        defn = kind_def(kind)
+        out.append(_refuse(f"`{defn.symbol}` ({defn.description}) layers", refused[kind],
                            help=f"the torch backend builds `{'`, `'.join(BUILDABLE)}`"))
-    flavours = {"M": spec.mamba, "*": spec.attention, "-": spec.mlp, "E": spec.moe}
-    for symbol in sorted(symbols & set(BUILDABLE)):
-        if flavours[symbol] is None:
-            out.append(_refuse(f"`{symbol}` layers", "the model has no hyper-parameters for this kind"))
+    for kind in sorted(used - refused.keys(), key=lambda k: kind_def(k).symbol):
+        if spec.flavour(kind) is None:
+            out.append(_refuse(f"`{kind_def(kind).symbol}` layers", "the model has no hyper-parameters for this kind"))
     if spec.norm.unit_offset:
         out.append(_refuse("zero-centred RMSNorm (unit_offset)", "only `w * x / rms(x)` norms are implemented"))
-    a = spec.attention
-    if a is not None and "*" in symbols:
-        for flag, name in ((a.qk_norm, "q/k norm"), (a.output_gate, "a gated attention output"),
-                           (a.sliding_window is not None, "sliding-window attention")):
-            if flag:
-                out.append(_refuse(f"attention with {name}", "not implemented"))
-        if a.num_heads % a.num_kv_heads:
-            out.append(_refuse("attention", f"{a.num_heads} heads are not a multiple of {a.num_kv_heads} KV heads"))
-        if a.rope is not None and int(a.head_dim * a.rope.partial_factor) % 2:
-            out.append(_refuse("RoPE", "the rotary dimension is odd"))
-    m = spec.mamba
-    if m is not None and "M" in symbols:
-        if m.activation not in _ACTIVATIONS:
-            out.append(_refuse("the Mamba2 mixer", f"unknown activation {m.activation!r}"))
-        if m.num_heads % m.n_groups:
-            out.append(_refuse("the Mamba2 mixer", f"{m.num_heads} heads are not a multiple of {m.n_groups} groups"))
-        if m.inner_size % m.norm_group_size:
-            out.append(_refuse("the Mamba2 mixer", f"inner size {m.inner_size} is not a multiple of the norm group "
-                                                   f"size {m.norm_group_size}"))
-    if spec.mlp is not None and "-" in symbols and spec.mlp.activation not in _ACTIVATIONS:
-        out.append(_refuse("the MLP", f"unknown activation {spec.mlp.activation!r}"))
-    e = spec.moe
-    if e is not None and "E" in symbols:
-        if e.expert_activation not in _ACTIVATIONS:
-            out.append(_refuse("the experts", f"unknown activation {e.expert_activation!r}"))
-        if e.top_k > e.num_experts:
-            out.append(_refuse("the router", f"top_k {e.top_k} is more than the {e.num_experts} experts"))
-        if e.num_experts % e.n_group or e.topk_group > e.n_group:
-            out.append(_refuse("the router", f"{e.num_experts} experts in {e.n_group} groups, top {e.topk_group}"))
+    for kind, support in SUPPORT.items():
+        if kind in used and support.check is not None:
+            out.extend(support.check(spec))
     return out

@@ -1,0 +1,95 @@
+"""The torch backend's kind table: for each layer kind it builds, the module, the decode step and
+what the inference state must hold before that step can run.
+
+``TORCH_KINDS`` is keyed by kind name, like the core's table (``patternc.kinds``); together with
+the capability table (``patternc_torch.support.SUPPORT``, which refuses every other kind with a
+reason) it replaces the per-kind ``if``/``isinstance`` chains: nothing here falls back to treating
+an unknown mixer as some other kind.  ``tests/backends/torch/test_kind_table.py`` checks that the
+two tables agree and cover every kind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import cast
+
+from torch import nn
+
+from patternc.kinds import LayerKind, by_symbol
+from patternc.model import ModelSpec
+from patternc_torch.decode import StepFn, attention_step, block_step, mamba_step, mlp_step, module_step
+from patternc_torch.layers import MLP, Attention, Block, Mamba2Mixer, MoE
+from patternc_torch.state import InferenceState
+from patternc_torch.support import refusal
+
+
+@dataclass(frozen=True, slots=True)
+class TorchKind:
+    """How the torch backend builds and decodes one layer kind."""
+
+    build: Callable[[ModelSpec, int], nn.Module | None]
+    """The mixer of layer ``index`` (its global index: state is keyed by it); None when ``spec`` has
+    no hyper-parameters for the kind (``support.unsupported`` reports that before building)."""
+    step: Callable[[nn.Module], StepFn]
+    """The one-token decode closure over the mixer's weights (``patternc_torch.decode``)."""
+    ready: Callable[[nn.Module, InferenceState], bool] = lambda mixer, state: True
+    """Whether ``state`` holds what ``step`` reads (a Mamba layer's conv and SSM state exist only after
+    a first forward); kinds whose state ``step`` creates itself are always ready."""
+
+
+def _mamba(spec: ModelSpec, index: int) -> nn.Module | None:
+    return None if spec.mamba is None else Mamba2Mixer(spec.mamba, spec.hidden_size, spec.norm.eps, index)
+
+
+def _attention(spec: ModelSpec, index: int) -> nn.Module | None:
+    return None if spec.attention is None else Attention(spec.attention, spec.hidden_size, index)
+
+
+def _mlp(spec: ModelSpec, index: int) -> nn.Module | None:
+    m = spec.mlp
+    return None if m is None else MLP(spec.hidden_size, m.intermediate_size, m.activation, m.gated, m.bias)
+
+
+def _moe(spec: ModelSpec, index: int) -> nn.Module | None:
+    return None if spec.moe is None else MoE(spec.moe, spec.hidden_size)
+
+
+def _mamba_ready(mixer: nn.Module, state: InferenceState) -> bool:
+    return cast(Mamba2Mixer, mixer).index in state.ssm
+
+
+TORCH_KINDS: dict[str, TorchKind] = {
+    LayerKind.MAMBA2: TorchKind(_mamba, lambda mixer: mamba_step(cast(Mamba2Mixer, mixer)), _mamba_ready),
+    LayerKind.ATTENTION: TorchKind(_attention, lambda mixer: attention_step(cast(Attention, mixer))),
+    LayerKind.MLP: TorchKind(_mlp, lambda mixer: mlp_step(cast(MLP, mixer))),
+    LayerKind.MOE: TorchKind(_moe, module_step),
+}
+"""Every kind the backend builds -> its module, step and state readiness."""
+
+
+def torch_kind(symbol: str) -> TorchKind:
+    """The entry for the kind ``symbol`` spells; ``ValueError`` with the capability table's reason when
+    the backend has none (``support.unsupported`` reports it before anything is built)."""
+    kind = by_symbol(symbol).kind
+    entry = TORCH_KINDS.get(kind)
+    if entry is None:
+        raise ValueError(f"the torch backend cannot build `{symbol}` layers: {refusal(kind)}")
+    return entry
+
+
+def build_mixer(spec: ModelSpec, symbol: str, index: int) -> nn.Module:
+    mixer = torch_kind(symbol).build(spec, index)
+    if mixer is None:
+        raise ValueError(f"cannot build `{symbol}`: the model has no hyper-parameters for this kind")
+    return mixer
+
+
+def decode_steps(layers: list[Block]) -> list[StepFn]:
+    """One decode closure per layer: its kind's step, inside the block's norm and residual."""
+    return [block_step(block, torch_kind(block.symbol).step(block.mixer)) for block in layers]
+
+
+def ready(layers: list[Block], state: InferenceState) -> bool:
+    """Whether ``state`` holds what every layer's step reads."""
+    return all(torch_kind(block.symbol).ready(block.mixer, state) for block in layers)
