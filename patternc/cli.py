@@ -31,9 +31,10 @@ from patternc.limits import DEFAULT_LIMITS, Limits
 
 if TYPE_CHECKING:
     from patternc.check import CheckOutcome
+    from patternc.codes import Code
     from patternc.diagnostics import Diagnostic
 
-__all__ = ["app", "main"]
+__all__ = ["app", "main", "run_example"]
 
 app = typer.Typer(
     name="patternc",
@@ -329,8 +330,8 @@ def explain(code: Annotated[str, typer.Argument(metavar="CODE", help="A code suc
     """Print the long explanation of a diagnostic code, with a live example."""
     from patternc.explain import explanation
 
-    text = explanation(code)
-    if text is None:
+    found = explanation(code)
+    if found is None:
         from patternc.codes import CODES
 
         typer.echo(
@@ -338,7 +339,31 @@ def explain(code: Annotated[str, typer.Argument(metavar="CODE", help="A code suc
             err=True,
         )
         raise typer.Exit(EXIT_USAGE)
-    typer.echo(text, nl=False)
+    _, output, _ = run_example(found.code)
+    shown = "".join(f"    {line}\n" if line else "\n" for line in output.splitlines())
+    typer.echo(found.text + shown, nl=False)
+
+
+def run_example(code: Code) -> tuple[str, str, int]:
+    """Run a code's example in a scratch directory holding its files: its command line, output and exit code.
+
+    In-process (``CliRunner``), in a fresh temporary working directory, because the examples name their
+    files by relative paths (``check config.json``); ``explain``, ``tests/docgen.py`` and the docs tests
+    all run them through here, so the documented output is the program's.
+    """
+    import contextlib
+    import tempfile
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from patternc.explain import example_args, example_command, write_example_files
+
+    with tempfile.TemporaryDirectory(prefix="patternc-example-") as scratch:
+        write_example_files(code, Path(scratch))
+        with contextlib.chdir(scratch):
+            result = CliRunner().invoke(app, list(example_args(code)))
+    return example_command(code), result.output, result.exit_code
 
 
 @app.command()

@@ -103,7 +103,7 @@ def render_summary(
     if outcome.table and not quiet:
         from patternc.targets import render_table
 
-        body += "\n" + render_table(outcome.targets) + "\n"
+        body += "\n" + render_table(dict(outcome.targets)) + "\n"
     else:
         for name, target_found in outcome.targets.items():
             verdict_text = "no" if has_errors(target_found) else "ok"

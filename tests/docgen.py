@@ -1,14 +1,19 @@
-"""Generate ``docs/diagnostics.md`` from the code table, the explanations and live example runs.
+"""Generate ``docs/diagnostics.md`` and the generated example files of the code table.
 
-    python tests/docgen.py            # print the generated text
-    python tests/docgen.py --write    # rewrite docs/diagnostics.md
-    python tests/docgen.py --check    # exit 1 when docs/diagnostics.md is out of date
+    python tests/docgen.py            # print the generated docs/diagnostics.md
+    python tests/docgen.py --write    # rewrite docs/diagnostics.md and the generated example files
+    python tests/docgen.py --check    # exit 1 when any of them is out of date
     python tests/docgen.py --bless FILE.md ...   # rewrite the output shown in FILE's console blocks
 
 Every example output in the document is produced by running the code's ``example`` arguments
-through ``typer.testing.CliRunner`` on ``patternc.cli.app`` (``patternc.explain.example_output``,
-the same function ``patternc explain`` uses), so the document cannot drift from the program:
+through ``typer.testing.CliRunner`` on ``patternc.cli.app`` (``patternc.cli.run_example``, the same
+function ``patternc explain`` uses), so the document cannot drift from the program:
 ``tests/test_docs_diagnostics.py`` asserts that the committed file equals this script's output.
+
+The files an example reads are package data (``patternc/explain/examples/<code>/``).  Most are
+written by hand (a config.json showing one problem); the safetensors files and torch model
+directories are built here (``GENERATED``), out of the package, and a test keeps the committed copies
+(and ``tests/fixtures/torch/``, which the torch tests read) equal to what these builders write.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "diagnostics.md"
+EXAMPLES = ROOT / "patternc" / "explain" / "examples"
 
 INTRO = """\
 # Diagnostics
@@ -84,6 +90,107 @@ characters get two. A long line is shown as a window of 40 characters either sid
 """
 
 
+# -- generated example files: safetensors checkpoints and torch model directories -------------------
+
+
+def _build_safetensors(tensors: dict[str, list[int]]) -> str:
+    """A safetensors file of empty-data F32 tensors, as text (every byte ASCII)."""
+    import json
+
+    header: dict[str, object] = {"__metadata__": {"format": "pt"}}
+    offset = 0
+    for name, shape in tensors.items():
+        size = 4
+        for dim in shape:
+            size *= dim
+        header[name] = {"dtype": "F32", "shape": shape, "data_offsets": [offset, offset + size]}
+        offset += size
+    text = json.dumps(header, separators=(",", ":"))
+    while any(byte >= 0x80 for byte in len(text).to_bytes(8, "little")):
+        text += " "
+    return "".join(map(chr, len(text).to_bytes(8, "little"))) + text + "\0" * offset
+
+
+_TINY_M_TENSORS = {
+    "backbone.embeddings.weight": [2, 2], "backbone.layers.0.norm.weight": [2],
+    "backbone.layers.0.mixer.A_log": [1], "backbone.layers.0.mixer.D": [1], "backbone.layers.0.mixer.dt_bias": [1],
+    "backbone.layers.0.mixer.conv1d.weight": [4, 1, 2], "backbone.layers.0.mixer.conv1d.bias": [4],
+    "backbone.layers.0.mixer.in_proj.weight": [7, 2], "backbone.layers.0.mixer.norm.weight": [2],
+    "backbone.layers.0.mixer.out_proj.weight": [2, 2], "backbone.norm_f.weight": [2], "lm_head.weight": [2, 2],
+}
+"""A complete checkpoint of the bare pattern `M` built with P506's ``--set`` sizes."""
+
+_MLP = '{"layers":[{"index":0,"kind":"mlp"}],"stages":[{"index":0,"start":0,"stop":1}]}'
+_G_MLP = (
+    '{"layers":[{"index":0,"kind":"gated_deltanet"},{"index":1,"kind":"mlp"}],'
+    '"stages":[{"index":0,"start":0,"stop":2}]}'
+)
+
+
+def _torch_config(pattern: str) -> str:
+    """The ``config.json`` of a patternc torch model directory (``patternc.torch.v1``) with this IR."""
+    return (
+        '{"patternc_format":"patternc.torch.v1","spec":{"source":"pattern","pattern":' + pattern + ","
+        '"hidden_size":8,"vocab_size":16,"norm":{"eps":1e-05},'
+        '"mlp":{"intermediate_size":8,"activation":"relu2","gated":false}}}'
+    )
+
+
+def _safetensors(shapes: dict[str, int]) -> str:
+    """A safetensors file of float32 vectors as text (its 8-byte length prefix and zero data are ASCII)."""
+    import json
+    import struct
+
+    offset, header = 0, {}
+    for name, size in shapes.items():
+        header[name] = {"dtype": "F32", "shape": [size], "data_offsets": [offset, offset + 4 * size]}
+        offset += 4 * size
+    text = json.dumps(header, separators=(",", ":"))
+    return struct.pack("<Q", len(text)).decode("latin-1") + text + "\x00" * offset
+
+
+def _torch_dir(code: str, config: str, shapes: dict[str, int] | None = None) -> dict[str, str]:
+    """A P4xx example: the model directory ``tests/fixtures/torch/<code>`` that ``run`` reads."""
+    where = f"tests/fixtures/torch/{code}"
+    made = {f"{where}/config.json": _torch_config(config)}
+    if shapes is not None:
+        made[f"{where}/model.safetensors"] = _safetensors(shapes)
+    return made
+
+
+GENERATED: dict[str, dict[str, str]] = {
+    "P401": _torch_dir("P401", _G_MLP),
+    "P403": _torch_dir("P403", _MLP, {}),
+    "P404": _torch_dir("P404", _MLP, {"extra.weight": 1}),
+    "P405": _torch_dir("P405", _MLP, {"backbone.norm_f.weight": 1}),
+    "P406": _torch_dir("P406", _MLP),
+    "P407": _torch_dir("P407", _MLP),
+    "P408": _torch_dir("P408", _MLP),
+    "P505": {"ckpt/model.safetensors": _build_safetensors({})},
+    "P506": {"ckpt/model.safetensors": _build_safetensors(_TINY_M_TENSORS | {"vision_tower.proj.weight": [1]})},
+    "P507": {"ckpt/model.safetensors": _build_safetensors({"backbone.embeddings.weight": [0, 64]})},
+    "P508": {"ckpt/model.safetensors": _build_safetensors({})},
+}
+"""Code -> (path in its example's working directory -> text) for the example files built here."""
+
+
+def generated_files() -> dict[Path, bytes]:
+    """Every generated example file, by the path it is committed at (the P4xx directories twice: in the
+    package, for ``explain``, and under ``tests/fixtures/torch/``, for the torch tests)."""
+    out: dict[Path, bytes] = {}
+    for code, made in GENERATED.items():
+        for relative, text in made.items():
+            data = text.encode("utf-8")  # what ``explain`` wrote when the text lived in codes.py
+            out[EXAMPLES / code / relative] = data
+            if relative.startswith("tests/fixtures/"):
+                out[ROOT / relative] = data
+    return out
+
+
+def _stale_files() -> list[Path]:
+    return [path for path, data in generated_files().items() if not path.is_file() or path.read_bytes() != data]
+
+
 def _fence(text: str) -> str:
     """A code fence longer than any backtick run inside ``text``."""
     longest = run = 0
@@ -104,8 +211,9 @@ def _explanation(code: str) -> str:
 
 
 def generate() -> str:
+    from patternc.cli import run_example
     from patternc.codes import CODES
-    from patternc.explain import example_output
+    from patternc.explain import example_files
 
     out = [INTRO]
     out.append("| code | name | severity | summary |\n|---|---|---|---|\n")
@@ -115,7 +223,7 @@ def generate() -> str:
             f"| {code.summary.replace('|', chr(92) + '|')} |\n"
         )
     for code in CODES:
-        command, output = example_output(code)
+        command, output, _ = run_example(code)
         shown = f"$ {command}\n{output.rstrip(chr(10))}\n"
         fence = _fence(shown)
         section = [
@@ -123,9 +231,10 @@ def generate() -> str:
             f"\n**Severity:** {code.severity.value}. {code.summary[:1].upper()}{code.summary[1:]}.\n",
             f"\n{_explanation(code.code)}\n",
         ]
-        if code.files:
-            names = ", ".join(f"`{path}`" for path, _ in code.files)
-            section.append(f"\n### Example\n\nThe example reads {names} (its text is in `patternc/codes.py`).\n")
+        if reads := example_files(code):
+            names = ", ".join(f"`{path}`" for path in reads)
+            where = f"`patternc/explain/examples/{code.code}/`"
+            section.append(f"\n### Example\n\nThe example reads {names} (in {where}).\n")
         else:
             section.append("\n### Example\n")
         section.append(f"\n{fence}console\n{shown}{fence}\n")
@@ -177,18 +286,24 @@ def main(argv: list[str]) -> int:
         for name in argv[1:]:
             bless(Path(name))
         return 0
-    text = generate()
     if argv == ["--write"]:
+        for path in _stale_files():  # first: the examples that write the document read them
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(generated_files()[path])
+            print(path)
         DOC.parent.mkdir(parents=True, exist_ok=True)
-        DOC.write_text(text, encoding="utf-8")
+        DOC.write_text(generate(), encoding="utf-8")
         print(DOC)
         return 0
     if argv == ["--check"]:
+        stale = _stale_files()
         current = DOC.read_text(encoding="utf-8") if DOC.is_file() else ""
-        if current != text:
-            print(f"{DOC} is out of date; run: python tests/docgen.py --write", file=sys.stderr)
-            return 1
-        return 0
+        if current != generate():
+            stale.append(DOC)
+        for path in stale:
+            print(f"{path} is out of date; run: python tests/docgen.py --write", file=sys.stderr)
+        return 1 if stale else 0
+    text = generate()
     if argv:
         print(__doc__, file=sys.stderr)
         return 2

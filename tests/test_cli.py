@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from patternc.cli import app
 from patternc.codes import CODES
+from patternc.explain import example_files
 from patternc.report import CheckReport
 
 runner = CliRunner()
@@ -21,7 +22,7 @@ runner = CliRunner()
 
 def example_needs_missing_reader(code) -> bool:  # type: ignore[no-untyped-def]
     """An example that reads a config file needs ``patternc.config`` (added by a later issue)."""
-    return bool(code.files) and importlib.util.find_spec("patternc.config") is None
+    return bool(example_files(code)) and importlib.util.find_spec("patternc.config") is None
 
 
 VENV_BIN = Path(sys.executable).parent

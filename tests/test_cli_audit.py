@@ -13,10 +13,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from patternc.cli import app
+from patternc.cli import app, run_example
 from patternc.codes import CODES
 from patternc.config._load import load
-from patternc.explain import run_example
 
 runner = CliRunner()
 

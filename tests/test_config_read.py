@@ -11,6 +11,7 @@ import pytest
 
 from patternc.codes import BY_CODE, USAGE_CODES, Severity
 from patternc.config import MAX_CONFIG_BYTES, ConfigReading, read_config
+from patternc.explain import example_files, write_example_files
 
 HUB = Path(__file__).resolve().parent / "fixtures" / "hub"
 FIXTURES = sorted(p.name for p in HUB.iterdir() if (p / "config.json").is_file())
@@ -367,11 +368,8 @@ def test_nan_and_infinity_literals(tmp_path: Path) -> None:
 @pytest.mark.parametrize("code", sorted(c for c in BY_CODE if c.startswith("P9") and c not in USAGE_CODES))
 def test_p9_example_emits_its_code(code: str, tmp_path: Path) -> None:
     entry = BY_CODE[code]
-    assert entry.example[:1] == ("check",) and entry.files
-    for relative, text in entry.files:
-        target = tmp_path / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text, encoding="utf-8")
+    assert entry.example[:1] == ("check",) and example_files(entry)
+    write_example_files(entry, tmp_path)
     args = list(entry.example[1:])
     max_bytes = MAX_CONFIG_BYTES
     if args[0] == "--max-chars":

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 import patternc
+from patternc.cli import run_example
 from patternc.codes import BY_CODE, BY_NAME, CODES, USAGE_CODES, Severity, lookup
 from patternc.diagnostics import Diagnostic
-from patternc.explain import run_example
 from patternc.limits import Limits
 from patternc.render import render_text
 from patternc.source import Source, Span

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from patternc.cli import run_example
 from patternc.codes import CODES, Code
-from patternc.explain import example_output
-from tests.docgen import DOC, generate
+from tests.docgen import DOC, EXAMPLES, GENERATED, generate, generated_files
 
 EXPLAIN = Path(__file__).resolve().parent.parent / "patternc" / "explain"
 HEADINGS = ("## What it means", "## Why", "## Use instead")
@@ -45,8 +45,21 @@ def test_explanation_has_the_ruff_headings(code: Code) -> None:
 @pytest.mark.parametrize("code", CODES, ids=lambda code: code.code)
 def test_example_emits_its_code(code: Code) -> None:
     assert code.example, f"{code.code} has no example"
-    _, output = example_output(code)
+    _, output, _ = run_example(code)
     assert re.search(rf"\b(error|warning|note)\[{code.code}\]", output), (code.code, output)
+
+
+def test_generated_example_files_are_committed() -> None:
+    """The safetensors files and torch directories examples read are what tests/docgen.py builds (in the
+    package for ``explain``, and the P4xx directories under tests/fixtures/torch/ too)."""
+    for path, data in generated_files().items():
+        assert path.is_file() and path.read_bytes() == data, f"{path}: run python tests/docgen.py --write"
+
+
+def test_example_files_belong_to_codes() -> None:
+    codes = {code.code for code in CODES}
+    assert {path.name for path in EXAMPLES.iterdir()} <= codes
+    assert set(GENERATED) <= codes
 
 
 def test_every_code_has_a_section() -> None:
