@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from patternc.canonical.archs import pair_layers
+from patternc.kinds import LayerKind, by_symbol
 from patternc.model import ModelSpec
 
 
@@ -43,7 +44,15 @@ class LayoutError(Exception):
     """A tensor name the layout does not know: a bug in patternc or a transformers it does not track."""
 
 
-_NEMOTRON_E = {
+def _same(rest: str) -> str:
+    return rest
+
+
+def _mlp_names(rest: str) -> str:
+    return re.sub(r"^(up|down)_proj\.", r"\1.", rest)
+
+
+_MOE_NAMES = {
     "gate.weight": "router.weight",
     "gate.e_score_correction_bias": "router.correction_bias",
     "experts.up_proj": "experts.up",
@@ -51,15 +60,41 @@ _NEMOTRON_E = {
 }
 
 
-def _nemotron_mixer(symbol: str, rest: str) -> str:
-    if symbol == "-":
-        return re.sub(r"^(up|down)_proj\.", r"\1.", rest)
-    if symbol == "E":
-        if rest in _NEMOTRON_E:
-            return _NEMOTRON_E[rest]
-        rest = re.sub(r"^shared_experts\.(up|down)_proj\.", r"shared.\1.", rest)
-        return re.sub(r"^fc([12])_latent_proj\.", r"latent.fc\1.", rest)
-    return rest
+def _moe_names(rest: str) -> str:
+    if rest in _MOE_NAMES:
+        return _MOE_NAMES[rest]
+    rest = re.sub(r"^shared_experts\.(up|down)_proj\.", r"shared.\1.", rest)
+    return re.sub(r"^fc([12])_latent_proj\.", r"latent.fc\1.", rest)
+
+
+@dataclass(frozen=True, slots=True)
+class KindLayout:
+    """How transformers names one layer kind's weights, as logical weights of the layer."""
+
+    mixer: Callable[[str], str]
+    """A name under the layer's ``mixer.`` (Nemotron-H's layout, which the logical names follow) -> its
+    logical name within the layer."""
+    shared_mlp: str | None = None
+    """Where a paired family's ``shared_mlp`` of a layer of this kind lives, after ``L{i}``: the
+    layer's own MLP (``""``) or its shared expert (``".shared"``); None for a mixer kind."""
+
+
+KIND_LAYOUTS: dict[str, KindLayout] = {
+    LayerKind.MAMBA2: KindLayout(_same),
+    LayerKind.ATTENTION: KindLayout(_same),
+    LayerKind.MLP: KindLayout(_mlp_names, shared_mlp=""),
+    LayerKind.MOE: KindLayout(_moe_names, shared_mlp=".shared"),
+}
+"""Every kind transformers' layer vocabulary names (``KindDef.hf``) -> its weight names."""
+
+
+def kind_layout(symbol: str) -> KindLayout:
+    """The layout of the kind ``symbol`` spells (``LayoutError`` when transformers holds no such layer)."""
+    defn = by_symbol(symbol)
+    layout = KIND_LAYOUTS.get(defn.kind)
+    if layout is None:
+        raise LayoutError(f"no transformers weight layout for `{symbol}` ({defn.description}) layers")
+    return layout
 
 
 def _nemotron(key: str, spec: ModelSpec) -> Piece | None:
@@ -72,7 +107,7 @@ def _nemotron(key: str, spec: ModelSpec) -> Piece | None:
     i = int(match[1])
     if match[2] is None:
         return Piece((f"L{i}.prenorm",))
-    return Piece((f"L{i}." + _nemotron_mixer(spec.pattern.flat[i], match[2]),))
+    return Piece((f"L{i}." + kind_layout(spec.pattern.flat[i]).mixer(match[2]),))
 
 
 def _mamba2(key: str, spec: ModelSpec) -> Piece | None:
@@ -113,7 +148,7 @@ def _paired(key: str, spec: ModelSpec, arch: str) -> Piece | None:
     ffn = re.fullmatch(r"feed_forward\.(gate|up|down)_proj\.(.+)", rest)
     if ffn is not None:
         return Piece((f"L{f}.{ffn[1]}.{ffn[2]}",))
-    shared = f"L{f}" if flat[f] == "-" else f"L{f}.shared"
+    shared = f"L{f}{kind_layout(flat[f]).shared_mlp or ''}"
     if rest == "shared_mlp.input_linear.weight":  # chunk(2, dim=-1) of the output: gate first, then up
         return Piece((f"{shared}.gate.weight", f"{shared}.up.weight"), dim=0)
     if rest == "shared_mlp.output_linear.weight":
