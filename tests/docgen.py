@@ -1,7 +1,7 @@
-"""Generate ``docs/diagnostics.md`` and the generated example files of the code table.
+"""Generate ``docs/diagnostics.md``, ``docs/targets.md`` and the generated example files of the code table.
 
     python tests/docgen.py            # print the generated docs/diagnostics.md
-    python tests/docgen.py --write    # rewrite docs/diagnostics.md and the generated example files
+    python tests/docgen.py --write    # rewrite both documents and the generated example files
     python tests/docgen.py --check    # exit 1 when any of them is out of date
     python tests/docgen.py --bless FILE.md ...   # rewrite the output shown in FILE's console blocks
 
@@ -9,6 +9,8 @@ Every example output in the document is produced by running the code's ``example
 through ``typer.testing.CliRunner`` on ``patternc.cli.app`` (``patternc.cli.run_example``, the same
 function ``patternc explain`` uses), so the document cannot drift from the program:
 ``tests/test_docs_diagnostics.py`` asserts that the committed file equals this script's output.
+``docs/targets.md`` is generated from the target profiles by ``tests/docgen_targets.py``
+(``tests/core/test_docs_targets.py``).
 
 The files an example reads are package data (``patternc/explain/examples/<code>/``).  Most are
 written by hand (a config.json showing one problem); the safetensors files and torch model
@@ -24,6 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "diagnostics.md"
+TARGETS_DOC = ROOT / "docs" / "targets.md"
 EXAMPLES = ROOT / "patternc" / "explain" / "examples"
 
 INTRO = """\
@@ -242,6 +245,13 @@ def generate() -> str:
     return "".join(out)
 
 
+def _targets_doc() -> str:
+    sys.path.insert(0, str(ROOT))
+    from tests.docgen_targets import generate as generate_targets
+
+    return generate_targets()
+
+
 def bless(path: Path) -> None:
     """Rewrite the output after every ``$ patternc ...`` line of the file's console blocks.
 
@@ -293,13 +303,16 @@ def main(argv: list[str]) -> int:
             print(path)
         DOC.parent.mkdir(parents=True, exist_ok=True)
         DOC.write_text(generate(), encoding="utf-8")
-        print(DOC)
+        TARGETS_DOC.write_text(_targets_doc(), encoding="utf-8")
+        print(DOC, TARGETS_DOC, sep="\n")
         return 0
     if argv == ["--check"]:
         stale = _stale_files()
         current = DOC.read_text(encoding="utf-8") if DOC.is_file() else ""
         if current != generate():
             stale.append(DOC)
+        if not TARGETS_DOC.is_file() or TARGETS_DOC.read_text(encoding="utf-8") != _targets_doc():
+            stale.append(TARGETS_DOC)
         for path in stale:
             print(f"{path} is out of date; run: python tests/docgen.py --write", file=sys.stderr)
         return 1 if stale else 0

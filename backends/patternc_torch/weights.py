@@ -23,6 +23,7 @@ import torch
 
 from patternc.canonical.archs import pair_layers
 from patternc.diagnostics import PatternError, diag
+from patternc.kinds import LayerKind, by_symbol
 from patternc.model import ModelSpec
 from patternc.source import Source
 
@@ -198,7 +199,7 @@ def _paired(tensors: dict[str, torch.Tensor], spec: ModelSpec) -> dict[str, torc
             }.get(rest)
             out[f"backbone.layers.{ffn}.mixer.{renamed}" if renamed else name] = tensor
         elif part == "shared_mlp":
-            target = "shared_experts." if flat[ffn] == "E" else ""
+            target = "shared_experts." if by_symbol(flat[ffn]).kind == LayerKind.MOE else ""
             if rest == "input_linear.weight" and tensor.dim() >= 1 and tensor.shape[0] % 2 == 0:
                 gate, up = tensor.chunk(2, dim=0)
                 out[f"backbone.layers.{ffn}.mixer.{target}gate_proj.weight"] = gate

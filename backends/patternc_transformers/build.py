@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
 
 from patternc.diagnostics import Diagnostic, diag, has_errors
+from patternc.kinds import LayerKind
 from patternc.model import ModelSpec
 from patternc_transformers import carry, llamacpp
 from patternc_transformers.checkpoint import (
@@ -150,7 +151,7 @@ def config_fields(spec: ModelSpec, arch: str, source_config: Mapping[str, Any] |
     from patternc.canonical.archs import EXPRESSERS
 
     fields: dict[str, Any] = dict(EXPRESSERS[arch](spec).config)
-    if spec.mamba is not None and "M" in spec.pattern.flat:
+    if spec.mamba is not None and spec.pattern.has(LayerKind.MAMBA2):
         fields["mamba_chunk_size" if arch in ("bamba", "granitemoehybrid") else "chunk_size"] = spec.mamba.chunk_size
     if spec.max_position_embeddings is not None and arch != "mamba2":
         fields["max_position_embeddings"] = spec.max_position_embeddings

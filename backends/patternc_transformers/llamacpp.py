@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from patternc.diagnostics import Diagnostic, diag
+from patternc.kinds import LayerKind
 from patternc.model import ModelSpec
 from patternc_transformers.carry import reason_notes
 from patternc_transformers.checkpoint import Entry, TensorInfo, TensorReader
@@ -66,7 +67,7 @@ _STACKED = re.compile(r"^(?:model|backbone|mtp)\..*\.mixer\.experts\.(up|down)_p
 
 def keeps_mtp(spec: ModelSpec) -> bool:
     """Whether the converter writes the MTP block: only for an MoE main stack (``nemotron_h_moe``)."""
-    return spec.pattern.mtp is not None and "E" in spec.pattern.flat
+    return spec.pattern.mtp is not None and spec.pattern.has(LayerKind.MOE)
 
 
 def hub_config(data: Mapping[str, Any], spec: ModelSpec, *, mtp_weights: bool = True) -> dict[str, Any]:
@@ -84,7 +85,7 @@ def hub_config(data: Mapping[str, Any], spec: ModelSpec, *, mtp_weights: bool = 
     out["architectures"] = ["NemotronHForCausalLM"]
     out["hybrid_override_pattern"] = spec.pattern.flat
     out["num_hidden_layers"] = spec.pattern.num_layers
-    if "E" not in spec.pattern.flat:
+    if not spec.pattern.has(LayerKind.MOE):
         for key in MOE_KEYS:
             out.pop(key, None)
     if keeps_mtp(spec) and mtp_weights:
