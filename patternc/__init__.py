@@ -52,11 +52,12 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
-    """``patternc.torch_model``: imported on first use (``import patternc`` never imports torch)."""
+    """``patternc.torch_model``: the torch backend's ``load``, found through the ``patternc.backends``
+    registry on first use (``import patternc`` never imports torch, nor the backend package)."""
     if name == "torch_model":
-        from patternc_torch import torch_model
+        from patternc.backends import runnable
 
-        return torch_model
+        return runnable("torch").load
     raise AttributeError(f"module 'patternc' has no attribute {name!r}")
 
 

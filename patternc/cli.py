@@ -388,11 +388,11 @@ def schema(
 
 @app.command(name="backends")
 def list_backends() -> None:
-    """List the installed backends (entry-point group `patternc.backends`)."""
-    from patternc.backends import available
+    """List the installed backends (entry-point group `patternc.backends`): name, targets, description."""
+    from patternc.backends import listing
 
-    for name, target in available().items():
-        typer.echo(f"{name}\t{target}")
+    for line in listing():
+        typer.echo(line)
 
 
 class Shell(StrEnum):

@@ -69,15 +69,12 @@ def max_model_bytes() -> int:
 
 
 def available_memory(device: str = "cpu") -> int | None:
-    """Bytes that can be allocated now on ``device`` (None when unknown)."""
-    if device.startswith("cuda"):
-        try:
-            import torch
+    """Bytes that can be allocated now on ``device`` (None when unknown).
 
-            free, _ = torch.cuda.mem_get_info(device)
-            return int(free)
-        except Exception:  # no CUDA, or a driver that does not answer: only the fixed limit applies
-            return None
+    Only the CPU is asked here (``/proc/meminfo``): the core imports no torch, so a backend that
+    allocates on an accelerator measures its free memory itself and passes it to
+    ``allocation_problem`` (``free=``).
+    """
     if device != "cpu":
         return None
     try:
@@ -101,18 +98,20 @@ def _human(size: int) -> str:
 
 
 def allocation_problem(
-    spec: ModelSpec, *, bytes_per_param: int = 4, device: str | None = "cpu", what: str = "the model"
+    spec: ModelSpec, *, bytes_per_param: int = 4, device: str | None = "cpu", what: str = "the model",
+    free: int | None = None,
 ) -> Diagnostic | None:
     """``P701`` when the parameters exceed the fixed limit, or (``device`` given) the memory free on it.
 
     ``device=None``: nothing is allocated (a meta-device model), only the fixed limit applies.
+    ``free``: the bytes free on ``device`` as its backend measured them (default: ``available_memory``).
     """
     params = model_parameters(spec)
     need = params * bytes_per_param
     limit = max_model_bytes()
     where = f"the limit of {limit:,} bytes ({_human(limit)}; {ENV_LIMIT} changes it)"
     if device is not None:
-        free = available_memory(device)
+        free = free if free is not None else available_memory(device)
         if free is not None and free < limit:
             limit = free
             where = f"the {free:,} bytes ({_human(free)}) of memory available on {device}"

@@ -34,7 +34,7 @@ def _console(stream: IO[str] | None) -> Any:
 
 
 class ConversionBar:
-    """A ``patternc_transformers.checkpoint.Progress`` that draws bytes and tensors as a rich bar.
+    """A ``patternc.backends.Progress`` that draws bytes and tensors as a rich bar.
 
     It counts what it was told (``tensors``, ``done_tensors``, ``done_bytes``) whatever it draws, so
     the counting is testable without a terminal.

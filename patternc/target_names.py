@@ -8,8 +8,11 @@ nothing SGLang-specific) is refused with what *that* command takes instead, neve
 
 This module is deliberately light (no pydantic, no profile objects): the CLI validates ``--target``
 while it parses the command line, before anything else is imported.  ``patternc.targets`` derives
-its profile aliases from ``VOCABULARY``, and a test keeps ``build``'s ``Target`` enum equal to the
-names marked ``build``.
+its profile aliases from ``VOCABULARY``.  Which names ``build`` takes is not written here: it is the
+``targets`` of the installed backends (``patternc.backends.build_targets``), asked only when a
+``build`` command line is read, so ``check`` never loads a backend; ``VOCABULARY`` gives those names
+their aliases and their help order, and a name a backend writes that it does not list (a third-party
+backend's) is accepted as it is spelled.
 """
 
 from __future__ import annotations
@@ -29,39 +32,35 @@ class TargetName:
     """Other accepted spellings (case-insensitive, like the name)."""
     profile: str | None
     """The ``check --target`` profile (``patternc.targets.PROFILES`` key), or None when check has none."""
-    build: bool
-    """Whether ``build --target`` writes for it."""
     what: str
     """One line for ``--help`` and docs."""
 
 
 VOCABULARY: tuple[TargetName, ...] = (
-    TargetName("auto", (), None, True, "build: the canonical architecture of the source"),
+    TargetName("auto", (), None, "build: the canonical architecture of the source"),
     TargetName(
         "nemotron_h",
         ("transformers-nemotron_h", "transformers", "hf", "nemotron-h", "nemotronh"),
         "transformers-nemotron_h",
-        True,
         "transformers' NemotronH",
     ),
-    TargetName("bamba", ("transformers-bamba",), "transformers-bamba", True, "transformers' Bamba"),
+    TargetName("bamba", ("transformers-bamba",), "transformers-bamba", "transformers' Bamba"),
     TargetName(
         "granitemoehybrid",
         ("transformers-granitemoehybrid", "granite"),
         "transformers-granitemoehybrid",
-        True,
         "transformers' GraniteMoeHybrid",
     ),
-    TargetName("mamba2", ("transformers-mamba2",), "transformers-mamba2", True, "transformers' Mamba2"),
-    TargetName("jamba", ("transformers-jamba",), None, True, "transformers' Jamba (build only)"),
-    TargetName("qwen3_next", ("transformers-qwen3_next",), None, True, "transformers' Qwen3-Next (build only)"),
-    TargetName("zamba2", ("transformers-zamba2",), None, True, "transformers' Zamba2 (build only)"),
-    TargetName("torch", ("pytorch", "patternc-torch"), None, True, "the patternc torch backend (build only)"),
-    TargetName("vllm", (), "vllm", True, "vLLM"),
-    TargetName("sglang", (), "sglang", False, "SGLang (check only)"),
-    TargetName("megatron", ("megatron-core", "mcore"), "megatron-core", True, "Megatron-Core"),
-    TargetName("megatron-bridge", ("bridge",), "megatron-bridge", False, "Megatron-Bridge (check only)"),
-    TargetName("llama.cpp", ("llamacpp", "llama-cpp", "gguf"), "llama.cpp", True, "llama.cpp"),
+    TargetName("mamba2", ("transformers-mamba2",), "transformers-mamba2", "transformers' Mamba2"),
+    TargetName("jamba", ("transformers-jamba",), None, "transformers' Jamba (build only)"),
+    TargetName("qwen3_next", ("transformers-qwen3_next",), None, "transformers' Qwen3-Next (build only)"),
+    TargetName("zamba2", ("transformers-zamba2",), None, "transformers' Zamba2 (build only)"),
+    TargetName("torch", ("pytorch", "patternc-torch"), None, "the patternc torch backend (build only)"),
+    TargetName("vllm", (), "vllm", "vLLM"),
+    TargetName("sglang", (), "sglang", "SGLang (check only)"),
+    TargetName("megatron", ("megatron-core", "mcore"), "megatron-core", "Megatron-Core"),
+    TargetName("megatron-bridge", ("bridge",), "megatron-bridge", "Megatron-Bridge (check only)"),
+    TargetName("llama.cpp", ("llamacpp", "llama-cpp", "gguf"), "llama.cpp", "llama.cpp"),
 )
 """Every target name, in help order."""
 
@@ -76,12 +75,24 @@ def lookup(text: str) -> TargetName | None:
 
 
 def names_for(command: Command) -> list[str]:
-    """The canonical names ``command --target`` accepts, in help order."""
-    return [entry.name for entry in VOCABULARY if _applies(entry, command)]
+    """The canonical names ``command --target`` accepts, in help order (``build``: what the installed
+    backends write, the vocabulary's names first, then any other a backend writes, sorted)."""
+    if command == "check":
+        return [entry.name for entry in VOCABULARY if entry.profile is not None]
+    written = _build_names()
+    known = [entry.name for entry in VOCABULARY if entry.name in written]
+    return known + sorted(written - set(known))
 
 
-def _applies(entry: TargetName, command: Command) -> bool:
-    return entry.build if command == "build" else entry.profile is not None
+def _build_names() -> frozenset[str]:
+    from patternc.backends import build_targets
+
+    return frozenset(build_targets())
+
+
+def _applies(entry: TargetName, command: Command, written: frozenset[str]) -> bool:
+    """Whether ``command`` takes ``entry`` (``written``: the names the installed backends write)."""
+    return entry.name in written if command == "build" else entry.profile is not None
 
 
 class TargetError(ValueError):
@@ -96,9 +107,12 @@ class TargetError(ValueError):
 
 def resolve_for(text: str, command: Command) -> TargetName:
     """The entry ``text`` names for ``command``; ``TargetError`` (a ``ValueError``) otherwise."""
+    written = _build_names() if command == "build" else frozenset()
     entry = lookup(text)
-    if entry is not None and _applies(entry, command):
+    if entry is not None and _applies(entry, command, written):
         return entry
+    if entry is None and text.strip() in written:
+        return TargetName(text.strip(), (), None, "")  # a backend's name the vocabulary does not list
     if entry is not None:
         other = "build" if command == "check" else "check"
         why = ("check has no load-and-run profile for it" if command == "check"
@@ -106,6 +120,7 @@ def resolve_for(text: str, command: Command) -> TargetName:
         raise TargetError(f"`{text}` is a `{other} --target` name only: {why}", None)
     # the spelling that is closest is suggested as it is (an alias is accepted too), so the hint
     # reads as a correction of what was typed: `transformer` -> `transformers`, not `nemotron_h`
-    usable = [spelling for spelling, entry in _BY_SPELLING.items() if _applies(entry, command)]
+    usable = [spelling for spelling, entry in _BY_SPELLING.items() if _applies(entry, command, written)]
+    usable += [name for name in written if name.lower() not in _BY_SPELLING]
     close = difflib.get_close_matches(text.strip().lower(), usable, n=1, cutoff=0.7)
     raise TargetError(f"unknown target `{text}`", close[0] if close else None)

@@ -59,7 +59,7 @@ def test_set_cannot_replace_the_pattern(tmp_path: Path, setting: str) -> None:
 
 
 def test_a_failed_write_leaves_no_directories_it_made(tmp_path: Path) -> None:
-    from patternc_transformers.build import staging
+    from patternc.outdir import staging
 
     with pytest.raises(RuntimeError), staging(tmp_path / "a" / "b" / "out"):
         raise RuntimeError("the write failed")

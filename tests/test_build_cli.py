@@ -223,7 +223,7 @@ def test_pickles_are_never_loaded(tmp_path: Path) -> None:
 def test_a_failure_while_writing_leaves_nothing(
     nemotron: tuple[Path, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from patternc_transformers import checkpoint
+    import patternc_checkpoint as checkpoint
 
     calls = {"n": 0}
     original = checkpoint.ShardWriter.write

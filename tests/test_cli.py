@@ -298,11 +298,12 @@ def test_schema_unknown() -> None:
 
 
 def test_backends() -> None:
-    from patternc.backends import available
+    from patternc.backends import listing
 
     result = invoke("backends")
     assert result.exit_code == 0
-    assert result.output == "".join(f"{name}\t{target}\n" for name, target in available().items())
+    assert result.output == "".join(f"{line}\n" for line in listing())
+    assert result.output.startswith("megatron\tmegatron\t")
 
 
 def test_no_arguments_shows_help() -> None:

@@ -22,7 +22,7 @@ pytest.importorskip("torch")
 pytest.importorskip("transformers")
 safetensors_torch = pytest.importorskip("safetensors.torch")
 
-from patternc_transformers.build import clean_stale, staging  # noqa: E402
+from patternc.outdir import clean_stale, staging  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 from patternc.cli import app  # noqa: E402
@@ -54,7 +54,7 @@ KILLED_BUILD = textwrap.dedent(
     """
     import sys, time
     flag = sys.argv[1]
-    from patternc_transformers import checkpoint as c
+    import patternc_checkpoint as c
     original = c.ShardWriter.write
     def slow(self, name, tensor):
         original(self, name, tensor)

@@ -361,11 +361,14 @@ def test_import_patternc_does_not_import_torch() -> None:
 
 
 def test_backend_entry_point() -> None:
-    from patternc.backends import load
+    """The registry serves the torch backend: its target, its capability check, and ``load``."""
+    from patternc.backends import Runnable, for_target, runnable
 
-    backend = load("torch")
-    emitted = backend.emit(make_pattern("M-*E", mtp="*E", depths=1))
-    assert emitted["buildable"] and emitted["mtp_layers"][1]["name"] == "mtp.layers.1"
+    backend = runnable("torch")
+    assert isinstance(backend, Runnable) and for_target("torch") is backend
+    assert backend.check(spec_for("M-*E"), "torch") == []
+    assert [d.code for d in backend.check(spec_for("MG-D"), "torch")] == ["P401", "P401"]
+    assert patternc.torch_model == backend.load
 
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -10,16 +10,20 @@ header, then the raw bytes), so a shard's header is written from the plan before
 produced and each tensor is appended and freed as soon as it is made: peak memory follows the
 largest tensor, not the shard or the model.  The index (``model.safetensors.index.json``) is
 the one transformers reads.
+
+Shared by the backends that read or write checkpoints (``patternc_transformers`` converts weights,
+``patternc_torch`` loads them): it is no backend itself (no entry point) and imports nothing heavy
+at module level (safetensors and torch inside the functions that need them), so neither backend
+has to import the other for it, and a bad file is the same diagnostic (``P510``) through both.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO
 
 if TYPE_CHECKING:
     import torch
@@ -336,27 +340,9 @@ class ShardWriter:
         self._file.close()
 
 
-class Progress(Protocol):
-    """Told how a conversion advances, so that a caller can show it (``patternc build --weights`` draws a
-    bar on a terminal); the writer calls ``start`` once, ``advance`` after each tensor, ``finish`` once.
-
-    The converter knows nothing of terminals: a 60 GB conversion runs for minutes, and whether to
-    show that (and how) is the command line's choice, not the backend's.
-    """
-
-    def start(self, tensors: int, total_bytes: int) -> None:
-        """The work ahead: ``tensors`` tensors holding ``total_bytes`` bytes."""
-
-    def advance(self, nbytes: int) -> None:
-        """One more tensor of ``nbytes`` bytes written."""
-
-    def finish(self) -> None:
-        """Every tensor written (not called when the conversion fails)."""
-
-
 @dataclass
 class Tally:
-    """A ``Progress`` that only counts: what was announced and what was done (tests, JSON reports)."""
+    """A ``patternc.backends.Progress`` that only counts: what was announced and what was done (tests, JSON reports)."""
 
     tensors: int = 0
     total_bytes: int = 0
@@ -378,18 +364,3 @@ class Tally:
 def write_index(path: Path, weight_map: dict[str, str], total_size: int) -> None:
     data = {"metadata": {"total_size": total_size}, "weight_map": dict(sorted(weight_map.items()))}
     path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-
-
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*$", re.IGNORECASE)
-_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
-          "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
-
-
-def parse_size(text: str) -> int | None:
-    """``2GB`` -> 2_000_000_000, ``512MiB``, ``1000`` (bytes); None when it is not a size."""
-    match = _SIZE.match(text)
-    if match is None:
-        return None
-    unit = (match.group(2) or "B").upper()
-    value = int(float(match.group(1)) * _UNITS[unit])
-    return value if value > 0 else None

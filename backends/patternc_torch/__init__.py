@@ -1,21 +1,24 @@
-"""The torch backend: a ``ModelSpec`` as a runnable nn.Module (``patternc.torch_model``).
+"""The torch backend: a ``ModelSpec`` as a runnable nn.Module (``patternc.torch_model``, ``patternc run``).
 
-Importing this package is light; torch is imported by the functions that need it.  Entry point:
-``patternc.backends`` group, name ``torch``.
+Registered as ``torch`` in the ``patternc.backends`` entry-point group; the core reaches it only through
+``patternc.backends``.  Importing this package is light; torch is imported by the functions that need it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from patternc.ir import Pattern
+from patternc.backends import BuildOptions, BuildResult
 
 if TYPE_CHECKING:
     import torch
 
+    from patternc.diagnostics import Diagnostic
     from patternc.model import ModelSpec
     from patternc_torch.model import HybridLM
+    from patternc_torch.session import TorchSession
 
 __all__ = ["TorchBackend", "backend", "torch_model", "write_model_dir"]
 
@@ -50,26 +53,33 @@ def write_model_dir(
 class TorchBackend:
     name = "torch"
     description = "a runnable PyTorch model (Mamba2, attention, MLP, MoE) with KV/SSM-state decoding"
+    targets: Mapping[str, str] = {"torch": "the patternc torch backend's model directory (config.json + safetensors)"}
 
-    def emit(self, pattern: Pattern, /, **options: Any) -> dict[str, Any]:
-        """The module layout the pattern builds: one ``backbone.layers.N`` per layer, and the MTP layers."""
-        from patternc_torch.support import BUILDABLE
+    def check(self, spec: ModelSpec, target: str) -> list[Diagnostic]:
+        """Every reason the backend cannot build ``spec`` (``P401``), all at once; torch is not imported."""
+        from patternc_torch.support import unsupported
 
-        layers = [{"name": f"backbone.layers.{layer.index}", "symbol": layer.symbol} for layer in pattern.layers]
-        mtp = []
-        if pattern.mtp is not None:
-            size = len(pattern.mtp.layers)
-            mtp = [{"name": f"mtp.layers.{d * size + j}", "symbol": layer.symbol}
-                   for d in range(pattern.mtp.depths) for j, layer in enumerate(pattern.mtp.layers)]
-        buildable = all(s in BUILDABLE for s in pattern.flat + (pattern.mtp.flat if pattern.mtp else ""))
-        return {"target": "torch", "layers": layers, "mtp_layers": mtp, "buildable": buildable}
+        return unsupported(spec)
 
-    def torch_model(self, source: Any, **options: Any) -> Any:
-        return torch_model(source, **options)
+    def write(self, spec: ModelSpec, out: Path, *, target: str, weights: str | None,
+              options: BuildOptions) -> BuildResult:
+        """The model directory ``load`` reads back, with the checkpoint's weights or a random initialisation."""
+        from patternc.diagnostics import diag
 
-    def write_model_dir(self, spec: ModelSpec, out_dir: str | Path, state_dict: Any = None, *,
-                        force: bool = False) -> Path:
-        return write_model_dir(spec, out_dir, state_dict, force=force)
+        try:
+            from patternc_torch.io import build_dir
+        except ImportError as error:
+            return BuildResult(diagnostics=[diag("P508", f"the torch backend needs {error.name}, which is not "
+                                                 "installed", None, help='pip install "patternc[backends]"')])
+        return build_dir(spec, out, weights, options)
+
+    load = staticmethod(torch_model)
+    """``patternc.torch_model``: the registry serves this function as the runnable backend's ``load``."""
+
+    def session(self, *, device: str | None, dtype: str | None) -> TorchSession:
+        from patternc_torch.session import TorchSession
+
+        return TorchSession(device, dtype)
 
 
 backend = TorchBackend()

@@ -9,9 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from patternc_checkpoint import CheckpointError, TensorReader, open_checkpoint
 
+from patternc.backends import BuildOptions, BuildResult, Progress
 from patternc.diagnostics import Diagnostic, PatternError, diag
 from patternc.model import ModelSpec
+from patternc.outdir import check_out_dir, os_reason, publish, staging
 from patternc.source import Source
 from patternc_torch.arguments import model_device, model_dtype
 from patternc_torch.model import HybridLM
@@ -25,6 +28,9 @@ from patternc_torch.weights import (
     to_backend_names,
     unusable_dtypes,
 )
+
+TARGET = "torch"
+"""The ``build --target`` this backend writes."""
 
 FORMAT = "patternc.torch.v1"
 """The value of ``config.json``'s ``patternc_format`` key in a directory ``write_model_dir`` wrote."""
@@ -114,7 +120,8 @@ def build(spec: ModelSpec, device: str | torch.device | None = None, dtype: torc
     from patternc.footprint import allocation_problem
 
     width = (dtype if dtype is not None else torch.float32).itemsize
-    too_large = allocation_problem(spec, bytes_per_param=width, device=None if target.type == "meta" else str(target))
+    too_large = allocation_problem(spec, bytes_per_param=width, device=None if target.type == "meta" else str(target),
+                                   free=_cuda_free(target) if target.type == "cuda" else None)
     if too_large is not None:  # refused before allocating (P701)
         raise _fail([too_large], "<model>")
     # built on meta, cast there, then given memory once, in its final dtypes: torch's default
@@ -133,6 +140,15 @@ def build(spec: ModelSpec, device: str | torch.device | None = None, dtype: torc
         if init:
             model.init_weights()
     return model.eval()
+
+
+def _cuda_free(device: torch.device) -> int | None:
+    """Bytes free on a CUDA device now (None when the driver does not answer: only the fixed limit applies)."""
+    try:
+        free, _ = torch.cuda.mem_get_info(device)
+    except Exception:  # no CUDA, or a driver that does not answer
+        return None
+    return int(free)
 
 
 def load_weights(model: HybridLM, tensors: dict[str, torch.Tensor], origin: str) -> None:
@@ -239,7 +255,6 @@ def write_model_dir(
     leaves no half-written directory; an existing non-empty ``out_dir`` is replaced only with
     ``force=True`` (else ``P502``).  ``torch_model(out_dir)`` loads the directory back.
     """
-    from patternc_transformers.build import publish, staging
     from safetensors.torch import save_file
 
     out = Path(out_dir)
@@ -275,3 +290,58 @@ def _own_storage(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         out[name] = tensor.clone() if pointer in seen and tensor.numel() else tensor
         seen.add(pointer)
     return out
+
+
+def build_dir(spec: ModelSpec, out: Path, weights: str | None, options: BuildOptions) -> BuildResult:
+    """``patternc build --target torch``: ``write_model_dir`` with the checkpoint's tensors (or a random
+    initialisation), after the checks every build makes; never raises for user errors."""
+    result = BuildResult(architecture=TARGET)
+    guard = [*options.protected, *([Path(weights)] if weights is not None else [])]
+    result.diagnostics += check_out_dir(out, options.force, guard)
+    from patternc.footprint import allocation_problem
+
+    too_large = allocation_problem(spec, device="cpu")  # every tensor is held in memory
+    if too_large is not None:
+        result.diagnostics.append(too_large)
+        return result
+    from patternc.model_keys import model_only
+
+    result.diagnostics += model_only(spec, options.source_config, options.set_keys, "the torch backend's directory")
+    if result.diagnostics:
+        return result
+    state: dict[str, torch.Tensor] | None = None
+    if weights is not None:
+        try:
+            state = _read_all(weights, options.progress)
+        except CheckpointError as error:
+            result.diagnostics.append(diag(error.code, error.message, None, help=error.help))
+            return result
+    try:  # write_model_dir stages and publishes atomically itself
+        write_model_dir(spec, out, state, force=options.force)
+    except PatternError as error:
+        result.diagnostics += error.diagnostics
+        return result
+    except OSError as error:
+        result.diagnostics.append(diag("P509", f"could not write `{out}`: {os_reason(error)}", None))
+        return result
+    result.out_dir, result.files = out, sorted(p.name for p in out.iterdir())
+    if state is not None:
+        result.tensors = len(state)
+    return result
+
+
+def _read_all(weights: str, progress: Progress | None) -> dict[str, torch.Tensor]:
+    """Every tensor of the checkpoint, by its own name (``write_model_dir`` renames and checks them)."""
+    checkpoint = open_checkpoint(weights)
+    reader = TensorReader()
+    if progress is not None:
+        progress.start(len(checkpoint.tensors), sum(info.nbytes for info in checkpoint.tensors.values()))
+    state = {}
+    for name, info in checkpoint.tensors.items():
+        state[name] = reader.read(info, name)
+        if progress is not None:
+            progress.advance(info.nbytes)
+    reader.close()
+    if progress is not None:
+        progress.finish()
+    return state

@@ -28,7 +28,7 @@ from patternc.model import ModelSpec
 from patternc.source import Source
 
 if TYPE_CHECKING:
-    from patternc_transformers.checkpoint import Checkpoint
+    from patternc_checkpoint import Checkpoint
 
 _EXPERT = re.compile(r"^(.*\.experts)\.(\d+)\.(gate_proj|up_proj|down_proj)\.weight$")
 
@@ -45,7 +45,7 @@ def open_weights(directory: Path, *, scan: bool = True) -> Checkpoint | None:
     followed; no tensor in two shards; valid safetensors headers): a bad checkpoint raises
     ``PatternError`` (``P510``), never a bare exception.
     """
-    from patternc_transformers.checkpoint import CheckpointError, contained, open_checkpoint
+    from patternc_checkpoint import CheckpointError, contained, open_checkpoint
 
     index = directory / "model.safetensors.index.json"
     single = directory / "model.safetensors"
@@ -71,7 +71,7 @@ WEIGHT_FILES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".pkl", ".gguf",
 
 def _holds_weights(directory: Path) -> bool:
     """Whether ``directory`` holds a file that looks like weights (``pytorch_model.bin.index.json`` too)."""
-    from patternc_transformers.checkpoint import CheckpointError
+    from patternc_checkpoint import CheckpointError
 
     try:
         entries = list(directory.iterdir())
@@ -85,7 +85,7 @@ def _holds_weights(directory: Path) -> bool:
 def unusable_dtypes(checkpoint: Checkpoint) -> list[str]:
     """'name: dtype' for each tensor that is not floating point (integer, bool) or is fp8, whose values
     mean nothing without scales this backend does not apply."""
-    from patternc_transformers.checkpoint import FLOAT_DTYPES
+    from patternc_checkpoint import FLOAT_DTYPES
 
     tensors = checkpoint.tensors
     return sorted(f"{name}: {info.dtype}" for name, info in tensors.items() if info.dtype not in FLOAT_DTYPES)
@@ -107,7 +107,7 @@ def layer_groups(checkpoint: Checkpoint, directory: Path) -> Iterator[dict[str, 
     """The checkpoint's tensors one layer at a time (every other tensor on its own), read from disk as
     they are needed: loading holds the model and one layer of the checkpoint, not the whole checkpoint.
     A layer's tensors are complete together (per-expert tensors to stack, Granite's paired FFN)."""
-    from patternc_transformers.checkpoint import TensorReader
+    from patternc_checkpoint import TensorReader
 
     groups: dict[tuple[str, str], list[str]] = defaultdict(list)
     for name in checkpoint.tensors:

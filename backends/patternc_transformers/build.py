@@ -22,27 +22,19 @@ import functools
 import json
 import math
 import os
-import shutil
-import tempfile
-import uuid
 from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
 
-from patternc.diagnostics import Diagnostic, diag, has_errors
-from patternc.kinds import LayerKind
-from patternc.model import ModelSpec
-from patternc_transformers import carry, llamacpp
-from patternc_transformers.checkpoint import (
+from patternc_checkpoint import (
     FLOAT_DTYPES,
     INDEX_NAME,
     Checkpoint,
     CheckpointError,
     Entry,
-    Progress,
     ShardWriter,
     TensorInfo,
     TensorReader,
@@ -51,46 +43,22 @@ from patternc_transformers.checkpoint import (
     shard_name,
     write_index,
 )
+
+from patternc.backends import DEFAULT_MAX_SHARD_SIZE, BuildResult, Progress
+from patternc.diagnostics import Diagnostic, diag, has_errors
+from patternc.kinds import LayerKind
+from patternc.model import ModelSpec
+from patternc.outdir import check_out_dir, os_reason, publish, staging
+from patternc_transformers import carry, llamacpp
 from patternc_transformers.layouts import WEIGHT_ARCHS, Piece, hub_name, logical_layout
 
 if TYPE_CHECKING:
     import torch
 
-DEFAULT_MAX_SHARD_SIZE = 2 * 10**9
-TORCH_TARGET = "torch"
 TOKEN_KEYS = ("bos_token_id", "eos_token_id", "pad_token_id")
 """Copied from the source config when it has them (no math, but a model directory needs them)."""
 
 _TORCH_DTYPES = {"F32": "float32", "BF16": "bfloat16", "F16": "float16", "F64": "float64"}
-
-
-@dataclass
-class BuildResult:
-    diagnostics: list[Diagnostic] = field(default_factory=list)
-    out_dir: Path | None = None
-    """Where the model directory was written; None when nothing was written."""
-    architecture: str | None = None
-    """The model_type written (or ``torch``)."""
-    canonical: str | None = None
-    files: list[str] = field(default_factory=list)
-    """The files written, relative to ``out_dir``."""
-    tensors: int = 0
-    total_bytes: int = 0
-    num_parameters: int | None = None
-    """Parameters of the model transformers builds from the written config (meta device)."""
-    stored_elements: int | None = None
-    """Elements of its state dict (parameters and persistent buffers such as a router's score-correction
-    bias, tied weights once): what ``patternc stats`` counts as the parameter total."""
-    layout: str | None = None
-    """``llama.cpp`` when the directory is in the layout llama.cpp's converter reads (hub names)."""
-    config_keys: dict[str, str] = field(default_factory=dict)
-    """Each source config key written -> the output key that holds it (``patternc_transformers.carry``)."""
-    dropped_keys: dict[str, str] = field(default_factory=dict)
-    """Each source config key not written -> why (also reported: P512 for ``--set`` keys, else P513)."""
-
-    @property
-    def ok(self) -> bool:
-        return not has_errors(self.diagnostics)
 
 
 @dataclass(frozen=True, slots=True)
@@ -407,122 +375,6 @@ def write_weights(
     return [*written, INDEX_NAME], total
 
 
-_STAGING, _ASIDE = "patternc-build", "patternc-old"
-"""Sibling names: ``.<out>.patternc-build-<pid>-<random>`` (being written), ``.<out>.patternc-old-<pid>-<random>``
-(the directory ``--force`` replaces, between two renames)."""
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError, ValueError):
-        return True  # someone else's process, or a name we did not write: leave it alone
-    return True
-
-
-def clean_stale(out_dir: Path) -> list[Path]:
-    """Remove the siblings a killed build left beside ``out_dir`` (their process is gone); the paths removed.
-
-    A SIGKILL (or a power cut) runs no clean-up, so the next build to the same directory does it:
-    a staging directory is deleted; a directory set aside by ``--force`` is renamed back when
-    ``out_dir`` is missing (the kill came between the two renames), else deleted.
-    """
-    removed: list[Path] = []
-    parent = out_dir.parent
-    if not parent.is_dir():
-        return removed
-    for kind in (_ASIDE, _STAGING):
-        for path in sorted(parent.glob(f".{glob_escape(out_dir.name)}.{kind}-*")):
-            pid_text = path.name[len(f".{out_dir.name}.{kind}-"):].partition("-")[0]
-            if not pid_text.isdigit() or _alive(int(pid_text)) or path.is_symlink() or not path.is_dir():
-                continue
-            if kind == _ASIDE and not (out_dir.exists() or out_dir.is_symlink()):
-                os.rename(path, out_dir)
-            else:
-                shutil.rmtree(path, ignore_errors=True)
-            removed.append(path)
-    return removed
-
-
-def glob_escape(name: str) -> str:
-    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
-
-
-@contextmanager
-def staging(out_dir: Path) -> Iterator[Path]:
-    """A temporary directory beside ``out_dir`` (same filesystem), removed unless published.
-
-    Stale siblings of a killed earlier build are cleaned first (``clean_stale``).
-    """
-    parent = out_dir.parent
-    created = [p for p in (parent, *parent.parents) if not p.exists()]  # deepest first
-    parent.mkdir(parents=True, exist_ok=True)
-    clean_stale(out_dir)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.{_STAGING}-{os.getpid()}-", dir=parent))
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(tmp, 0o777 & ~mask)  # mkdtemp makes it private; the published directory follows the umask
-    try:
-        yield tmp
-    finally:
-        if tmp.exists():  # not published: leave no trace, the directories made for it included
-            shutil.rmtree(tmp, ignore_errors=True)
-            for directory in created:
-                try:
-                    directory.rmdir()
-                except OSError:  # not empty (someone else's files): kept
-                    break
-
-
-def publish(tmp: Path, out_dir: Path, force: bool) -> None:
-    """Rename ``tmp`` to ``out_dir``; with ``force`` an existing one is renamed aside, then deleted.
-
-    Files follow the umask, like the directory: writers that go through a private temporary file
-    (safetensors does) would otherwise publish weights only their owner can read."""
-    mask = os.umask(0)
-    os.umask(mask)
-    for path in tmp.rglob("*"):
-        if path.is_file() and not path.is_symlink():
-            os.chmod(path, 0o666 & ~mask)
-    if not (out_dir.exists() or out_dir.is_symlink()):
-        os.rename(tmp, out_dir)
-        return
-    if not force:
-        raise FileExistsError(str(out_dir))
-    aside = out_dir.parent / f".{out_dir.name}.{_ASIDE}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
-    os.rename(out_dir, aside)
-    try:
-        os.rename(tmp, out_dir)
-    except BaseException:
-        os.rename(aside, out_dir)
-        raise
-    if aside.is_dir() and not aside.is_symlink():
-        shutil.rmtree(aside, ignore_errors=True)
-    else:
-        aside.unlink()
-
-
-def _inside(path: Path, other: Path) -> bool:
-    try:
-        path.resolve().relative_to(other.resolve())
-    except ValueError:
-        return False
-    return True
-
-
-def check_out_dir(out_dir: Path, force: bool, protected: list[Path]) -> list[Diagnostic]:
-    for source in protected:
-        if _inside(source, out_dir):
-            return [diag("P502", f"`{out_dir}` holds the input `{source}`: the build would replace its own input",
-                         None, help="choose another output directory")]
-    if (out_dir.exists() or out_dir.is_symlink()) and not force:
-        return [diag("P502", f"`{out_dir}` already exists", None,
-                     help="pass `--force` to replace it (atomically), or choose another directory")]
-    return []
-
-
 # -- the whole build -----------------------------------------------------------------------------------
 
 
@@ -589,15 +441,10 @@ def build_model_dir(
     result.diagnostics += check_out_dir(out, force, guard)
     from patternc.footprint import allocation_problem
 
-    # the torch target holds every tensor in memory; a transformers target only builds a meta model
-    too_large = allocation_problem(spec, device="cpu" if target == TORCH_TARGET else None)
+    # only a meta model is built: the fixed limit applies, not the memory free now
+    too_large = allocation_problem(spec, device=None)
     if too_large is not None:
         result.diagnostics.append(too_large)
-        return result
-    if target == TORCH_TARGET:
-        result.diagnostics += carry.model_only(spec, source_config or {}, set_keys, "the torch backend's directory")
-        if not result.diagnostics:
-            _build_torch(spec, out, weights, force, result, progress)
         return result
     llama = target == llamacpp.LLAMA_CPP_TARGET
     if llama:  # a nemotron_h directory in the layout llama.cpp's converter reads, if llama.cpp runs it
@@ -681,7 +528,7 @@ def build_model_dir(
                 files += _llama_cpp_extras(spec, tmp, checkpoint is not None, plan, weights, protected, result)
             publish(tmp, out, force)
     except OSError as error:
-        result.diagnostics.append(diag("P509", f"could not write `{out}`: {_os_reason(error)}", None))
+        result.diagnostics.append(diag("P509", f"could not write `{out}`: {os_reason(error)}", None))
         return result
     result.out_dir, result.files = out, files
     return result
@@ -702,50 +549,3 @@ def _llama_cpp_extras(
     elif llamacpp.keeps_mtp(spec) and not any(p.entry.name.startswith("mtp.") for p in plan):
         result.diagnostics.append(llamacpp.no_mtp_weights(spec))
     return llamacpp.copy_tokenizer(files, tmp)
-
-
-def _os_reason(error: OSError) -> str:
-    reason = error.strerror or str(error)
-    return f"{reason} (`{error.filename}`)" if error.filename else reason
-
-
-def _build_torch(spec: ModelSpec, out: Path, weights: str | os.PathLike[str] | None, force: bool,
-                 result: BuildResult, progress: Progress | None = None) -> None:
-    result.architecture = TORCH_TARGET
-    try:
-        import patternc_torch
-    except ImportError:
-        result.diagnostics.append(diag("P508", "the torch backend (`patternc_torch`) is not installed", None,
-                                       help='pip install "patternc[backends]"'))
-        return
-    from patternc.diagnostics import PatternError
-
-    state: dict[str, Any] | None = None
-    if weights is not None:
-        try:
-            checkpoint = open_checkpoint(weights)
-        except CheckpointError as error:
-            result.diagnostics.append(diag(error.code, error.message, None, help=error.help))
-            return
-        reader = TensorReader()
-        if progress is not None:
-            progress.start(len(checkpoint.tensors), sum(info.nbytes for info in checkpoint.tensors.values()))
-        state = {}
-        for name, info in checkpoint.tensors.items():
-            state[name] = reader.read(info, name)
-            if progress is not None:
-                progress.advance(info.nbytes)
-        reader.close()
-        if progress is not None:
-            progress.finish()
-    try:  # write_model_dir stages and publishes atomically itself
-        patternc_torch.write_model_dir(spec, out, state, force=force)
-    except PatternError as error:
-        result.diagnostics += error.diagnostics
-        return
-    except OSError as error:
-        result.diagnostics.append(diag("P509", f"could not write `{out}`: {_os_reason(error)}", None))
-        return
-    result.out_dir, result.files = out, sorted(p.name for p in out.iterdir())
-    if state is not None:
-        result.tensors = len(state)

@@ -33,9 +33,7 @@ from typing import Any
 
 from patternc.diagnostics import Diagnostic, diag
 from patternc.model import ModelSpec
-
-IDENTITY_KEYS = frozenset({"model_type", "architectures", "transformers_version"})
-"""Written by every build from what it builds, never copied."""
+from patternc.model_keys import IDENTITY_KEYS, roles
 
 NOT_CARRIED: dict[str, str] = {
     "auto_map": "it names remote-code files that the output does not hold; transformers' own class reads the output",
@@ -110,7 +108,7 @@ def plan(spec: ModelSpec, arch: str, fields: Mapping[str, Any], source: Mapping[
 
     out = Carried()
     same_family = arch == spec.source
-    model_keys, inert_keys = _roles(spec.source, source) if not same_family else (frozenset(), frozenset())
+    model_keys, inert_keys = roles(spec.source, source) if not same_family else (frozenset(), frozenset())
     known = known_keys(arch)
     aliases = ALIASES.get(spec.source, {})
     layout_key = next((k for k in _LAYOUT_OUT if k in fields), None)
@@ -158,16 +156,6 @@ def plan(spec: ModelSpec, arch: str, fields: Mapping[str, Any], source: Mapping[
         else:
             out.dropped[spelled] = f"transformers' `{arch}` config has no `{key}`"
     return out
-
-
-def _roles(dialect: str, source: Mapping[str, Any]) -> tuple[frozenset[str], frozenset[str]]:
-    """(keys the reader made the model of, keys without effect on it), from reading ``source`` again."""
-    if not source:
-        return frozenset(), frozenset()
-    from patternc.config import read_config
-
-    reading = read_config({**source, "model_type": dialect})
-    return reading.model_keys, reading.inert_keys
 
 
 def _invalid(arch: str, key: str, value: object) -> str | None:
@@ -280,15 +268,3 @@ def complete(spec: ModelSpec, arch: str, fields: dict[str, Any]) -> None:
         fields["expand"] = inner // spec.hidden_size
 
 
-def model_only(spec: ModelSpec, source: Mapping[str, Any], set_keys: Collection[str], output: str) -> list[Diagnostic]:
-    """P512 for each ``--set`` that an output holding only the model (the torch backend's directory,
-    Megatron-Core arguments) cannot carry: a key the model is not made of (``use_cache``, …)."""
-    model_keys, _ = _roles(spec.source, source)
-    return [
-        diag("P512", f"`--set {key}` cannot be written: the output ({output}) holds only the model's layers and "
-             f"sizes, and `{key}` is not one of them", None,
-             help="drop this `--set`, or build a transformers target (`--target nemotron_h`), whose config "
-             "holds every key")
-        for key in sorted(set_keys)
-        if key not in model_keys and key not in IDENTITY_KEYS
-    ]

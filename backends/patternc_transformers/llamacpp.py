@@ -32,11 +32,12 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from patternc_checkpoint import Entry, TensorInfo, TensorReader
+
 from patternc.diagnostics import Diagnostic, diag
 from patternc.kinds import LayerKind
 from patternc.model import ModelSpec
 from patternc_transformers.carry import reason_notes
-from patternc_transformers.checkpoint import Entry, TensorInfo, TensorReader
 
 if TYPE_CHECKING:
     import torch

@@ -3,42 +3,28 @@
 SOURCE is a config file, a directory holding ``config.json``, or a bare pattern.  A pattern gets
 the small Nemotron-H dimensions of ``patternc.presets.PATTERN_DEFAULTS`` (each overridable with ``--set key=value``,
 keys of transformers' ``NemotronHConfig``), so ``patternc build "M-M*-" -o tiny`` gives a runnable
-tiny model.  The work is done by ``patternc_transformers.build.build_model_dir``; this module only
-reads the source and prints.  Diagnostics go to stderr, the summary of what was written to stdout.
+tiny model.  The work is done by the backend that writes ``--target``, found through the registry
+(``patternc.backends.for_target``); this module only reads the source and prints.  Diagnostics go to
+stderr, the summary of what was written to stdout.
 Importing this module is cheap: everything heavy is imported inside the command.
 """
 
 from __future__ import annotations
 
 import json
-from enum import StrEnum
+import re
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from patternc.cli_common import build_target, check_set_values
+from patternc.cli_common import PatternCommand, build_target, check_set_values
 from patternc.dialects import Dialect
 from patternc.exit_codes import EXIT_ERRORS, EXIT_OK
 from patternc.presets import PATTERN_DEFAULTS
 
-
-class Target(StrEnum):
-    AUTO = "auto"
-    NEMOTRON_H = "nemotron_h"
-    BAMBA = "bamba"
-    GRANITEMOEHYBRID = "granitemoehybrid"
-    MAMBA2 = "mamba2"
-    JAMBA = "jamba"
-    QWEN3_NEXT = "qwen3_next"
-    ZAMBA2 = "zamba2"
-    TORCH = "torch"
-    VLLM = "vllm"
-    """A transformers nemotron_h directory plus the pattern strings vLLM's loader indexes."""
-    MEGATRON = "megatron"
-    """``megatron_args.json``: Megatron-Core arguments with a balanced ``|`` split (``--pp``/``--vpp``)."""
-    LLAMA_CPP = "llama.cpp"
-    """A nemotron_h directory in the layout llama.cpp's ``convert_hf_to_gguf.py`` reads (hub names, tokenizer)."""
+if TYPE_CHECKING:
+    from patternc.backends import BuildResult
 
 
 def _value(text: str) -> Any:
@@ -91,9 +77,22 @@ def _nemotron_h_keys(family: str = "nemotron_h") -> set[str]:
     return set(COMMON_KEYS) | set(fields) | {f.alias for f in fields.values() if f.alias}
 
 
-def _size(text: str) -> int:
-    from patternc_transformers.checkpoint import parse_size
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*$", re.IGNORECASE)
+_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+          "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
 
+
+def parse_size(text: str) -> int | None:
+    """``2GB`` -> 2_000_000_000, ``512MiB``, ``1000`` (bytes); None when it is not a size."""
+    match = _SIZE.match(text)
+    if match is None:
+        return None
+    unit = (match.group(2) or "B").upper()
+    value = int(float(match.group(1)) * _UNITS[unit])
+    return value if value > 0 else None
+
+
+def _size(text: str) -> int:
     size = parse_size(text)
     if size is None:
         raise typer.BadParameter(f"{text!r} is not a size such as 2GB, 500MB or 1GiB", param_hint="--max-shard-size")
@@ -106,13 +105,12 @@ def build(
     ],
     output: Annotated[str, typer.Option("--output", "-o", metavar="OUT_DIR", help="The directory to write.")],
     target: Annotated[
-        Target,
+        str,
         typer.Option(
-            "--target", "-t", metavar="NAME", parser=lambda value: Target(build_target(value)),
-            help="What to write: auto (the canonical architecture), nemotron_h, bamba, granitemoehybrid, mamba2, "
-            "jamba, qwen3_next, zamba2, torch, vllm, megatron, llama.cpp (aliases as for check: docs/cli.md).",
+            "--target", "-t", metavar="NAME", parser=build_target,
+            help="What to write (the names every installed backend writes; aliases as for check: docs/cli.md).",
         ),
-    ] = Target.AUTO,
+    ] = "auto",
     weights: Annotated[
         str | None,
         typer.Option(
@@ -146,7 +144,7 @@ def build(
     from patternc.codes import Severity
     from patternc.inputs import looks_like_config_path, source_note
 
-    report = BuildReport(source, target.value, json_output, quiet)
+    report = BuildReport(source, target, json_output, quiet)
 
     overrides = parse_sets(sets or [])
     shard_bytes = _size(max_shard_size)
@@ -166,41 +164,17 @@ def build(
     if reading.spec is None:
         report.fail(shown or reading.diagnostics, reading.source, read=True)
     report.pattern(reading.spec)
-    if target is Target.MEGATRON:
-        from patternc_transformers.carry import model_only
-
-        shown += model_only(reading.spec, reading.values, frozenset(overrides), "Megatron-Core's arguments")
-        _build_megatron(reading, shown, output, pp, vpp, force, protected, report)
-    extra: dict[str, Any] | None = None
-    arch = target.value
-    if target is Target.VLLM:
-        from patternc.engines import vllm_config_fields
-
-        extra, found = vllm_config_fields(reading.spec)
-        shown = shown + [d for d in found if d.severity is not Severity.NOTE]
-        if extra is None:
-            report.fail(shown, reading.source)
-        arch = Target.NEMOTRON_H.value
-    from patternc_transformers.build import build_model_dir
-
+    from patternc.backends import BuildOptions, for_target
     from patternc.progress import conversion_bar
 
     bar = conversion_bar(quiet=quiet) if weights is not None else None
-    try:
-        result = build_model_dir(
-        reading.spec,
-        output,
-        target=arch,
-        weights=weights,
-        force=force,
-        max_shard_size=shard_bytes,
-        source_config=reading.values,
-        protected=protected,
-        extra_config=extra,
-            progress=bar,
-            set_keys=frozenset(overrides),
-            default_keys=filled,
-        )
+    options = BuildOptions(
+        force=force, max_shard_size=shard_bytes, source_config=reading.values, protected=tuple(protected),
+        set_keys=frozenset(overrides), default_keys=filled, pipeline_ranks=pp, virtual_stages=vpp, progress=bar,
+    )
+    try:  # the one backend that writes --target, found through the registry
+        result = for_target(target).write(reading.spec, Path(output), target=target, weights=weights,
+                                          options=options)
     finally:
         if bar is not None:
             bar.close()
@@ -208,37 +182,6 @@ def build(
     if not result.ok or result.out_dir is None:
         report.fail(everything, reading.source, result=result)
     report.done(everything, reading.source, result)
-
-
-def _build_megatron(
-    reading: Any, shown: list[Any], output: str, pp: int, vpp: int, force: bool, protected: list[Path],
-    report: BuildReport,
-) -> None:
-    """Write ``OUT_DIR/megatron_args.json`` atomically, or the reasons Megatron-Core cannot take it."""
-    from patternc_transformers.build import check_out_dir, publish, staging
-
-    from patternc.codes import Severity
-    from patternc.engines import MEGATRON_FORMAT, megatron_arguments, megatron_command_line
-
-    args, found = megatron_arguments(reading.spec, pp, vpp)
-    out = Path(output)
-    problems = [*shown, *(d for d in found if d.severity is not Severity.NOTE)]
-    if args is not None:
-        problems += check_out_dir(out, force, protected)
-    if args is None or any(d.code in ("P502", "P512") for d in problems):
-        report.fail(problems, reading.source)
-    from patternc.targets.megatron import MEGATRON_CORE_VERSION
-
-    document = {
-        "format": MEGATRON_FORMAT,
-        "validated_with": f"megatron-core {MEGATRON_CORE_VERSION}",
-        "arguments": args,
-        "command_line": megatron_command_line(args),
-    }
-    with staging(out) as tmp:
-        (tmp / "megatron_args.json").write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-        publish(tmp, out, force)
-    report.megatron_done(problems, reading.source, out, str(args["hybrid-layer-pattern"]))
 
 
 def _read_file(source: str) -> tuple[Any, dict[str, Any] | None, list[Path]]:
@@ -296,12 +239,16 @@ def _parameters_line(parameters: int, stored: int | None) -> str:
     return line
 
 
-def _summary(result: Any, source_dialect: str, layers: str | None = None) -> str:
+def _summary(result: BuildResult, source_dialect: str, layers: str | None = None) -> str:
+    if result.hybrid_layer_pattern is not None:  # Megatron-Core arguments: no model directory
+        files = "".join(f"  {name}\n" for name in result.files)
+        return (f"built megatron arguments into {result.out_dir}\n{files}"
+                f"hybrid-layer-pattern: {result.hybrid_layer_pattern}\n\n")
     arch = result.architecture
     how = "canonical" if arch == result.canonical else f"exact; canonical: {result.canonical}"
     if arch == "torch":
         how = "patternc torch backend"
-    if getattr(result, "layout", None) == "llama.cpp":
+    if result.layout == "llama.cpp":
         how += "; llama.cpp's layout: convert with convert_hf_to_gguf.py"
     lines = [f"built {arch} ({how}) from a {source_dialect} config into {result.out_dir}"]
     for name in result.files:
@@ -311,7 +258,7 @@ def _summary(result: Any, source_dialect: str, layers: str | None = None) -> str
     if result.tensors:
         lines.append(f"weights: {result.tensors} tensors, {_human(result.total_bytes)}")
     if result.num_parameters is not None:
-        lines.append(_parameters_line(result.num_parameters, getattr(result, "stored_elements", None)))
+        lines.append(_parameters_line(result.num_parameters, result.stored_elements))
     return "\n".join(lines) + "\n"
 
 
@@ -364,7 +311,7 @@ class BuildReport:
         for group, where in self._by_source(shown, source):
             typer.echo(render_text(group, where), err=True, nl=False)
 
-    def _json(self, ok: bool, diagnostics: list[Any], source: Any, result: Any = None, **fields: Any) -> None:
+    def _json(self, ok: bool, diagnostics: list[Any], source: Any, result: BuildResult | None = None) -> None:
         from patternc.commands.outputs import BuildOutput, WeightsOut, diagnostics_out
 
         written = result is not None and ok and result.out_dir is not None
@@ -373,24 +320,25 @@ class BuildReport:
             source=self.source,
             source_dialect=self.dialect,
             target=self.target,
-            architecture=fields.get("architecture", result.architecture if written else None),
-            canonical=getattr(result, "canonical", None),
-            layout=getattr(result, "layout", None) if written else None,
-            out_dir=str(fields["out_dir"]) if "out_dir" in fields else str(result.out_dir) if written else None,
-            files=fields.get("files", list(result.files) if written else []),
+            architecture=result.architecture if written and result is not None else None,
+            canonical=result.canonical if result is not None else None,
+            layout=result.layout if written and result is not None else None,
+            out_dir=str(result.out_dir) if written and result is not None else None,
+            files=list(result.files) if written and result is not None else [],
             weights=WeightsOut(tensors=result.tensors, bytes=result.total_bytes)
-            if written and result.tensors else None,
-            parameters=getattr(result, "num_parameters", None),
-            stored_elements=getattr(result, "stored_elements", None),
+            if written and result is not None and result.tensors else None,
+            parameters=result.num_parameters if result is not None else None,
+            stored_elements=result.stored_elements if result is not None else None,
             layers=self.layers,
             decoder_layers=self.decoder_layers,
-            hybrid_layer_pattern=fields.get("hybrid_layer_pattern"),
+            hybrid_layer_pattern=result.hybrid_layer_pattern if written and result is not None else None,
             diagnostics=[d for group, where in self._by_source(diagnostics, source)
                          for d in diagnostics_out(group, where)],
         )
         typer.echo(json.dumps(payload.model_dump(mode="json"), indent=2, ensure_ascii=False))
 
-    def fail(self, diagnostics: list[Any], source: Any, *, result: Any = None, read: bool = False) -> NoReturn:
+    def fail(self, diagnostics: list[Any], source: Any, *, result: BuildResult | None = None,
+             read: bool = False) -> NoReturn:
         """Nothing was written: say why, exit 1.  ``read``: SOURCE itself could not be read."""
         if self.json_output:
             if read:
@@ -402,7 +350,7 @@ class BuildReport:
                 typer.echo("nothing written", err=True)
         raise typer.Exit(EXIT_ERRORS)
 
-    def done(self, diagnostics: list[Any], source: Any, result: Any) -> NoReturn:
+    def done(self, diagnostics: list[Any], source: Any, result: BuildResult) -> NoReturn:
         """A model directory was written: its summary, exit 0."""
         if self.json_output:
             self._json(True, diagnostics, source, result)
@@ -411,16 +359,26 @@ class BuildReport:
             typer.echo(_summary(result, self.dialect or "", self._layers_text()), nl=False)
         raise typer.Exit(EXIT_OK)
 
-    def megatron_done(self, diagnostics: list[Any], source: Any, out: Path, pattern: str) -> NoReturn:
-        """``megatron_args.json`` was written, exit 0."""
-        if self.json_output:
-            self._json(True, diagnostics, source, None, architecture="megatron", out_dir=out,
-                       files=["megatron_args.json"], hybrid_layer_pattern=pattern)
-        else:
-            self._text_diagnostics(diagnostics, source)
-            typer.echo(f"built megatron arguments into {out}\n  megatron_args.json\nhybrid-layer-pattern: {pattern}\n")
-        raise typer.Exit(EXIT_OK)
+
+class BuildCommand(PatternCommand):
+    """``build``, whose ``--target`` help lists what the installed backends write.
+
+    The list comes from the registry, which reads entry-point metadata and imports each backend's
+    package: that is done when ``build --help`` is printed, never when the command line of another
+    command (``check``) is read.
+    """
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        from typer.core import TyperOption
+
+        from patternc.backends import target_help
+        from patternc.target_names import names_for
+
+        for param in self.params:
+            if isinstance(param, TyperOption) and "--target" in param.opts:
+                param.help = target_help(names_for("build"))
+        super().format_help(ctx, formatter)
 
 
 def register(app: typer.Typer) -> None:
-    app.command(name="build")(build)
+    app.command(name="build", cls=BuildCommand)(build)

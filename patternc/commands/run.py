@@ -3,12 +3,13 @@
 With ``--prompt TEXT`` the prompt is text, encoded (and the output decoded) by a tokenizer read from a
 local directory: ``--tokenizer DIR``, else the model's own directory when it holds one.  Nothing is
 ever downloaded and no tokenizer code from the directory is run (``trust_remote_code`` stays off).
+The backend is reached through the registry (``patternc.backends.runnable``) and driven through its
+``Session``: ids in, ids out, so this module imports neither torch nor transformers.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -28,44 +29,6 @@ def _parse_ids(texts: list[str]) -> list[list[int]]:
             raise typer.BadParameter(f"{text!r}: give at least one non-negative id", param_hint="--ids")
         rows.append(row)
     return rows
-
-
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
-
-
-def _tokenizer_dir(model: str, explicit: str | None) -> Path | None:
-    """``--tokenizer``, else the model's directory when it holds tokenizer files, else None."""
-    if explicit is not None:
-        return Path(explicit)
-    path = Path(model)
-    directory = path if path.is_dir() else path.parent
-    return directory if any((directory / name).is_file() for name in TOKENIZER_FILES) else None
-
-
-def _load_tokenizer(directory: Path | None, model: str) -> Any:
-    """A transformers tokenizer from a local directory, offline; P406 when there is none or it fails."""
-    from patternc.diagnostics import PatternError, diag
-    from patternc.source import Source
-
-    def fail(message: str) -> PatternError:
-        return PatternError([diag("P406", message, None, help="pass --tokenizer DIR (a local directory with "
-                                  "tokenizer.json; patternc downloads nothing), or give --ids")],
-                            Source("", str(directory or model)))
-
-    if directory is None:
-        raise fail(f"--prompt needs a tokenizer, and `{model}` holds none")
-    if not directory.is_dir() or not any((directory / name).is_file() for name in TOKENIZER_FILES):
-        raise fail(f"`{directory}` is no directory with {' or '.join(TOKENIZER_FILES)}")
-    os.environ["HF_HUB_OFFLINE"] = "1"  # belt and braces: local_files_only below already forbids downloads
-    try:
-        from transformers import AutoTokenizer
-    except ImportError:
-        raise fail("reading a tokenizer needs transformers, which is not installed") from None
-    try:
-        return AutoTokenizer.from_pretrained(str(directory), local_files_only=True, trust_remote_code=False)
-    except Exception as error:  # transformers raises many kinds: a bad file, a class needing remote code
-        reason = (str(error).splitlines() or [type(error).__name__])[0]
-        raise fail(f"cannot load the tokenizer in `{directory}`: {reason}") from None
 
 
 def _bare_pattern(argument: str) -> Any:
@@ -137,6 +100,7 @@ def run(
     on its line.  When stderr is a terminal, a progress line shows the tokens generated and the decode
     speed, and a last line says how long the prompt took and how many tokens per second followed.
     """
+    from patternc.backends import runnable
     from patternc.diagnostics import PatternError
 
     if (ids is None) == (prompt is None):
@@ -147,72 +111,48 @@ def run(
     if dtype is not None and dtype not in dtypes:
         raise typer.BadParameter(f"unknown dtype {dtype!r}", param_hint="--dtype")
 
-    import torch
-    from patternc_torch import torch_model
-    from patternc_torch.arguments import invalid, model_device
-    from patternc_torch.io import read_spec
-
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    text_tokenizer = None
     report = RunReport(model, json_output, quiet)
-    try:
-        if model_device(device) == torch.device("meta"):
-            raise invalid("`run` computes, and the meta device holds no values", help="use --device cpu or cuda")
+    try:  # the torch backend, through the registry; every refusal is a PatternError with codes
+        session = runnable("torch").session(device=device, dtype=dtypes[dtype] if dtype else None)
         loaded: Any = _bare_pattern(model)  # sized as `build` and `stats` size it, or None for a model
-        if loaded is None:
-            read_spec(model)  # a missing or broken model is reported as such (P402), before the tokenizer
-        if prompt is not None:
-            text_tokenizer = _load_tokenizer(_tokenizer_dir(model, tokenizer), model)
-        lm = torch_model(model if loaded is None else loaded, device=device,
-                         dtype=getattr(torch, dtypes[dtype]) if dtype else None)
+        session.open(model if loaded is None else loaded, origin=model, text=prompt is not None,
+                     tokenizer=Path(tokenizer) if tokenizer is not None else None)
     except PatternError as error:
         report.fail(list(error.diagnostics), error.source)
-    if lm.weights_from is None:
+    if session.weights_from is None:
         from patternc.diagnostics import diag
         from patternc.source import Source
 
         report.note(diag("P408", f"`{model}` holds no weights: running a random initialisation (seed 0)", None,
                          help="convert trained weights into it: `patternc build … --weights CHECKPOINT`"),
                     Source("", model))
-    if text_tokenizer is not None and prompt is not None:
-        rows = [list(text_tokenizer(text)["input_ids"]) for text in prompt]
+    if prompt is not None:
+        rows = [session.encode(text) for text in prompt]
         if not all(rows):
             raise typer.BadParameter("a prompt encodes to no tokens", param_hint="--prompt")
-    vocab = lm.spec.vocab_size
+    vocab = session.spec.vocab_size
     if max(max(row) for row in rows) >= vocab:
         raise typer.BadParameter(f"ids must be below the vocabulary size {vocab}",
                                  param_hint="--prompt" if prompt is not None else "--ids")
     width = max(len(row) for row in rows)
-    target = next(lm.parameters()).device
-    input_ids = torch.zeros(len(rows), width, dtype=torch.long, device=target)
-    mask = torch.zeros(len(rows), width, dtype=torch.bool, device=target)
-    for i, row in enumerate(rows):
-        input_ids[i, width - len(row) :] = torch.tensor(row)
-        mask[i, width - len(row) :] = True
-    generator = torch.Generator(device=target).manual_seed(seed)
     from patternc.progress import TokenClock, watched
 
-    sync = (lambda: torch.cuda.synchronize(target)) if target.type == "cuda" else None
-    clock = TokenClock(rows=len(rows), sync=sync, show=watched(quiet=quiet))
+    clock = TokenClock(rows=len(rows), sync=session.sync, show=watched(quiet=quiet))
     clock.begin(max_new_tokens)
     try:
-        out = lm.generate(input_ids, max_new_tokens, attention_mask=mask, do_sample=sample, temperature=temperature,
-                          top_k=top_k, top_p=top_p, eos_token_id=eos, generator=generator, on_token=clock.tick)
+        new_ids = session.generate(rows, max_new_tokens, sample=sample, temperature=temperature, top_k=top_k,
+                                   top_p=top_p, eos=eos, seed=seed, on_token=clock.tick)
     except PatternError as error:  # sampling from logits that hold NaN (P407)
         report.fail(list(error.diagnostics), error.source)
     finally:
         clock.end()
     outputs: list[tuple[list[int], list[int], str | None]] = []
-    for i, row in enumerate(rows):
-        new = out[i, width:].tolist()
+    for row, new in zip(rows, new_ids, strict=True):
         shown = [*row, *new] if full else new
-        text = text_tokenizer.decode(shown, skip_special_tokens=True) if text_tokenizer is not None else None
-        outputs.append((row, shown, text))
+        outputs.append((row, shown, session.decode(shown) if prompt is not None else None))
     if watched(quiet=quiet or json_output):
         typer.echo(clock.summary(width), err=True)
-    report.done(outputs, clock, width, str(target), str(next(lm.parameters()).dtype).removeprefix("torch."),
-                lm.weights_from)
+    report.done(outputs, clock, width, session.device, session.dtype, session.weights_from)
 
 
 class RunReport:

@@ -143,7 +143,7 @@ def main() -> int:
     parser.add_argument("--shard-size", default="100MB", help="shard size of the source checkpoint")
     parser.add_argument("--keep", type=Path, help="keep the checkpoints in this directory")
     options = parser.parse_args()
-    from patternc_transformers.checkpoint import parse_size
+    from patternc.commands.build import parse_size
 
     work = options.keep or Path(tempfile.mkdtemp(prefix="patternc-bench-"))
     try:

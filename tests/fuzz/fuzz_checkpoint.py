@@ -24,9 +24,9 @@ from typing import Any
 
 import atheris
 
-with atheris.instrument_imports(include=["patternc_transformers", "patternc_torch"]):
+with atheris.instrument_imports(include=["patternc_transformers", "patternc_torch", "patternc_checkpoint"]):
     from patternc_torch.weights import read_safetensors
-    from patternc_transformers.checkpoint import CheckpointError, open_checkpoint
+    from patternc_checkpoint import CheckpointError, open_checkpoint
 
 from patternc.diagnostics import PatternError
 
