@@ -34,14 +34,6 @@ NAME_TO_SYMBOL: dict[str, str] = {
 """Every list name patternc reads, in both vocabularies."""
 
 
-def to_flat(pattern: Pattern) -> str:
-    return pattern.flat
-
-
-def from_flat(text: str, dialect: Dialect | str = Dialect.HF) -> Pattern:
-    return parse(text, dialect)
-
-
 def to_megatron(pattern: Pattern) -> str:
     """The unified Megatron-Core string: stages joined by ``|``, then one ``/part`` per MTP depth."""
     main = "|".join(pattern.stage_strings())

@@ -88,11 +88,6 @@ def parser() -> Lark:
     return Lark(grammar, parser="lalr", lexer="basic", propagate_positions=False, maybe_placeholders=False)
 
 
-@cache
-def grammar_text() -> str:
-    return files("patternc").joinpath("grammar/pattern.lark").read_text(encoding="utf-8")
-
-
 def trivia(source: Source) -> list[Token]:
     """Whitespace and comment tokens, which the grammar otherwise ignores."""
     return [tok for tok in parser().lex(source.text, dont_ignore=True) if tok.type in ("WS", "COMMENT")]

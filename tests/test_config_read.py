@@ -362,7 +362,7 @@ def test_nan_and_infinity_literals(tmp_path: Path) -> None:
     assert "`hidden_size`" in messages and "`conv_kernel`" in messages
 
 
-# -- the code table's examples (run through the API until `patternc check PATH` is wired) -------
+# -- the code table's examples, read through the API (the CLI runs them in tests/test_diagnostics.py) --
 
 
 @pytest.mark.parametrize("code", sorted(c for c in BY_CODE if c.startswith("P9") and c not in USAGE_CODES))

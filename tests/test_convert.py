@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import patternc
-from patternc.convert import NAME_TO_SYMBOL, attention_indices, from_flat, to_flat
+from patternc.convert import NAME_TO_SYMBOL, attention_indices
 
 CURRENT = ["linear_attention", "full_attention", "mlp", "moe"]
 LEGACY = ["mamba", "attention", "mlp", "moe"]
@@ -13,10 +13,10 @@ LEGACY = ["mamba", "attention", "mlp", "moe"]
 
 def test_flat() -> None:
     pattern = patternc.parse("(M-){2}|M*-/*E", "patternc")
-    assert to_flat(pattern) == "M-M-M*-"
-    assert from_flat("M-M-M*-") == patternc.parse("M-M-M*-", "hf")
+    assert pattern.flat == "M-M-M*-"
+    assert patternc.parse(pattern.flat, "hf") == patternc.parse("M-M-M*-", "hf")
     with pytest.raises(patternc.PatternError):
-        from_flat("M-G")  # the flat form's default dialect is hf
+        patternc.parse("M-G", "hf")  # the flat form is the hf dialect's
 
 
 @pytest.mark.parametrize(

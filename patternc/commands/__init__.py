@@ -2,22 +2,19 @@
 
 Each module defines ``register(app)`` and must stay cheap to import: heavy dependencies (torch,
 transformers, networkx, safetensors) are imported inside the command functions, so that
-``patternc check`` keeps its cold start.  ``COMMAND_MODULES`` lists them in help order.
+``patternc check`` keeps its cold start.  ``register_all`` registers them in help order.  The
+commands take what they share from ``patternc.cli_common`` and ``patternc.exit_codes``, never from
+``patternc.cli`` (which imports this package).
 """
 
 from __future__ import annotations
 
-from importlib import import_module
-from importlib.util import find_spec
-
 import typer
-
-COMMAND_MODULES: tuple[str, ...] = ("build", "run", "stats", "split", "gen", "draw")
 
 
 def register_all(app: typer.Typer) -> None:
-    for name in COMMAND_MODULES:
-        module_name = f"{__name__}.{name}"
-        if find_spec(module_name) is None:  # a command whose module has not landed yet
-            continue
-        import_module(module_name).register(app)
+    """Add every command of this package to ``app``, in the order ``--help`` lists them."""
+    from patternc.commands import build, draw, gen, run, split, stats
+
+    for module in (build, run, stats, split, gen, draw):
+        module.register(app)

@@ -6,7 +6,6 @@ Every failure is a diagnostic (``P901``-``P904``); nothing here raises for bad i
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import stat
@@ -269,7 +268,3 @@ def string_value_offset(text: str, key_span: Span, value: str) -> int | None:
     if text[start : start + len(value)] == value and text[start + len(value) : start + len(value) + 1] == '"':
         return start
     return None
-
-
-def is_finite_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
