@@ -8,7 +8,7 @@ from enum import StrEnum
 from patternc.diagnostics import Diagnostic
 from patternc.ir import Pattern
 from patternc.kinds import BY_SYMBOL, LayerKind, Role
-from patternc.passes import Context, Pass
+from patternc.passes.manager import Context, Pass
 
 
 class Family(StrEnum):

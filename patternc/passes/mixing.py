@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 from patternc.diagnostics import Diagnostic, Label, diag
 from patternc.kinds import BY_SYMBOL, LayerKind, kind_def
-from patternc.passes import Context, Pass
+from patternc.passes.manager import Context, Pass
 from patternc.source import Span
 
 

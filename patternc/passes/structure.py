@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from patternc.diagnostics import Diagnostic, diag
-from patternc.passes import Context, Pass
+from patternc.passes.manager import Context, Pass
 from patternc.source import Span
 
 
