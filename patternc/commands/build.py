@@ -21,7 +21,6 @@ import typer
 from patternc.cli_common import PatternCommand, build_target, check_set_values
 from patternc.dialects import Dialect
 from patternc.exit_codes import EXIT_ERRORS, EXIT_OK
-from patternc.presets import PATTERN_DEFAULTS
 
 if TYPE_CHECKING:
     from patternc.backends import BuildResult
@@ -143,6 +142,7 @@ def build(
         raise typer.BadParameter("is empty: give the directory to write", param_hint="--output")
     from patternc.codes import Severity
     from patternc.inputs import looks_like_config_path, source_note
+    from patternc.presets import PATTERN_DEFAULTS
 
     report = BuildReport(source, target, json_output, quiet)
 
