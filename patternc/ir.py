@@ -110,6 +110,10 @@ class Pattern(_Node):
         """Symbol -> number of main layers of that kind, in symbol-table order."""
         return _ordered_counts(self.flat)
 
+    def has(self, kind: str) -> bool:
+        """Whether the main stack (MTP aside) has a layer of ``kind``."""
+        return BY_KIND[kind].symbol in self.flat
+
     def kinds(self) -> frozenset[str]:
         """Every kind (its name, ``LayerKind`` for a built-in one) present in the main stack and the MTP block."""
         symbols = set(self.flat) | set(self.mtp.flat if self.mtp else "")

@@ -52,6 +52,7 @@ def gen(
     from patternc.analysis.ratios import generate
     from patternc.commands.stats import fail, print_diagnostics
     from patternc.diagnostics import has_errors
+    from patternc.kinds import kinds
     from patternc.source import Source
 
     result = generate(
@@ -69,11 +70,11 @@ def gen(
         fail(result.diagnostics, source, json_output=json_output)
     main = result.pattern.split("/", 1)[0]
     if json_output:
-        counts = {symbol: main.count(symbol) for symbol in "MG*D+-E" if symbol in main}
+        counts = {d.symbol: main.count(d.symbol) for d in kinds() if d.symbol in main}
         report = GenReport(
             pattern=result.pattern,
             layers=len(main),
-            decoder_blocks=sum(main.count(symbol) for symbol in "MG*D+"),
+            decoder_blocks=sum(main.count(d.symbol) for d in kinds() if d.role.mixes_tokens),
             counts=counts,
             attention=result.attention,
             ffn=result.mlp,
