@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from patternc.ir import Pattern
-from patternc.kinds import LayerKind, kinds, symbol_of
+from patternc.kinds import LayerKind, kinds
 from patternc.targets.rules import (
     Profile,
     Rule,
@@ -18,18 +18,15 @@ from patternc.targets.rules import (
     llama_cpp_no_attention,
     llama_cpp_setting,
     main_alphabet,
-    mamba_inner_size,
     megatron_activation,
     megatron_attention_mla,
     megatron_expressible,
     megatron_mamba,
-    mixer_ffn_pairs,
     mtp_alphabet,
     mtp_depth,
     mtp_dropped,
     mtp_exact,
     mtp_export_depth,
-    needs_attention_for_cache,
     requires_version,
     sglang_mlp_patch,
     single_ffn_kind,
@@ -38,178 +35,14 @@ from patternc.targets.rules import (
 if TYPE_CHECKING:
     from patternc.model import ModelSpec
 
-_MOE = symbol_of(LayerKind.MOE)
-
-_NO_SEQ_LENGTH = (
-    "transformers raises: ValueError: `get_seq_length` can only be called on Attention layers, "
-    "and the current Cache seem to only contain LinearAttention layers."
-)
-_EXPAND_FAILURE = (
-    "transformers raises (validate_architecture): ValueError: The dimensions for the Mamba head state "
-    "do not match the model intermediate_size"
-)
-_HF_IGNORES_MTP = "NemotronHForCausalLM has no MTP module and ignores `mtp.*` weights on load"
+_NEMOTRON_H_KINDS = (LayerKind.MAMBA2, LayerKind.ATTENTION, LayerKind.MLP, LayerKind.MOE)
+"""The kinds of a Nemotron-H stack, which the serving engines and converters below build."""
+_MTP_KINDS = (LayerKind.ATTENTION, LayerKind.MOE)
+"""The MTP block the engines hard-code: attention, then MoE."""
 
 
 def _has_moe(pattern: Pattern) -> bool:
-    return _MOE in pattern.flat
-
-
-def _hf_nemotron_h() -> Profile:
-    t = "transformers nemotron_h"
-    return Profile(
-        name="transformers-nemotron_h",
-        consumer="transformers NemotronHForCausalLM (native, model_type nemotron_h)",
-        description="loads `M * - E` stacks from `layers_block_type` (or the legacy string); no MTP module",
-        versions=(
-            "native nemotron_h since 5.3.0 (absent in 5.2.0): `M`, `*`, `E` [wheels]",
-            "`-` since 5.6.0 (5.3.0-5.5.0 raise KeyError: '-') [wheels; the survey's TRT-LLM comment says 5.9.0]",
-            "no `*` layer: forward raises with the cache on, in 5.23.0 and 5.24.0 [verified]",
-        ),
-        rules=(
-            Rule(
-                "P301",
-                "main alphabet `M * - E`: `_pattern_to_list` raises KeyError on anything else",
-                "§5.1(5); verified 5.24: KeyError: 'G'",
-                main_alphabet(
-                    t, "M*-E", "transformers raises: KeyError: '{symbol}' (NemotronHConfig._pattern_to_list)"
-                ),
-            ),
-            Rule(
-                "P302",
-                "MTP alphabet `M * - E` (`mtp_layers_block_type` validation)",
-                "§5.1(5); verified 5.24: KeyError: 'G'",
-                mtp_alphabet(t, "M*-E", "transformers raises: KeyError: '{symbol}' (NemotronHConfig._pattern_to_list)"),
-            ),
-            Rule(
-                "P306",
-                "no `*` layer: forward raises whenever the cache is on (default `use_cache=True`, `generate`)",
-                "verified 5.23.0 and 5.24.0",
-                needs_attention_for_cache(t, _NO_SEQ_LENGTH),
-            ),
-            Rule(
-                "P305",
-                "MTP is never built: `_keys_to_ignore_on_load_unexpected = ['mtp.*']`",
-                "verified 5.24",
-                mtp_dropped(t, _HF_IGNORES_MTP),
-            ),
-            Rule(
-                "P307",
-                "`-` needs transformers >= 5.6.0",
-                "wheels 5.5.0 vs 5.6.0; §5.1(2), §3.3 (TRT-LLM: 5.9.0)",
-                requires_version("transformers", {"-": ">= 5.6.0 (earlier versions raise KeyError: '-')"}),
-            ),
-        ),
-    )
-
-
-def _hf_bamba() -> Profile:
-    t = "transformers bamba"
-    return Profile(
-        name="transformers-bamba",
-        consumer="transformers BambaForCausalLM (model_type bamba)",
-        description="every layer is one mixer (`attn_layer_indices` → `*`, else `M`) plus one gated MLP",
-        versions=("checked against 5.24.0 [verified]",),
-        rules=(
-            Rule(
-                "P301",
-                "alphabet `M * -`: no MoE, no other mixer",
-                "§6 (Bamba row); modeling_bamba BambaDecoderLayer",
-                main_alphabet(t, "M*-", "Bamba has no layer kind for {symbol}"),
-            ),
-            Rule(
-                "P308",
-                "every mixer followed by exactly one `-` (the layer's own MLP)",
-                "§6 (Bamba row); product.md §1",
-                mixer_ffn_pairs(t, "-", "a Bamba decoder layer is mixer + MLP"),
-            ),
-            Rule(
-                "P306",
-                "no attention index: forward raises with the cache on",
-                "verified 5.24.0",
-                needs_attention_for_cache(t, _NO_SEQ_LENGTH),
-            ),
-            Rule("P305", "no MTP in the config", "§6 (Bamba row)", mtp_dropped(t, "BambaConfig has no MTP fields")),
-            Rule(
-                "P311",
-                "Mamba heads × head_dim = integer expand × hidden_size",
-                "verified 5.24.0 (validate_architecture)",
-                mamba_inner_size(t, _EXPAND_FAILURE),
-            ),
-        ),
-    )
-
-
-def _hf_granite() -> Profile:
-    t = "transformers granitemoehybrid"
-    return Profile(
-        name="transformers-granitemoehybrid",
-        consumer="transformers GraniteMoeHybridForCausalLM (model_type granitemoehybrid)",
-        description="every layer is one mixer (`layer_types`) plus a shared MLP and, if num_local_experts > 0, an MoE",
-        versions=("checked against 5.24.0 [verified]",),
-        rules=(
-            Rule(
-                "P301",
-                "alphabet `M * - E`",
-                "§6 (GraniteMoeHybrid row)",
-                main_alphabet(t, "M*-E", "GraniteMoeHybrid has no layer kind for {symbol}"),
-            ),
-            Rule(
-                "P308",
-                "every mixer followed by exactly one FFN (`-` or `E`)",
-                "§6 (GraniteMoeHybrid row); product.md §1",
-                mixer_ffn_pairs(t, "-E", "a GraniteMoeHybrid layer is mixer + FFN"),
-            ),
-            Rule(
-                "P309",
-                "one FFN kind per model: `num_local_experts` is global",
-                "modeling_granitemoehybrid (5.24.0)",
-                single_ffn_kind(t, "num_local_experts > 0 gives every layer an MoE; 0 gives every layer only the MLP"),
-            ),
-            Rule(
-                "P306",
-                "no attention layer: forward raises with the cache on",
-                "verified 5.24.0",
-                needs_attention_for_cache(t, _NO_SEQ_LENGTH),
-            ),
-            Rule("P305", "no MTP in the config", "§6", mtp_dropped(t, "GraniteMoeHybridConfig has no MTP fields")),
-            Rule(
-                "P311",
-                "Mamba heads × head_dim = integer expand × hidden_size",
-                "verified 5.24.0 (validate_architecture)",
-                mamba_inner_size(t, _EXPAND_FAILURE),
-            ),
-        ),
-    )
-
-
-def _hf_mamba2() -> Profile:
-    t = "transformers mamba2"
-    return Profile(
-        name="transformers-mamba2",
-        consumer="transformers Mamba2ForCausalLM (model_type mamba2)",
-        description="only Mamba2 layers; a pure-`M` Nemotron-H is exactly this model (weights model. → backbone.)",
-        versions=("checked against 5.24.0; logits of a pure-M NemotronHForCausalLM match bit for bit [verified]",),
-        rules=(
-            Rule(
-                "P301",
-                "alphabet `M` only",
-                "§6; verified 5.24.0",
-                main_alphabet(t, "M", "Mamba2ForCausalLM has no layer kind for {symbol}"),
-            ),
-            Rule("P305", "no MTP in the config", "Mamba2Config", mtp_dropped(t, "Mamba2Config has no MTP fields")),
-            Rule(
-                "P311",
-                "heads × head_dim = integer expand × hidden_size",
-                "verified 5.24.0 (validate_architecture)",
-                mamba_inner_size(
-                    t,
-                    "transformers raises: ValueError: Inconsistent configuration: hidden_size * expand (…) "
-                    "must equal num_heads * head_dim (…).",
-                ),
-            ),
-        ),
-    )
+    return pattern.has(LayerKind.MOE)
 
 
 def _megatron_core() -> Profile:
@@ -287,14 +120,18 @@ def _vllm() -> Profile:
                 "P301",
                 "main alphabet `M - * E`",
                 "§3.1",
-                main_alphabet(t, "M*-E", "vLLM raises: ValueError: Unsupported layer type '{symbol}' at layer {index}"),
+                main_alphabet(
+                    t, _NEMOTRON_H_KINDS, "vLLM raises: ValueError: Unsupported layer type '{symbol}' at layer {index}"
+                ),
             ),
             Rule(
                 "P302",
                 "MTP alphabet `*`/`E`",
                 "§3.1 (nemotron_h_mtp.py)",
                 mtp_alphabet(
-                    t, "*E", "vLLM raises: NotImplementedError: Pattern char '{symbol}' in {pattern} not implemented"
+                    t,
+                    _MTP_KINDS,
+                    "vLLM raises: NotImplementedError: Pattern char '{symbol}' in {pattern} not implemented",
                 ),
             ),
             Rule(
@@ -320,7 +157,9 @@ def _sglang() -> Profile:
                 "main alphabet `M * - E`",
                 "§3.2",
                 main_alphabet(
-                    t, "M*-E", "SGLang raises: ValueError: Pattern must only contain characters 'M', '*', '-' or 'E'."
+                    t,
+                    _NEMOTRON_H_KINDS,
+                    "SGLang raises: ValueError: Pattern must only contain characters 'M', '*', '-' or 'E'.",
                 ),
             ),
             Rule(
@@ -328,7 +167,7 @@ def _sglang() -> Profile:
                 "MTP alphabet `*`/`E`",
                 "§0.3, §3.2",
                 mtp_alphabet(
-                    t, "*E", "SGLang's MTP builds only attention and MoE layers (got '{symbol}' in {pattern})"
+                    t, _MTP_KINDS, "SGLang's MTP builds only attention and MoE layers (got '{symbol}' in {pattern})"
                 ),
             ),
             Rule(
@@ -346,21 +185,21 @@ _LLAMA_CPP = "llama.cpp in llama-cpp-python 0.3.36 (gguf-py 0.19.0)"
 
 
 def _mamba_inner_not_64(pattern: Pattern, spec: ModelSpec) -> str | None:
-    if spec.mamba is None or "M" not in pattern.flat or spec.mamba.inner_size % 64 == 0:
+    if spec.mamba is None or not pattern.has(LayerKind.MAMBA2) or spec.mamba.inner_size % 64 == 0:
         return None
     return (f"the converter asserts that the Mamba inner size is a multiple of 64, and this model's is "
             f"{spec.mamba.num_heads} x {spec.mamba.head_dim} = {spec.mamba.inner_size}")
 
 
 def _no_conv_bias(pattern: Pattern, spec: ModelSpec) -> str | None:
-    if spec.mamba is None or "M" not in pattern.flat or spec.mamba.conv_bias:
+    if spec.mamba is None or not pattern.has(LayerKind.MAMBA2) or spec.mamba.conv_bias:
         return None
     return ("its Mamba graph adds the convolution bias unconditionally, and this model has none "
             "(`use_conv_bias: false`): the first decode step crashes (segmentation fault)")
 
 
 def _mamba_proj_bias(pattern: Pattern, spec: ModelSpec) -> str | None:
-    if spec.mamba is None or "M" not in pattern.flat or not spec.mamba.proj_bias:
+    if spec.mamba is None or not pattern.has(LayerKind.MAMBA2) or not spec.mamba.proj_bias:
         return None
     return ("its loader has no place for the Mamba projection biases (`use_bias: true`): the GGUF holds "
             "tensors it does not expect and loading fails")
@@ -394,7 +233,7 @@ def _llama_cpp() -> Profile:
                 "P301",
                 "alphabet `M * - E` (per-layer head_count_kv / feed_forward_length arrays)",
                 "§4",
-                main_alphabet(t, "M*-E", "GGUF has no per-layer field that encodes {symbol}"),
+                main_alphabet(t, _NEMOTRON_H_KINDS, "GGUF has no per-layer field that encodes {symbol}"),
             ),
             Rule(
                 "P309",
@@ -461,7 +300,7 @@ def _llama_cpp() -> Profile:
                 "P304",
                 "MTP exactly `*E`",
                 "§4",
-                mtp_exact(t, "*E", "the converter hard-codes mtp.layers.0 = attention, mtp.layers.1 = MoE"),
+                mtp_exact(t, _MTP_KINDS, "the converter hard-codes mtp.layers.0 = attention, mtp.layers.1 = MoE"),
             ),
             Rule(
                 "P303",
@@ -499,7 +338,7 @@ def _megatron_bridge() -> Profile:
                 "§2.1",
                 main_alphabet(
                     t,
-                    "M*-E",
+                    _NEMOTRON_H_KINDS,
                     "Megatron-Bridge raises: ValueError: Unknown layer type characters in "
                     "hybrid_override_pattern: {{'{symbol}'}}. Expected: M (mamba), * (attention), E (moe), - (mlp).",
                 ),
@@ -510,7 +349,7 @@ def _megatron_bridge() -> Profile:
                 "§2.1",
                 mtp_alphabet(
                     t,
-                    "M*-E",
+                    _NEMOTRON_H_KINDS,
                     "Megatron-Bridge raises: ValueError: Unknown layer type characters in "
                     "mtp_hybrid_override_pattern: {{'{symbol}'}}. "
                     "Expected: M (mamba), * (attention), E (moe), - (mlp).",
@@ -522,11 +361,10 @@ def _megatron_bridge() -> Profile:
 
 
 def build_profiles() -> dict[str, Profile]:
+    from patternc import families
+
     profiles = [
-        _hf_nemotron_h(),
-        _hf_bamba(),
-        _hf_granite(),
-        _hf_mamba2(),
+        *(family.profile() for family in families.builtin() if family.profile is not None),
         _megatron_core(),
         _megatron_bridge(),
         _vllm(),
