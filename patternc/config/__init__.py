@@ -26,10 +26,12 @@ from pydantic import ValidationError
 
 from patternc import families
 from patternc.codes import Severity
+from patternc.config import readers
 from patternc.config._load import MAX_CONFIG_BYTES, MAX_DEPTH, load, locate
 from patternc.config.models import COMMON_KEYS, ConfigModel
 from patternc.diagnostics import Diagnostic, diag, has_errors, sort_diagnostics
 from patternc.ir import Pattern
+from patternc.kinds import kinds
 from patternc.model import ModelSpec
 from patternc.source import Source
 
@@ -233,8 +235,6 @@ def _aliases(
 def _read(
     family: str, data: dict[str, Any], prefix: str, base: int, source: Source, problems: list[Diagnostic]
 ) -> ConfigReading:
-    from patternc.config import readers
-
     canonical, renamed, found = _aliases(family, data, source, prefix, base)
     problems.extend(found)
     model_class = families.get(family).input_model
@@ -432,11 +432,10 @@ def _validation_problems(
     return problems
 
 
-def _spec(ctx: Any, family: str, pattern: Pattern, specs: dict[str, Any]) -> ModelSpec | None:
-    from patternc.config.readers import KIND_OF
-
-    kinds = pattern.kinds()
-    flavours = {name: specs.get(name) for name, kind in KIND_OF.items() if kind in kinds}
+def _spec(ctx: readers.Ctx[Any], family: str, pattern: Pattern, specs: dict[str, Any]) -> ModelSpec | None:
+    """The model spec: each present kind's flavour (under its ``KindDef.spec_field``) and the model keys."""
+    present = pattern.kinds()
+    flavours = {d.spec_field: specs.get(d.spec_field) for d in kinds() if d.spec_field and d.kind in present}
     if any(value is None for value in flavours.values()):
         return None
     model = ctx.model

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from patternc.api import analyze, check_pattern
 from patternc.config._load import locate, string_value_offset
@@ -24,19 +24,21 @@ from patternc.ir import Pattern, make_pattern
 from patternc.limits import DEFAULT_LIMITS
 from patternc.lower import SourceMap
 from patternc.model import (
-    MambaSpec,
     RopeSpec,
 )
 from patternc.source import Source, Span
-from patternc.symbols import LayerKind
 
 LEGACY_NAMES = frozenset({"mamba", "attention"})
 
 
-class Ctx:
-    """What a builder works with: the model, where keys sit in the text, and what it found."""
+M = TypeVar("M", bound=ConfigModel)
 
-    def __init__(self, model: ConfigModel, source: Source, prefix: str, base: int, renamed: dict[str, str]) -> None:
+
+class Ctx(Generic[M]):
+    """What a family's reader works with: its input model (typed: ``Ctx[BambaInput]``), where keys sit
+    in the text, and what it found."""
+
+    def __init__(self, model: M, source: Source, prefix: str, base: int, renamed: dict[str, str]) -> None:
         self.model = model
         self.source = source
         self.prefix = prefix
@@ -120,7 +122,7 @@ def _plain(value: object) -> object:
 
 @dataclasses.dataclass
 class Built:
-    """A builder's result: the layers (or None) and each present kind's flavour."""
+    """A reader's result: the layers (or None) and each present kind's flavour."""
 
     main: str | None = None
     mtp: str = ""
@@ -139,7 +141,7 @@ class Built:
 # -- layout helpers ----------------------------------------------------------------------------
 
 
-def list_symbols(ctx: Ctx, field: str, names: list[str], allowed: dict[str, str]) -> str | None:
+def list_symbols(ctx: Ctx[Any], field: str, names: list[str], allowed: dict[str, str]) -> str | None:
     symbols = []
     bad = False
     for index, name in enumerate(names):
@@ -166,7 +168,7 @@ def list_symbols(ctx: Ctx, field: str, names: list[str], allowed: dict[str, str]
     return None if bad else "".join(symbols)
 
 
-def pattern_text(ctx: Ctx, field: str, text: str) -> tuple[str | None, int | None]:
+def pattern_text(ctx: Ctx[Any], field: str, text: str) -> tuple[str | None, int | None]:
     """Check a ``hybrid_override_pattern``-style string with the hf dialect; shift its spans."""
     analysis = analyze(text, Dialect.HF, origin=ctx.key(field))
     key_span = ctx.span(field)
@@ -196,7 +198,9 @@ def moved(problem: Diagnostic, offset: int | None, fallback: Span | None, length
     )
 
 
-def read_rope(ctx: Ctx, partial_default: float, top_level_partial: bool, uses_partial: bool = True) -> RopeSpec | None:
+def read_rope(
+    ctx: Ctx[Any], partial_default: float, top_level_partial: bool, uses_partial: bool = True
+) -> RopeSpec | None:
     """transformers' rope standardisation (``rope_parameters``, else ``rope_scaling``, else top level)."""
     params_field = "rope_parameters" if ctx.has("rope_parameters") else "rope_scaling"
     params = getattr(ctx.model, params_field, None) or {}
@@ -242,7 +246,7 @@ def read_rope(ctx: Ctx, partial_default: float, top_level_partial: bool, uses_pa
     return RopeSpec(theta=float(theta), partial_factor=float(partial))
 
 
-def read_heads(ctx: Ctx, heads_field: str, kv_field: str) -> tuple[int, int]:
+def read_heads(ctx: Ctx[Any], heads_field: str, kv_field: str) -> tuple[int, int]:
     heads: int = ctx.get(heads_field)
     kv = ctx.get(kv_field)
     if kv is None:
@@ -251,7 +255,7 @@ def read_heads(ctx: Ctx, heads_field: str, kv_field: str) -> tuple[int, int]:
     return heads, kv
 
 
-def check_top_k(ctx: Ctx, experts_field: str, top_k_field: str, experts: int, top_k: int) -> None:
+def check_top_k(ctx: Ctx[Any], experts_field: str, top_k_field: str, experts: int, top_k: int) -> None:
     if top_k > experts:
         ctx.add(
             "P908",
@@ -268,82 +272,7 @@ def time_step_limit(value: Sequence[float] | None) -> tuple[float, float]:
     return (float(value[0]), float(value[1]))
 
 
-def mamba_hybrid_mixer(ctx: Ctx, hidden: int) -> MambaSpec | None:
-    """Bamba / GraniteMoeHybrid Mamba2 mixer (modeling_bamba.py:596-644)."""
-    n_heads = ctx.need("mamba_n_heads", "a Mamba layer")
-    d_head = ctx.need("mamba_d_head", "a Mamba layer")
-    groups = ctx.need("mamba_n_groups", "a Mamba layer")
-    state = ctx.need("mamba_d_state", "a Mamba layer")
-    conv = ctx.need("mamba_d_conv", "a Mamba layer")
-    expand = ctx.need("mamba_expand", "a Mamba layer")
-    chunk = ctx.need("mamba_chunk_size", "a Mamba layer")
-    conv_bias = ctx.get("mamba_conv_bias")
-    proj_bias = ctx.get("mamba_proj_bias")
-    limit = ctx.get("time_step_limit")
-    act = ctx.get("hidden_act")
-    if None in (n_heads, d_head, groups, state, conv, expand, chunk):
-        return None
-    inner = expand * hidden
-    ok = ctx.divisible(
-        "mamba_expand", "mamba_n_heads", inner, n_heads, "mamba_expand * hidden_size is split into mamba_n_heads heads"
-    )
-    if d_head == "auto":
-        d_head = inner // n_heads
-    elif ok and d_head * n_heads != inner:
-        ctx.add(
-            "P908",
-            f"{ctx.q('mamba_d_head')} x {ctx.q('mamba_n_heads')} = {d_head * n_heads}, but "
-            f"mamba_expand x hidden_size = {inner}; transformers rejects this config",
-            "mamba_d_head",
-            label="head size mismatch",
-            secondary=ctx.secondary("mamba_n_heads", "mamba_expand"),
-        )
-        ok = False
-    ok = (
-        ctx.divisible(
-            "mamba_n_heads", "mamba_n_groups", n_heads, groups, "each group of B/C serves a whole number of heads"
-        )
-        and ok
-    )
-    if not ok or d_head == 0:
-        return None
-    return MambaSpec(
-        num_heads=n_heads,
-        head_dim=d_head,
-        state_size=state,
-        n_groups=groups,
-        conv_kernel=conv,
-        chunk_size=chunk,
-        conv_bias=bool(conv_bias) if conv_bias is not None else True,
-        proj_bias=bool(proj_bias),
-        norm_group_size=inner // groups,
-        activation=act,
-        time_step_limit=time_step_limit(limit),
-    )
-
-
-# -- nemotron_h --------------------------------------------------------------------------------
-
-
-# -- bamba ---------------------------------------------------------------------------------------
-
-
-# -- granitemoehybrid ---------------------------------------------------------------------------
-
-
-# -- jamba ---------------------------------------------------------------------------------------
-
-
-# -- mamba2 --------------------------------------------------------------------------------------
-
-
-# -- qwen3_next ----------------------------------------------------------------------------------
-
-
-# -- zamba2 --------------------------------------------------------------------------------------
-
-
-def combine(ctx: Ctx, built: Built, main: str) -> Pattern | None:
+def combine(ctx: Ctx[Any], built: Built, main: str) -> Pattern | None:
     """The checked IR for the layout ``main`` (+ ``built``'s MTP block), diagnostics moved into the JSON text.
 
     The layout is never printed as pattern text and parsed again: the Pattern is built directly and
@@ -375,12 +304,3 @@ def combine(ctx: Ctx, built: Built, main: str) -> Pattern | None:
         else:
             ctx.diagnostics.append(moved(problem, built.main_text_offset, main_span, len(main)))
     return pattern
-
-
-KIND_OF = {
-    "attention": LayerKind.ATTENTION,
-    "mamba": LayerKind.MAMBA2,
-    "gated_deltanet": LayerKind.GATED_DELTANET,
-    "mlp": LayerKind.MLP,
-    "moe": LayerKind.MOE,
-}

@@ -29,6 +29,8 @@ from patternc.canonical.graph import (
     lower_mamba,
     lower_mlp,
 )
+from patternc.config.ffn_readers import MlpKeys, read_mlp
+from patternc.config.mixer_readers import AttentionKeys, MambaKeys, read_attention, read_mamba
 from patternc.config.models import (
     Activation,
     Eps,
@@ -42,12 +44,11 @@ from patternc.config.models import (
 from patternc.config.readers import (
     Built,
     Ctx,
-    mamba_hybrid_mixer,
-    read_heads,
     read_rope,
 )
 from patternc.families.family import Family
 from patternc.families.transformers_facts import EXPAND_FAILURE, NO_SEQ_LENGTH
+from patternc.kinds import LayerKind, symbol_of
 from patternc.model import (
     AttentionSpec,
     MlpSpec,
@@ -91,11 +92,32 @@ class BambaInput(MambaHybridInput):
     """Ignored by transformers: ``BambaConfig`` forces 0.5 unless ``rope_parameters`` names one."""
 
 
-def read(ctx: Ctx) -> Built:
+def _rope(ctx: Ctx[BambaInput]) -> RopeSpec | None:
+    return read_rope(ctx, 0.5, top_level_partial=False)
+
+
+ATTENTION = AttentionKeys(rope=_rope, head_dim_derived=True)
+MAMBA = MambaKeys(
+    num_heads="mamba_n_heads",
+    head_dim="mamba_d_head",
+    n_groups="mamba_n_groups",
+    state_size="mamba_d_state",
+    conv_kernel="mamba_d_conv",
+    expand="mamba_expand",
+    chunk_size="mamba_chunk_size",
+    conv_bias="mamba_conv_bias",
+    proj_bias="mamba_proj_bias",
+    activation="hidden_act",
+    time_step="time_step_limit",
+    inner_from="expand_nullable",
+)
+"""Bamba's Mamba2 keys (GraniteMoeHybrid's too: both read ``MambaHybridInput``)."""
+MLP = MlpKeys(intermediate_size="intermediate_size", activation="hidden_act", gated=True, bias="mlp_bias")
+
+
+def read(ctx: Ctx[BambaInput]) -> Built:
     """``configuration_bamba.py:70-113``: every layer is a mixer (attention at ``attn_layer_indices``,
     else Mamba2) followed by a gated MLP (``modeling_bamba.py:805-818``)."""
-    m = ctx.model
-    assert isinstance(m, BambaInput)
     n = ctx.get("num_hidden_layers")
     indices = ctx.get("attn_layer_indices") or []
     ignored = sorted({i for i in indices if not 0 <= i < n})
@@ -114,29 +136,14 @@ def read(ctx: Ctx) -> Built:
             "attn_layer_indices",
         )
     attention = set(indices)
-    built = Built(main="".join(("*" if i in attention else "M") + "-" for i in range(n)), main_key="attn_layer_indices")
+    mixers = [symbol_of(LayerKind.ATTENTION) if i in attention else symbol_of(LayerKind.MAMBA2) for i in range(n)]
+    built = Built(main="".join(s + symbol_of(LayerKind.MLP) for s in mixers), main_key="attn_layer_indices")
     hidden = ctx.get("hidden_size")
     if attention & set(range(n)):
-        heads, kv = read_heads(ctx, "num_attention_heads", "num_key_value_heads")
-        head_dim = m.head_dim if m.head_dim is not None else hidden // heads
-        bias = ctx.get("attention_bias")
-        if head_dim > 0:
-            built.specs["attention"] = AttentionSpec(
-                num_heads=heads,
-                num_kv_heads=kv,
-                head_dim=head_dim,
-                qkv_bias=bias,
-                out_bias=bias,
-                rope=read_rope(ctx, 0.5, top_level_partial=False),
-            )
+        built.specs["attention"] = read_attention(ctx, ATTENTION, hidden)
     if attention != set(range(n)):
-        built.specs["mamba"] = mamba_hybrid_mixer(ctx, hidden)
-    built.specs["mlp"] = MlpSpec(
-        intermediate_size=ctx.get("intermediate_size"),
-        activation=ctx.get("hidden_act"),
-        gated=True,
-        bias=ctx.get("mlp_bias"),
-    )
+        built.specs["mamba"] = read_mamba(ctx, MAMBA, hidden)
+    built.specs["mlp"] = read_mlp(ctx, MLP)
     if ctx.has("partial_rotary_factor"):
         ctx.add(
             "P916",

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from patternc.canonical.archs import Expression
@@ -31,7 +31,7 @@ class Family:
     """The ``model_type`` (``nemotron_h``, ``bamba``, …): also the ``config-<name>`` schema's name."""
     input_model: type[ConfigModel]
     """The pydantic model of its ``config.json``, with transformers' defaults."""
-    read: Callable[[Ctx], Built]
+    read: Callable[[Ctx[Any]], Built]
     """Its reader: the validated input model (in ``Ctx``) to the layer layout and each kind's flavour."""
     express: Callable[[ModelSpec], Expression]
     """Its expresser for the canonical map: a spec in the family's own config terms, and what that computes."""

@@ -33,6 +33,8 @@ from patternc.canonical.graph import (
     lower_mlp,
     lower_moe,
 )
+from patternc.config.ffn_readers import MlpKeys, MoeKeys, read_mlp, read_moe
+from patternc.config.mixer_readers import AttentionKeys, read_attention, read_mamba
 from patternc.config.models import (
     ROPE_KEYS,
     Activation,
@@ -48,14 +50,13 @@ from patternc.config.models import (
 from patternc.config.readers import (
     Built,
     Ctx,
-    check_top_k,
     list_symbols,
-    mamba_hybrid_mixer,
-    read_heads,
     read_rope,
 )
+from patternc.families.bamba import MAMBA
 from patternc.families.family import Family
 from patternc.families.transformers_facts import EXPAND_FAILURE, NO_SEQ_LENGTH
+from patternc.kinds import LayerKind, symbol_of
 from patternc.model import (
     AttentionSpec,
     MlpSpec,
@@ -106,22 +107,51 @@ class GraniteMoeHybridInput(MambaHybridInput):
     """Ignored: GraniteMoeHybrid's rotary embedding always rotates the whole head."""
 
 
-_MIXER_NAMES = {"linear_attention": "M", "mamba": "M", "full_attention": "*", "attention": "*"}
+LAYER_TYPES = {
+    "linear_attention": LayerKind.MAMBA2,
+    "mamba": LayerKind.MAMBA2,
+    "full_attention": LayerKind.ATTENTION,
+    "attention": LayerKind.ATTENTION,
+}
+"""``layer_types`` entries (current and legacy names) and the mixer kind each builds."""
 
 
-def read(ctx: Ctx) -> Built:
+def _rope(ctx: Ctx[GraniteMoeHybridInput]) -> RopeSpec | None:
+    if ctx.get("position_embedding_type") == "rope":
+        return read_rope(ctx, 1.0, top_level_partial=False, uses_partial=False)
+    ctx.vestigial(list(ROPE_KEYS), '`position_embedding_type` is not "rope", so attention has no RoPE')
+    return None
+
+
+ATTENTION = AttentionKeys(rope=_rope, head_dim_derived=True, scale="attention_multiplier", rope_first=True)
+MOE = MoeKeys(
+    experts="num_local_experts",
+    top_k="num_experts_per_tok",
+    intermediate_size="intermediate_size",
+    activation="hidden_act",
+    shared_size="shared_intermediate_size",
+    router="softmax",
+    expert_gated=True,
+    shared_gated=True,
+    top_k_nullable=True,
+)
+MLP = MlpKeys(intermediate_size="shared_intermediate_size", activation="hidden_act", gated=True)
+"""Without experts a layer's FFN is the shared MLP alone: a dense gated MLP."""
+
+
+def read(ctx: Ctx[GraniteMoeHybridInput]) -> Built:
     """``configuration_granitemoehybrid.py:97-131``, ``modeling_granitemoehybrid.py:943-1008``: every
     layer is a mixer, then a softmax-routed MoE of gated experts plus an always-present gated shared
     MLP; with ``num_local_experts == 0`` only the shared MLP (a dense gated MLP)."""
     m = ctx.model
-    assert isinstance(m, GraniteMoeHybridInput)
     n = ctx.get("num_hidden_layers")
     field = "layer_types"
+    names = {name: symbol_of(kind) for name, kind in LAYER_TYPES.items()}
     if m.layer_types is None:
-        mixers: str | None = "M" * n
+        mixers: str | None = names["linear_attention"] * n
         ctx.defaults_used[ctx.key("layer_types")] = ["linear_attention"] * min(n, 4) + (["..."] if n > 4 else [])
     else:
-        mixers = list_symbols(ctx, field, m.layer_types, _MIXER_NAMES)
+        mixers = list_symbols(ctx, field, m.layer_types, names)
         if mixers is not None and len(mixers) != n:
             ctx.add(
                 "P908",
@@ -133,53 +163,21 @@ def read(ctx: Ctx) -> Built:
             )
             mixers = None
     experts = ctx.get("num_local_experts") or 0
-    ffn = "E" if experts > 0 else "-"
+    ffn = symbol_of(LayerKind.MOE if experts > 0 else LayerKind.MLP)
     built = Built(main=None if mixers is None else "".join(s + ffn for s in mixers), main_key=field)
     if mixers is None:
         return built
     hidden = ctx.get("hidden_size")
-    act = ctx.get("hidden_act")
-    if "*" in mixers:
-        heads, kv = read_heads(ctx, "num_attention_heads", "num_key_value_heads")
-        head_dim = m.head_dim if m.head_dim is not None else hidden // heads
-        bias = ctx.get("attention_bias")
-        rope = None
-        if ctx.get("position_embedding_type") == "rope":
-            rope = read_rope(ctx, 1.0, top_level_partial=False, uses_partial=False)
-        else:
-            ctx.vestigial(list(ROPE_KEYS), '`position_embedding_type` is not "rope", so attention has no RoPE')
-        if head_dim > 0:
-            built.specs["attention"] = AttentionSpec(
-                num_heads=heads,
-                num_kv_heads=kv,
-                head_dim=head_dim,
-                qkv_bias=bias,
-                out_bias=bias,
-                rope=rope,
-                scale=float(ctx.get("attention_multiplier") or 1.0),
-            )
-    if "M" in mixers:
-        built.specs["mamba"] = mamba_hybrid_mixer(ctx, hidden)
-    shared_size = ctx.get("shared_intermediate_size")
+    ctx.get("hidden_act")  # one activation for the Mamba conv and every FFN, listed before theirs in P911
+    if symbol_of(LayerKind.ATTENTION) in mixers:
+        built.specs["attention"] = read_attention(ctx, ATTENTION, hidden)
+    if symbol_of(LayerKind.MAMBA2) in mixers:
+        built.specs["mamba"] = read_mamba(ctx, MAMBA, hidden)
+    ctx.get("shared_intermediate_size")  # the shared MLP is in every layer, with or without experts
     if experts > 0:
-        top_k = ctx.need("num_experts_per_tok", "a mixture-of-experts layer")
-        if top_k is not None:
-            check_top_k(ctx, "num_local_experts", "num_experts_per_tok", experts, top_k)
-            if top_k <= experts:
-                built.specs["moe"] = MoeSpec(
-                    num_experts=experts,
-                    top_k=top_k,
-                    intermediate_size=ctx.get("intermediate_size"),
-                    router="softmax",
-                    norm_topk_prob=True,
-                    expert_gated=True,
-                    expert_activation=act,
-                    shared_experts=1,
-                    shared_intermediate_size=shared_size,
-                    shared_gated=True,
-                )
+        built.specs["moe"] = read_moe(ctx, MOE)
     else:
-        built.specs["mlp"] = MlpSpec(intermediate_size=shared_size, activation=act, gated=True)
+        built.specs["mlp"] = read_mlp(ctx, MLP)
         ctx.vestigial(
             ["intermediate_size", "num_experts_per_tok"],
             "`num_local_experts` is 0, so every layer's FFN is the shared MLP (`shared_intermediate_size`)",

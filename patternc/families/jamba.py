@@ -87,11 +87,10 @@ class JambaInput(ConfigModel):
     use_associative_scan: bool = True
 
 
-def read(ctx: Ctx) -> Built:
+def read(ctx: Ctx[JambaInput]) -> Built:
     """``configuration_jamba.py``: attention iff ``i % attn_layer_period == attn_layer_offset``,
     MoE iff ``i % expert_layer_period == expert_layer_offset`` (``modeling_jamba.py:735-739``)."""
     m = ctx.model
-    assert isinstance(m, JambaInput)
     ok = True
     for what, period, offset in (
         ("attn", "attn_layer_period", "attn_layer_offset"),

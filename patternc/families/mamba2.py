@@ -24,6 +24,7 @@ from patternc.canonical.graph import (
     layer_label,
     lower_mamba,
 )
+from patternc.config.mixer_readers import MambaKeys, read_mamba
 from patternc.config.models import (
     Activation,
     ConfigModel,
@@ -37,11 +38,10 @@ from patternc.config.models import (
 from patternc.config.readers import (
     Built,
     Ctx,
-    time_step_limit,
 )
 from patternc.families.family import Family
+from patternc.kinds import LayerKind, symbol_of
 from patternc.model import (
-    MambaSpec,
     ModelSpec,
     NormSpec,
 )
@@ -85,48 +85,28 @@ class Mamba2Input(ConfigModel):
     tie_word_embeddings: bool = False
 
 
-def read(ctx: Ctx) -> Built:
+MAMBA = MambaKeys(
+    num_heads="num_heads",
+    head_dim="head_dim",
+    n_groups="n_groups",
+    state_size="state_size",
+    conv_kernel="conv_kernel",
+    expand="expand",
+    chunk_size="chunk_size",
+    conv_bias="use_conv_bias",
+    proj_bias="use_bias",
+    activation="hidden_act",
+    time_step="time_step_limit",
+    inner_from="expand",
+)
+"""Mamba2's names for its mixer's keys."""
+
+
+def read(ctx: Ctx[Mamba2Input]) -> Built:
     """``configuration_mamba2.py``, ``modeling_mamba2.py:383-432``: every layer a Mamba2 mixer, no FFN."""
-    m = ctx.model
-    assert isinstance(m, Mamba2Input)
     n = ctx.get("num_hidden_layers")
-    built = Built(main="M" * n, main_key="num_hidden_layers")
-    hidden, expand = ctx.get("hidden_size"), ctx.get("expand")
-    heads, head_dim, groups = ctx.get("num_heads"), ctx.get("head_dim"), ctx.get("n_groups")
-    inner = expand * hidden
-    ok = True
-    if heads * head_dim != inner:
-        ctx.add(
-            "P908",
-            f"{ctx.q('num_heads')} x {ctx.q('head_dim')} = {heads * head_dim}, but {ctx.q('hidden_size')} x "
-            f"{ctx.q('expand')} = {inner}; transformers rejects this config",
-            "num_heads",
-            secondary=ctx.secondary("head_dim", "expand"),
-        )
-        ok = False
-    ok = (
-        ctx.divisible("num_heads", "n_groups", heads, groups, "each group of B/C serves a whole number of heads") and ok
-    )
-    ok = (
-        ctx.divisible(
-            "expand", "n_groups", inner, groups, "the gated RMSNorm splits expand x hidden_size into n_groups groups"
-        )
-        and ok
-    )
-    if ok:
-        built.specs["mamba"] = MambaSpec(
-            num_heads=heads,
-            head_dim=head_dim,
-            state_size=ctx.get("state_size"),
-            n_groups=groups,
-            conv_kernel=ctx.get("conv_kernel"),
-            chunk_size=ctx.get("chunk_size"),
-            conv_bias=ctx.get("use_conv_bias"),
-            proj_bias=ctx.get("use_bias"),
-            norm_group_size=inner // groups,
-            activation=ctx.get("hidden_act"),
-            time_step_limit=time_step_limit(ctx.get("time_step_limit")),
-        )
+    built = Built(main=symbol_of(LayerKind.MAMBA2) * n, main_key="num_hidden_layers")
+    built.specs["mamba"] = read_mamba(ctx, MAMBA, ctx.get("hidden_size"))
     built.specs["norm"] = NormSpec(eps=ctx.get("layer_norm_epsilon"))
     return built
 

@@ -25,6 +25,8 @@ from patternc.canonical.graph import (
     lower_mlp,
     lower_moe,
 )
+from patternc.config.ffn_readers import MlpKeys, MoeKeys, read_mlp, read_moe
+from patternc.config.mixer_readers import AttentionKeys, MambaKeys, read_attention, read_mamba
 from patternc.config.models import (
     ROPE_KEYS,
     Activation,
@@ -40,17 +42,15 @@ from patternc.config.models import (
 from patternc.config.readers import (
     Built,
     Ctx,
-    check_top_k,
     list_symbols,
     pattern_text,
-    read_heads,
 )
 from patternc.convert import NAME_TO_SYMBOL
 from patternc.families.family import Family
 from patternc.families.transformers_facts import NO_SEQ_LENGTH
+from patternc.kinds import LayerKind, symbol_of
 from patternc.model import (
     AttentionSpec,
-    MambaSpec,
     MlpSpec,
     ModelSpec,
     MoeSpec,
@@ -138,10 +138,13 @@ _NEMOTRON_DEFAULT_LAYERS = ["linear_attention", "moe", "full_attention", "mlp"]
 _NEMOTRON_DEFAULT_MTP = ["full_attention", "moe"]
 
 
-def read(ctx: Ctx) -> Built:
-    """transformers ``configuration_nemotron_h.py:153-204`` and ``modeling_nemotron_h.py``."""
+ATTENTION_SYMBOL, MAMBA_SYMBOL = symbol_of(LayerKind.ATTENTION), symbol_of(LayerKind.MAMBA2)
+MLP_SYMBOL, MOE_SYMBOL = symbol_of(LayerKind.MLP), symbol_of(LayerKind.MOE)
+
+
+def _layout(ctx: Ctx[NemotronHInput]) -> Built:
+    """The main and MTP layer lists (``configuration_nemotron_h.py:153-204``); ``main`` None on an error."""
     m = ctx.model
-    assert isinstance(m, NemotronHInput)
     built = Built()
     names = dict(NAME_TO_SYMBOL)
     if m.layers_block_type is not None:
@@ -159,11 +162,11 @@ def read(ctx: Ctx) -> Built:
         built.main, built.main_text_offset = pattern_text(ctx, "hybrid_override_pattern", m.hybrid_override_pattern)
         built.main_key = "hybrid_override_pattern"
     else:
-        built.main = "ME*-"
+        built.main = "".join(names[name] for name in _NEMOTRON_DEFAULT_LAYERS)
         ctx.defaults_used[ctx.key("layers_block_type")] = list(_NEMOTRON_DEFAULT_LAYERS)
     # MTP (configuration_nemotron_h.py:190-198; validated only when num_nextn_predict_layers > 0, :219)
     depths = ctx.get("num_nextn_predict_layers")
-    mtp: str | None = "*E"
+    mtp: str | None = "".join(names[name] for name in _NEMOTRON_DEFAULT_MTP)
     if depths > 0:
         mtp_key = "mtp_layers_block_type"
         is_default = True
@@ -195,8 +198,7 @@ def read(ctx: Ctx) -> Built:
         )
     if built.main is None or mtp is None:
         built.main = None
-        return built
-    if ctx.has("num_hidden_layers") and m.num_hidden_layers != len(built.main):
+    elif ctx.has("num_hidden_layers") and m.num_hidden_layers != len(built.main):
         ctx.add(
             "P910",
             f"{ctx.q('num_hidden_layers')} is {m.num_hidden_layers}, "
@@ -206,44 +208,83 @@ def read(ctx: Ctx) -> Built:
             label="stale layer count",
             secondary=ctx.secondary(built.main_key) if built.main_key else (),
         )
+    return built
+
+
+def _no_rope(ctx: Ctx[NemotronHInput]) -> None:
+    ctx.vestigial(list(ROPE_KEYS), "Nemotron-H attention has no positional embedding (no RoPE)")
+
+
+ATTENTION = AttentionKeys(
+    rope=_no_rope,
+    bias=None,
+    unused=("num_attention_heads", "num_key_value_heads", "head_dim", "attention_bias", *ROPE_KEYS),
+)
+MAMBA = MambaKeys(
+    num_heads="mamba_num_heads",
+    head_dim="mamba_head_dim",
+    n_groups="n_groups",
+    state_size="ssm_state_size",
+    conv_kernel="conv_kernel",
+    expand="expand",
+    chunk_size="chunk_size",
+    conv_bias="use_conv_bias",
+    proj_bias="use_bias",
+    activation="mamba_hidden_act",
+    time_step="time_step_min",  # NemotronHMamba2Mixer clamps dt to (time_step_min, inf)
+    inner_from="heads",
+    unused=("mamba_num_heads", "mamba_head_dim", "ssm_state_size", "n_groups", "conv_kernel", "expand", "chunk_size"),
+)
+MLP = MlpKeys(
+    intermediate_size="intermediate_size", activation="mlp_hidden_act", gated=False, bias="mlp_bias",
+    unused=("intermediate_size",),
+)
+MOE = MoeKeys(
+    experts="n_routed_experts",
+    top_k="num_experts_per_tok",
+    intermediate_size="moe_intermediate_size",
+    activation="mlp_hidden_act",
+    shared_size="moe_shared_expert_intermediate_size",
+    router="sigmoid",
+    score_correction_bias=True,
+    expert_gated=False,
+    shared_gated=False,
+    groups=("n_group", "topk_group"),
+    norm_topk_prob="norm_topk_prob",
+    scaling="routed_scaling_factor",
+    latent_size="moe_latent_size",
+    bias="mlp_bias",  # modeling_nemotron_h.py:733-738: mlp_bias reaches the shared expert and latent projections
+    shared_count=("n_shared_experts", "NemotronHMoE"),
+    unused=(
+        "n_routed_experts", "num_experts_per_tok", "moe_intermediate_size", "moe_shared_expert_intermediate_size",
+        "n_shared_experts", "moe_latent_size", "routed_scaling_factor", "n_group", "topk_group", "norm_topk_prob",
+    ),
+)
+"""The key names of Nemotron-H's layer kinds: the per-kind readers read the config through them."""
+
+
+def read(ctx: Ctx[NemotronHInput]) -> Built:
+    """transformers ``configuration_nemotron_h.py:153-204`` and ``modeling_nemotron_h.py``: the layer
+    lists, then each present kind through its reader; a kind's keys are inert when it is absent."""
+    m = ctx.model
+    built = _layout(ctx)
+    if built.main is None:
+        return built
     symbols = set(built.main) | set(built.mtp)
     hidden = ctx.get("hidden_size")
-    if "*" in symbols:
-        heads, kv = read_heads(ctx, "num_attention_heads", "num_key_value_heads")
-        head_dim = ctx.get("head_dim")
-        built.specs["attention"] = AttentionSpec(num_heads=heads, num_kv_heads=kv, head_dim=head_dim)
-        if ctx.has("attention_bias") and m.attention_bias:
+    if ATTENTION_SYMBOL in symbols:
+        built.specs["attention"] = read_attention(ctx, ATTENTION, hidden)
+        if ctx.has("attention_bias") and getattr(m, "attention_bias", False):
             ctx.add(
                 "P916",
                 f"{ctx.q('attention_bias')} is true, but transformers' NemotronHAttention builds q/k/v/o without bias",
                 "attention_bias",
                 label="ignored",
             )
-        ctx.vestigial(list(ROPE_KEYS), "Nemotron-H attention has no positional embedding (no RoPE)")
     else:
-        ctx.vestigial(
-            ["num_attention_heads", "num_key_value_heads", "head_dim", "attention_bias", *ROPE_KEYS],
-            "the model has no attention layer",
-        )
-    if "M" in symbols:
-        n_heads = ctx.get("mamba_num_heads")
-        d_head = ctx.get("mamba_head_dim")
-        groups = ctx.get("n_groups")
-        expand = ctx.get("expand")
-        inner = n_heads * d_head
-        ok = ctx.divisible(
-            "mamba_num_heads", "n_groups", n_heads, groups, "each group of B/C serves a whole number of heads"
-        )
-        if inner != expand * hidden:
-            ctx.add(
-                "P909",
-                f"{ctx.q('mamba_num_heads')} x {ctx.q('mamba_head_dim')} = {inner}, but "
-                f"{ctx.q('expand')} x {ctx.q('hidden_size')} = {expand * hidden}; transformers uses {inner}",
-                "mamba_num_heads",
-                label=f"Mamba inner size {inner} used",
-                secondary=ctx.secondary("expand"),
-            )
-        if m.mamba_proj_bias != m.use_bias and ctx.has("mamba_proj_bias"):
+        ctx.vestigial(ATTENTION.unused, "the model has no attention layer")
+    if MAMBA_SYMBOL in symbols:
+        if ctx.has("mamba_proj_bias") and getattr(m, "mamba_proj_bias", False) != getattr(m, "use_bias", False):
             ctx.add(
                 "P916",
                 f"{ctx.q('mamba_proj_bias')} is {str(m.mamba_proj_bias).lower()}, but transformers' Nemotron-H "
@@ -251,103 +292,17 @@ def read(ctx: Ctx) -> Built:
                 "mamba_proj_bias",
                 label="ignored",
             )
-        if ok:
-            built.specs["mamba"] = MambaSpec(
-                num_heads=n_heads,
-                head_dim=d_head,
-                state_size=ctx.get("ssm_state_size"),
-                n_groups=groups,
-                conv_kernel=ctx.get("conv_kernel"),
-                chunk_size=ctx.get("chunk_size"),
-                conv_bias=ctx.get("use_conv_bias"),
-                proj_bias=ctx.get("use_bias"),
-                norm_group_size=inner // groups,
-                activation=ctx.get("mamba_hidden_act"),
-                time_step_limit=(ctx.get("time_step_min"), float("inf")),
-            )
+        built.specs["mamba"] = read_mamba(ctx, MAMBA, hidden)
     else:
-        ctx.vestigial(
-            ["mamba_num_heads", "mamba_head_dim", "ssm_state_size", "n_groups", "conv_kernel", "expand", "chunk_size"],
-            "the model has no Mamba layer",
-        )
-    if "-" in symbols:
-        built.specs["mlp"] = MlpSpec(
-            intermediate_size=ctx.get("intermediate_size"),
-            activation=ctx.get("mlp_hidden_act"),
-            gated=False,
-            bias=ctx.get("mlp_bias"),
-        )
+        ctx.vestigial(MAMBA.unused, "the model has no Mamba layer")
+    if MLP_SYMBOL in symbols:
+        built.specs["mlp"] = read_mlp(ctx, MLP)
     else:
-        ctx.vestigial(
-            ["intermediate_size"], "the model has no dense MLP `-` layer (experts use `moe_intermediate_size`)"
-        )
-    moe_keys = [
-        "n_routed_experts",
-        "num_experts_per_tok",
-        "moe_intermediate_size",
-        "moe_shared_expert_intermediate_size",
-        "n_shared_experts",
-        "moe_latent_size",
-        "routed_scaling_factor",
-        "n_group",
-        "topk_group",
-        "norm_topk_prob",
-    ]
-    if "E" in symbols:
-        experts = ctx.get("n_routed_experts")
-        top_k = ctx.get("num_experts_per_tok")
-        n_group = ctx.get("n_group")
-        topk_group = ctx.get("topk_group")
-        check_top_k(ctx, "n_routed_experts", "num_experts_per_tok", experts, top_k)
-        ok = ctx.divisible("n_routed_experts", "n_group", experts, n_group, "experts are routed in equal groups")
-        if topk_group > n_group:
-            ctx.add(
-                "P908",
-                f"{ctx.q('topk_group')} ({topk_group}) is larger than {ctx.q('n_group')} ({n_group})",
-                "topk_group",
-                secondary=ctx.secondary("n_group"),
-            )
-            ok = False
-        elif ok and top_k > topk_group * (experts // n_group):
-            ctx.add(
-                "P908",
-                f"{ctx.q('num_experts_per_tok')} ({top_k}) is more than the {topk_group * (experts // n_group)} "
-                f"experts in the {topk_group} selected group(s)",
-                "num_experts_per_tok",
-                secondary=ctx.secondary("topk_group", "n_group"),
-            )
-            ok = False
-        shared = ctx.get("n_shared_experts")
-        if shared != 1:
-            ctx.add(
-                "P916",
-                f"{ctx.q('n_shared_experts')} is {shared}, but transformers' NemotronHMoE always builds one shared "
-                f"expert of {ctx.q('moe_shared_expert_intermediate_size')} channels",
-                "n_shared_experts",
-                label="ignored",
-            )
-        if ok:
-            built.specs["moe"] = MoeSpec(
-                num_experts=experts,
-                top_k=top_k,
-                intermediate_size=ctx.get("moe_intermediate_size"),
-                router="sigmoid",
-                score_correction_bias=True,
-                n_group=n_group,
-                topk_group=topk_group,
-                norm_topk_prob=ctx.get("norm_topk_prob"),
-                routed_scaling_factor=float(ctx.get("routed_scaling_factor")),
-                expert_gated=False,
-                expert_activation=ctx.get("mlp_hidden_act"),
-                shared_experts=1,
-                shared_intermediate_size=ctx.get("moe_shared_expert_intermediate_size"),
-                shared_gated=False,
-                latent_size=ctx.get("moe_latent_size"),
-                # modeling_nemotron_h.py:733-738: mlp_bias reaches the shared expert and latent projections
-                bias=ctx.get("mlp_bias"),
-            )
+        ctx.vestigial(MLP.unused, "the model has no dense MLP `-` layer (experts use `moe_intermediate_size`)")
+    if MOE_SYMBOL in symbols:
+        built.specs["moe"] = read_moe(ctx, MOE)
     else:
-        ctx.vestigial(moe_keys, "the model has no mixture-of-experts `E` layer")
+        ctx.vestigial(MOE.unused, "the model has no mixture-of-experts `E` layer")
     built.specs["norm"] = NormSpec(eps=ctx.get("layer_norm_epsilon"))
     if ctx.get("tie_word_embeddings"):
         # modeling_nemotron_h.py:1159: `_tied_weights_keys = {}`, so lm_head stays its own matrix.

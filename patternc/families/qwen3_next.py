@@ -28,6 +28,8 @@ from patternc.canonical.graph import (
     lower_mlp,
     lower_moe,
 )
+from patternc.config.ffn_readers import MlpKeys, MoeKeys, read_mlp, read_moe
+from patternc.config.mixer_readers import AttentionKeys, DeltaNetKeys, read_attention, read_gated_deltanet
 from patternc.config.models import (
     Activation,
     ConfigModel,
@@ -42,12 +44,11 @@ from patternc.config.models import (
 from patternc.config.readers import (
     Built,
     Ctx,
-    check_top_k,
     list_symbols,
-    read_heads,
     read_rope,
 )
 from patternc.families.family import Family
+from patternc.kinds import LayerKind, symbol_of
 from patternc.model import (
     AttentionSpec,
     GatedDeltaNetSpec,
@@ -103,24 +104,58 @@ class Qwen3NextInput(ConfigModel):
     eos_token_id: TokenId = None
 
 
-_QWEN_NAMES = {"linear_attention": "G", "full_attention": "*", "attention": "*"}
+LAYER_TYPES = {
+    "linear_attention": LayerKind.GATED_DELTANET,
+    "full_attention": LayerKind.ATTENTION,
+    "attention": LayerKind.ATTENTION,
+}
+"""``layer_types`` entries and the mixer kind each builds."""
 
 
-def read(ctx: Ctx) -> Built:
+def _rope(ctx: Ctx[Qwen3NextInput]) -> RopeSpec | None:
+    return read_rope(ctx, 0.25, top_level_partial=True)
+
+
+ATTENTION = AttentionKeys(rope=_rope, qk_norm=True, output_gate=True)
+DELTANET = DeltaNetKeys(
+    k_heads="linear_num_key_heads",
+    v_heads="linear_num_value_heads",
+    k_head_dim="linear_key_head_dim",
+    v_head_dim="linear_value_head_dim",
+    conv_kernel="linear_conv_kernel_dim",
+)
+MOE = MoeKeys(
+    experts="num_experts",
+    top_k="num_experts_per_tok",
+    intermediate_size="moe_intermediate_size",
+    activation="hidden_act",
+    shared_size="shared_expert_intermediate_size",
+    router="softmax",
+    expert_gated=True,
+    shared_gated=True,
+    shared_expert_gate=True,
+    norm_topk_prob="norm_topk_prob",
+    unused=("num_experts_per_tok", "moe_intermediate_size", "shared_expert_intermediate_size", "norm_topk_prob"),
+)
+MLP = MlpKeys(intermediate_size="intermediate_size", activation="hidden_act", gated=True, unused=("intermediate_size",))
+
+
+def read(ctx: Ctx[Qwen3NextInput]) -> Built:
     """``configuration_qwen3_next.py:120-130``, ``modeling_qwen3_next.py:871-891``: gated DeltaNet or
     gated attention, then a sparse MoE (softmax router, gated experts, sigmoid-gated shared expert) or
     a dense gated MLP; zero-centred RMSNorm (``1 + weight``, line 139)."""
     m = ctx.model
-    assert isinstance(m, Qwen3NextInput)
     n = ctx.get("num_hidden_layers")
     field = "layer_types"
+    names = {name: symbol_of(kind) for name, kind in LAYER_TYPES.items()}
     if m.layer_types is None:
         interval = ctx.get("full_attention_interval")
-        mixers: str | None = "".join("G" if (i + 1) % interval else "*" for i in range(n))
+        every = [names["linear_attention"] if (i + 1) % interval else names["full_attention"] for i in range(n)]
+        mixers: str | None = "".join(every)
         field = "full_attention_interval"
     else:
         ctx.vestigial(["full_attention_interval"], "`layer_types` is given, and transformers uses it instead")
-        mixers = list_symbols(ctx, field, m.layer_types, _QWEN_NAMES)
+        mixers = list_symbols(ctx, field, m.layer_types, names)
         if mixers is not None and len(mixers) != n:
             ctx.add(
                 "P908",
@@ -134,68 +169,25 @@ def read(ctx: Ctx) -> Built:
         return Built(main_key=field)
     dense_only = set(ctx.get("mlp_only_layers") or [])
     experts, step = ctx.get("num_experts"), ctx.get("decoder_sparse_step")
-    ffn = ["E" if i not in dense_only and experts > 0 and (i + 1) % step == 0 else "-" for i in range(n)]
+    moe, mlp = symbol_of(LayerKind.MOE), symbol_of(LayerKind.MLP)
+    ffn = [moe if i not in dense_only and experts > 0 and (i + 1) % step == 0 else mlp for i in range(n)]
     main = "".join(s + f for s, f in zip(mixers, ffn, strict=True))
     built = Built(main=main, main_key=field,
                   ffn_key="mlp_only_layers" if ctx.has("mlp_only_layers") else "decoder_sparse_step")
     hidden = ctx.get("hidden_size")
-    act = ctx.get("hidden_act")
-    if "*" in mixers:
-        heads, kv = read_heads(ctx, "num_attention_heads", "num_key_value_heads")
-        bias = ctx.get("attention_bias")
-        built.specs["attention"] = AttentionSpec(
-            num_heads=heads,
-            num_kv_heads=kv,
-            head_dim=ctx.get("head_dim"),
-            qkv_bias=bias,
-            out_bias=bias,
-            rope=read_rope(ctx, 0.25, top_level_partial=True),
-            qk_norm=True,
-            output_gate=True,
-        )
-    if "G" in mixers:
-        k_heads, v_heads = ctx.get("linear_num_key_heads"), ctx.get("linear_num_value_heads")
-        if ctx.divisible(
-            "linear_num_value_heads",
-            "linear_num_key_heads",
-            v_heads,
-            k_heads,
-            "each key head serves a whole number of value heads",
-        ):
-            built.specs["gated_deltanet"] = GatedDeltaNetSpec(
-                num_k_heads=k_heads,
-                num_v_heads=v_heads,
-                head_k_dim=ctx.get("linear_key_head_dim"),
-                head_v_dim=ctx.get("linear_value_head_dim"),
-                conv_kernel=ctx.get("linear_conv_kernel_dim"),
-            )
-    if "E" in main:
-        top_k = ctx.get("num_experts_per_tok")
-        check_top_k(ctx, "num_experts", "num_experts_per_tok", experts, top_k)
-        if top_k <= experts:
-            built.specs["moe"] = MoeSpec(
-                num_experts=experts,
-                top_k=top_k,
-                intermediate_size=ctx.get("moe_intermediate_size"),
-                router="softmax",
-                norm_topk_prob=ctx.get("norm_topk_prob"),
-                expert_gated=True,
-                expert_activation=act,
-                shared_experts=1,
-                shared_intermediate_size=ctx.get("shared_expert_intermediate_size"),
-                shared_gated=True,
-                shared_expert_gate=True,
-            )
+    ctx.get("hidden_act")  # one activation for every FFN, listed before the mixers' keys in P911
+    if symbol_of(LayerKind.ATTENTION) in mixers:
+        built.specs["attention"] = read_attention(ctx, ATTENTION, hidden)
+    if symbol_of(LayerKind.GATED_DELTANET) in mixers:
+        built.specs["gated_deltanet"] = read_gated_deltanet(ctx, DELTANET)
+    if moe in main:
+        built.specs["moe"] = read_moe(ctx, MOE)
     else:
-        ctx.vestigial(
-            ["num_experts_per_tok", "moe_intermediate_size", "shared_expert_intermediate_size", "norm_topk_prob"],
-            "the model has no mixture-of-experts layer",
-        )
-    if "-" in main:
-        built.specs["mlp"] = MlpSpec(intermediate_size=ctx.get("intermediate_size"), activation=act, gated=True)
+        ctx.vestigial(MOE.unused, "the model has no mixture-of-experts layer")
+    if mlp in main:
+        built.specs["mlp"] = read_mlp(ctx, MLP)
     else:
-        ctx.vestigial(["intermediate_size"], "every layer is a mixture of experts, which use `moe_intermediate_size`")
-    del hidden
+        ctx.vestigial(MLP.unused, "every layer is a mixture of experts, which use `moe_intermediate_size`")
     built.specs["norm"] = NormSpec(eps=ctx.get("rms_norm_eps"), unit_offset=True)
     return built
 

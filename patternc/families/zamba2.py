@@ -69,9 +69,8 @@ class Zamba2Input(ConfigModel):
     tie_word_embeddings: bool = True
 
 
-def read(ctx: Ctx) -> Built:
+def read(ctx: Ctx[Zamba2Input]) -> Built:
     """``modeling_zamba2.py:248-257, 1023-1061``: ``hybrid`` layers call shared transformer blocks."""
-    assert isinstance(ctx.model, Zamba2Input)
     ctx.add(
         "P914",
         "Zamba2's `hybrid` layers call shared transformer blocks, which patternc cannot express",

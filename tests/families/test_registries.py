@@ -27,7 +27,7 @@ def _registries() -> dict[str, Collection[str]]:
         "patternc.canonical.archs.EXPRESSERS": set(EXPRESSERS),
         "patternc.canonical.candidates()": set(candidates()),
         "patternc.schemas.SCHEMAS (config-<type>)": {n.removeprefix("config-") for n in SCHEMAS},
-        "patternc.target_names.VOCABULARY (build --target)": {n for n in NAMES if (e := lookup(n)) and e.build},
+        "patternc.target_names.VOCABULARY (--target spellings)": {n for n in NAMES if lookup(n) is not None},
         "patternc.targets.PROFILES (transformers-<type>)": {
             f.name for f in families.families() if f.profile is None or f"transformers-{f.name}" in PROFILES
         },
