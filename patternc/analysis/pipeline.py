@@ -291,7 +291,7 @@ def split_model(spec: ModelSpec, pp: int, vpp: int = 1, *, cost: str = "params",
     case with P610 before calling this; ``build --target megatron`` accepts it, as Megatron does).
     """
     from patternc.analysis.costs import layer_cost, mtp_overhead
-    from patternc.analysis.stats import _round, prefill_flops, tied
+    from patternc.analysis.stats import prefill_flops, round_half_up, tied
 
     if pp < 1 or vpp < 1:
         raise ValueError("pp and vpp must be positive")
@@ -311,10 +311,10 @@ def split_model(spec: ModelSpec, pp: int, vpp: int = 1, *, cost: str = "params",
         mtp = depths * (mtp_overhead(h) + sum(costs[layer.kind].params for layer in mtp_layers))
         last = h + (0 if tied(spec) else vocab * h) + mtp
     else:
-        per_layer = tuple(_round(prefill_flops(costs[layer.kind], seq_len)) for layer in pattern.layers)
+        per_layer = tuple(round_half_up(prefill_flops(costs[layer.kind], seq_len)) for layer in pattern.layers)
         first = 0
         mtp_flops = sum((prefill_flops(costs[layer.kind], seq_len) for layer in mtp_layers), Fraction(0))
-        mtp = depths * (_round(mtp_flops) + 4 * h * h + 2 * vocab * h)
+        mtp = depths * (round_half_up(mtp_flops) + 4 * h * h + 2 * vocab * h)
         last = 2 * vocab * h + mtp
     units = decoder_layers(spec)
     unit_costs, start = [], 0

@@ -138,7 +138,8 @@ def tied(spec: ModelSpec) -> bool:
     return spec.tie_embeddings and spec.source not in NEVER_TIED
 
 
-def _round(value: Fraction) -> int:
+def round_half_up(value: Fraction) -> int:
+    """The nearest integer, halves rounded up: how every FLOP figure of ``stats`` and ``split`` is shown."""
     return int(value.numerator * 2 + value.denominator) // (2 * value.denominator)
 
 
@@ -159,7 +160,7 @@ def _row(index: int, kind: str, cost: LayerCost, seq_len: int, batch: int, size:
         kind=str(kind),
         params=cost.params,
         active=cost.active,
-        flops_prefill=_round(prefill_flops(cost, seq_len)),
+        flops_prefill=round_half_up(prefill_flops(cost, seq_len)),
         flops_decode=cost.flops_at(seq_len),
         kv_cache_bytes=cost.kv_elems_per_token * cached * batch * size,
         state_bytes=cost.state_elems * batch * size,
@@ -253,7 +254,9 @@ def model_stats(
             mtp=mtp_params,
             per_kind=per_kind,
         ),
-        flops_per_token=Flops(prefill=_round(prefill), decode=decode, mtp_prefill=mtp_prefill, mtp_decode=mtp_decode),
+        flops_per_token=Flops(
+            prefill=round_half_up(prefill), decode=decode, mtp_prefill=mtp_prefill, mtp_decode=mtp_decode
+        ),
         memory_bytes=Memory(
             weights=total * size, mtp_weights=mtp_bytes, kv_cache=kv, ssm_state=state, total=total * size + kv + state
         ),
