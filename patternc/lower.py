@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from patternc.diagnostics import Diagnostic, Label, diag, has_errors
 from patternc.dialects import PROFILES, Dialect, Profile
 from patternc.ir import Pattern, make_pattern
+from patternc.kinds import admitted
 from patternc.limits import Limits
 from patternc.source import Source, Span
 from patternc.symbols import BY_SYMBOL, MTP_SEPARATOR, PIPE, char_name, describe, suggest
@@ -231,6 +232,11 @@ def _run_problems(run: Run, profile: Profile) -> Iterator[Diagnostic]:
         index = end
 
 
+def _admitting(symbol: str) -> str:
+    """The plainest dialect that admits ``symbol``: Megatron's when it does, else patternc's (every kind)."""
+    return Dialect.MEGATRON.value if admitted(BY_SYMBOL[symbol], Dialect.MEGATRON.value) else Dialect.PATTERNC.value
+
+
 def _bad_symbol(char: str, span: Span, profile: Profile) -> Diagnostic:
     name = profile.dialect.value
     if char in BY_SYMBOL:
@@ -240,7 +246,7 @@ def _bad_symbol(char: str, span: Span, profile: Profile) -> Diagnostic:
             span,
             label=f"not in dialect {name}",
             help=f"dialect {name} accepts only {', '.join(f'`{s}`' for s in profile.alphabet)}; "
-            "`--dialect megatron` accepts it",
+            f"`--dialect {_admitting(char)}` accepts it",
         )
     separators = (PIPE if profile.pipes else "") + (MTP_SEPARATOR if profile.mtp else "")
     meant = suggest(char, profile.alphabet + separators)

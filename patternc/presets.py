@@ -138,11 +138,11 @@ def layers_and_spans(pattern: Pattern, source_map: SourceMap) -> list[tuple[Laye
     return list(zip(layers, spans, strict=True))
 
 
-def no_defaults(kind: LayerKind, symbol: str, span: Span | None, preset: Preset) -> Diagnostic:
+def no_defaults(kind: str, symbol: str, span: Span | None, preset: Preset) -> Diagnostic:
     """P601: the preset gives no sizes for this layer's kind."""
     return diag(
         "P601",
-        f"`{symbol}` ({kind.value}) has no default hyper-parameters: a bare pattern is sized as "
+        f"`{symbol}` ({kind}) has no default hyper-parameters: a bare pattern is sized as "
         f"{preset.described}, which defines only {preset.symbols}",
         span,
         label="no sizes for this layer",
