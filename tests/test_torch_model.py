@@ -247,17 +247,17 @@ def test_run_prompt_failures_are_diagnostics(tmp_path: Path) -> None:
 
 
 def test_run_picks_cuda_when_present(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import patternc_torch
+    from patternc_torch import io
 
     model_dir = write_model_dir(spec_for("M-"), tmp_path / "model")
     seen: list[object] = []
-    real = patternc_torch.torch_model
+    real = io.torch_model
 
     def spy(source: Any, *, device: Any = None, dtype: Any = None) -> Any:
         seen.append(device)
         return real(source, device="cpu", dtype=dtype)
 
-    monkeypatch.setattr(patternc_torch, "torch_model", spy)
+    monkeypatch.setattr(io, "torch_model", spy)
     runner = CliRunner()
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert runner.invoke(app, ["run", str(model_dir), "--ids", "1 2", "-n", "1"]).exit_code == 0

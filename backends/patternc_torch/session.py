@@ -15,12 +15,11 @@ from typing import Any
 
 import torch
 
-import patternc_torch
 from patternc.diagnostics import PatternError, diag
 from patternc.model import ModelSpec
 from patternc.source import Source
+from patternc_torch import io
 from patternc_torch.arguments import invalid, model_device
-from patternc_torch.io import read_spec
 from patternc_torch.model import HybridLM
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
@@ -40,10 +39,10 @@ class TorchSession:
 
     def open(self, source: ModelSpec | str, *, origin: str, text: bool, tokenizer: Path | None) -> None:
         if isinstance(source, str):
-            read_spec(source)  # a missing or broken model is reported as such (P402), before the tokenizer
+            io.read_spec(source)  # a missing or broken model is reported as such (P402), before the tokenizer
         if text:
             self._tokenizer = _load_tokenizer(_tokenizer_dir(origin, tokenizer), origin)
-        self._model = patternc_torch.torch_model(source, device=self._device, dtype=self._dtype)
+        self._model = io.torch_model(source, device=self._device, dtype=self._dtype)
 
     @property
     def model(self) -> HybridLM:

@@ -25,9 +25,8 @@ import os
 from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from patternc_checkpoint import (
     FLOAT_DTYPES,
@@ -51,33 +50,15 @@ from patternc.model import ModelSpec
 from patternc.outdir import check_out_dir, os_reason, publish, staging
 from patternc_transformers import carry, llamacpp
 from patternc_transformers.layouts import WEIGHT_ARCHS, Piece, hub_name, logical_layout
+from patternc_transformers.planned import Fetch, Planned, Producer, produce_tensor
 
 if TYPE_CHECKING:
-    import torch
+    pass
 
 TOKEN_KEYS = ("bos_token_id", "eos_token_id", "pad_token_id")
 """Copied from the source config when it has them (no math, but a model directory needs them)."""
 
 _TORCH_DTYPES = {"F32": "float32", "BF16": "bfloat16", "F16": "float16", "F64": "float64"}
-
-
-@dataclass(frozen=True, slots=True)
-class Fetch:
-    """How one logical weight is read from the checkpoint."""
-
-    op: Literal["one", "chunk", "stack"]
-    names: tuple[str, ...]
-    dim: int = 0
-    part: int = 0
-    parts: int = 1
-    hub: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Planned:
-    entry: Entry
-    fetches: tuple[Fetch, ...]
-    dim: int = 0
 
 
 def _listing(names: list[str], limit: int = 30) -> list[str]:
@@ -309,26 +290,6 @@ def _combine(
 # -- writing -------------------------------------------------------------------------------------------
 
 
-def _produce(planned: Planned, reader: TensorReader, tensors: Mapping[str, TensorInfo]) -> torch.Tensor:
-    import torch
-
-    parts: list[torch.Tensor] = []
-    for fetch in planned.fetches:
-        if fetch.op == "one":
-            parts.append(reader.read(tensors[fetch.names[0]], fetch.names[0]))
-        elif fetch.op == "chunk":
-            name = fetch.names[0]
-            parts.append(reader.read_chunk(tensors[name], name, fetch.dim, fetch.part, fetch.parts))
-        else:
-            parts.append(torch.stack([reader.read(tensors[n], n) for n in fetch.names]))
-    if len(parts) == 1:
-        return parts[0]
-    return torch.cat(parts, dim=planned.dim)
-
-
-Producer = Callable[[Planned, TensorReader, Mapping[str, TensorInfo]], "torch.Tensor"]
-
-
 def write_weights(
     directory: Path, plan: list[Planned], checkpoint: Checkpoint, max_shard_size: int,
     produce: Producer | None = None, progress: Progress | None = None,
@@ -340,7 +301,7 @@ def write_weights(
     ``produce`` makes one planned tensor (default: read, and stack or join its parts); the
     llama.cpp layout passes its own, which takes one expert out of a stacked tensor.
     """
-    make = produce or _produce
+    make = produce or produce_tensor
     shards = plan_shards([p.entry for p in plan], max_shard_size)
     by_name = {p.entry.name: p for p in plan}
     reader = TensorReader()

@@ -42,7 +42,7 @@ from patternc_transformers.carry import reason_notes
 if TYPE_CHECKING:
     import torch
 
-    from patternc_transformers.build import Planned
+    from patternc_transformers.planned import Planned
 
 LLAMA_CPP_TARGET = "llama.cpp"
 PROFILE = "llama.cpp"
@@ -130,7 +130,7 @@ def hub_plan(plan: Iterable[Planned], spec: ModelSpec) -> list[Planned]:
     A stacked expert tensor read from per-expert checkpoint tensors becomes those tensors again
     (read one by one, never stacked); read from a stacked tensor, it becomes one slice per expert.
     """
-    from patternc_transformers.build import Fetch, Planned
+    from patternc_transformers.planned import Fetch, Planned
 
     out: list[Planned] = []
     for planned in plan:
@@ -155,9 +155,9 @@ def hub_plan(plan: Iterable[Planned], spec: ModelSpec) -> list[Planned]:
 
 def produce(planned: Planned, reader: TensorReader, tensors: Mapping[str, TensorInfo]) -> torch.Tensor:
     """One planned tensor, in the planned shape (a one-expert slice loses its leading 1)."""
-    from patternc_transformers.build import _produce
+    from patternc_transformers.planned import produce_tensor
 
-    return _produce(planned, reader, tensors).reshape(planned.entry.shape)
+    return produce_tensor(planned, reader, tensors).reshape(planned.entry.shape)
 
 
 def tokenizer_files(directories: Iterable[Path]) -> list[Path]:
