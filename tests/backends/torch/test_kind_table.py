@@ -1,0 +1,82 @@
+"""The torch backend's kind tables: the capability table covers every kind, the module table every kind
+the backend builds, and a kind neither knows is refused with a reason, never built as another kind."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from patternc_torch.kinds import TORCH_KINDS, build_mixer, decode_steps, torch_kind  # noqa: E402
+from patternc_torch.layers import Block  # noqa: E402
+from patternc_torch.state import InferenceState  # noqa: E402
+from patternc_torch.support import SUPPORT, unsupported  # noqa: E402
+
+from patternc.api import analyze, parse  # noqa: E402
+from patternc.diagnostics import PatternError  # noqa: E402
+from patternc.kinds import KindDef, Role, kinds, registered_kind  # noqa: E402
+from patternc.model import ModelSpec  # noqa: E402
+from patternc.presets import spec_for_pattern  # noqa: E402
+
+TOY = KindDef("toy_scan", "T", Role.SSM, "toy scan mixer")
+
+
+def _spec(text: str) -> ModelSpec:
+    """A tiny model of ``text`` (the bare-pattern preset's sizes)."""
+    analysis = analyze(text)
+    assert analysis.pattern is not None
+    reading = spec_for_pattern(analysis.pattern, analysis.source_map).reading
+    assert reading is not None and reading.spec is not None
+    return reading.spec
+
+
+def test_the_tables_cover_every_kind() -> None:
+    missing = {
+        "patternc_torch.support.SUPPORT": sorted({d.kind for d in kinds()} - set(SUPPORT)),
+        "patternc_torch.kinds.TORCH_KINDS": sorted(
+            {kind for kind, support in SUPPORT.items() if support.refusal is None} - set(TORCH_KINDS)
+        ),
+    }
+    assert {name: gap for name, gap in missing.items() if gap} == {}
+    refused = {kind for kind, support in SUPPORT.items() if support.refusal is not None}
+    assert not refused & set(TORCH_KINDS), "a refused kind has a module"
+
+
+@pytest.mark.parametrize("kind", sorted(TORCH_KINDS))
+def test_each_entry_builds_a_module_and_its_decode_step(kind: str) -> None:
+    spec = _spec("M-*E")
+    symbol = next(d.symbol for d in kinds() if d.kind == kind)
+    mixer = build_mixer(spec, symbol, 0)
+    block = Block(symbol, mixer, spec.hidden_size, spec.norm.eps, spec.residual_multiplier)
+    (step,) = decode_steps([block])
+    assert callable(step)
+    assert TORCH_KINDS[kind].ready(mixer, InferenceState(1)) in (True, False)
+
+
+def test_a_kind_missing_from_the_tables_is_refused_with_a_reason() -> None:
+    with registered_kind(TOY):
+        pattern = parse("M-T-*-")
+        spec = _spec("M-*-").model_copy(update={"pattern": pattern})
+        problems = unsupported(spec)
+        assert [d.message for d in problems] == [
+            "the torch backend cannot build `T` (toy scan mixer) layers: no module for this kind "
+            "(it is not in the torch backend's kind table)"
+        ]
+        with pytest.raises(ValueError, match="not in the torch backend's kind table"):
+            torch_kind("T")
+        mamba = build_mixer(spec, "M", 0)
+        impostor = Block("T", mamba, spec.hidden_size, spec.norm.eps, 1.0)
+        with pytest.raises(ValueError, match="cannot build `T`"):
+            decode_steps([impostor])  # never decoded as some other kind
+        from patternc_torch.io import build
+
+        with pytest.raises(PatternError):
+            build(spec, device="meta")
+
+
+def test_a_kind_without_a_module_is_refused_with_its_reason() -> None:
+    spec = _spec("M-*-").model_copy(update={"pattern": parse("M-G-*-", "megatron")})
+    (problem,) = unsupported(spec)
+    assert problem.code == "P401" and "gated DeltaNet" in problem.message and "no module for this kind" in (
+        problem.message
+    )
