@@ -42,8 +42,9 @@ from enum import StrEnum
 from typing import Any
 
 
+# The built-in kinds: the published IR schema lists these (its description is this docstring, unchanged).
 class LayerKind(StrEnum):
-    """The built-in layer kinds (patternc's own vocabulary; the published IR schema lists these)."""
+    """What one layer of the stack computes (patternc's own vocabulary)."""
 
     MAMBA2 = "mamba2"
     GATED_DELTANET = "gated_deltanet"
