@@ -185,7 +185,7 @@ def test_the_core_imports_no_heavy_library_and_no_backend() -> None:
 
 def test_no_backend_imports_another() -> None:
     backends = _backend_packages()
-    assert backends == {"patternc_torch", "patternc_transformers"}  # the test knows what it guards
+    assert {"patternc_torch", "patternc_transformers"} <= backends  # the test sees what it guards
     shared = {_top(m) for m in MODULES} - backends - {"patternc"}
     assert "patternc_checkpoint" in shared
     wrong = sorted(
