@@ -18,7 +18,7 @@ and ``configuration_*.py``; docs/canonical.md cites them line by line.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
 from patternc import families
@@ -28,11 +28,11 @@ from patternc.canonical.graph import (
     lower_embedding,
     lower_head,
 )
+from patternc.kinds import BY_SYMBOL, LayerKind, Role, alphabet_of, kind_def, symbol_of
 from patternc.model import (
     MambaSpec,
     ModelSpec,
 )
-from patternc.symbols import BY_SYMBOL, Role
 
 Config = dict[str, object]
 
@@ -95,18 +95,26 @@ def mtp_findings(spec: ModelSpec, arch: str) -> list[Finding]:
     return [Finding("pattern", None, f"MTP block `{mtp.flat}` x{mtp.depths}: {arch} has no multi-token prediction")]
 
 
-def kind_findings(spec: ModelSpec, allowed: str, arch: str, why: dict[str, str] | None = None) -> list[Finding]:
+def has_kind(spec: ModelSpec, kind: str) -> bool:
+    """Whether the main stack has a layer of ``kind``."""
+    return symbol_of(kind) in spec.pattern.flat
+
+
+def kind_findings(
+    spec: ModelSpec, allowed: Collection[str], arch: str, why: Mapping[str, str] | None = None
+) -> list[Finding]:
+    """A finding per main layer of a kind outside ``allowed`` (``why``: a reason per kind)."""
     out = []
     for layer in spec.pattern.layers:
-        if layer.symbol not in allowed:
-            extra = (why or {}).get(layer.symbol, f"{arch} has no {BY_SYMBOL[layer.symbol].description} layer")
+        if layer.kind not in allowed:
+            extra = (why or {}).get(layer.kind, f"{arch} has no {kind_def(layer.kind).description} layer")
             out.append(Finding(layer.symbol, layer.index, extra))
     return out
 
 
 def integer_expand(spec: ModelSpec, arch: str, field_name: str) -> tuple[int | None, list[Finding]]:
     """Mamba2 in Mamba2/Bamba/Granite: inner size = integer ``expand`` x hidden_size."""
-    if spec.mamba is None or "M" not in spec.pattern.flat:
+    if spec.mamba is None or not has_kind(spec, LayerKind.MAMBA2):
         return 2, []
     inner = spec.mamba.inner_size
     if inner % spec.hidden_size == 0:
@@ -116,7 +124,8 @@ def integer_expand(spec: ModelSpec, arch: str, field_name: str) -> tuple[int | N
         f"of hidden_size {spec.hidden_size}: {arch} derives it as {field_name} x hidden_size with an integer "
         f"{field_name}"
     )
-    return None, [Finding("M", i, message) for i, s in enumerate(spec.pattern.flat) if s == "M"][:1]
+    mamba = symbol_of(LayerKind.MAMBA2)
+    return None, [Finding(mamba, spec.pattern.flat.index(mamba), message)]
 
 
 def mamba_fields(spec: ModelSpec, prefix: str, expand: int | None) -> Config:
@@ -175,7 +184,7 @@ def dt_limit(cfg: Config) -> tuple[float, float]:
 
 
 def ffn_activation(spec: ModelSpec) -> str:
-    if spec.mlp is not None and "-" in spec.pattern.flat:
+    if spec.mlp is not None and has_kind(spec, LayerKind.MLP):
         return spec.mlp.activation
     if spec.moe is not None:
         return spec.moe.expert_activation
@@ -184,7 +193,7 @@ def ffn_activation(spec: ModelSpec) -> str:
 
 def shared_activation(spec: ModelSpec) -> str:
     """One ``hidden_act`` drives the Mamba conv and the FFNs in Bamba and Granite: take the mixer's."""
-    if spec.mamba is not None and "M" in spec.pattern.flat:
+    if spec.mamba is not None and has_kind(spec, LayerKind.MAMBA2):
         return spec.mamba.activation
     return ffn_activation(spec)
 
@@ -216,17 +225,18 @@ def paired_blocks(
     mixer: Callable[[int], BlockGraph],
     ffn: Callable[[int], BlockGraph],
     flat: str,
-    allowed: str,
+    allowed: Collection[str],
 ) -> list[tuple[int | None, BlockGraph]]:
     """Decoder layer j = (its mixer block, its FFN block), aligned to spec layers (+1 for the embedding).
 
-    A block whose spec layer is of a kind the architecture lacks (already a structural finding)
-    is aligned to nothing rather than compared with a stand-in.
+    ``allowed`` are the kinds the architecture builds.  A block whose spec layer is of a kind it
+    lacks (already a structural finding) is aligned to nothing rather than compared with a stand-in.
     """
+    symbols = alphabet_of(allowed)
     out: list[tuple[int | None, BlockGraph]] = []
     for j, (m, f) in enumerate(pairs):
-        out.append((m + 1 if flat[m] in allowed else None, mixer(j)))
-        out.append((f + 1 if f is not None and flat[f] in allowed else None, ffn(j)))
+        out.append((m + 1 if flat[m] in symbols else None, mixer(j)))
+        out.append((f + 1 if f is not None and flat[f] in symbols else None, ffn(j)))
     return out
 
 

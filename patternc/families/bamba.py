@@ -66,6 +66,10 @@ from patternc.targets.rules import (
     needs_attention_for_cache,
 )
 
+KINDS = (LayerKind.MAMBA2, LayerKind.ATTENTION, LayerKind.MLP)
+"""The layer kinds the family builds."""
+MAMBA_S, ATTENTION_S, MLP_S = (symbol_of(kind) for kind in KINDS)
+
 
 class BambaInput(MambaHybridInput):
     """``model_type: bamba`` (transformers ``BambaConfig``)."""
@@ -161,14 +165,14 @@ def express(spec: ModelSpec) -> Expression:
     arch = "bamba"
     flat = spec.pattern.flat
     pairs, structural = pair_layers(flat, arch)
-    structural = kind_findings(spec, "M*-", arch) + structural
+    structural = kind_findings(spec, KINDS, arch) + structural
     expand, expand_findings = integer_expand(spec, arch, "mamba_expand")
     structural += expand_findings + mtp_findings(spec, arch)
     a = spec.attention
     rope = a.rope if a is not None and a.rope is not None else RopeSpec(theta=10000.0, partial_factor=0.5)
     cfg: Config = common_fields(spec, "rms_norm_eps") | {
         "num_hidden_layers": len(pairs),
-        "attn_layer_indices": [j for j, (m, _) in enumerate(pairs) if flat[m] == "*"],
+        "attn_layer_indices": [j for j, (m, _) in enumerate(pairs) if flat[m] == ATTENTION_S],
         "hidden_act": shared_activation(spec),
         "intermediate_size": spec.mlp.intermediate_size if spec.mlp else 14336,
         "mlp_bias": spec.mlp.bias if spec.mlp else False,
@@ -195,17 +199,17 @@ def express(spec: ModelSpec) -> Expression:
     def mixer(j: int) -> BlockGraph:
         m = pairs[j][0]
         if j in attn_layers and attention is not None:
-            return lower_attention(frame, attention, layer_label(m, "*"))
+            return lower_attention(frame, attention, layer_label(m, ATTENTION_S))
         if mamba is not None:
-            return lower_mamba(frame, mamba, layer_label(m, "M"))
+            return lower_mamba(frame, mamba, layer_label(m, MAMBA_S))
         return lower_mlp(frame, mlp, layer_label(m, flat[m]))  # unreachable for valid specs
 
     def ffn(j: int) -> BlockGraph:
         f = pairs[j][1]
-        return lower_mlp(frame, mlp, layer_label(f if f is not None else pairs[j][0], "-"))
+        return lower_mlp(frame, mlp, layer_label(f if f is not None else pairs[j][0], MLP_S))
 
     embed, head = model_blocks(spec, cfg, frame, tied=bool(cfg["tie_word_embeddings"]))
-    blocks = [embed, *paired_blocks(pairs, mixer, ffn, flat, "M*-"), head]
+    blocks = [embed, *paired_blocks(pairs, mixer, ffn, flat, KINDS), head]
     return Expression(arch, cfg, structural, blocks)
 
 
@@ -221,13 +225,13 @@ def profile() -> Profile:
                 "P301",
                 "alphabet `M * -`: no MoE, no other mixer",
                 "§6 (Bamba row); modeling_bamba BambaDecoderLayer",
-                main_alphabet(t, "M*-", "Bamba has no layer kind for {symbol}"),
+                main_alphabet(t, KINDS, "Bamba has no layer kind for {symbol}"),
             ),
             Rule(
                 "P308",
                 "every mixer followed by exactly one `-` (the layer's own MLP)",
                 "§6 (Bamba row); product.md §1",
-                mixer_ffn_pairs(t, "-", "a Bamba decoder layer is mixer + MLP"),
+                mixer_ffn_pairs(t, (LayerKind.MLP,), "a Bamba decoder layer is mixer + MLP"),
             ),
             Rule(
                 "P306",

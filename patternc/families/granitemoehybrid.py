@@ -76,6 +76,10 @@ from patternc.targets.rules import (
     single_ffn_kind,
 )
 
+KINDS = (LayerKind.MAMBA2, LayerKind.ATTENTION, LayerKind.MLP, LayerKind.MOE)
+"""The layer kinds the family builds."""
+MAMBA_S, ATTENTION_S, MLP_S, MOE_S = (symbol_of(kind) for kind in KINDS)
+
 
 class GraniteMoeHybridInput(MambaHybridInput):
     """``model_type: granitemoehybrid`` (transformers ``GraniteMoeHybridConfig``, IBM Granite 4.0)."""
@@ -201,17 +205,17 @@ def express(spec: ModelSpec) -> Expression:
     arch = "granitemoehybrid"
     flat = spec.pattern.flat
     pairs, structural = pair_layers(flat, arch)
-    structural = kind_findings(spec, "M*-E", arch) + structural
-    if "-" in flat and "E" in flat:
+    structural = kind_findings(spec, KINDS, arch) + structural
+    if MLP_S in flat and MOE_S in flat:
         structural.append(Finding("pattern", None, "has both `-` and `E` layers: granitemoehybrid's FFN is the same "
                                                    "in every layer (num_local_experts > 0 or not)"))
     expand, expand_findings = integer_expand(spec, arch, "mamba_expand")
     structural += expand_findings + mtp_findings(spec, arch)
     a = spec.attention
-    moe = spec.moe if "E" in flat else None
+    moe = spec.moe if MOE_S in flat else None
     cfg: Config = common_fields(spec, "rms_norm_eps") | {
         "num_hidden_layers": len(pairs),
-        "layer_types": ["full_attention" if flat[m] == "*" else "linear_attention" for m, _ in pairs],
+        "layer_types": ["full_attention" if flat[m] == ATTENTION_S else "linear_attention" for m, _ in pairs],
         "hidden_act": shared_activation(spec),
         "embedding_multiplier": spec.embedding_multiplier,
         "residual_multiplier": spec.residual_multiplier,
@@ -254,22 +258,21 @@ def express(spec: ModelSpec) -> Expression:
 
     def mixer(j: int) -> BlockGraph:
         m = pairs[j][0]
-        if flat[m] == "*" and attention is not None:
-            return lower_attention(frame, attention, layer_label(m, "*"))
-        assert mamba is not None or flat[m] != "M"
+        if flat[m] == ATTENTION_S and attention is not None:
+            return lower_attention(frame, attention, layer_label(m, ATTENTION_S))
         if mamba is not None:
-            return lower_mamba(frame, mamba, layer_label(m, "M"))
+            return lower_mamba(frame, mamba, layer_label(m, MAMBA_S))
         return lower_mlp(frame, MlpSpec(intermediate_size=1, activation=act, gated=True), layer_label(m, flat[m]))
 
     def ffn(j: int) -> BlockGraph:
-        label = layer_label(pairs[j][1] or pairs[j][0], "E" if isinstance(ffn_spec, MoeSpec) else "-")
+        label = layer_label(pairs[j][1] or pairs[j][0], MOE_S if isinstance(ffn_spec, MoeSpec) else MLP_S)
         if isinstance(ffn_spec, MoeSpec):
             return lower_moe(frame, ffn_spec, label)
         return lower_mlp(frame, ffn_spec, label)
 
     embed, head = model_blocks(spec, cfg, frame, multiplier=as_float(cfg, "embedding_multiplier"),
                                 tied=bool(cfg["tie_word_embeddings"]), logits=as_float(cfg, "logits_scaling"))
-    return Expression(arch, cfg, structural, [embed, *paired_blocks(pairs, mixer, ffn, flat, "M*-E"), head])
+    return Expression(arch, cfg, structural, [embed, *paired_blocks(pairs, mixer, ffn, flat, KINDS), head])
 
 
 def profile() -> Profile:
@@ -284,13 +287,13 @@ def profile() -> Profile:
                 "P301",
                 "alphabet `M * - E`",
                 "§6 (GraniteMoeHybrid row)",
-                main_alphabet(t, "M*-E", "GraniteMoeHybrid has no layer kind for {symbol}"),
+                main_alphabet(t, KINDS, "GraniteMoeHybrid has no layer kind for {symbol}"),
             ),
             Rule(
                 "P308",
                 "every mixer followed by exactly one FFN (`-` or `E`)",
                 "§6 (GraniteMoeHybrid row); product.md §1",
-                mixer_ffn_pairs(t, "-E", "a GraniteMoeHybrid layer is mixer + FFN"),
+                mixer_ffn_pairs(t, (LayerKind.MLP, LayerKind.MOE), "a GraniteMoeHybrid layer is mixer + FFN"),
             ),
             Rule(
                 "P309",

@@ -43,12 +43,19 @@ from patternc.config.readers import (
     Ctx,
 )
 from patternc.families.family import Family
+from patternc.kinds import LayerKind, symbol_of
 from patternc.model import (
     AttentionSpec,
     MlpSpec,
     ModelSpec,
     MoeSpec,
     NormSpec,
+)
+
+KINDS = (LayerKind.ATTENTION, LayerKind.MLP, LayerKind.MOE)
+"""The layer kinds the family builds (its Mamba layers are Mamba-1, which no kind expresses)."""
+MAMBA_S, ATTENTION_S, MLP_S, MOE_S = (
+    symbol_of(kind) for kind in (LayerKind.MAMBA2, LayerKind.ATTENTION, LayerKind.MLP, LayerKind.MOE)
 )
 
 
@@ -110,11 +117,11 @@ def read(ctx: Ctx[JambaInput]) -> Built:
     n = ctx.get("num_hidden_layers")
     experts = ctx.get("num_experts")
     main = "".join(
-        ("*" if i % m.attn_layer_period == m.attn_layer_offset else "M")
-        + ("E" if experts > 1 and i % m.expert_layer_period == m.expert_layer_offset else "-")
+        (ATTENTION_S if i % m.attn_layer_period == m.attn_layer_offset else MAMBA_S)
+        + (MOE_S if experts > 1 and i % m.expert_layer_period == m.expert_layer_offset else MLP_S)
         for i in range(n)
     )
-    if "M" in main:
+    if MAMBA_S in main:
         ctx.add(
             "P914",
             "Jamba's Mamba layers are Mamba-1 mixers, which patternc's `M` (Mamba2) cannot express",
@@ -146,10 +153,12 @@ def express(spec: ModelSpec) -> Expression:
     arch = "jamba"
     flat = spec.pattern.flat
     pairs, structural = pair_layers(flat, arch)
-    why = {"M": "Jamba's Mamba layers are Mamba-1 (x_proj/dt_proj selective scan), not Mamba2"}
-    structural = kind_findings(spec, "*-E", arch, why) + structural
+    why: dict[str, str] = {
+        LayerKind.MAMBA2: "Jamba's Mamba layers are Mamba-1 (x_proj/dt_proj selective scan), not Mamba2"
+    }
+    structural = kind_findings(spec, KINDS, arch, why) + structural
     structural += mtp_findings(spec, arch)
-    experts = [f is not None and flat[f] == "E" for _, f in pairs]
+    experts = [f is not None and flat[f] == MOE_S for _, f in pairs]
     period = _period(experts) if any(experts) else (1, 0)
     if period is None:
         structural.append(Finding("pattern", None, "the `E` layers are not periodic: jamba places experts by "
@@ -161,7 +170,7 @@ def express(spec: ModelSpec) -> Expression:
         "num_experts": spec.moe.num_experts if spec.moe and any(experts) else 1,
         "num_experts_per_tok": spec.moe.top_k if spec.moe else 2,
         "hidden_act": ffn_activation(spec),
-        "intermediate_size": (spec.mlp.intermediate_size if spec.mlp and "-" in flat
+        "intermediate_size": (spec.mlp.intermediate_size if spec.mlp and MLP_S in flat
                               else spec.moe.intermediate_size if spec.moe else 14336),
     } | attention_fields(spec)
     frame = Frame(spec.hidden_size, NormSpec(eps=as_float(cfg, "rms_norm_eps")))
@@ -180,17 +189,17 @@ def express(spec: ModelSpec) -> Expression:
     def mixer(j: int) -> BlockGraph:
         m = pairs[j][0]
         if attention is not None:
-            return lower_attention(frame, attention, layer_label(m, "*"))
+            return lower_attention(frame, attention, layer_label(m, ATTENTION_S))
         return lower_mlp(frame, mlp, layer_label(m, flat[m]))  # no Jamba-expressible mixer: opaque stand-in
 
     def ffn(j: int) -> BlockGraph:
-        label = layer_label(pairs[j][1] or pairs[j][0], "E")
+        label = layer_label(pairs[j][1] or pairs[j][0], MOE_S)
         if as_int(cfg, "num_experts") > 1 and j % p == o:
             return lower_moe(frame, moe, label)
         return lower_mlp(frame, mlp, label)
 
     embed, head = model_blocks(spec, cfg, frame, tied=bool(cfg["tie_word_embeddings"]))
-    return Expression(arch, cfg, structural, [embed, *paired_blocks(pairs, mixer, ffn, flat, "*-E"), head])
+    return Expression(arch, cfg, structural, [embed, *paired_blocks(pairs, mixer, ffn, flat, KINDS), head])
 
 
 FAMILY = Family(

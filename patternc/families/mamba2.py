@@ -53,6 +53,10 @@ from patternc.targets.rules import (
     mtp_dropped,
 )
 
+KINDS = (LayerKind.MAMBA2,)
+"""The layer kinds the family builds."""
+MAMBA_S = symbol_of(LayerKind.MAMBA2)
+
 
 class Mamba2Input(ConfigModel):
     """``model_type: mamba2`` (transformers ``Mamba2Config``): every layer a Mamba2 mixer, no FFN."""
@@ -105,7 +109,7 @@ MAMBA = MambaKeys(
 def read(ctx: Ctx[Mamba2Input]) -> Built:
     """``configuration_mamba2.py``, ``modeling_mamba2.py:383-432``: every layer a Mamba2 mixer, no FFN."""
     n = ctx.get("num_hidden_layers")
-    built = Built(main=symbol_of(LayerKind.MAMBA2) * n, main_key="num_hidden_layers")
+    built = Built(main=MAMBA_S * n, main_key="num_hidden_layers")
     built.specs["mamba"] = read_mamba(ctx, MAMBA, ctx.get("hidden_size"))
     built.specs["norm"] = NormSpec(eps=ctx.get("layer_norm_epsilon"))
     return built
@@ -115,7 +119,7 @@ def express(spec: ModelSpec) -> Expression:
     """Mamba2ForCausalLM: every layer is norm -> Mamba2 mixer -> residual; nothing else."""
     arch = "mamba2"
     expand, expand_findings = integer_expand(spec, arch, "expand")
-    structural = kind_findings(spec, "M", arch) + expand_findings + mtp_findings(spec, arch)
+    structural = kind_findings(spec, KINDS, arch) + expand_findings + mtp_findings(spec, arch)
     act = spec.mamba.activation if spec.mamba else "silu"
     cfg: Config = common_fields(spec, "layer_norm_epsilon") | {"num_hidden_layers": spec.pattern.num_layers,
                                                          "hidden_act": act} | mamba_fields(spec, "", expand)
@@ -126,8 +130,8 @@ def express(spec: ModelSpec) -> Expression:
     if spec.mamba is not None:
         mamba = mamba_from(cfg, "", as_str(cfg, "hidden_act"), dt_limit(cfg))
         for layer in spec.pattern.layers:
-            if layer.symbol == "M":
-                blocks.append((layer.index + 1, lower_mamba(frame, mamba, layer_label(layer.index, "M"))))
+            if layer.symbol == MAMBA_S:
+                blocks.append((layer.index + 1, lower_mamba(frame, mamba, layer_label(layer.index, MAMBA_S))))
     blocks.append(head)
     return Expression(arch, cfg, structural, blocks)
 
@@ -144,7 +148,7 @@ def profile() -> Profile:
                 "P301",
                 "alphabet `M` only",
                 "§6; verified 5.24.0",
-                main_alphabet(t, "M", "Mamba2ForCausalLM has no layer kind for {symbol}"),
+                main_alphabet(t, KINDS, "Mamba2ForCausalLM has no layer kind for {symbol}"),
             ),
             Rule("P305", "no MTP in the config", "Mamba2Config", mtp_dropped(t, "Mamba2Config has no MTP fields")),
             Rule(

@@ -67,6 +67,10 @@ from patternc.targets.rules import (
     requires_version,
 )
 
+KINDS = (LayerKind.MAMBA2, LayerKind.ATTENTION, LayerKind.MLP, LayerKind.MOE)
+"""The layer kinds the family builds."""
+MAMBA_S, ATTENTION_S, MLP_S, MOE_S = (symbol_of(kind) for kind in KINDS)
+
 
 class NemotronHInput(ConfigModel):
     """``model_type: nemotron_h`` (transformers ``NemotronHConfig``, NVIDIA's remote code)."""
@@ -136,10 +140,6 @@ _NEMOTRON_DEFAULT_LAYERS = ["linear_attention", "moe", "full_attention", "mlp"]
 
 
 _NEMOTRON_DEFAULT_MTP = ["full_attention", "moe"]
-
-
-ATTENTION_SYMBOL, MAMBA_SYMBOL = symbol_of(LayerKind.ATTENTION), symbol_of(LayerKind.MAMBA2)
-MLP_SYMBOL, MOE_SYMBOL = symbol_of(LayerKind.MLP), symbol_of(LayerKind.MOE)
 
 
 def _layout(ctx: Ctx[NemotronHInput]) -> Built:
@@ -272,7 +272,7 @@ def read(ctx: Ctx[NemotronHInput]) -> Built:
         return built
     symbols = set(built.main) | set(built.mtp)
     hidden = ctx.get("hidden_size")
-    if ATTENTION_SYMBOL in symbols:
+    if ATTENTION_S in symbols:
         built.specs["attention"] = read_attention(ctx, ATTENTION, hidden)
         if ctx.has("attention_bias") and getattr(m, "attention_bias", False):
             ctx.add(
@@ -283,7 +283,7 @@ def read(ctx: Ctx[NemotronHInput]) -> Built:
             )
     else:
         ctx.vestigial(ATTENTION.unused, "the model has no attention layer")
-    if MAMBA_SYMBOL in symbols:
+    if MAMBA_S in symbols:
         if ctx.has("mamba_proj_bias") and getattr(m, "mamba_proj_bias", False) != getattr(m, "use_bias", False):
             ctx.add(
                 "P916",
@@ -295,11 +295,11 @@ def read(ctx: Ctx[NemotronHInput]) -> Built:
         built.specs["mamba"] = read_mamba(ctx, MAMBA, hidden)
     else:
         ctx.vestigial(MAMBA.unused, "the model has no Mamba layer")
-    if MLP_SYMBOL in symbols:
+    if MLP_S in symbols:
         built.specs["mlp"] = read_mlp(ctx, MLP)
     else:
         ctx.vestigial(MLP.unused, "the model has no dense MLP `-` layer (experts use `moe_intermediate_size`)")
-    if MOE_SYMBOL in symbols:
+    if MOE_S in symbols:
         built.specs["moe"] = read_moe(ctx, MOE)
     else:
         ctx.vestigial(MOE.unused, "the model has no mixture-of-experts `E` layer")
@@ -320,7 +320,7 @@ def read(ctx: Ctx[NemotronHInput]) -> Built:
 def express(spec: ModelSpec) -> Expression:
     """NemotronHForCausalLM: one mixer per block (M, *, -, E), no RoPE, relu2 MLPs, untied head."""
     arch = "nemotron_h"
-    structural = kind_findings(spec, "M*-E", arch)
+    structural = kind_findings(spec, KINDS, arch)
     m, a, mlp_spec, moe_spec = spec.mamba, spec.attention, spec.mlp, spec.moe
     cfg: Config = common_fields(spec, "layer_norm_epsilon") | {
         "layers_block_type": [BY_SYMBOL[s].hf_name for s in spec.pattern.flat],
@@ -376,13 +376,13 @@ def express(spec: ModelSpec) -> Expression:
     for layer in spec.pattern.layers:
         label = layer_label(layer.index, layer.symbol)
         built: BlockGraph | None = None
-        if layer.symbol == "M" and mamba is not None:
+        if layer.symbol == MAMBA_S and mamba is not None:
             built = lower_mamba(frame, mamba, label)
-        elif layer.symbol == "*" and attention is not None:
+        elif layer.symbol == ATTENTION_S and attention is not None:
             built = lower_attention(frame, attention, label)
-        elif layer.symbol == "-" and mlp is not None:
+        elif layer.symbol == MLP_S and mlp is not None:
             built = lower_mlp(frame, mlp, label)
-        elif layer.symbol == "E" and moe is not None:
+        elif layer.symbol == MOE_S and moe is not None:
             built = lower_moe(frame, moe, label)
         if built is not None:
             blocks.append((layer.index + 1, built))
@@ -410,14 +410,14 @@ def profile() -> Profile:
                 "main alphabet `M * - E`: `_pattern_to_list` raises KeyError on anything else",
                 "§5.1(5); verified 5.24: KeyError: 'G'",
                 main_alphabet(
-                    t, "M*-E", "transformers raises: KeyError: '{symbol}' (NemotronHConfig._pattern_to_list)"
+                    t, KINDS, "transformers raises: KeyError: '{symbol}' (NemotronHConfig._pattern_to_list)"
                 ),
             ),
             Rule(
                 "P302",
                 "MTP alphabet `M * - E` (`mtp_layers_block_type` validation)",
                 "§5.1(5); verified 5.24: KeyError: 'G'",
-                mtp_alphabet(t, "M*-E", "transformers raises: KeyError: '{symbol}' (NemotronHConfig._pattern_to_list)"),
+                mtp_alphabet(t, KINDS, "transformers raises: KeyError: '{symbol}' (NemotronHConfig._pattern_to_list)"),
             ),
             Rule(
                 "P306",
@@ -435,7 +435,7 @@ def profile() -> Profile:
                 "P307",
                 "`-` needs transformers >= 5.6.0",
                 "wheels 5.5.0 vs 5.6.0; §5.1(2), §3.3 (TRT-LLM: 5.9.0)",
-                requires_version("transformers", {"-": ">= 5.6.0 (earlier versions raise KeyError: '-')"}),
+                requires_version("transformers", {LayerKind.MLP: ">= 5.6.0 (earlier versions raise KeyError: '-')"}),
             ),
         ),
     )

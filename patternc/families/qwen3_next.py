@@ -59,6 +59,10 @@ from patternc.model import (
     RopeSpec,
 )
 
+KINDS = (LayerKind.GATED_DELTANET, LayerKind.ATTENTION, LayerKind.MLP, LayerKind.MOE)
+"""The layer kinds the family builds."""
+DELTANET_S, ATTENTION_S, MLP_S, MOE_S = (symbol_of(kind) for kind in KINDS)
+
 
 class Qwen3NextInput(ConfigModel):
     """``model_type: qwen3_next`` (transformers ``Qwen3NextConfig``): gated DeltaNet ``G`` + gated attention."""
@@ -197,14 +201,14 @@ def express(spec: ModelSpec) -> Expression:
     arch = "qwen3_next"
     flat = spec.pattern.flat
     pairs, structural = pair_layers(flat, arch)
-    structural = kind_findings(spec, "G*-E", arch) + structural + mtp_findings(spec, arch)
+    structural = kind_findings(spec, KINDS, arch) + structural + mtp_findings(spec, arch)
     a = spec.attention
     rope = a.rope if a is not None and a.rope is not None else RopeSpec(theta=10000.0, partial_factor=0.25)
     moe_spec = spec.moe
     cfg: Config = common_fields(spec, "rms_norm_eps") | {
         "num_hidden_layers": len(pairs),
-        "layer_types": ["full_attention" if flat[m] == "*" else "linear_attention" for m, _ in pairs],
-        "mlp_only_layers": [j for j, (_, f) in enumerate(pairs) if f is None or flat[f] != "E"],
+        "layer_types": ["full_attention" if flat[m] == ATTENTION_S else "linear_attention" for m, _ in pairs],
+        "mlp_only_layers": [j for j, (_, f) in enumerate(pairs) if f is None or flat[f] != MOE_S],
         "hidden_act": ffn_activation(spec),
         "intermediate_size": spec.mlp.intermediate_size if spec.mlp else 5632,
         "rope_parameters": {"rope_type": "default", "rope_theta": rope.theta,
@@ -250,20 +254,20 @@ def express(spec: ModelSpec) -> Expression:
 
     def mixer(j: int) -> BlockGraph:
         m = pairs[j][0]
-        if flat[m] == "*" and attention is not None:
-            return lower_attention(frame, attention, layer_label(m, "*"))
+        if flat[m] == ATTENTION_S and attention is not None:
+            return lower_attention(frame, attention, layer_label(m, ATTENTION_S))
         if gdn is not None:
-            return lower_gated_deltanet(frame, gdn, layer_label(m, "G"))
+            return lower_gated_deltanet(frame, gdn, layer_label(m, DELTANET_S))
         return lower_mlp(frame, mlp, layer_label(m, flat[m]))  # no Qwen3-Next-expressible mixer: stand-in
 
     def ffn(j: int) -> BlockGraph:
-        label = layer_label(pairs[j][1] or pairs[j][0], "-")
+        label = layer_label(pairs[j][1] or pairs[j][0], MLP_S)
         if j not in mlp_only and moe is not None:
             return lower_moe(frame, moe, label)
         return lower_mlp(frame, mlp, label)
 
     embed, head = model_blocks(spec, cfg, frame, tied=bool(cfg["tie_word_embeddings"]))
-    return Expression(arch, cfg, structural, [embed, *paired_blocks(pairs, mixer, ffn, flat, "G*-E"), head])
+    return Expression(arch, cfg, structural, [embed, *paired_blocks(pairs, mixer, ffn, flat, KINDS), head])
 
 
 FAMILY = Family(

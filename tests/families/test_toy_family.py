@@ -31,7 +31,8 @@ from patternc.schemas import SCHEMAS
 from patternc.targets import PROFILES, check_target
 from patternc.targets.rules import Profile, Rule, main_alphabet
 
-G, MLP = symbol_of(LayerKind.GATED_DELTANET), symbol_of(LayerKind.MLP)
+KINDS = (LayerKind.GATED_DELTANET, LayerKind.MLP)
+G, MLP = (symbol_of(kind) for kind in KINDS)
 
 
 class ToyInput(ConfigModel):
@@ -66,7 +67,7 @@ def read_toy(ctx: Ctx) -> Built:
 
 
 def express_toy(spec: ModelSpec) -> Expression:
-    structural = kind_findings(spec, G + MLP, "toy") + mtp_findings(spec, "toy")
+    structural = kind_findings(spec, KINDS, "toy") + mtp_findings(spec, "toy")
     cfg = common_fields(spec, "toy_eps")
     frame = Frame(spec.hidden_size, NormSpec(eps=spec.norm.eps))
     embed, head = model_blocks(spec, cfg, frame, tied=spec.tie_embeddings)
@@ -87,7 +88,7 @@ def toy_profile() -> Profile:
         consumer="the toy family of this test",
         description="gated DeltaNet + MLP layers",
         versions=(),
-        rules=(Rule("P301", "alphabet G -", "this test", main_alphabet("toy", G + MLP, "no {symbol} in toy")),),
+        rules=(Rule("P301", "alphabet G -", "this test", main_alphabet("toy", KINDS, "no {symbol} in toy")),),
     )
 
 
