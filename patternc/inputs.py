@@ -117,13 +117,6 @@ def looks_like_config_path(argument: str) -> bool:
     return source_kind(argument)[0] == "config"
 
 
-LAYOUT_KEYS = frozenset({
-    "attn_layer_indices", "full_attention_interval", "decoder_sparse_step", "mlp_only_layers",
-    "attn_layer_period", "attn_layer_offset", "expert_layer_period", "expert_layer_offset",
-})
-"""Layout keys of the other families: with ``--like`` the pattern decides the layout, so ``--set`` may not."""
-
-
 @dataclass(slots=True)
 class Loaded:
     spec: ModelSpec | None

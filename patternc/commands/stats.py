@@ -71,11 +71,18 @@ def fail(
     raise typer.Exit(EXIT_ERRORS)
 
 
+LAYOUT_KEYS = frozenset({
+    "attn_layer_indices", "full_attention_interval", "decoder_sparse_step", "mlp_only_layers",
+    "attn_layer_period", "attn_layer_offset", "expert_layer_period", "expert_layer_offset",
+})
+"""Layout keys of the other families: with ``--like`` the pattern decides the layout, so ``--set`` may not."""
+
+
 def read_overrides(source: str, sets: list[str] | None, like: str | None) -> dict[str, Any]:
     """``--set`` values, parsed and checked as ``build`` does; usage errors (exit 2) for a config SOURCE, for
     keys the family does not have, and for the keys that decide the layout (the pattern decides it)."""
     from patternc.commands.build import parse_sets
-    from patternc.inputs import LAYOUT_KEYS, looks_like_config_path
+    from patternc.inputs import looks_like_config_path
 
     if (sets or like is not None) and looks_like_config_path(source):
         raise typer.BadParameter(
