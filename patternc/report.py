@@ -126,7 +126,7 @@ def build_report(outcome: CheckOutcome | Analysis) -> CheckReport:
     if outcome.canonical is not None:
         extra["canonical"] = CanonicalOut.model_validate(outcome.canonical.to_json())
     if outcome.config is not None:
-        extra["model_type"] = outcome.config.dialect
+        extra["model_type"] = outcome.config.family
     if outcome.spec is not None:
         extra["hyperparameters"] = outcome.spec.model_dump(mode="json", exclude={"pattern"})
     if extra:

@@ -1,4 +1,4 @@
-"""A config of each dialect, built by transformers' own config class, maps to its own architecture."""
+"""A config of each model family, built by transformers' own config class, maps to its own architecture."""
 
 from __future__ import annotations
 
@@ -87,7 +87,7 @@ def _tiny(name: str) -> Any:
 
 
 @pytest.mark.parametrize("name", ["nemotron_h", "bamba", "granitemoehybrid", "mamba2", "qwen3_next"])
-def test_dialect_config_maps_to_its_own_architecture(name: str) -> None:
+def test_family_config_maps_to_its_own_architecture(name: str) -> None:
     reading = read_config(_tiny(name).to_dict())
     assert reading.spec is not None, [d.message for d in reading.diagnostics]
     result = canonical_map(reading.spec)

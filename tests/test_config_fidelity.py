@@ -230,7 +230,7 @@ def assert_faithful(source: dict[str, Any], out: Path, target: str = "auto") -> 
             assert into is None and result.dropped_keys[key]
             assert any(d.code == "P513" and f"`{key}`" in d.message for d in result.diagnostics)
         elif into == carry.MODEL:  # another family: its own keys hold the same model
-            assert result.architecture != reading.dialect
+            assert result.architecture != reading.family
         else:
             assert into is not None, f"`{key}` neither written nor reported"
             assert into in written or into in values or into in {"dtype"}, (key, into)

@@ -1,4 +1,4 @@
-"""patternc.config.read_config: hub fixtures, every dialect, every spelling, hostile input."""
+"""patternc.config.read_config: hub fixtures, every family, every spelling, hostile input."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def test_fixture_reads_without_errors(name: str) -> None:
     data = fixture(name)
     assert reading.pattern.flat == data["hybrid_override_pattern"]
     assert reading.spec.pattern == reading.pattern
-    assert reading.dialect == "nemotron_h"
+    assert reading.family == "nemotron_h"
     assert reading.spec.hidden_size == data["hidden_size"]
 
 
@@ -218,11 +218,11 @@ def test_nested_vision_language_wrapper(wrapper: str) -> None:
     assert all(k.startswith(wrapper + ".") for k in reading.defaults_used)
 
 
-def test_dialect_from_architectures() -> None:
+def test_family_from_architectures() -> None:
     data = fixture(H8B)
     del data["model_type"]
     reading = read_config(data)
-    assert reading.dialect == "nemotron_h" and reading.ok
+    assert reading.family == "nemotron_h" and reading.ok
 
 
 def test_num_hidden_layers_mismatch_warns() -> None:

@@ -160,7 +160,7 @@ def build(
     shown = [d for d in reading.diagnostics if d.severity is not Severity.NOTE]
     if (which := source_note(source)) is not None:  # P016/P017: which reading was taken, when both could be
         shown.append(which)
-    report.dialect = reading.dialect
+    report.dialect = reading.family
     if reading.spec is None:
         report.fail(shown or reading.diagnostics, reading.source, read=True)
     report.pattern(reading.spec)

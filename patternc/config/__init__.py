@@ -79,8 +79,8 @@ class ConfigReading:
 
     @property
     def dialect(self) -> str | None:
-        """The former name of ``family`` (a config's ``model_type`` is a family, not a dialect),
-        still read by ``patternc.report`` and ``patternc.commands``."""
+        """The former name of ``family`` (a config's ``model_type`` is a family, not a dialect), still
+        read by ``patternc.commands.stats``."""
         return self.family
 
     @property
