@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from patternc.diagnostics import Diagnostic, diag
 from patternc.ir import Layer, Pattern
+from patternc.kinds import alphabet_of
 from patternc.symbols import LayerKind
 
 if TYPE_CHECKING:  # the config reader is 30 ms to import: only when a pattern is really sized
@@ -39,8 +40,12 @@ class Preset:
     """Config keys, ``model_type`` included; the layout keys are written from the pattern."""
     kinds: frozenset[LayerKind]
     """The layer kinds ``config`` gives sizes for; any other kind is ``P601``."""
-    symbols: str
-    """``kinds`` as messages list them (``` `M`, `*`, `-` and `E` ```)."""
+
+    @property
+    def listed(self) -> str:
+        """``kinds`` as messages list them, by their symbols in the kind table's order."""
+        symbols = [f"`{symbol}`" for symbol in alphabet_of(self.kinds)]
+        return " and ".join([", ".join(symbols[:-1]), symbols[-1]]) if len(symbols) > 1 else "".join(symbols)
 
 
 PATTERN_DEFAULTS: Mapping[str, Any] = MappingProxyType({
@@ -75,7 +80,6 @@ TINY_NEMOTRON_H = Preset(
     described="a Nemotron-H model",
     config=PATTERN_DEFAULTS,
     kinds=frozenset({LayerKind.MAMBA2, LayerKind.ATTENTION, LayerKind.MLP, LayerKind.MOE}),
-    symbols="`M`, `*`, `-` and `E`",
 )
 """patternc's bare-pattern defaults: a tiny Nemotron-H (hidden size 64), the model ``build "M-M*-"`` writes."""
 
@@ -143,7 +147,7 @@ def no_defaults(kind: str, symbol: str, span: Span | None, preset: Preset) -> Di
     return diag(
         "P601",
         f"`{symbol}` ({kind}) has no default hyper-parameters: a bare pattern is sized as "
-        f"{preset.described}, which defines only {preset.symbols}",
+        f"{preset.described}, which defines only {preset.listed}",
         span,
         label="no sizes for this layer",
         help="give a config that defines this layer kind as SOURCE (`stats` and `split` also take --like CONFIG)",

@@ -30,10 +30,11 @@ def test_each_layer_the_preset_cannot_size_is_p601_under_that_layer() -> None:
     marked = [analysis.source.text[d.span.start : d.span.end] for d in sized.missing if d.span is not None]
     assert marked == ["G", "G"] and [d.span.start for d in sized.missing if d.span] == [1, 6]
     assert "which defines only `M`, `*`, `-` and `E`" in sized.missing[0].message
+    assert TINY_NEMOTRON_H.listed == "`M`, `*`, `-` and `E`"
 
 
 def test_the_defaults_are_an_argument() -> None:
-    mamba_only = Preset("a Mamba model", MappingProxyType(dict(PATTERN_DEFAULTS)), frozenset({LayerKind.MAMBA2}), "`M`")
+    mamba_only = Preset("a Mamba model", MappingProxyType(dict(PATTERN_DEFAULTS)), frozenset({LayerKind.MAMBA2}))
     _, sized = _sized("M-", mamba_only)
     assert [d.code for d in sized.missing] == ["P601"]
     assert "sized as a Mamba model, which defines only `M`" in sized.missing[0].message
