@@ -1,11 +1,11 @@
-"""The torch backend's kind table: for each layer kind it builds, the module, the decode step and
-what the inference state must hold before that step can run.
+"""How the torch backend builds and decodes each kind it has a module for: one ``TorchKind`` each
+(the module, the decode step, what the inference state must hold before that step can run).
 
-``TORCH_KINDS`` is keyed by kind name, like the core's table (``patternc.kinds``); together with
-the capability table (``patternc_torch.support.SUPPORT``, which refuses every other kind with a
-reason) it replaces the per-kind ``if``/``isinstance`` chains: nothing here falls back to treating
-an unknown mixer as some other kind.  ``tests/backends/torch/test_kind_table.py`` checks that the
-two tables agree and cover every kind.
+The backend's kind table is ``patternc_torch.support.SUPPORT`` (torch-free, keyed by kind name like
+the core's ``patternc.kinds``): each row names its ``TorchKind`` here, or refuses the kind with a
+reason.  That replaces the per-kind ``if``/``isinstance`` chains: nothing here falls back to
+treating an unknown mixer as some other kind.  A new kind's ``TorchKind`` may live in a module of
+its own; its ``SUPPORT`` row names it.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from typing import cast
 
 from torch import nn
 
-from patternc.kinds import LayerKind, by_symbol
+from patternc.kinds import behaviour, by_symbol
 from patternc.model import ModelSpec
 from patternc_torch.decode import StepFn, attention_step, block_step, mamba_step, mlp_step, module_step
 from patternc_torch.layers import MLP, Attention, Block, Mamba2Mixer, MoE
 from patternc_torch.state import InferenceState
-from patternc_torch.support import refusal
+from patternc_torch.support import SUPPORT, refusal
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,22 +59,20 @@ def _mamba_ready(mixer: nn.Module, state: InferenceState) -> bool:
     return cast(Mamba2Mixer, mixer).index in state.ssm
 
 
-TORCH_KINDS: dict[str, TorchKind] = {
-    LayerKind.MAMBA2: TorchKind(_mamba, lambda mixer: mamba_step(cast(Mamba2Mixer, mixer)), _mamba_ready),
-    LayerKind.ATTENTION: TorchKind(_attention, lambda mixer: attention_step(cast(Attention, mixer))),
-    LayerKind.MLP: TorchKind(_mlp, lambda mixer: mlp_step(cast(MLP, mixer))),
-    LayerKind.MOE: TorchKind(_moe, module_step),
-}
-"""Every kind the backend builds -> its module, step and state readiness."""
+MAMBA2_KIND = TorchKind(_mamba, lambda mixer: mamba_step(cast(Mamba2Mixer, mixer)), _mamba_ready)
+ATTENTION_KIND = TorchKind(_attention, lambda mixer: attention_step(cast(Attention, mixer)))
+MLP_KIND = TorchKind(_mlp, lambda mixer: mlp_step(cast(MLP, mixer)))
+MOE_KIND = TorchKind(_moe, module_step)
 
 
 def torch_kind(symbol: str) -> TorchKind:
-    """The entry for the kind ``symbol`` spells; ``ValueError`` with the capability table's reason when
-    the backend has none (``support.unsupported`` reports it before anything is built)."""
+    """The ``TorchKind`` of the kind ``symbol`` spells (its ``SUPPORT`` row names it); ``ValueError``
+    with the table's reason when the backend has none (``support.unsupported`` reports it first)."""
     kind = by_symbol(symbol).kind
-    entry = TORCH_KINDS.get(kind)
-    if entry is None:
+    support = SUPPORT.get(kind)
+    if support is None or support.module is None:
         raise ValueError(f"the torch backend cannot build `{symbol}` layers: {refusal(kind)}")
+    entry: TorchKind = behaviour(support.module)
     return entry
 
 

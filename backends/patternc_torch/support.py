@@ -1,10 +1,12 @@
 """What the torch backend can build: every refusal is a P401 diagnostic, all reported at once.
 
-``SUPPORT`` is the backend's capability table, keyed by layer kind: a kind either has a module
-(``patternc_torch.kinds.TORCH_KINDS``) and a check of the hyper-parameters that module cannot
-take, or a refusal saying why the backend has none.  A kind missing from the table (one
-registered after this backend was written) is refused too, with a reason: nothing is built as
-something it is not.  This module never imports torch, so checking is cheap.
+``SUPPORT`` is the backend's kind table, keyed by layer kind: a kind either names its
+``TorchKind`` (module builder, decode step, state readiness; ``patternc_torch.kinds``) and a check
+of the hyper-parameters that module cannot take, or has a refusal saying why the backend has no
+module for it.  A kind missing from the table (one registered after this backend was written) is
+refused too, with a reason: nothing is built as something it is not.  The ``TorchKind`` is named
+as ``"module:attribute"`` and imported only when a model is built, so this module never imports
+torch and checking stays cheap.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ _ACTIVATIONS = frozenset(
 )
 """Mirrors ``patternc_torch.layers.ACTIVATIONS`` (kept here so that checking never imports torch)."""
 
-_NO_MODULE = "no module for this kind"
 _NOT_IN_TABLE = "no module for this kind (it is not in the torch backend's kind table)"
 
 
@@ -78,31 +79,37 @@ def _moe(spec: ModelSpec) -> Iterator[Diagnostic]:
 class KindSupport:
     """How the torch backend treats one layer kind."""
 
-    refusal: str | None = None
-    """Why the backend has no module for the kind; None when it builds it."""
+    module: str | None = None
+    """``"module:attribute"`` of the kind's ``patternc_torch.kinds.TorchKind``; None: no module for the kind."""
     check: Callable[[ModelSpec], Iterator[Diagnostic]] | None = None
     """What of ``spec``'s hyper-parameters for the kind the module cannot take (run when the kind is used)."""
+    refusal: str = "no module for this kind"
+    """Why the kind cannot be built, when it has no module."""
 
+
+_KINDS = "patternc_torch.kinds"
 
 SUPPORT: dict[str, KindSupport] = {
-    LayerKind.ATTENTION: KindSupport(check=_attention),
-    LayerKind.MAMBA2: KindSupport(check=_mamba),
-    LayerKind.MLP: KindSupport(check=_mlp),
-    LayerKind.MOE: KindSupport(check=_moe),
-    LayerKind.GATED_DELTANET: KindSupport(refusal=_NO_MODULE),
-    LayerKind.DSA: KindSupport(refusal=_NO_MODULE),
-    LayerKind.MLA: KindSupport(refusal=_NO_MODULE),
+    LayerKind.ATTENTION: KindSupport(f"{_KINDS}:ATTENTION_KIND", _attention),
+    LayerKind.MAMBA2: KindSupport(f"{_KINDS}:MAMBA2_KIND", _mamba),
+    LayerKind.MLP: KindSupport(f"{_KINDS}:MLP_KIND", _mlp),
+    LayerKind.MOE: KindSupport(f"{_KINDS}:MOE_KIND", _moe),
+    LayerKind.GATED_DELTANET: KindSupport(),
+    LayerKind.DSA: KindSupport(),
+    LayerKind.MLA: KindSupport(),
 }
 """Every layer kind -> what the backend does with it; the checks run in this order."""
 
-BUILDABLE = alphabet_of(kind for kind, support in SUPPORT.items() if support.refusal is None)
+BUILDABLE = alphabet_of(kind for kind, support in SUPPORT.items() if support.module is not None)
 """The symbols of the kinds the backend builds, in table order."""
 
 
 def refusal(kind: str) -> str | None:
     """Why the backend cannot build ``kind`` layers at all (None when it can)."""
     support = SUPPORT.get(kind)
-    return _NOT_IN_TABLE if support is None else support.refusal
+    if support is None:
+        return _NOT_IN_TABLE
+    return None if support.module is not None else support.refusal
 
 
 def unsupported(spec: ModelSpec) -> list[Diagnostic]:
