@@ -6,11 +6,8 @@ Light to import (the symbol table only): ``patternc check`` uses it.
 
 from __future__ import annotations
 
+from patternc import families
 from patternc.symbols import BY_SYMBOL, Role
-
-PAIRED_FAMILIES = frozenset({"bamba", "granitemoehybrid", "jamba", "qwen3_next"})
-"""Config families whose decoder layer is a sequence mixer *and* its FFN: one ``num_hidden_layers`` entry
-is two pattern layers (``M-``, ``*E``), unlike Nemotron-H, where every pattern layer is a decoder layer."""
 
 
 def decoder_layers(flat: str, source: str | None) -> int | None:
@@ -18,7 +15,8 @@ def decoder_layers(flat: str, source: str | None) -> int | None:
 
     None too when the layers do not alternate mixer, FFN (then "decoder layer" would not mean one thing).
     """
-    if source not in PAIRED_FAMILIES or not flat or len(flat) % 2:
+    family = families.find(source)
+    if family is None or not family.paired_layers or not flat or len(flat) % 2:
         return None
     pairs = zip(flat[::2], flat[1::2], strict=True)
     if all(BY_SYMBOL[m].role is not Role.FFN and BY_SYMBOL[f].role is Role.FFN for m, f in pairs):

@@ -224,22 +224,19 @@ def _multiples(segments: int, pp: int) -> str:
     return f"{below} or {above}" if below > 0 else str(above)
 
 
-PAIRED_FAMILIES = frozenset({"bamba", "granitemoehybrid", "qwen3_next", "jamba"})
-"""Config families whose decoder layer is a sequence mixer followed by its own FFN: one decoder layer is
-two pattern symbols (``M-``, ``*E``), which live in one module and one pipeline stage."""
-
-
 def decoder_layers(spec: ModelSpec) -> tuple[int, ...]:
     """The pattern symbols of each decoder layer, in order: the units a pipeline stage boundary may not cut.
 
     Nemotron-H-style models (and bare patterns) make every symbol its own decoder layer.  In
-    ``PAIRED_FAMILIES`` a mixer and the FFN right after it are one decoder layer (a stray symbol,
+    a family with ``Family.paired_layers`` a mixer and the FFN right after it are one decoder layer (a stray symbol,
     which such a family cannot express, stays alone).
     """
+    from patternc import families
     from patternc.symbols import BY_SYMBOL, Role
 
     flat = spec.pattern.flat
-    if spec.source not in PAIRED_FAMILIES:
+    family = families.find(spec.source)
+    if family is None or not family.paired_layers:
         return (1,) * len(flat)
     units: list[int] = []
     i = 0

@@ -128,14 +128,12 @@ class Stats(_Out):
     mtp: MtpStats | None
 
 
-NEVER_TIED = frozenset({"nemotron_h"})
-"""Families whose transformers model never ties the LM head (``NemotronHForCausalLM._tied_weights_keys = {}``),
-whatever ``tie_word_embeddings`` says."""
-
-
 def tied(spec: ModelSpec) -> bool:
-    """Whether the checkpoint stores the LM head and the embedding as one tensor."""
-    return spec.tie_embeddings and spec.source not in NEVER_TIED
+    """Whether the checkpoint stores the LM head and the embedding as one tensor (``Family.ties_embeddings``)."""
+    from patternc import families
+
+    family = families.find(spec.source)
+    return spec.tie_embeddings and (family is None or family.ties_embeddings)
 
 
 def round_half_up(value: Fraction) -> int:

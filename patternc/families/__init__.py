@@ -12,6 +12,7 @@ Public API::
     from patternc import families
     families.names()            # every model_type, built-ins first, in list order
     families.get("bamba")       # one Family (KeyError if none)
+    families.find(spec.source)  # the Family, or None (a bare pattern's source is "pattern")
     families.families()         # every Family, in list order
     with families.registered_family(toy): ...   # add one at runtime (tests, plugins)
 """
@@ -31,6 +32,7 @@ __all__ = [
     "builtin",
     "by_architecture",
     "families",
+    "find",
     "get",
     "names",
     "register",
@@ -66,6 +68,11 @@ def get(name: str) -> Family:
     if name in BUILTIN:
         return _load(name)
     raise KeyError(name)
+
+
+def find(name: str | None) -> Family | None:
+    """The family ``name``, or None when it is not one (a bare pattern's ``ModelSpec.source``)."""
+    return get(name) if name is not None and name in names() else None
 
 
 def builtin() -> tuple[Family, ...]:

@@ -255,6 +255,7 @@ FAMILY = Family(
     input_model=BambaInput,
     read=read,
     express=express,
+    paired_layers=True,
     canonical_rank=1,
     architectures=("BambaForCausalLM",),
     layout_keys=(("num_hidden_layers",), ("attn_layer_indices",)),

@@ -50,6 +50,13 @@ class Family:
     them while it is absent silently moves layers, so it is an error too (P917)."""
     kwarg_only_fields: frozenset[str] = frozenset()
     """Fields of ``input_model`` that are keyword arguments of the transformers class, not its fields."""
+    paired_layers: bool = False
+    """Whether a decoder layer is a sequence mixer and the FFN after it (one ``num_hidden_layers``
+    entry is two pattern layers, ``M-``, and a pipeline stage may not cut between them); False when
+    every pattern layer is a decoder layer (Nemotron-H, Mamba2)."""
+    ties_embeddings: bool = True
+    """Whether transformers ties the LM head to the embeddings when ``tie_word_embeddings`` says so
+    (``NemotronHForCausalLM`` never does: ``_tied_weights_keys = {}``)."""
     can_be_exact: bool = True
     """False for a family the canonical map always refuses (Zamba2's shared blocks): it is a
     candidate, with its reason, but never in the preference order."""

@@ -323,6 +323,7 @@ FAMILY = Family(
     input_model=GraniteMoeHybridInput,
     read=read,
     express=express,
+    paired_layers=True,
     canonical_rank=2,
     architectures=("GraniteMoeHybridForCausalLM",),
     aliases=MappingProxyType({"layers_block_type": "layer_types"}),

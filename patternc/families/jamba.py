@@ -207,6 +207,7 @@ FAMILY = Family(
     input_model=JambaInput,
     read=read,
     express=express,
+    paired_layers=True,
     canonical_rank=3,
     architectures=("JambaForCausalLM",),
     aliases=MappingProxyType({"num_local_experts": "num_experts"}),

@@ -446,6 +446,7 @@ FAMILY = Family(
     input_model=NemotronHInput,
     read=read,
     express=express,
+    ties_embeddings=False,
     canonical_rank=6,
     architectures=("NemotronHForCausalLM", "NemotronHModel"),
     aliases=MappingProxyType({

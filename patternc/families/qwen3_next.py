@@ -275,6 +275,7 @@ FAMILY = Family(
     input_model=Qwen3NextInput,
     read=read,
     express=express,
+    paired_layers=True,
     canonical_rank=4,
     architectures=("Qwen3NextForCausalLM",),
     layout_keys=(("layer_types", "num_hidden_layers"),),
