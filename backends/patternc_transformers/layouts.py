@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from patternc.canonical.archs import pair_layers
 from patternc.kinds import LayerKind, by_symbol
@@ -121,21 +122,20 @@ def _mamba2(key: str, spec: ModelSpec) -> Piece | None:
     return Piece((f"L{i}.prenorm",)) if match[2] is None else Piece((f"L{i}.{match[2]}",))
 
 
-def _paired(key: str, spec: ModelSpec, arch: str) -> Piece | None:
-    fixed = {"model.embed_tokens.weight": "embed", "lm_head.weight": "lm_head",
-             "model.final_layernorm.weight" if arch == "bamba" else "model.norm.weight": "final_norm"}
+def _paired(key: str, spec: ModelSpec, final_norm: str, ffn_norm: str) -> Piece | None:
+    """Bamba / GraniteMoeHybrid: decoder layer J holds a mixer and its FFN; the two name their norms apart."""
+    fixed = {"model.embed_tokens.weight": "embed", "lm_head.weight": "lm_head", final_norm: "final_norm"}
     if key in fixed:
         return Piece((fixed[key],))
     match = re.fullmatch(r"model\.layers\.(\d+)\.(.+)", key)
     if match is None:
         return None
     flat = spec.pattern.flat
-    pairs, _ = pair_layers(flat, arch)
+    pairs, _ = pair_layers(flat, "paired")
     j, rest = int(match[1]), match[2]
     if j >= len(pairs):
         return None
     m, f = pairs[j]
-    ffn_norm = "pre_ff_layernorm.weight" if arch == "bamba" else "post_attention_layernorm.weight"
     if rest == "input_layernorm.weight":
         return Piece((f"L{m}.prenorm",))
     mixer = re.fullmatch(r"(?:mamba|self_attn)\.(.+)", rest)
@@ -196,8 +196,12 @@ class FamilyLayout:
 LAYOUTS: dict[str, FamilyLayout] = {
     "nemotron_h": FamilyLayout(_nemotron, _nemotron_hub),
     "mamba2": FamilyLayout(_mamba2),
-    "bamba": FamilyLayout(lambda key, spec: _paired(key, spec, "bamba")),
-    "granitemoehybrid": FamilyLayout(lambda key, spec: _paired(key, spec, "granitemoehybrid"), _granite_hub),
+    "bamba": FamilyLayout(
+        partial(_paired, final_norm="model.final_layernorm.weight", ffn_norm="pre_ff_layernorm.weight")
+    ),
+    "granitemoehybrid": FamilyLayout(
+        partial(_paired, final_norm="model.norm.weight", ffn_norm="post_attention_layernorm.weight"), _granite_hub
+    ),
 }
 """The weight layout of each family (``patternc.families`` name) whose weights ``patternc build
 --weights`` reads and writes; a family without one is built without weights."""
