@@ -6,7 +6,6 @@ Light to import (the symbol table only): ``patternc check`` uses it.
 
 from __future__ import annotations
 
-from patternc import families
 from patternc.symbols import BY_SYMBOL, Role
 
 
@@ -15,6 +14,8 @@ def decoder_layers(flat: str, source: str | None) -> int | None:
 
     None too when the layers do not alternate mixer, FFN (then "decoder layer" would not mean one thing).
     """
+    from patternc import families  # here, not at import: `patternc check` of a bare pattern never needs it
+
     family = families.find(source)
     if family is None or not family.paired_layers or not flat or len(flat) % 2:
         return None
