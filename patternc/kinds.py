@@ -14,12 +14,15 @@ Public API (stable)::
 - ``LayerKind``: the built-in kinds' names (a ``StrEnum``; the published IR schema lists them).
 - ``KindDef``: one kind's definition (frozen).  ``kind`` is the kind's name, a ``str``; a built-in
   kind's name is its ``LayerKind`` member, which compares and hashes equal to that string.
-- ``kinds()``: every registered kind, in table order (built-ins first, then registrations).
+- ``kinds()``: every registered kind, in table order (``BUILTIN`` first, then registrations).
+- ``Role`` (``SSM``, ``ATTENTION``, ``FFN``; ``role.mixes_tokens``): what code compares instead of symbols.
 - ``kind_def(kind)`` / ``by_symbol(symbol)``: one kind by name or by symbol (``KeyError`` if none).
-- ``alphabet(dialect=None)``: the symbols, in table order, of every kind (``dialect``: that it admits).
+- ``alphabet(dialect=None)`` / ``admitted(defn, dialect)``: the symbols, in table order, of every kind
+  (``dialect``: that it admits); whether a dialect admits one kind.
 - ``symbol_of(kind)`` / ``alphabet_of(kinds)``: the symbol of one kind, the symbols of a kind set.
 - ``BY_KIND`` / ``BY_SYMBOL`` / ``SYMBOL_ORDER``: the same lookups as live dicts (updated in place).
-- ``behaviour(ref)``: a behaviour field (``spec_class``, ``cost``, ``lower``) as the object itself.
+- ``behaviour(ref)``: a behaviour field (``spec_class``, ``cost``, ``lower``, or a backend's own
+  reference) as the object itself.
 - ``register(defn)`` / ``unregister(kind)`` / ``registered_kind(defn)`` (a context manager): add a
   kind at runtime, for a test or a plugin.  ``LayerKind`` cannot grow (an enum is closed), so the
   table is keyed by name; a registered kind parses, costs, lowers and is refused by every consumer
@@ -113,8 +116,8 @@ class KindDef:
     with the common colour-vision deficiencies), text in black or white, whichever contrasts."""
 
 
-_NOT_SYMBOLS = frozenset("|/(){}#,0123456789")
-"""Characters the grammar gives a structural meaning: never a layer symbol."""
+_NOT_SYMBOLS = frozenset("|/(){}#0123456789")
+"""Characters the grammar gives a structural meaning (``grammar/pattern.lark``): never a layer symbol."""
 
 _TABLE: dict[str, KindDef] = {}
 BY_KIND: dict[str, KindDef] = _TABLE
