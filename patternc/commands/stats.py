@@ -93,7 +93,7 @@ def read_overrides(source: str, sets: list[str] | None, like: str | None) -> dic
     if like is not None and sets:
         from patternc.config import read_config
 
-        family = read_config(like).dialect or family  # an unreadable --like is reported when it is loaded
+        family = read_config(like).family or family  # an unreadable --like is reported when it is loaded
     overrides = parse_sets(sets or [], family)
     layout = sorted(key for key in overrides if key in LAYOUT_KEYS)
     if layout:

@@ -78,12 +78,6 @@ class ConfigReading:
     """Keys of ``values`` that have no effect on this model (named by a P913 note)."""
 
     @property
-    def dialect(self) -> str | None:
-        """The former name of ``family`` (a config's ``model_type`` is a family, not a dialect), still
-        read by ``patternc.commands.stats``."""
-        return self.family
-
-    @property
     def ok(self) -> bool:
         return not has_errors(self.diagnostics)
 
