@@ -48,7 +48,7 @@ def test_the_portability_table_answers_every_profile_and_is_not_a_verdict() -> N
 
 def test_a_config_gets_its_spec_reading_and_canonical_map() -> None:
     outcome = check(CheckRequest("tests/fixtures/hub/Nemotron-H-8B-Base-8K"))
-    assert outcome.spec is not None and outcome.config is not None and outcome.config.dialect == "nemotron_h"
+    assert outcome.spec is not None and outcome.config is not None and outcome.config.family == "nemotron_h"
     assert outcome.canonical is not None
 
 
