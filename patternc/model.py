@@ -132,7 +132,7 @@ class ModelSpec(_Node):
 
     schema_version: Literal[1] = MODEL_SCHEMA_VERSION
     source: str
-    """The dialect it was read from (``nemotron_h``, ``bamba``, … or ``pattern``)."""
+    """The model family (config ``model_type``) it was read from (``nemotron_h``, ``bamba``, …), or ``pattern``."""
     pattern: Pattern
     hidden_size: Positive
     vocab_size: Positive

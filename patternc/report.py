@@ -104,7 +104,7 @@ class CheckReport(_Out):
     canonical: CanonicalOut | None = None
     """The canonical-architecture map (configs only; null for a bare pattern)."""
     model_type: str | None = None
-    """The config's dialect (``nemotron_h``, ``bamba``, …); null for a bare pattern."""
+    """The config's model family (``nemotron_h``, ``bamba``, …); null for a bare pattern."""
     hyperparameters: dict[str, Any] | None = None
     """The per-kind hyper-parameters read from a config (``schemas/model.v1``, without the pattern)."""
 

@@ -80,7 +80,7 @@ class SplitReport(_Out):
     """False when the split as written breaks Megatron-Core's rules (the diagnostics say which); exit 1."""
     source: str
     model_type: str
-    """The config's dialect; ``nemotron_h`` for a bare pattern without ``--like``."""
+    """The config's model family; ``nemotron_h`` for a bare pattern without ``--like``."""
     defaults: bool
     """True when a bare pattern was sized with patternc's defaults (``build``'s)."""
     like: str | None
