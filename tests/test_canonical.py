@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from patternc.canonical import canonical_map, candidates, preference
+from patternc.canonical import candidates, canonical_map, preference
 from patternc.canonical.archs import EXPRESSERS
 from patternc.canonical.compare import isomorphic
 from patternc.canonical.graph import lower_spec
