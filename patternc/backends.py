@@ -111,6 +111,10 @@ class BuildResult:
     """``llama.cpp`` when the directory is in the layout llama.cpp's converter reads (hub names)."""
     hybrid_layer_pattern: str | None = None
     """The Megatron-Core pattern written (``--target megatron``), else None."""
+    how: str | None = None
+    """What the summary says of the architecture written, when not how it relates to the canonical one."""
+    next_step: str | None = None
+    """What to do with the output next, added to the summary's first line (a converter to run)."""
     config_keys: dict[str, str] = field(default_factory=dict)
     """Each source config key written -> the output key that holds it."""
     dropped_keys: dict[str, str] = field(default_factory=dict)

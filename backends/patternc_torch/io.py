@@ -295,7 +295,7 @@ def _own_storage(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def build_dir(spec: ModelSpec, out: Path, weights: str | None, options: BuildOptions) -> BuildResult:
     """``patternc build --target torch``: ``write_model_dir`` with the checkpoint's tensors (or a random
     initialisation), after the checks every build makes; never raises for user errors."""
-    result = BuildResult(architecture=TARGET)
+    result = BuildResult(architecture=TARGET, how="patternc torch backend")
     guard = [*options.protected, *([Path(weights)] if weights is not None else [])]
     result.diagnostics += check_out_dir(out, options.force, guard)
     from patternc.footprint import allocation_problem

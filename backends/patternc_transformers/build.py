@@ -410,6 +410,7 @@ def build_model_dir(
     llama = target == llamacpp.LLAMA_CPP_TARGET
     if llama:  # a nemotron_h directory in the layout llama.cpp's converter reads, if llama.cpp runs it
         result.layout, target = llamacpp.LLAMA_CPP_TARGET, "nemotron_h"
+        result.next_step = "llama.cpp's layout: convert with convert_hf_to_gguf.py"
         result.diagnostics += llamacpp.profile_verdict(spec)
         if has_errors(result.diagnostics):
             return result

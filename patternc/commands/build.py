@@ -245,11 +245,9 @@ def _summary(result: BuildResult, source_dialect: str, layers: str | None = None
         return (f"built megatron arguments into {result.out_dir}\n{files}"
                 f"hybrid-layer-pattern: {result.hybrid_layer_pattern}\n\n")
     arch = result.architecture
-    how = "canonical" if arch == result.canonical else f"exact; canonical: {result.canonical}"
-    if arch == "torch":
-        how = "patternc torch backend"
-    if result.layout == "llama.cpp":
-        how += "; llama.cpp's layout: convert with convert_hf_to_gguf.py"
+    how = result.how or ("canonical" if arch == result.canonical else f"exact; canonical: {result.canonical}")
+    if result.next_step is not None:
+        how += f"; {result.next_step}"
     lines = [f"built {arch} ({how}) from a {source_dialect} config into {result.out_dir}"]
     for name in result.files:
         lines.append(f"  {name}")
