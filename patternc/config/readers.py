@@ -31,14 +31,14 @@ from patternc.source import Source, Span
 LEGACY_NAMES = frozenset({"mamba", "attention"})
 
 
-M = TypeVar("M", bound=ConfigModel)
+Model = TypeVar("Model", bound=ConfigModel)
 
 
-class Ctx(Generic[M]):
+class Ctx(Generic[Model]):
     """What a family's reader works with: its input model (typed: ``Ctx[BambaInput]``), where keys sit
     in the text, and what it found."""
 
-    def __init__(self, model: M, source: Source, prefix: str, base: int, renamed: dict[str, str]) -> None:
+    def __init__(self, model: Model, source: Source, prefix: str, base: int, renamed: dict[str, str]) -> None:
         self.model = model
         self.source = source
         self.prefix = prefix

@@ -140,10 +140,6 @@ def test_derived_tables_follow_the_kind_table() -> None:
 TABLE_MODULES = {"patternc/kinds.py", "patternc/symbols.py", "patternc/dialects.py"}
 """Where layer characters are defined: the kind table, the look-alike table, the dialect profiles."""
 
-FAMILY_EXEMPT = ("patternc/config/",)
-"""Owned by the families redesign, which removes their literals (kind sets and ``symbol_of``); this
-list only shrinks: delete an entry as soon as its files are clean."""
-
 NOT_LAYERS: dict[tuple[str, str, str | None], str] = {
     ("patternc/analysis/text.py", "human", "G"): "a decimal prefix (giga)",
     ("patternc/analysis/text.py", "human", "M"): "a decimal prefix (mega)",
@@ -210,7 +206,7 @@ def test_no_layer_character_outside_the_symbol_table() -> None:
     found = []
     for path in _sources():
         name = path.relative_to(ROOT).as_posix()
-        if name in TABLE_MODULES or name.startswith(FAMILY_EXEMPT):
+        if name in TABLE_MODULES:
             continue
         for scope, literal, line in layer_literals(path, symbols):
             if (name, scope, literal) not in NOT_LAYERS and (name, scope, None) not in NOT_LAYERS:
@@ -230,10 +226,6 @@ def test_the_exemptions_are_still_needed() -> None:
             seen.update({(name, scope, literal), (name, scope, None)})
     stale = [key for key in NOT_LAYERS if key not in seen]
     assert not stale, f"delete these NOT_LAYERS entries, their literals are gone: {stale}"
-    still = {prefix for prefix in FAMILY_EXEMPT for path in _sources()
-             if path.relative_to(ROOT).as_posix().startswith(prefix) and any(layer_literals(path, symbols))}
-    clean = sorted(set(FAMILY_EXEMPT) - still)
-    assert not clean, f"delete these FAMILY_EXEMPT entries, their files spell no layer character: {clean}"
 
 
 def test_the_scan_sees_a_literal() -> None:
