@@ -157,6 +157,14 @@ def test_the_graph_sees_lazy_and_type_checking_imports() -> None:
     assert "patternc.backends" in EDGES["patternc.cli"]  # inside the `backends` command's function
     assert "patternc.model" in EDGES["patternc.megatron_backend"]  # under `if TYPE_CHECKING:`
     assert "patternc.outdir" in EDGES["patternc_torch.io"]
+    assert {"patternc.diagnostics", "patternc.render"} in _strongly_connected(EDGES)  # a cycle is seen
+
+
+def test_relative_imports_are_resolved(tmp_path: Path) -> None:
+    path = tmp_path / "build.py"
+    path.write_text("from . import run\nfrom .outputs import BuildOutput\nfrom ..backends import load\n")
+    found = set(_imported("patternc.commands.build", path))
+    assert found == {"patternc.commands.run", "patternc.commands.outputs", "patternc.backends"}
 
 
 def test_no_import_cycles_but_diagnostics_and_render() -> None:
