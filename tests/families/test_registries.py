@@ -22,7 +22,10 @@ NAMES = families.names()
 
 
 def _registries() -> dict[str, Collection[str]]:
+    from patternc_transformers import TransformersBackend
+
     return {
+        "patternc_transformers: build --target": set(TransformersBackend().targets),
         "patternc.config.models.INPUT_MODELS": set(INPUT_MODELS),
         "patternc.canonical.archs.EXPRESSERS": set(EXPRESSERS),
         "patternc.canonical.candidates()": set(candidates()),
