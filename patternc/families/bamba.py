@@ -1,4 +1,9 @@
-"""The `bamba` family."""
+"""The ``bamba`` family: transformers' ``BambaForCausalLM`` (IBM Bamba).
+
+Every decoder layer is one mixer (attention at ``attn_layer_indices``, else Mamba2 with ``mamba_*``
+keys) and a gated MLP.  This module holds its input model, the key names its kinds are read with,
+its layout reader, its expresser for the canonical map and its ``transformers-bamba`` profile.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,9 @@
-"""The `granitemoehybrid` family."""
+"""The ``granitemoehybrid`` family: transformers' ``GraniteMoeHybridForCausalLM`` (IBM Granite 4.0).
+
+Every decoder layer is one mixer (``layer_types``; Bamba's Mamba2 keys) and an FFN: a softmax MoE of
+gated experts plus an always-present gated shared MLP, or the shared MLP alone.  Input model, key
+names, layout reader, expresser and the ``transformers-granitemoehybrid`` profile.
+"""
 
 from __future__ import annotations
 

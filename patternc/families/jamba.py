@@ -1,4 +1,9 @@
-"""The `jamba` family."""
+"""The ``jamba`` family: transformers' ``JambaForCausalLM``.
+
+Attention and MoE layers placed by period and offset; its Mamba layers are Mamba-1, which no layer
+kind expresses, so the layout is read and reported (P914) but no model is built.  Input model,
+layout reader and expresser (no target profile: ``build`` only).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""The `mamba2` family."""
+"""The ``mamba2`` family: transformers' ``Mamba2ForCausalLM``: every layer a Mamba2 mixer, no FFN.
+
+Input model, the key names of its mixer, layout reader, expresser and the ``transformers-mamba2``
+profile.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,10 @@
-"""The `nemotron_h` family."""
+"""The ``nemotron_h`` family: transformers' ``NemotronHForCausalLM`` (NVIDIA Nemotron-H and Nemotron 3).
+
+One kind per layer (``layers_block_type`` or the ``hybrid_override_pattern`` string, plus an MTP
+block), each kind's keys named here as data for the per-kind readers.  Input model (with the
+Megatron-style aliases NVIDIA's configs use), layout reader, expresser and the
+``transformers-nemotron_h`` profile.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,9 @@
-"""The `qwen3_next` family."""
+"""The ``qwen3_next`` family: transformers' ``Qwen3NextForCausalLM``.
+
+Every decoder layer is gated DeltaNet or gated attention (``layer_types`` or
+``full_attention_interval``), then a sparse MoE or a dense gated MLP; zero-centred RMSNorm.  Input
+model, key names, layout reader and expresser (no target profile: ``build`` only).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,9 @@
-"""The `zamba2` family."""
+"""The ``zamba2`` family: transformers' ``Zamba2ForCausalLM``.
+
+Its ``hybrid`` layers call transformer blocks shared across layers, which a pattern of independent
+layers cannot express: the config is read and refused (P914), and the canonical map always refuses
+it.  Input model, reader and expresser.
+"""
 
 from __future__ import annotations
 
