@@ -1,4 +1,4 @@
-"""The ``nemotron_h`` family: transformers' ``NemotronHForCausalLM`` (NVIDIA Nemotron-H and Nemotron 3).
+"""The ``nemotron_h`` family: transformers' ``NemotronHForCausalLM`` (NVIDIA Nemotron-H).
 
 One kind per layer (``layers_block_type`` or the ``hybrid_override_pattern`` string, plus an MTP
 block), each kind's keys named here as data for the per-kind readers.  Input model (with the
