@@ -3,7 +3,7 @@
 The core never imports a backend package: backends pull in torch, transformers or safetensors, and
 ``patternc check`` must start fast.  ``patternc build`` picks the backend that writes its ``--target``
 (``for_target``), ``patternc run`` and ``patternc.torch_model`` load a runnable one (``runnable``), and
-``patternc backends`` lists them (``registered``).  A backend is an object (the entry point's value)
+``patternc backends`` lists them (``listing``).  A backend is an object (the entry point's value)
 with what those commands use, and nothing else (xdsl's ``Target`` is the model):
 
 - ``name`` and ``description``: what ``patternc backends`` prints;

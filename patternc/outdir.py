@@ -30,6 +30,7 @@ _STAGING, _ASIDE = "patternc-build", "patternc-old"
 
 
 def _alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (a sibling it is writing is not stale)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -51,7 +52,7 @@ def clean_stale(out_dir: Path) -> list[Path]:
     if not parent.is_dir():
         return removed
     for kind in (_ASIDE, _STAGING):
-        for path in sorted(parent.glob(f".{glob_escape(out_dir.name)}.{kind}-*")):
+        for path in sorted(parent.glob(f".{_glob_escape(out_dir.name)}.{kind}-*")):
             pid_text = path.name[len(f".{out_dir.name}.{kind}-"):].partition("-")[0]
             if not pid_text.isdigit() or _alive(int(pid_text)) or path.is_symlink() or not path.is_dir():
                 continue
@@ -63,7 +64,8 @@ def clean_stale(out_dir: Path) -> list[Path]:
     return removed
 
 
-def glob_escape(name: str) -> str:
+def _glob_escape(name: str) -> str:
+    """``name`` as a glob pattern that matches only itself (``*``, ``?`` and ``[`` bracketed)."""
     return "".join(f"[{c}]" if c in "*?[" else c for c in name)
 
 
@@ -122,6 +124,7 @@ def publish(tmp: Path, out_dir: Path, force: bool) -> None:
 
 
 def _inside(path: Path, other: Path) -> bool:
+    """Whether ``path`` is ``other`` or lies under it, symbolic links resolved."""
     try:
         path.resolve().relative_to(other.resolve())
     except ValueError:
@@ -130,6 +133,8 @@ def _inside(path: Path, other: Path) -> bool:
 
 
 def check_out_dir(out_dir: Path, force: bool, protected: list[Path]) -> list[Diagnostic]:
+    """``P502`` when ``out_dir`` holds one of the build's inputs (``protected``: never replaced, even with
+    ``force``), or exists and ``force`` is off; empty when the build may publish there."""
     for source in protected:
         if _inside(source, out_dir):
             return [diag("P502", f"`{out_dir}` holds the input `{source}`: the build would replace its own input",

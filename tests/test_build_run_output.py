@@ -160,9 +160,9 @@ def test_run_quiet_drops_the_note() -> None:
 
 def test_the_conversion_reports_every_tensor_and_byte(checkpoint: Path, tmp_path: Path) -> None:
     """The progress callback is told the work ahead, then each tensor: its counts match what was written."""
+    from patternc_checkpoint import Tally, open_checkpoint
     from patternc_torch.io import read_spec
     from patternc_transformers.build import build_model_dir
-    from patternc_checkpoint import Tally, open_checkpoint
 
     spec, _ = read_spec(checkpoint)
     tally = Tally()

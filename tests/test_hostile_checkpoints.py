@@ -20,8 +20,8 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 safetensors_torch = pytest.importorskip("safetensors.torch")
 
-from patternc_torch import torch_model, write_model_dir  # noqa: E402
 from patternc_checkpoint import MAX_INDEX_BYTES, CheckpointError, open_checkpoint  # noqa: E402
+from patternc_torch import torch_model, write_model_dir  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 from patternc.cli import app  # noqa: E402

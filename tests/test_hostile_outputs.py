@@ -22,10 +22,10 @@ pytest.importorskip("torch")
 pytest.importorskip("transformers")
 safetensors_torch = pytest.importorskip("safetensors.torch")
 
-from patternc.outdir import clean_stale, staging  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 from patternc.cli import app  # noqa: E402
+from patternc.outdir import clean_stale, staging  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -25,8 +25,8 @@ from typing import Any
 import atheris
 
 with atheris.instrument_imports(include=["patternc_transformers", "patternc_torch", "patternc_checkpoint"]):
-    from patternc_torch.weights import read_safetensors
     from patternc_checkpoint import CheckpointError, open_checkpoint
+    from patternc_torch.weights import read_safetensors
 
 from patternc.diagnostics import PatternError
 
