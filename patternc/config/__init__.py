@@ -172,30 +172,31 @@ def _aliases(
     renamed: dict[str, str] = {}
     problems: list[Diagnostic] = []
     used: list[str] = []
-    for alias, target in families.get(family).aliases.items():
+    found = families.get(family)
+    for alias, target in found.aliases.items():
         if alias not in data:
             continue
         value = canonical.pop(alias)
-        if alias == "attention_head_dim":
-            # NVIDIA's remote code reads attention_head_dim; transformers 5 ignores it (head_dim: 128).
+        if alias in found.remote_aliases:  # read by remote code only: transformers builds its default
             if target in data:
                 if data[target] != value:
                     problems.append(
                         diag(
                             "P916",
-                            f"`{prefix}attention_head_dim` ({_shown(value)}) differs from `{prefix}head_dim` "
-                            f"({_shown(data[target])}); transformers uses `head_dim`",
+                            f"`{prefix}{alias}` ({_shown(value)}) differs from `{prefix}{target}` "
+                            f"({_shown(data[target])}); transformers uses `{target}`",
                             locate(source.text, alias, base),
                             label="ignored",
                         )
                     )
                 continue
-            if value != 128:
+            default = found.input_model.model_fields[target].default
+            if value != default:
                 problems.append(
                     diag(
                         "P916",
-                        f"`{prefix}attention_head_dim` is {_shown(value)}, but transformers 5 ignores this key and "
-                        "builds head_dim 128; add `head_dim` to the config",
+                        f"`{prefix}{alias}` is {_shown(value)}, but transformers 5 ignores this key and "
+                        f"builds {target} {default}; add `{target}` to the config",
                         locate(source.text, alias, base),
                         label="ignored by transformers",
                     )

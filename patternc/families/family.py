@@ -42,6 +42,9 @@ class Family:
     """``architectures`` entries that name the family when a config has no ``model_type``."""
     aliases: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     """Alternative key spellings transformers accepts: alias -> field."""
+    remote_aliases: frozenset[str] = frozenset()
+    """Aliases that only the family's remote code reads (NVIDIA's ``attention_head_dim``): transformers
+    ignores them and builds its default, so one that would change the model is a P916 warning."""
     layout_keys: tuple[tuple[str, ...], ...] = ()
     """The keys that carry the layer stack, as groups: a config must hold one key of every group
     (else transformers builds its own default stack, which is an error: P917)."""

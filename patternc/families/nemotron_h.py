@@ -469,9 +469,10 @@ FAMILY = Family(
         # attribute_map (configuration_nemotron_h.py:84)
         "layer_types": "layers_block_type",
         "num_local_experts": "n_routed_experts",
-        # NVIDIA's remote code (Nemotron-H-8B/56B): transformers 5 ignores it, see config._aliases
+        # NVIDIA's remote code (Nemotron-H-8B/56B): transformers 5 ignores it
         "attention_head_dim": "head_dim",
     }),
+    remote_aliases=frozenset({"attention_head_dim"}),
     layout_keys=(("layers_block_type", "hybrid_override_pattern"),),
     layout_related=("mtp_layers_block_type", "mtp_hybrid_override_pattern", "num_nextn_predict_layers"),
     kwarg_only_fields=frozenset({"hybrid_override_pattern", "mtp_hybrid_override_pattern", "num_hidden_layers"}),
