@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from patternc import families
 from patternc.canonical.graph import (
@@ -29,12 +30,17 @@ from patternc.canonical.graph import (
     lower_head,
 )
 from patternc.kinds import BY_SYMBOL, LayerKind, Role, alphabet_of, kind_def, symbol_of
+
+if TYPE_CHECKING:
+    from patternc.config.mixer_readers import MambaKeys
+
 from patternc.model import (
     MambaSpec,
     ModelSpec,
 )
 
 Config = dict[str, object]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,59 +134,56 @@ def integer_expand(spec: ModelSpec, arch: str, field_name: str) -> tuple[int | N
     return None, [Finding(mamba, spec.pattern.flat.index(mamba), message)]
 
 
-def mamba_fields(spec: ModelSpec, prefix: str, expand: int | None) -> Config:
+def mamba_fields(spec: ModelSpec, keys: MambaKeys, expand: int | None) -> Config:
+    """The Mamba2 mixer's config fields, under the family's key names (the reader's ``MambaKeys``)."""
     m = spec.mamba
     if m is None:
         return {}
-    names = {
-        "mamba_": ("mamba_n_heads", "mamba_d_head", "mamba_n_groups", "mamba_d_state", "mamba_d_conv",
-                   "mamba_expand", "mamba_conv_bias", "mamba_proj_bias"),
-        "": ("num_heads", "head_dim", "n_groups", "state_size", "conv_kernel", "expand", "use_conv_bias", "use_bias"),
-    }[prefix]
+    names = (keys.num_heads, keys.head_dim, keys.n_groups, keys.state_size, keys.conv_kernel, keys.expand,
+             keys.conv_bias, keys.proj_bias)
     values = (m.num_heads, m.head_dim, m.n_groups, m.state_size, m.conv_kernel, expand, m.conv_bias, m.proj_bias)
-    return dict(zip(names, values, strict=True)) | {"time_step_limit": m.time_step_limit}
+    return dict(zip(names, values, strict=True)) | {keys.time_step: m.time_step_limit}
 
 
-def mamba_from(cfg: Config, prefix: str, act: str, dt_limit: tuple[float, float]) -> MambaSpec:
+def mamba_from(cfg: Config, keys: MambaKeys, act: str, dt_limit: tuple[float, float]) -> MambaSpec:
     """What Mamba2/Bamba/Granite/Nemotron-H build: group size = inner // n_groups, gate silu, no norm first."""
-    keys = {
-        "mamba_": ("mamba_n_heads", "mamba_d_head", "mamba_n_groups", "mamba_d_state", "mamba_d_conv",
-                   "mamba_conv_bias", "mamba_proj_bias"),
-        "": ("num_heads", "head_dim", "n_groups", "state_size", "conv_kernel", "use_conv_bias", "use_bias"),
-        "nemotron": ("mamba_num_heads", "mamba_head_dim", "n_groups", "ssm_state_size", "conv_kernel",
-                     "use_conv_bias", "use_bias"),
-    }[prefix]
-    heads, head_dim, groups, state, kernel, conv_bias, proj_bias = (cfg[k] for k in keys)
-    assert isinstance(heads, int) and isinstance(head_dim, int) and isinstance(groups, int)
-    assert isinstance(state, int) and isinstance(kernel, int)
+    heads, head_dim, groups = as_int(cfg, keys.num_heads), as_int(cfg, keys.head_dim), as_int(cfg, keys.n_groups)
     inner = heads * head_dim
     return MambaSpec(
-        num_heads=heads, head_dim=head_dim, state_size=state, n_groups=groups, conv_kernel=kernel,
-        conv_bias=bool(conv_bias), proj_bias=bool(proj_bias), norm_group_size=max(1, inner // groups),
-        activation=act, time_step_limit=dt_limit,
+        num_heads=heads, head_dim=head_dim, state_size=as_int(cfg, keys.state_size), n_groups=groups,
+        conv_kernel=as_int(cfg, keys.conv_kernel), conv_bias=bool(cfg[keys.conv_bias]),
+        proj_bias=bool(cfg[keys.proj_bias]), norm_group_size=max(1, inner // groups), activation=act,
+        time_step_limit=dt_limit,
     )
 
 
-def as_int(cfg: Config, key: str) -> int:
-    value = cfg[key]
-    assert isinstance(value, int)
+def _checked(key: str, value: object, kind: type[T]) -> T:
+    """A field the expresser itself set: another type there is a bug in patternc, not a user error."""
+    if not isinstance(value, kind):
+        raise TypeError(f"expressed config field {key} is {value!r}, not a {kind.__name__}")
     return value
+
+
+def as_int(cfg: Config, key: str) -> int:
+    return _checked(key, cfg[key], int)
 
 
 def as_float(cfg: Config, key: str) -> float:
     value = cfg[key]
-    assert isinstance(value, int | float)
-    return float(value)
+    return float(value) if isinstance(value, int) else _checked(key, value, float)
 
 
 def as_str(cfg: Config, key: str) -> str:
     return str(cfg[key])
 
 
+def as_dict(cfg: Config, key: str) -> dict[str, Any]:
+    return _checked(key, cfg[key], dict)
+
+
 def dt_limit(cfg: Config) -> tuple[float, float]:
-    value = cfg.get("time_step_limit", (0.0, float("inf")))
-    assert isinstance(value, tuple)
-    return (float(value[0]), float(value[1]))
+    low, high = _checked("time_step_limit", cfg.get("time_step_limit", (0.0, float("inf"))), tuple)
+    return (float(low), float(high))
 
 
 def ffn_activation(spec: ModelSpec) -> str:

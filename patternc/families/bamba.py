@@ -10,6 +10,7 @@ from __future__ import annotations
 from patternc.canonical.archs import (
     Config,
     Expression,
+    as_dict,
     as_float,
     as_int,
     as_str,
@@ -183,14 +184,13 @@ def express(spec: ModelSpec) -> Expression:
         "mlp_bias": spec.mlp.bias if spec.mlp else False,
         "rope_parameters": {"rope_type": "default", "rope_theta": rope.theta,
                             "partial_rotary_factor": rope.partial_factor},
-    } | attention_fields(spec) | mamba_fields(spec, "mamba_", expand)
+    } | attention_fields(spec) | mamba_fields(spec, MAMBA, expand)
     frame = Frame(spec.hidden_size, NormSpec(eps=as_float(cfg, "rms_norm_eps")))
     act = as_str(cfg, "hidden_act")
-    rope_cfg = cfg["rope_parameters"]
-    assert isinstance(rope_cfg, dict)
+    rope_cfg = as_dict(cfg, "rope_parameters")
     mlp = MlpSpec(intermediate_size=as_int(cfg, "intermediate_size"), activation=act, gated=True,
                   bias=bool(cfg["mlp_bias"]))
-    mamba = mamba_from(cfg, "mamba_", act, dt_limit(cfg)) if spec.mamba is not None else None
+    mamba = mamba_from(cfg, MAMBA, act, dt_limit(cfg)) if spec.mamba is not None else None
     attention = None
     if a is not None:
         bias = bool(cfg["attention_bias"])

@@ -13,6 +13,7 @@ from patternc.canonical.archs import (
     Config,
     Expression,
     Finding,
+    as_dict,
     as_float,
     as_int,
     as_str,
@@ -226,7 +227,7 @@ def express(spec: ModelSpec) -> Expression:
         "residual_multiplier": spec.residual_multiplier,
         "logits_scaling": spec.logits_scaling,
         "position_embedding_type": "rope" if a is not None and a.rope is not None else None,
-    } | attention_fields(spec) | mamba_fields(spec, "mamba_", expand)
+    } | attention_fields(spec) | mamba_fields(spec, MAMBA, expand)
     if a is not None:
         cfg["attention_multiplier"] = a.scale if a.scale is not None else a.head_dim**-0.5
         cfg["rope_parameters"] = {"rope_type": "default", "rope_theta": a.rope.theta if a.rope else 10000.0}
@@ -238,12 +239,11 @@ def express(spec: ModelSpec) -> Expression:
                 "shared_intermediate_size": spec.mlp.intermediate_size if spec.mlp else 1024}
     frame = Frame(spec.hidden_size, NormSpec(eps=as_float(cfg, "rms_norm_eps")), as_float(cfg, "residual_multiplier"))
     act = as_str(cfg, "hidden_act")
-    mamba = mamba_from(cfg, "mamba_", act, dt_limit(cfg)) if spec.mamba is not None else None
+    mamba = mamba_from(cfg, MAMBA, act, dt_limit(cfg)) if spec.mamba is not None else None
     attention = None
     if a is not None:
         bias = bool(cfg["attention_bias"])
-        rope_cfg = cfg["rope_parameters"]
-        assert isinstance(rope_cfg, dict)
+        rope_cfg = as_dict(cfg, "rope_parameters")
         attention = AttentionSpec(
             num_heads=as_int(cfg, "num_attention_heads"), num_kv_heads=as_int(cfg, "num_key_value_heads"),
             head_dim=as_int(cfg, "head_dim"), qkv_bias=bias, out_bias=bias, scale=as_float(cfg, "attention_multiplier"),

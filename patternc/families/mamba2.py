@@ -126,13 +126,13 @@ def express(spec: ModelSpec) -> Expression:
     structural = kind_findings(spec, KINDS, arch) + expand_findings + mtp_findings(spec, arch)
     act = spec.mamba.activation if spec.mamba else "silu"
     cfg: Config = common_fields(spec, "layer_norm_epsilon") | {"num_hidden_layers": spec.pattern.num_layers,
-                                                         "hidden_act": act} | mamba_fields(spec, "", expand)
+                                                         "hidden_act": act} | mamba_fields(spec, MAMBA, expand)
     frame = Frame(spec.hidden_size, NormSpec(eps=as_float(cfg, "layer_norm_epsilon")))
     blocks: list[tuple[int | None, BlockGraph]] = []
     embed, head = model_blocks(spec, cfg, frame, tied=bool(cfg["tie_word_embeddings"]))
     blocks.append(embed)
     if spec.mamba is not None:
-        mamba = mamba_from(cfg, "", as_str(cfg, "hidden_act"), dt_limit(cfg))
+        mamba = mamba_from(cfg, MAMBA, as_str(cfg, "hidden_act"), dt_limit(cfg))
         for layer in spec.pattern.layers:
             if layer.symbol == MAMBA_S:
                 blocks.append((layer.index + 1, lower_mamba(frame, mamba, layer_label(layer.index, MAMBA_S))))

@@ -362,7 +362,7 @@ def express(spec: ModelSpec) -> Expression:
     blocks.append(embed)
     mamba = attention = mlp = moe = None
     if m is not None:
-        mamba = mamba_from(cfg, "nemotron", as_str(cfg, "mamba_hidden_act"), (as_float(cfg, "time_step_min"),
+        mamba = mamba_from(cfg, MAMBA, as_str(cfg, "mamba_hidden_act"), (as_float(cfg, "time_step_min"),
                                                                             float("inf")))
     if a is not None:  # q/k/v/o bias=False whatever attention_bias says; no rotary embedding at all
         attention = AttentionSpec(num_heads=as_int(cfg, "num_attention_heads"),

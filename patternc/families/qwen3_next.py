@@ -12,6 +12,7 @@ from typing import Any
 from patternc.canonical.archs import (
     Config,
     Expression,
+    as_dict,
     as_float,
     as_int,
     as_str,
@@ -233,8 +234,7 @@ def express(spec: ModelSpec) -> Expression:
     attention = None
     if a is not None:
         bias = bool(cfg["attention_bias"])
-        rope_cfg = cfg["rope_parameters"]
-        assert isinstance(rope_cfg, dict)
+        rope_cfg = as_dict(cfg, "rope_parameters")
         attention = AttentionSpec(
             num_heads=as_int(cfg, "num_attention_heads"), num_kv_heads=as_int(cfg, "num_key_value_heads"),
             head_dim=as_int(cfg, "head_dim"), qkv_bias=bias, out_bias=bias, qk_norm=True, output_gate=True,
