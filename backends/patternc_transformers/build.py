@@ -97,12 +97,14 @@ def choose_target(spec: ModelSpec, target: str) -> tuple[str | None, str | None,
 
 def config_fields(spec: ModelSpec, arch: str, source_config: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The ``config.json`` fields of ``arch`` for the spec (before transformers' defaults fill the rest)."""
+    from patternc import families
     from patternc.canonical.archs import EXPRESSERS
 
     fields: dict[str, Any] = dict(EXPRESSERS[arch](spec).config)
+    known = families.get(arch).input_model.model_fields  # the family's own spelling of each key
     if spec.mamba is not None and spec.pattern.has(LayerKind.MAMBA2):
-        fields["mamba_chunk_size" if arch in ("bamba", "granitemoehybrid") else "chunk_size"] = spec.mamba.chunk_size
-    if spec.max_position_embeddings is not None and arch != "mamba2":
+        fields["mamba_chunk_size" if "mamba_chunk_size" in known else "chunk_size"] = spec.mamba.chunk_size
+    if spec.max_position_embeddings is not None and "max_position_embeddings" in known:
         fields["max_position_embeddings"] = spec.max_position_embeddings
     for key in TOKEN_KEYS:
         value = (source_config or {}).get(key)
