@@ -25,9 +25,9 @@ from patternc_torch import torch_model, write_model_dir  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 from patternc.cli import app  # noqa: E402
-from patternc.codes import _MLP, _torch_config  # noqa: E402
 from patternc.diagnostics import PatternError  # noqa: E402
 from patternc.model import ModelSpec  # noqa: E402
+from tests.docgen import _MLP, _torch_config  # noqa: E402
 
 SPEC = ModelSpec.model_validate(json.loads(_torch_config(_MLP))["spec"])
 INDEX = "model.safetensors.index.json"
