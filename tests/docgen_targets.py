@@ -24,7 +24,7 @@ INTRO = """\
 canonical map's question. Sources: `§N` = a section of the peer survey, `product.md` = the product
 card (both are the project's design notes, kept beside this repository in `../shared/design/`, not in it); \
 `verified` = run in
-`tests/test_targets_transformers.py`; `wheels` = read from released transformers wheels.
+`tests/backends/transformers/test_targets_transformers.py`; `wheels` = read from released transformers wheels.
 """
 
 AFTER_RULES: dict[str, str] = {
@@ -89,7 +89,7 @@ in v5.9.0"; the
 Each fact was run on the development machine (2026-12-03). A random model was written with
 `patternc build --target llama.cpp`, converted with `convert_hf_to_gguf.py` under transformers
 4.57.6 (the version it pins), and run by llama.cpp's runtime with an f32 KV cache.
-`tests/test_llamacpp.py` repeats the dense, MoE and MTP matches and one case of each refusal
+`tests/backends/transformers/test_llamacpp.py` repeats the dense, MoE and MTP matches and one case of each refusal
 (P317-P319). The other variants below were one-off runs.
 
 - Dense, MoE (with `n_group` 2, `norm_topk_prob: false`, a latent MoE size), MTP `*E`, tied

@@ -1,4 +1,7 @@
-"""Run by tests/test_llamacpp.py with the converter's Python: prints the transformers version it would use."""
+"""Run by tests/backends/transformers/test_llamacpp.py with the converter's Python.
+
+It prints the transformers version the converter would use.
+"""
 
 import torch  # noqa: F401  (the converter needs it)
 import transformers

@@ -104,7 +104,8 @@ def write_checkpoint(directory: Path, dtype_name: str, shard_bytes: int) -> tupl
         params += numel
     flush()
     (directory / "model.safetensors.index.json").write_text(
-        json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2))
+        json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2)
+    )
     return params, total, largest, _numel(shapes[largest]) * size
 
 
@@ -151,19 +152,25 @@ def main() -> int:
         for path in (source, out):
             shutil.rmtree(path, ignore_errors=True)
         t = time.perf_counter()
-        params, total, largest, largest_bytes = write_checkpoint(source, options.dtype, parse_size(options.shard_size)
-                                                                 or 10**8)
-        print(f"checkpoint: {params / 1e6:.1f}M parameters, {mb(total)} ({options.dtype}), "
-              f"{len(list(source.glob('*.safetensors')))} shards, written in {time.perf_counter() - t:.1f} s")
+        params, total, largest, largest_bytes = write_checkpoint(
+            source, options.dtype, parse_size(options.shard_size) or 10**8
+        )
+        print(
+            f"checkpoint: {params / 1e6:.1f}M parameters, {mb(total)} ({options.dtype}), "
+            f"{len(list(source.glob('*.safetensors')))} shards, written in {time.perf_counter() - t:.1f} s"
+        )
         print(f"largest tensor: {largest}, {mb(largest_bytes)}")
         base_s, base_rss, _ = run(["build", str(source), "-o", str(out), "--force"])
         print(f"config only (baseline): {base_s:.2f} s, peak RSS {mb(base_rss)}")
-        seconds, rss, output = run(["build", str(source), "-o", str(out), "--force", "--weights", str(source),
-                                    "--max-shard-size", "200MB"])
+        seconds, rss, output = run(
+            ["build", str(source), "-o", str(out), "--force", "--weights", str(source), "--max-shard-size", "200MB"]
+        )
         print(output.rstrip())
-        print(f"convert: {seconds:.2f} s, peak RSS {mb(rss)}; above baseline {mb(rss - base_rss)} "
-              f"= {(rss - base_rss) / largest_bytes:.1f} x the largest tensor ({mb(largest_bytes)}), "
-              f"{(rss - base_rss) / total:.2f} x the checkpoint ({mb(total)})")
+        print(
+            f"convert: {seconds:.2f} s, peak RSS {mb(rss)}; above baseline {mb(rss - base_rss)} "
+            f"= {(rss - base_rss) / largest_bytes:.1f} x the largest tensor ({mb(largest_bytes)}), "
+            f"{(rss - base_rss) / total:.2f} x the checkpoint ({mb(total)})"
+        )
         print(f"throughput: {total / 1e6 / max(seconds - base_s, 1e-9):,.0f} MB/s beyond the baseline")
     finally:
         if options.keep is None:

@@ -45,8 +45,11 @@ def main() -> None:
             continue
         t_fmt = best(lambda pattern=pattern: patternc.fmt(pattern))
         assert patternc.parse(patternc.fmt(pattern)) == pattern
-        print(f"{name:10s} {len(text):,} chars: analyze {t_analyze:6.2f} s  fmt {t_fmt:6.2f} s  "
-              f"fmt/analyze {t_fmt / t_analyze:5.2f}x", flush=True)
+        print(
+            f"{name:10s} {len(text):,} chars: analyze {t_analyze:6.2f} s  fmt {t_fmt:6.2f} s  "
+            f"fmt/analyze {t_fmt / t_analyze:5.2f}x",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

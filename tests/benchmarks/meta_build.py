@@ -18,13 +18,34 @@ import subprocess
 import sys
 
 SUPER = {
-    "model_type": "nemotron_h", "hidden_size": 4096, "num_hidden_layers": 88, "num_attention_heads": 32,
-    "num_key_value_heads": 2, "head_dim": 128, "vocab_size": 131072, "hybrid_override_pattern": "MEMEM*EMEME" * 8,
-    "n_routed_experts": 512, "num_experts_per_tok": 22, "moe_intermediate_size": 2688, "moe_latent_size": 1024,
-    "moe_shared_expert_intermediate_size": 5376, "n_shared_experts": 1, "routed_scaling_factor": 5.0,
-    "norm_topk_prob": True, "mlp_hidden_act": "relu2", "ssm_state_size": 128, "conv_kernel": 4,
-    "mamba_num_heads": 128, "mamba_head_dim": 64, "n_groups": 8, "chunk_size": 128, "n_group": 1, "topk_group": 1,
-    "num_nextn_predict_layers": 1, "mtp_hybrid_override_pattern": "*E", "layer_norm_epsilon": 1e-5,
+    "model_type": "nemotron_h",
+    "hidden_size": 4096,
+    "num_hidden_layers": 88,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 2,
+    "head_dim": 128,
+    "vocab_size": 131072,
+    "hybrid_override_pattern": "MEMEM*EMEME" * 8,
+    "n_routed_experts": 512,
+    "num_experts_per_tok": 22,
+    "moe_intermediate_size": 2688,
+    "moe_latent_size": 1024,
+    "moe_shared_expert_intermediate_size": 5376,
+    "n_shared_experts": 1,
+    "routed_scaling_factor": 5.0,
+    "norm_topk_prob": True,
+    "mlp_hidden_act": "relu2",
+    "ssm_state_size": 128,
+    "conv_kernel": 4,
+    "mamba_num_heads": 128,
+    "mamba_head_dim": 64,
+    "n_groups": 8,
+    "chunk_size": 128,
+    "n_group": 1,
+    "topk_group": 1,
+    "num_nextn_predict_layers": 1,
+    "mtp_hybrid_override_pattern": "*E",
+    "layer_norm_epsilon": 1e-5,
     "tie_word_embeddings": False,
 }
 """Nemotron 3 Super's published sizes; the layer order is approximated (the counts per kind are exact)."""
@@ -72,8 +93,10 @@ def main() -> None:
     ours, theirs = best["patternc"], best["transformers"]
     print(f"Nemotron 3 Super-shaped config on meta, cold, best of {args.runs} fresh interpreters:")
     print(f"  transformers {theirs['seconds']:.2f} s ({theirs['main'] / 1e9:.2f}B parameters, no MTP)")
-    print(f"  patternc     {ours['seconds']:.2f} s ({ours['main'] / 1e9:.2f}B + MTP = {ours['total'] / 1e9:.2f}B), "
-          f"{theirs['seconds'] / ours['seconds']:.2f}x transformers' speed; target: under 2 s")
+    print(
+        f"  patternc     {ours['seconds']:.2f} s ({ours['main'] / 1e9:.2f}B + MTP = {ours['total'] / 1e9:.2f}B), "
+        f"{theirs['seconds'] / ours['seconds']:.2f}x transformers' speed; target: under 2 s"
+    )
     print(f"  same main-model parameter count: {ours['main'] == theirs['main']}")
 
 

@@ -54,14 +54,37 @@ def spec_for(size: str) -> tuple[ModelSpec, int]:
         pattern = "M-M-M*-M-M-M*-M-" if size == "medium" else "M-M-M*EM-M-M*EM-"
         heads, head_dim, state, inter, att = 32, 64, 128, 2304, (8, 2, 128)
     spec = ModelSpec(
-        source="nemotron_h", pattern=make_pattern(pattern), hidden_size=hidden, vocab_size=vocab,
-        norm=NormSpec(eps=1e-5), attention=AttentionSpec(num_heads=att[0], num_kv_heads=att[1], head_dim=att[2]),
-        mamba=MambaSpec(num_heads=heads, head_dim=head_dim, state_size=state, n_groups=1, conv_kernel=4,
-                        chunk_size=256, norm_group_size=heads * head_dim, time_step_limit=(0.001, float("inf"))),
+        source="nemotron_h",
+        pattern=make_pattern(pattern),
+        hidden_size=hidden,
+        vocab_size=vocab,
+        norm=NormSpec(eps=1e-5),
+        attention=AttentionSpec(num_heads=att[0], num_kv_heads=att[1], head_dim=att[2]),
+        mamba=MambaSpec(
+            num_heads=heads,
+            head_dim=head_dim,
+            state_size=state,
+            n_groups=1,
+            conv_kernel=4,
+            chunk_size=256,
+            norm_group_size=heads * head_dim,
+            time_step_limit=(0.001, float("inf")),
+        ),
         mlp=MlpSpec(intermediate_size=inter, activation="relu2", gated=False),
-        moe=MoeSpec(num_experts=16, top_k=2, intermediate_size=inter // 2, router="sigmoid",
-                    score_correction_bias=True, expert_gated=False, expert_activation="relu2", shared_experts=1,
-                    shared_intermediate_size=inter // 2, routed_scaling_factor=2.5) if size == "medium-moe" else None,
+        moe=MoeSpec(
+            num_experts=16,
+            top_k=2,
+            intermediate_size=inter // 2,
+            router="sigmoid",
+            score_correction_bias=True,
+            expert_gated=False,
+            expert_activation="relu2",
+            shared_experts=1,
+            shared_intermediate_size=inter // 2,
+            routed_scaling_factor=2.5,
+        )
+        if size == "medium-moe"
+        else None,
     )
     return spec, prefill
 
@@ -195,8 +218,9 @@ def memory_child(impl: str, phase: str, size: str, weights: str) -> None:
     prompt = torch.randint(0, spec.vocab_size, (1, 512), generator=gen).to(DEVICE)
     runs = {
         ("transformers", "prefill"): lambda: model(long_ids, use_cache=False, logits_to_keep=1),
-        ("transformers", "decode"): lambda: model.generate(prompt, max_new_tokens=64, min_new_tokens=64,
-                                                           do_sample=False, pad_token_id=0),
+        ("transformers", "decode"): lambda: model.generate(
+            prompt, max_new_tokens=64, min_new_tokens=64, do_sample=False, pad_token_id=0
+        ),
         ("patternc", "prefill"): lambda: model(long_ids, logits_to_keep=1),
         ("patternc", "decode"): lambda: model.generate(prompt, max_new_tokens=64),
     }
@@ -216,9 +240,27 @@ def measure_memory(hf: Any, size: str) -> dict[str, dict[str, float]]:
         out: dict[str, dict[str, float]] = {"transformers": {}, "patternc": {}}
         for phase in ("prefill", "decode"):
             for impl in ("transformers", "patternc"):
-                done = subprocess.run([sys.executable, __file__, "--memory-child", impl, "--phase", phase,
-                                       "--sizes", size, "--weights", weights, "--device", str(DEVICE),
-                                       "--dtype", str(DTYPE)[6:]], capture_output=True, text=True, check=True)
+                done = subprocess.run(
+                    [
+                        sys.executable,
+                        __file__,
+                        "--memory-child",
+                        impl,
+                        "--phase",
+                        phase,
+                        "--sizes",
+                        size,
+                        "--weights",
+                        weights,
+                        "--device",
+                        str(DEVICE),
+                        "--dtype",
+                        str(DTYPE)[6:],
+                    ],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
                 out[impl] |= json.loads(done.stdout.strip().splitlines()[-1])
     return out
 
@@ -279,9 +321,15 @@ def run(size: str, repeat: int) -> None:
         start = time.perf_counter()
         screen = ours._screen()  # built here, once: the timed generations reuse it
         t_screen = time.perf_counter() - start
-        phases = (("hf", hf_decode), ("hf_pre", hf_prompt), ("our", our_decode), ("our_pre", our_prompt),
-                  ("our_full", our_full_decode), ("chain", gemv_chain(ours, spec)),
-                  ("chain_screened", gemv_chain(ours, spec, screened=True)))
+        phases = (
+            ("hf", hf_decode),
+            ("hf_pre", hf_prompt),
+            ("our", our_decode),
+            ("our_pre", our_prompt),
+            ("our_full", our_full_decode),
+            ("chain", gemv_chain(ours, spec)),
+            ("chain_screened", gemv_chain(ours, spec, screened=True)),
+        )
         best = {name: float("inf") for name, _ in phases}
         for _ in range(repeat):
             for name, fn in phases:
@@ -299,36 +347,54 @@ def run(size: str, repeat: int) -> None:
     pre_hf, pre_our = prefill / t_hf_pre, prefill / t_our_pre
     dec_hf, dec_our, dec_full = new / t_hf_dec, new / t_our_dec, new / t_full_dec
     target_pre, target_dec = TARGETS[size]
-    rows.append(f"== {size}: `{spec.pattern.flat}` hidden {spec.hidden_size} vocab {spec.vocab_size} "
-                f"{params / 1e6:.1f}M params, {_where()}; max |logit diff| {diff:.2e}; "
-                f"greedy ids equal: {same}")
-    rows.append(f"prefill 1x{prefill}: transformers {pre_hf:8.1f} tok/s  patternc {pre_our:8.1f} tok/s  "
-                f"ratio {pre_our / pre_hf:5.2f}x (target {target_pre}x)")
-    rows.append(f"decode 64 after 512: transformers {dec_hf:8.1f} tok/s  patternc {dec_our:8.1f} tok/s  "
-                f"ratio {dec_our / dec_hf:5.2f}x (target {target_dec}x)")
+    rows.append(
+        f"== {size}: `{spec.pattern.flat}` hidden {spec.hidden_size} vocab {spec.vocab_size} "
+        f"{params / 1e6:.1f}M params, {_where()}; max |logit diff| {diff:.2e}; "
+        f"greedy ids equal: {same}"
+    )
+    rows.append(
+        f"prefill 1x{prefill}: transformers {pre_hf:8.1f} tok/s  patternc {pre_our:8.1f} tok/s  "
+        f"ratio {pre_our / pre_hf:5.2f}x (target {target_pre}x)"
+    )
+    rows.append(
+        f"decode 64 after 512: transformers {dec_hf:8.1f} tok/s  patternc {dec_our:8.1f} tok/s  "
+        f"ratio {dec_our / dec_hf:5.2f}x (target {target_dec}x)"
+    )
     rows.append(f"  patternc without the head screen {dec_full:8.1f} tok/s  ratio {dec_full / dec_hf:5.2f}x")
     if screen is not None:
         size_mb = (screen.codes.numel() + 2 * screen.scale.numel()) / 1e6
-        rows.append(f"  head screen: built in {t_screen:.2f} s, {size_mb:.1f} MB, {screen.last_candidates} of "
-                    f"{spec.vocab_size} rows read in fp32 at the last step")
-    rows.append(f"GEMV ceiling: reading a step's weights takes {t_chain * 1e3:.1f} ms/token here now, so no "
-                f"implementation reading all of them beats {t_hf_dec / new / t_chain:.2f}x transformers; "
-                f"patternc's overhead over it {(t_full_dec / new - t_chain) * 1e3:+.1f} ms/token, "
-                f"transformers' {(t_hf_dec / new - t_chain) * 1e3:+.1f} ms/token")
-    rows.append(f"  with the head screened: {t_screened_chain * 1e3:.1f} ms/token, ceiling "
-                f"{t_hf_dec / new / t_screened_chain:.2f}x; patternc's overhead over it "
-                f"{(t_our_dec / new - t_screened_chain) * 1e3:+.1f} ms/token")
-    rows.append(f"peak RSS MiB: start {mem0:.0f}, after transformers prefill {mem_hf:.0f}, after patternc prefill "
-                f"{mem_our:.0f}, after both decodes {mem_dec:.0f}")
+        rows.append(
+            f"  head screen: built in {t_screen:.2f} s, {size_mb:.1f} MB, {screen.last_candidates} of "
+            f"{spec.vocab_size} rows read in fp32 at the last step"
+        )
+    rows.append(
+        f"GEMV ceiling: reading a step's weights takes {t_chain * 1e3:.1f} ms/token here now, so no "
+        f"implementation reading all of them beats {t_hf_dec / new / t_chain:.2f}x transformers; "
+        f"patternc's overhead over it {(t_full_dec / new - t_chain) * 1e3:+.1f} ms/token, "
+        f"transformers' {(t_hf_dec / new - t_chain) * 1e3:+.1f} ms/token"
+    )
+    rows.append(
+        f"  with the head screened: {t_screened_chain * 1e3:.1f} ms/token, ceiling "
+        f"{t_hf_dec / new / t_screened_chain:.2f}x; patternc's overhead over it "
+        f"{(t_our_dec / new - t_screened_chain) * 1e3:+.1f} ms/token"
+    )
+    rows.append(
+        f"peak RSS MiB: start {mem0:.0f}, after transformers prefill {mem_hf:.0f}, after patternc prefill "
+        f"{mem_our:.0f}, after both decodes {mem_dec:.0f}"
+    )
     memory = measure_memory(hf, size)
     mt, mp = memory["transformers"], memory["patternc"]
-    rows.append(f"working memory MiB, each phase alone in its own process (peak above the loaded model): prefill "
-                f"transformers {mt['prefill']:.0f}, patternc {mp['prefill']:.0f}; decode transformers "
-                f"{mt['decode']:.0f}, patternc {mp['decode']:.0f}; models resident {mt['model']:.0f} / "
-                f"{mp['model']:.0f} (process RSS)")
-    rows.append(f"decode floor: {bytes_per_token(ours, spec) / 1e6:.1f} MB weights/token at "
-                f"{bandwidth / 1e9:.1f} GB/s copy bandwidth = {floor:8.1f} tok/s "
-                f"(patternc at {dec_our / floor * 100:.0f}% of it)")
+    rows.append(
+        f"working memory MiB, each phase alone in its own process (peak above the loaded model): prefill "
+        f"transformers {mt['prefill']:.0f}, patternc {mp['prefill']:.0f}; decode transformers "
+        f"{mt['decode']:.0f}, patternc {mp['decode']:.0f}; models resident {mt['model']:.0f} / "
+        f"{mp['model']:.0f} (process RSS)"
+    )
+    rows.append(
+        f"decode floor: {bytes_per_token(ours, spec) / 1e6:.1f} MB weights/token at "
+        f"{bandwidth / 1e9:.1f} GB/s copy bandwidth = {floor:8.1f} tok/s "
+        f"(patternc at {dec_our / floor * 100:.0f}% of it)"
+    )
     print("\n".join(rows), flush=True)
 
 

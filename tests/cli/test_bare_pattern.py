@@ -14,12 +14,17 @@ runner = CliRunner()
 
 @pytest.mark.parametrize(
     "args",
-    [["stats", "MG*-"], ["split", "MG*-", "--pp", "1"], ["build", "MG*-", "-o", "out"],
-     ["build", "MG*-", "-o", "out", "--target", "megatron"]],
+    [
+        ["stats", "MG*-"],
+        ["split", "MG*-", "--pp", "1"],
+        ["build", "MG*-", "-o", "out"],
+        ["build", "MG*-", "-o", "out", "--target", "megatron"],
+    ],
     ids=lambda args: " ".join(args[:1] + args[2:]),
 )
-def test_the_same_p601_with_a_caret_under_the_layer(args: list[str], tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_same_p601_with_a_caret_under_the_layer(
+    args: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     result = runner.invoke(app, args)
     assert result.exit_code == 1, result.output

@@ -21,8 +21,11 @@ def test_no_module_below_the_cli_imports_it() -> None:
     below = [ROOT / "cli_common.py", ROOT / "explain" / "__init__.py", *sorted((ROOT / "commands").glob("*.py"))]
     for path in below:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else (
-                [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            names = (
+                [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else ([a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            )
             assert "patternc.cli" not in names, path
 
 

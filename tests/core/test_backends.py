@@ -38,8 +38,7 @@ class _Toy:
     def check(self, spec: object, target: str) -> list[object]:
         return []
 
-    def write(self, spec: object, out: Path, *, target: str, weights: str | None,
-              options: BuildOptions) -> BuildResult:
+    def write(self, spec: object, out: Path, *, target: str, weights: str | None, options: BuildOptions) -> BuildResult:
         return BuildResult()
 
 
@@ -69,8 +68,10 @@ def test_unknown_backend_suggests_the_closest_name() -> None:
 
 
 def test_two_distributions_registering_one_name_is_an_error_naming_both(monkeypatch: pytest.MonkeyPatch) -> None:
-    fakes = [_entry("torch", "patternc_torch:backend", "patternc"),
-             _entry("torch", "other_torch:backend", "other-dist")]
+    fakes = [
+        _entry("torch", "patternc_torch:backend", "patternc"),
+        _entry("torch", "other_torch:backend", "other-dist"),
+    ]
     monkeypatch.setattr(backends, "_entry_points", lambda: fakes)
     with pytest.raises(BackendClashError) as raised:
         load("torch")
@@ -81,8 +82,10 @@ def test_two_distributions_registering_one_name_is_an_error_naming_both(monkeypa
 
 
 def test_two_backends_writing_one_target_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    fakes = [_entry("megatron", "patternc.megatron_backend:backend", "patternc"),
-             _entry("toy", f"{__name__}:toy", "toy-dist")]
+    fakes = [
+        _entry("megatron", "patternc.megatron_backend:backend", "patternc"),
+        _entry("toy", f"{__name__}:toy", "toy-dist"),
+    ]
     monkeypatch.setattr(backends, "_entry_points", lambda: fakes)
     with pytest.raises(BackendClashError, match="'megatron' and 'toy' both write `--target megatron`"):
         build_targets()

@@ -41,8 +41,10 @@ KNOWN_CYCLE_EDGES: dict[tuple[str, str], str] = {
 def _modules() -> dict[str, Path]:
     """Dotted module name -> file, for the core package and every package under ``backends/``."""
     found: dict[str, Path] = {}
-    roots = [(ROOT, ROOT / "patternc"), *((ROOT / "backends", p) for p in sorted((ROOT / "backends").iterdir())
-                                          if (p / "__init__.py").is_file())]
+    roots = [
+        (ROOT, ROOT / "patternc"),
+        *((ROOT / "backends", p) for p in sorted((ROOT / "backends").iterdir()) if (p / "__init__.py").is_file()),
+    ]
     for base, package in roots:
         for path in sorted(package.rglob("*.py")):
             parts = list(path.relative_to(base).with_suffix("").parts)
@@ -184,7 +186,8 @@ def test_the_core_imports_no_heavy_library_and_no_backend() -> None:
     outside = {_top(m) for m in MODULES if _top(m) != "patternc"}
     wrong = sorted(
         f"{module} imports {name}"
-        for module in MODULES if _top(module) == "patternc"
+        for module in MODULES
+        if _top(module) == "patternc"
         for name in (*EXTERNAL[module], *map(_top, EDGES[module]))
         if name in HEAVY or name in outside
     )
@@ -198,7 +201,8 @@ def test_no_backend_imports_another() -> None:
     assert "patternc_checkpoint" in shared
     wrong = sorted(
         f"{module} imports {target}"
-        for module, targets in EDGES.items() if _top(module) != "patternc"
+        for module, targets in EDGES.items()
+        if _top(module) != "patternc"
         for target in targets
         if _top(target) in backends and _top(target) != _top(module)
     )

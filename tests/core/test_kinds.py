@@ -75,10 +75,14 @@ def _hf_kinds() -> set[str]:
 
 
 PER_KIND_TABLES: dict[str, tuple[Callable[[], set[str]], Callable[[], set[str]]]] = {
-    "patternc_torch.support.SUPPORT": (_backend_table("patternc_torch.support", "SUPPORT"),
-                                       lambda: {d.kind for d in kinds()}),
-    "patternc_transformers.layouts.KIND_LAYOUTS": (_backend_table("patternc_transformers.layouts", "KIND_LAYOUTS"),
-                                                   _hf_kinds),
+    "patternc_torch.support.SUPPORT": (
+        _backend_table("patternc_torch.support", "SUPPORT"),
+        lambda: {d.kind for d in kinds()},
+    ),
+    "patternc_transformers.layouts.KIND_LAYOUTS": (
+        _backend_table("patternc_transformers.layouts", "KIND_LAYOUTS"),
+        _hf_kinds,
+    ),
 }
 """Each backend's per-kind table -> (its keys, the kinds it must cover): the torch capability table
 every kind (building or refusing it), the transformers weight layout every kind transformers' layer
@@ -120,7 +124,8 @@ def test_every_spec_field_belongs_to_a_kind() -> None:
     """ModelSpec's per-kind fields are exactly the table's ``spec_field``s (no kind without its row)."""
     per_kind = {d.spec_field for d in kinds() if d.spec_field is not None}
     spec_classes = {
-        name for name, field in ModelSpec.model_fields.items()
+        name
+        for name, field in ModelSpec.model_fields.items()
         if any(isinstance(a, type) and issubclass(a, BaseModel) for a in getattr(field.annotation, "__args__", ()))
     } - {"pattern", "norm"}
     assert spec_classes == per_kind
@@ -188,8 +193,13 @@ def layer_literals(path: Path, symbols: frozenset[str]) -> Iterator[tuple[str, s
             if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
                 yield from visit(child, f"{scope}.{child.name}" if scope != "<module>" else child.name)
                 continue
-            if (isinstance(child, ast.Constant) and isinstance(child.value, str) and child.value
-                    and id(child) not in skip and set(child.value) <= symbols):
+            if (
+                isinstance(child, ast.Constant)
+                and isinstance(child.value, str)
+                and child.value
+                and id(child) not in skip
+                and set(child.value) <= symbols
+            ):
                 yield scope, child.value, child.lineno
             yield from visit(child, scope)
 

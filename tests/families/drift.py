@@ -14,10 +14,21 @@ from patternc.codes import Severity
 from patternc.config.models import COMMON_KEYS
 from patternc.families import get
 
-COMMON = frozenset({
-    "model_type", "torch_dtype", "dtype", "transformers_version", "architectures", "use_cache", "pad_token_id",
-    "bos_token_id", "eos_token_id", "initializer_range", "tie_word_embeddings",
-})
+COMMON = frozenset(
+    {
+        "model_type",
+        "torch_dtype",
+        "dtype",
+        "transformers_version",
+        "architectures",
+        "use_cache",
+        "pad_token_id",
+        "bos_token_id",
+        "eos_token_id",
+        "initializer_range",
+        "tie_word_embeddings",
+    }
+)
 """Fields our base model declares for every family, whether or not the transformers class has them."""
 
 

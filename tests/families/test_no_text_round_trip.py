@@ -21,8 +21,11 @@ def _refuse(text: str, *args: Any, **kwargs: Any) -> Any:
 @pytest.mark.parametrize(
     "config",
     [
-        {"model_type": "nemotron_h", "layers_block_type": ["mamba", "attention", "mlp", "moe"],
-         "num_nextn_predict_layers": 1},
+        {
+            "model_type": "nemotron_h",
+            "layers_block_type": ["mamba", "attention", "mlp", "moe"],
+            "num_nextn_predict_layers": 1,
+        },
         {"model_type": "bamba", "num_hidden_layers": 3, "attn_layer_indices": [1]},
         {"model_type": "mamba2", "num_hidden_layers": 2, "hidden_size": 256, "num_heads": 8},
         {"model_type": "qwen3_next", "num_hidden_layers": 4},

@@ -58,8 +58,9 @@ def read_toy(ctx: Ctx) -> Built:
         main=(G + MLP) * n,
         main_key="num_hidden_layers",
         specs={
-            "gated_deltanet": GatedDeltaNetSpec(num_k_heads=heads, num_v_heads=heads, head_k_dim=size,
-                                                head_v_dim=size, conv_kernel=ctx.get("toy_conv")),
+            "gated_deltanet": GatedDeltaNetSpec(
+                num_k_heads=heads, num_v_heads=heads, head_k_dim=size, head_v_dim=size, conv_kernel=ctx.get("toy_conv")
+            ),
             "mlp": MlpSpec(intermediate_size=ctx.get("intermediate_size"), activation=ctx.get("toy_act"), gated=False),
             "norm": NormSpec(eps=ctx.get("toy_eps")),
         },
@@ -139,7 +140,8 @@ def test_toy_is_counted_by_stats(toy: Family, tmp_path: Path) -> None:
     stats = json.loads(result.output)
     assert stats["dialect"] == "toy" and stats["pattern"] == (G + MLP) * 3  # the published key keeps its name
     assert [(row["kind"], row["layers"]) for row in stats["params"]["per_kind"]] == [
-        (LayerKind.GATED_DELTANET, 3), (LayerKind.MLP, 3)
+        (LayerKind.GATED_DELTANET, 3),
+        (LayerKind.MLP, 3),
     ]
     assert stats["params"]["total"] > 0 and stats["memory_bytes"]["ssm_state"] > 0
 

@@ -28,8 +28,14 @@ def seed_configs() -> list[dict[str, Any]]:
         import transformers
     except ImportError:
         return configs
-    for name in ("BambaConfig", "GraniteMoeHybridConfig", "Mamba2Config", "Qwen3NextConfig", "JambaConfig",
-                 "Zamba2Config"):
+    for name in (
+        "BambaConfig",
+        "GraniteMoeHybridConfig",
+        "Mamba2Config",
+        "Qwen3NextConfig",
+        "JambaConfig",
+        "Zamba2Config",
+    ):
         cls = getattr(transformers, name, None)
         if cls is not None:
             try:

@@ -80,8 +80,18 @@ def _safetensors(fdp: atheris.FuzzedDataProvider) -> bytes:
 def _index(fdp: atheris.FuzzedDataProvider, shards: list[str]) -> bytes:
     if fdp.ConsumeIntInRange(0, 7) == 0:
         return fdp.ConsumeBytes(256)
-    targets = [*shards, "../outside.safetensors", str(OUTSIDE), "missing.safetensors", "weights.bin",
-               "sub/x.safetensors", "", ".", "..", "link.safetensors"]
+    targets = [
+        *shards,
+        "../outside.safetensors",
+        str(OUTSIDE),
+        "missing.safetensors",
+        "weights.bin",
+        "sub/x.safetensors",
+        "",
+        ".",
+        "..",
+        "link.safetensors",
+    ]
     weight_map: Any = {
         fdp.PickValueInList(NAMES): fdp.PickValueInList(targets) for _ in range(fdp.ConsumeIntInRange(0, 5))
     }
@@ -96,8 +106,11 @@ def one_input(data: bytes) -> None:
     if root.exists():
         shutil.rmtree(root)
     root.mkdir()
-    shards = ["model.safetensors"] if fdp.ConsumeBool() else ["model-00001-of-00002.safetensors",
-                                                                "model-00002-of-00002.safetensors"]
+    shards = (
+        ["model.safetensors"]
+        if fdp.ConsumeBool()
+        else ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"]
+    )
     for shard in shards:
         (root / shard).write_bytes(_safetensors(fdp))
     if fdp.ConsumeIntInRange(0, 5) == 0:

@@ -82,7 +82,7 @@ def one_input(data: bytes) -> None:
         config = mutate(fdp)
         text = json.dumps(config, indent=None if mode == 1 else 2)
         if mode == 2 and fdp.ConsumeBool():  # a duplicate key, spelled twice in the text
-            text = text[:1] + json.dumps(fdp.PickValueInList(KEYS)) + ': 1, ' + text[1:] if len(text) > 2 else text
+            text = text[:1] + json.dumps(fdp.PickValueInList(KEYS)) + ": 1, " + text[1:] if len(text) > 2 else text
         FILE.write_text(text, encoding="utf-8")
     outcome = check_config(str(FILE))
     if fdp.ConsumeIntInRange(0, 7) == 0:  # the canonical map (networkx, ~50 ms) and target profiles, 1 in 8

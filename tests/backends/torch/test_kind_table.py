@@ -75,6 +75,8 @@ def test_a_kind_missing_from_the_tables_is_refused_with_a_reason() -> None:
 def test_a_kind_without_a_module_is_refused_with_its_reason() -> None:
     spec = _spec("M-*-").model_copy(update={"pattern": parse("M-G-*-", "megatron")})
     (problem,) = unsupported(spec)
-    assert problem.code == "P401" and "gated DeltaNet" in problem.message and "no module for this kind" in (
-        problem.message
+    assert (
+        problem.code == "P401"
+        and "gated DeltaNet" in problem.message
+        and "no module for this kind" in (problem.message)
     )
