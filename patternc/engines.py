@@ -49,7 +49,7 @@ def megatron_arguments(spec: ModelSpec, pp: int = 1, vpp: int = 1) -> tuple[dict
 
     The arguments build the same model, parameter for parameter, and pass Megatron-Core 0.19.2's
     own validation (``parse_args``, ``validate_args``, ``hybrid_config_from_args``; tested in
-    ``tests/test_megatron_validation.py``).  ``None`` with the reasons when Megatron-Core cannot
+    ``tests/core/test_megatron_validation.py``).  ``None`` with the reasons when Megatron-Core cannot
     build the model (the ``megatron-core`` target profile, P314-P316) or run the split (P107).
     The virtual pipeline size is never an argument: Megatron derives it from the ``|`` segments
     and refuses ``--num-virtual-stages-per-pipeline-rank`` beside ``--hybrid-layer-pattern``.

@@ -3,7 +3,7 @@
 Every formula follows the module transformers builds for the layer (``modeling_nemotron_h.py``,
 ``modeling_bamba.py``, ``modeling_granitemoehybrid.py``, ``modeling_mamba2.py``,
 ``modeling_qwen3_next.py``); ``docs/analysis.md`` writes each one out and
-``tests/test_analysis_exact.py`` checks the parameter counts against the ``state_dict`` of the
+``tests/core/test_analysis_exact.py`` checks the parameter counts against the ``state_dict`` of the
 model transformers builds on the meta device.  Pure integer arithmetic: no torch here.
 """
 

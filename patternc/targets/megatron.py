@@ -26,7 +26,7 @@ from patternc.kinds import LayerKind, kinds
 from patternc.model import ModelSpec
 
 MEGATRON_CORE_VERSION = "0.19.2"
-"""The release whose argument validation ``tests/test_megatron_validation.py`` runs."""
+"""The release whose argument validation ``tests/core/test_megatron_validation.py`` runs."""
 
 MAMBA_CONV_KERNEL = 4
 """``MambaMixer(d_conv=4)``: HybridStack's Mamba layer passes no other width."""

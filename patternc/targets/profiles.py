@@ -1,7 +1,7 @@
 """The target profiles: what each consumer of hybrid patterns loads and runs.
 
 Sources: ``peer-survey.md`` sections (``§3.1`` = vLLM, …) for what was read from the peers'
-code, ``verified`` for what ``tests/test_targets_transformers.py`` runs against the installed
+code, ``verified`` for what ``tests/backends/transformers/test_targets_transformers.py`` runs against the installed
 transformers, and ``wheels`` for what was read from released transformers wheels.
 """
 

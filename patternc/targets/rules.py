@@ -4,7 +4,7 @@ A rule takes the pattern, the model spec (or None) and the source map (or None),
 diagnostics.  Parameterised rules (an alphabet, a depth) are built by small factories; each
 rule emits exactly one code, and at most one diagnostic per call ("one diagnostic per reason").
 Nothing here imports torch or transformers: the facts were established by running them
-(``tests/test_targets_transformers.py``) and by reading the peers' code (peer-survey.md).
+(``tests/backends/transformers/test_targets_transformers.py``) and by reading the peers' code (peer-survey.md).
 """
 
 from __future__ import annotations
