@@ -66,8 +66,11 @@ def analyze(
     ast, syntax_problems = parse_syntax(source)
     if ast is None:  # the syntax error, and the unknown symbols a reader would fix at the same time
         marked = [d.span for d in syntax_problems if d.span is not None]
-        symbols = [d for d in unknown_symbols(source, dialect)  # not where the syntax error already points
-                   if d.span is None or not any(d.span.start < s.end + 1 and s.start < d.span.end for s in marked)]
+        symbols = [
+            d
+            for d in unknown_symbols(source, dialect)  # not where the syntax error already points
+            if d.span is None or not any(d.span.start < s.end + 1 and s.start < d.span.end for s in marked)
+        ]
         found = sort_diagnostics([*syntax_problems, *symbols])
         shown, hidden = _cap(found, limits)
         return Analysis(source, dialect, None, SourceMap(text_length=len(text)), shown, hidden=hidden)
@@ -135,9 +138,7 @@ def _cap(problems: list[Diagnostic], limits: Limits) -> tuple[list[Diagnostic], 
     ], (errors, warnings)
 
 
-def parse(
-    text: str, dialect: Dialect | str = Dialect.PATTERNC, *, limits: Limits = DEFAULT_LIMITS
-) -> Pattern:
+def parse(text: str, dialect: Dialect | str = Dialect.PATTERNC, *, limits: Limits = DEFAULT_LIMITS) -> Pattern:
     """Parse ``text`` into the IR, or raise ``PatternError`` with every diagnostic at once."""
     analysis = analyze(text, dialect, limits=limits)
     if analysis.pattern is None:

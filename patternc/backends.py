@@ -138,8 +138,9 @@ class Backend(Protocol):
         """Why ``spec`` cannot be built for ``target`` (empty when it can); writes nothing."""
         ...
 
-    def write(self, spec: ModelSpec, out: Path, *, target: str, weights: str | None,
-              options: BuildOptions) -> BuildResult:
+    def write(
+        self, spec: ModelSpec, out: Path, *, target: str, weights: str | None, options: BuildOptions
+    ) -> BuildResult:
         """Write ``out`` for ``target``, converting the checkpoint ``weights`` (a path as the user wrote it,
         which messages quote) when given; never raises for user errors."""
         ...
@@ -184,9 +185,19 @@ class Session(Protocol):
 
     def decode(self, ids: list[int]) -> str: ...
 
-    def generate(self, rows: list[list[int]], max_new_tokens: int, *, sample: bool, temperature: float,
-                 top_k: int, top_p: float, eos: int | None, seed: int,
-                 on_token: Callable[[int], None]) -> list[list[int]]:
+    def generate(
+        self,
+        rows: list[list[int]],
+        max_new_tokens: int,
+        *,
+        sample: bool,
+        temperature: float,
+        top_k: int,
+        top_p: float,
+        eos: int | None,
+        seed: int,
+        on_token: Callable[[int], None],
+    ) -> list[list[int]]:
         """Each row's new ids (rows left-padded to one width); ``on_token`` is called after each step."""
         ...
 
@@ -231,7 +242,8 @@ def _unique(eps: list[EntryPoint]) -> dict[str, EntryPoint]:
         if other is not None and other.value != ep.value:
             raise BackendClashError(
                 f"two distributions register the backend {ep.name!r}: {_owner(other)} ({other.value}) and "
-                f"{_owner(ep)} ({ep.value}); uninstall one of them")
+                f"{_owner(ep)} ({ep.value}); uninstall one of them"
+            )
         found[ep.name] = ep
     return found
 
@@ -272,8 +284,9 @@ def build_targets() -> dict[str, Backend]:
         for target in backend.targets:
             other = owners.get(target)
             if other is not None:
-                raise BackendClashError(f"the backends {other.name!r} and {backend.name!r} both write "
-                                        f"`--target {target}`")
+                raise BackendClashError(
+                    f"the backends {other.name!r} and {backend.name!r} both write `--target {target}`"
+                )
             owners[target] = backend
     return owners
 
@@ -282,8 +295,9 @@ def for_target(target: str) -> Backend:
     """The backend that writes ``build --target target`` (a canonical name, as ``patternc.target_names`` gives)."""
     owners = build_targets()
     if target not in owners:
-        raise UnknownBackendError(f"no installed backend writes `--target {target}` "
-                                  f"(written: {', '.join(owners) or 'none'})")
+        raise UnknownBackendError(
+            f"no installed backend writes `--target {target}` (written: {', '.join(owners) or 'none'})"
+        )
     return owners[target]
 
 
@@ -297,5 +311,8 @@ def runnable(name: str = "torch") -> Runnable:
 
 def target_help(names: Collection[str]) -> str:
     """The ``build --target`` help text for these names (in this order)."""
-    return ("What to write: " + ", ".join(names)
-            + " (what each is: `patternc backends`; aliases as for check: docs/cli.md).")
+    return (
+        "What to write: "
+        + ", ".join(names)
+        + " (what each is: `patternc backends`; aliases as for check: docs/cli.md)."
+    )

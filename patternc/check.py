@@ -145,10 +145,12 @@ def _verdicts(analysis: Analysis, spec: ModelSpec | None, request: CheckRequest)
 
     if request.all_targets:
         return MappingProxyType(targets.portability(pattern, spec, analysis.source_map))
-    return MappingProxyType({
-        targets.resolve(name) or name: targets.check_target(name, pattern, spec, analysis.source_map)
-        for name in request.targets
-    })
+    return MappingProxyType(
+        {
+            targets.resolve(name) or name: targets.check_target(name, pattern, spec, analysis.source_map)
+            for name in request.targets
+        }
+    )
 
 
 def read_argument(argument: str, dialect: Dialect, limits: Limits, *, max_bytes: int | None = None) -> CheckOutcome:

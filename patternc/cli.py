@@ -160,8 +160,10 @@ def _source_text(argument: str) -> str:
     # usage error as bytes on stdin that are not UTF-8, not an unknown layer symbol
     bad = next((i for i, c in enumerate(argument) if "\udc80" <= c <= "\udcff"), None)
     if bad is not None:
-        raise typer.BadParameter(f"the argument is not UTF-8 text (byte 0x{ord(argument[bad]) - 0xDC00:02x} "
-                                 f"at character {bad})", param_hint="PATTERN")
+        raise typer.BadParameter(
+            f"the argument is not UTF-8 text (byte 0x{ord(argument[bad]) - 0xDC00:02x} at character {bad})",
+            param_hint="PATTERN",
+        )
     return argument
 
 

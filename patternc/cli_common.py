@@ -250,8 +250,7 @@ class PatternCommand(TyperCommand):
             return super().parse_args(ctx, args)
         except NoSuchOption as error:
             if takes_positional and not error.message.endswith(")"):
-                error.message += (f" (a PATTERN that starts with '-' goes after '--': "
-                                  f"patternc {self.name} -- PATTERN)")
+                error.message += f" (a PATTERN that starts with '-' goes after '--': patternc {self.name} -- PATTERN)"
             raise
 
     def _positional_dashes(self, ctx: Any, args: list[str]) -> list[str]:
@@ -311,15 +310,18 @@ def target_names(values: Iterable[str] | None, command: str) -> list[str]:
         try:
             entry = resolve_for(value, which)
         except TargetError as error:
-            raise usage_error(diag(
-                "P313",
-                error.message,
-                None,
-                label="unknown target",
-                help=f"did you mean `{error.suggestion}`?" if error.suggestion else f"`patternc {command} -h` lists "
-                "the targets; docs/cli.md has every alias",
-                notes=[f"{command} targets: {', '.join(names_for(which))}"],
-            )) from None
+            raise usage_error(
+                diag(
+                    "P313",
+                    error.message,
+                    None,
+                    label="unknown target",
+                    help=f"did you mean `{error.suggestion}`?"
+                    if error.suggestion
+                    else f"`patternc {command} -h` lists the targets; docs/cli.md has every alias",
+                    notes=[f"{command} targets: {', '.join(names_for(which))}"],
+                )
+            ) from None
         if entry.name not in out:
             out.append(entry.name)
     return out
@@ -337,11 +339,12 @@ def check_set_values(values: dict[str, Any], family: str) -> None:
 
     from pydantic import ConfigDict, TypeAdapter, ValidationError
 
-    from patternc.config.models import INPUT_MODELS
+    from patternc import families
 
-    model = INPUT_MODELS.get(family)
-    if model is None:
+    found = families.find(family)
+    if found is None:
         return
+    model = found.input_model
     fields = {**{f.alias: f for f in model.model_fields.values() if f.alias}, **model.model_fields}
     for key, value in values.items():
         field = fields.get(key)
@@ -352,8 +355,9 @@ def check_set_values(values: dict[str, Any], family: str) -> None:
             TypeAdapter(shape, config=ConfigDict(strict=True)).validate_python(value)
         except ValidationError as error:
             reason = error.errors()[0]["msg"] if error.errors() else str(error)
-            raise typer.BadParameter(f"`{key}={value!r}`: {reason[:1].lower()}{reason[1:]}",
-                                     param_hint="--set") from None
+            raise typer.BadParameter(
+                f"`{key}={value!r}`: {reason[:1].lower()}{reason[1:]}", param_hint="--set"
+            ) from None
 
 
 def build_target(value: str) -> str:
@@ -427,7 +431,6 @@ def filter_diagnostics(
     return kept, len(diagnostics) - len(kept)
 
 
-
 def code_prefixes(values: Iterable[str] | None, option: str) -> list[str]:
     """Validated ``--select``/``--ignore`` values: codes or prefixes (``P9``, ``P90``, ``P901``), upper-cased.
 
@@ -452,14 +455,18 @@ def code_prefixes(values: Iterable[str] | None, option: str) -> list[str]:
                 from patternc.diagnostics import diag
 
                 close = difflib.get_close_matches(prefix, codes, n=1, cutoff=0.6)
-                raise usage_error(diag(
-                    "P930",
-                    f"`{option} {text}` names no diagnostic code",
-                    None,
-                    label="unknown code",
-                    help=f"did you mean `{close[0]}`?" if close else "give a code (`P202`), a prefix (`P2`) or a "
-                    "code's name (`no-sequence-mixer`); docs/diagnostics.md lists them",
-                ))
+                raise usage_error(
+                    diag(
+                        "P930",
+                        f"`{option} {text}` names no diagnostic code",
+                        None,
+                        label="unknown code",
+                        help=f"did you mean `{close[0]}`?"
+                        if close
+                        else "give a code (`P202`), a prefix (`P2`) or a "
+                        "code's name (`no-sequence-mixer`); docs/diagnostics.md lists them",
+                    )
+                )
             out.append(prefix)
     return out
 

@@ -46,9 +46,7 @@ def from_megatron(text: str) -> Pattern:
     return parse(text, Dialect.MEGATRON)
 
 
-def to_layers_block_type(
-    layers: Sequence[str], vocabulary: Vocabulary | str = Vocabulary.CURRENT
-) -> list[str]:
+def to_layers_block_type(layers: Sequence[str], vocabulary: Vocabulary | str = Vocabulary.CURRENT) -> list[str]:
     """Names for a flat symbol string (``pattern.flat`` or ``pattern.mtp.flat``)."""
     vocabulary = Vocabulary(vocabulary)
     names: list[str] = []
@@ -56,16 +54,21 @@ def to_layers_block_type(
     for index, symbol in enumerate(layers):
         info = BY_SYMBOL.get(symbol)
         if info is None:
-            problems.append(diag("P001", f"layer {index} `{symbol}` is not a layer symbol", Span(index, index + 1),
-                                 help="pass `pattern.flat` (symbols such as `M`, `*`, `-`, `E`)"))
+            problems.append(
+                diag(
+                    "P001",
+                    f"layer {index} `{symbol}` is not a layer symbol",
+                    Span(index, index + 1),
+                    help="pass `pattern.flat` (symbols such as `M`, `*`, `-`, `E`)",
+                )
+            )
             continue
         name = info.hf_name if vocabulary is Vocabulary.CURRENT else info.hf_legacy_name
         if name is None:
             problems.append(
                 diag(
                     "P015",
-                    f"layer {index} `{symbol}` ({info.description}) has no transformers "
-                    "`layers_block_type` name",
+                    f"layer {index} `{symbol}` ({info.description}) has no transformers `layers_block_type` name",
                     None,
                     help="transformers' nemotron_h builds only `M`, `*`, `-` and `E` layers",
                 )
@@ -77,23 +80,27 @@ def to_layers_block_type(
     return names
 
 
-def from_layers_block_type(
-    names: Sequence[str], mtp_names: Sequence[str] = (), mtp_depths: int = 1
-) -> Pattern:
+def from_layers_block_type(names: Sequence[str], mtp_names: Sequence[str] = (), mtp_depths: int = 1) -> Pattern:
     """Read ``layers_block_type`` (and ``mtp_layers_block_type``) lists in either vocabulary.
 
     Bounded like pattern text: more layers than ``DEFAULT_LIMITS.max_layers`` is ``P011``, checked
     before any name is read."""
     for given, field_name in ((names, "layers_block_type"), (mtp_names, "mtp_layers_block_type")):
         if isinstance(given, str | bytes):
-            problem = diag("P014", f"{field_name} is a string, not a list of layer type names", None,
-                           help='e.g. ["mamba", "attention", "mlp"]')
+            problem = diag(
+                "P014",
+                f"{field_name} is a string, not a list of layer type names",
+                None,
+                help='e.g. ["mamba", "attention", "mlp"]',
+            )
             raise PatternError([problem], Source(repr(given)[:200], "<layers_block_type>"))
     depths = max(mtp_depths, 0) if mtp_names else 0
     total = len(names) + len(mtp_names) * depths
     if total > DEFAULT_LIMITS.max_layers:
-        raise PatternError([diag("P011", f"{total:,} layers, above the limit of {DEFAULT_LIMITS.max_layers:,}", None)],
-                           Source("", "<layers_block_type>"))
+        raise PatternError(
+            [diag("P011", f"{total:,} layers, above the limit of {DEFAULT_LIMITS.max_layers:,}", None)],
+            Source("", "<layers_block_type>"),
+        )
     main, problems = _symbols(names, "layers_block_type")
     mtp, mtp_problems = _symbols(mtp_names, "mtp_layers_block_type")
     problems.extend(mtp_problems)

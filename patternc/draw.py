@@ -329,8 +329,9 @@ class _Canvas:
     def cell_y(self) -> int:
         return STAGE_BAND + (BAR_BAND if self.bars else 0)
 
-    def cell(self, row: _Row, x: int, symbol: str, index: int, layers: int, part: str, value: int | None,
-             tip: str) -> None:
+    def cell(
+        self, row: _Row, x: int, symbol: str, index: int, layers: int, part: str, value: int | None, tip: str
+    ) -> None:
         """One layer cell (with its bar), standing for ``layers`` layers."""
         info = BY_SYMBOL[symbol]
         fill, ink = BY_SYMBOL[symbol].colours
@@ -465,8 +466,9 @@ def _row_text(canvas: _Canvas, row: _Row, heading: str | None) -> list[str]:
     end = -1
     for x, label in row.stage_labels:
         if x >= end:
-            out.append(f'<text class="stage-label" x="{x}" y="{row.y + 10}" font-size="10" fill="#222">'
-                       f"{_text(label)}</text>")
+            out.append(
+                f'<text class="stage-label" x="{x}" y="{row.y + 10}" font-size="10" fill="#222">{_text(label)}</text>'
+            )
             end = x + 6 * len(label) + 4
     tick_y = row.y + canvas.cell_y + CELL_H + 11
     taken = [(x - 3 * len(t) - 2, x + 3 * len(t) + 2) for x, t, must in row.ticks if must]
@@ -477,8 +479,10 @@ def _row_text(canvas: _Canvas, row: _Row, heading: str | None) -> list[str]:
                 continue
             taken.append((lo, hi))
         cls = "repeat" if must else "tick"
-        out.append(f'<text class="{cls}" x="{x}" y="{tick_y}" text-anchor="middle" font-size="9" '
-                   f'fill="{"#111" if must else "#777"}">{_text(label)}</text>')
+        out.append(
+            f'<text class="{cls}" x="{x}" y="{tick_y}" text-anchor="middle" font-size="9" '
+            f'fill="{"#111" if must else "#777"}">{_text(label)}</text>'
+        )
     return out
 
 
@@ -519,8 +523,10 @@ def _table(picture: Picture, y: int) -> tuple[list[str], int]:
         return out, y
     word = picture.segment_word
     head = f"{_plural(len(segments), word)}" + (f"; cost: {picture.cost_label}" if picture.cost_label else "")
-    out.append(f'<text class="table-head" x="{MARGIN}" y="{y + 12}" font-size="12" fill="#222" '
-               f'font-weight="bold">{_text(head)}</text>')
+    out.append(
+        f'<text class="table-head" x="{MARGIN}" y="{y + 12}" font-size="12" fill="#222" '
+        f'font-weight="bold">{_text(head)}</text>'
+    )
     y += 20
     top = max((s.cost or 0 for s in segments), default=0)
     columns = (0, 84, 190, 290, 370, 580)
@@ -532,16 +538,18 @@ def _table(picture: Picture, y: int) -> tuple[list[str], int]:
         spans = "".join(
             f'<tspan x="{MARGIN + x}">{_text(cell)}</tspan>' for x, cell in zip(columns, cells, strict=True) if cell
         )
-        out.append(f'<text class="table-row" data-stage="{number}" y="{y + 11}" font-size="11" fill="#222">'
-                   f"{spans}</text>")
+        out.append(
+            f'<text class="table-row" data-stage="{number}" y="{y + 11}" font-size="11" fill="#222">{spans}</text>'
+        )
         if segment.cost is not None and top > 0:
             length = 200 * 10 * segment.cost // top / 10
             out.append(f'<rect x="{MARGIN + columns[4]}" y="{y + 2}" width="{length:g}" height="10" fill="#888"/>')
         y += 16
     if len(segments) > MAX_TABLE_ROWS:
         more = len(segments) - MAX_TABLE_ROWS
-        out.append(f'<text x="{MARGIN}" y="{y + 11}" font-size="11" fill="#555">'
-                   f"… {_plural(more, 'more ' + word)}</text>")
+        out.append(
+            f'<text x="{MARGIN}" y="{y + 11}" font-size="11" fill="#555">… {_plural(more, "more " + word)}</text>'
+        )
         y += 16
     return out, y
 
@@ -582,8 +590,10 @@ def draw(picture: Picture, collapse: Collapse = Collapse.AUTO) -> Drawing:
     body: list[str] = []
     y = MARGIN
     room = width - 2 * MARGIN  # monospace: 16px bold ~9.7px a character, 12px ~7.3px
-    body.append(f'<text class="title" x="{MARGIN}" y="{y + 14}" font-size="16" font-weight="bold" fill="#111">'
-                f"{_text(_short(picture.title, room // 10))}</text>")
+    body.append(
+        f'<text class="title" x="{MARGIN}" y="{y + 14}" font-size="16" font-weight="bold" fill="#111">'
+        f"{_text(_short(picture.title, room // 10))}</text>"
+    )
     y += 22
     drawn_layers = sum(item.layers for stage in items for item in stage)
     cells = drawn + _mtp_shown(picture, collapse) * len(picture.mtp)
@@ -593,8 +603,9 @@ def draw(picture: Picture, collapse: Collapse = Collapse.AUTO) -> Drawing:
         lines.append(f"bar height: {picture.bar_label} (tallest {top:,} = {human(top)})")
     for line in lines:  # wrapped to the picture's width, at most three lines each
         for part in textwrap.wrap(" ".join(line.split()), room * 10 // 75, max_lines=3, placeholder=" …"):
-            body.append(f'<text class="subtitle" x="{MARGIN}" y="{y + 12}" font-size="12" fill="#333">'
-                        f"{_text(part)}</text>")
+            body.append(
+                f'<text class="subtitle" x="{MARGIN}" y="{y + 12}" font-size="12" fill="#333">{_text(part)}</text>'
+            )
             y += 17
     legend, y = _legend(picture, y + 6)
     body.extend(legend)

@@ -93,9 +93,7 @@ def _greedy(text: str) -> str:
                 best_saving, best = saving, (period, count)
         period, count = best
         if best_saving > 0:
-            out.append(
-                compact(text[literal_start:i]) if i - literal_start <= LITERAL_LIMIT else text[literal_start:i]
-            )
+            out.append(compact(text[literal_start:i]) if i - literal_start <= LITERAL_LIMIT else text[literal_start:i])
             out.append(_repeat(_unit_spelling(text[i : i + period]), count))
             i += period * count
             literal_start = i

@@ -98,7 +98,11 @@ def _human(size: int) -> str:
 
 
 def allocation_problem(
-    spec: ModelSpec, *, bytes_per_param: int = 4, device: str | None = "cpu", what: str = "the model",
+    spec: ModelSpec,
+    *,
+    bytes_per_param: int = 4,
+    device: str | None = "cpu",
+    what: str = "the model",
     free: int | None = None,
 ) -> Diagnostic | None:
     """``P701`` when the parameters exceed the fixed limit, or (``device`` given) the memory free on it.
@@ -119,8 +123,7 @@ def allocation_problem(
         return None
     return diag(
         "P701",
-        f"{what} needs {need:,} bytes ({_human(need)}: {params:,} parameters x {bytes_per_param} bytes), "
-        f"above {where}",
+        f"{what} needs {need:,} bytes ({_human(need)}: {params:,} parameters x {bytes_per_param} bytes), above {where}",
         None,
         help="check the sizes in the config (hidden_size, vocab_size, intermediate sizes, experts, layers); "
         "nothing was allocated",

@@ -74,7 +74,8 @@ def source_kind(argument: str) -> tuple[Reading, Diagnostic | None]:
             f"`{shown}` is also the name of a {what} here; it was read as a pattern",
             Span(0, len(argument)),
             label=f"a pattern, and a {what}",
-            help=f"to read the {what}, name it as a path: `./{shown}`" if not os.path.isabs(argument)
+            help=f"to read the {what}, name it as a path: `./{shown}`"
+            if not os.path.isabs(argument)
             else f"to read the {what}, name it as a path other than the pattern: `{shown}/.`",
         )
     if set(argument) <= PATTERN_CHARACTERS:
@@ -201,9 +202,7 @@ def _load_source(
 
 def _config_problems(found: list[Diagnostic], own: set[str]) -> list[Diagnostic]:
     """The errors and warnings a config reading adds to the pattern's own (which ``check`` reports)."""
-    return [
-        d for d in found if d.severity is Severity.ERROR or (d.severity is Severity.WARNING and d.code not in own)
-    ]
+    return [d for d in found if d.severity is Severity.ERROR or (d.severity is Severity.WARNING and d.code not in own)]
 
 
 def _like(

@@ -139,9 +139,7 @@ def _dialect_features(ast: Ast, source: Source, profile: Profile) -> Iterator[Di
                     help="remove it, or use `--dialect megatron`",
                 )
             elif isinstance(element, Group) and not profile.repetition:
-                yield diag(
-                    "P005", f"groups are not part of dialect {name}", element.span, label="group", help=hint
-                )
+                yield diag("P005", f"groups are not part of dialect {name}", element.span, label="group", help=hint)
             elif isinstance(element, Repeat) and not profile.repetition:
                 yield diag(
                     "P005",
@@ -254,9 +252,7 @@ def _bad_symbol(char: str, span: Span, profile: Profile) -> Diagnostic:
     if char.isspace():  # only reachable for exotic spaces the lexer did not treat as trivia
         return diag("P003", f"whitespace {char_name(char)} is not allowed", span, label="whitespace")
     if meant is not None:
-        return diag(
-            "P001", message, span, label=f"did you mean `{meant}`?", help=f"did you mean {describe(meant)}?"
-        )
+        return diag("P001", message, span, label=f"did you mean `{meant}`?", help=f"did you mean {describe(meant)}?")
     return diag("P001", message, span, label="unknown symbol", help=_alphabet_help(profile))
 
 
@@ -338,8 +334,7 @@ def _mtp_problems(parts: tuple[Part, ...], expanded: list[_Expanded], source: So
             else f"multi-token-prediction part {depth} is empty",
             Span.at(part.slash),
             label="empty MTP part",
-            help="every `/` must be followed by the layers of one MTP depth; "
-            "remove the `/` if the model has no MTP"
+            help="every `/` must be followed by the layers of one MTP depth; remove the `/` if the model has no MTP"
             if depth == 1 and trailing
             else "every `/` must be followed by the layers of one MTP depth",
         )

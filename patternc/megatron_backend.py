@@ -35,8 +35,9 @@ class MegatronBackend:
 
         return [d for d in megatron_arguments(spec)[1] if d.severity is not Severity.NOTE]
 
-    def write(self, spec: ModelSpec, out: Path, *, target: str, weights: str | None,
-              options: BuildOptions) -> BuildResult:
+    def write(
+        self, spec: ModelSpec, out: Path, *, target: str, weights: str | None, options: BuildOptions
+    ) -> BuildResult:
         """``megatron_args.json`` (the arguments and the command line), or the reasons Megatron-Core cannot
         take the model; ``weights`` are not converted (Megatron reads its own checkpoints)."""
         from patternc.engines import MEGATRON_FORMAT, megatron_arguments, megatron_command_line
@@ -44,8 +45,9 @@ class MegatronBackend:
         from patternc.outdir import check_out_dir, publish, staging
         from patternc.targets.megatron import MEGATRON_CORE_VERSION
 
-        result = BuildResult(diagnostics=model_only(spec, options.source_config, options.set_keys,
-                                                    "Megatron-Core's arguments"))
+        result = BuildResult(
+            diagnostics=model_only(spec, options.source_config, options.set_keys, "Megatron-Core's arguments")
+        )
         args, found = megatron_arguments(spec, options.pipeline_ranks, options.virtual_stages)
         result.diagnostics += [d for d in found if d.severity is not Severity.NOTE]
         if args is not None:

@@ -35,10 +35,14 @@ def model_only(spec: ModelSpec, source: Mapping[str, Any], set_keys: Collection[
     Megatron-Core arguments) cannot carry: a key the model is not made of (``use_cache``, …)."""
     model_keys, _ = roles(spec.source, source)
     return [
-        diag("P512", f"`--set {key}` cannot be written: the output ({output}) holds only the model's layers and "
-             f"sizes, and `{key}` is not one of them", None,
-             help="drop this `--set`, or build a transformers target (`--target nemotron_h`), whose config "
-             "holds every key")
+        diag(
+            "P512",
+            f"`--set {key}` cannot be written: the output ({output}) holds only the model's layers and "
+            f"sizes, and `{key}` is not one of them",
+            None,
+            help="drop this `--set`, or build a transformers target (`--target nemotron_h`), whose config "
+            "holds every key",
+        )
         for key in sorted(set_keys)
         if key not in model_keys and key not in IDENTITY_KEYS
     ]

@@ -53,7 +53,7 @@ def clean_stale(out_dir: Path) -> list[Path]:
         return removed
     for kind in (_ASIDE, _STAGING):
         for path in sorted(parent.glob(f".{_glob_escape(out_dir.name)}.{kind}-*")):
-            pid_text = path.name[len(f".{out_dir.name}.{kind}-"):].partition("-")[0]
+            pid_text = path.name[len(f".{out_dir.name}.{kind}-") :].partition("-")[0]
             if not pid_text.isdigit() or _alive(int(pid_text)) or path.is_symlink() or not path.is_dir():
                 continue
             if kind == _ASIDE and not (out_dir.exists() or out_dir.is_symlink()):
@@ -137,11 +137,23 @@ def check_out_dir(out_dir: Path, force: bool, protected: list[Path]) -> list[Dia
     ``force``), or exists and ``force`` is off; empty when the build may publish there."""
     for source in protected:
         if _inside(source, out_dir):
-            return [diag("P502", f"`{out_dir}` holds the input `{source}`: the build would replace its own input",
-                         None, help="choose another output directory")]
+            return [
+                diag(
+                    "P502",
+                    f"`{out_dir}` holds the input `{source}`: the build would replace its own input",
+                    None,
+                    help="choose another output directory",
+                )
+            ]
     if (out_dir.exists() or out_dir.is_symlink()) and not force:
-        return [diag("P502", f"`{out_dir}` already exists", None,
-                     help="pass `--force` to replace it (atomically), or choose another directory")]
+        return [
+            diag(
+                "P502",
+                f"`{out_dir}` already exists",
+                None,
+                help="pass `--force` to replace it (atomically), or choose another directory",
+            )
+        ]
     return []
 
 

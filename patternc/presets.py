@@ -48,32 +48,34 @@ class Preset:
         return " and ".join([", ".join(symbols[:-1]), symbols[-1]]) if len(symbols) > 1 else "".join(symbols)
 
 
-PATTERN_DEFAULTS: Mapping[str, Any] = MappingProxyType({
-    "model_type": "nemotron_h",
-    "vocab_size": 256,
-    "hidden_size": 64,
-    "layer_norm_epsilon": 1e-5,
-    "mamba_num_heads": 4,
-    "mamba_head_dim": 16,
-    "expand": 1,
-    "ssm_state_size": 16,
-    "n_groups": 1,
-    "conv_kernel": 4,
-    "chunk_size": 64,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 2,
-    "head_dim": 16,
-    "intermediate_size": 128,
-    "mlp_hidden_act": "relu2",
-    "n_routed_experts": 4,
-    "num_experts_per_tok": 2,
-    "moe_intermediate_size": 32,
-    "moe_shared_expert_intermediate_size": 64,
-    "n_group": 1,
-    "topk_group": 1,
-    "max_position_embeddings": 2048,
-    "tie_word_embeddings": False,
-})
+PATTERN_DEFAULTS: Mapping[str, Any] = MappingProxyType(
+    {
+        "model_type": "nemotron_h",
+        "vocab_size": 256,
+        "hidden_size": 64,
+        "layer_norm_epsilon": 1e-5,
+        "mamba_num_heads": 4,
+        "mamba_head_dim": 16,
+        "expand": 1,
+        "ssm_state_size": 16,
+        "n_groups": 1,
+        "conv_kernel": 4,
+        "chunk_size": 64,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "head_dim": 16,
+        "intermediate_size": 128,
+        "mlp_hidden_act": "relu2",
+        "n_routed_experts": 4,
+        "num_experts_per_tok": 2,
+        "moe_intermediate_size": 32,
+        "moe_shared_expert_intermediate_size": 64,
+        "n_group": 1,
+        "topk_group": 1,
+        "max_position_embeddings": 2048,
+        "tie_word_embeddings": False,
+    }
+)
 """The Nemotron-H config a bare pattern is built with (about 0.1M parameters per layer)."""
 
 TINY_NEMOTRON_H = Preset(

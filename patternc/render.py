@@ -39,9 +39,7 @@ def diagnostic_json(d: Diagnostic, source: Source) -> dict[str, object]:
         "span": span_json(d.span, source),
         "label": d.label,
         "help": d.help,
-        "labels": [
-            {"span": span_json(label.span, source), "message": label.message} for label in d.secondary
-        ],
+        "labels": [{"span": span_json(label.span, source), "message": label.message} for label in d.secondary],
         "notes": list(d.notes),
     }
 

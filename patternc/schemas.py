@@ -43,10 +43,7 @@ SCHEMAS: dict[str, tuple[int, Callable[[], type[BaseModel]]]] = {
     "gen-output": (1, _model_class("patternc.analysis.outputs", "GenOutput")),
     "build-output": (1, _model_class("patternc.commands.outputs", "BuildOutput")),
     "run-output": (1, _model_class("patternc.commands.outputs", "RunOutput")),
-    **{
-        f"config-{name}": (1, _input_model(name))
-        for name in families.BUILTIN
-    },
+    **{f"config-{name}": (1, _input_model(name)) for name in families.BUILTIN},
 }
 """Published name -> (version, the pydantic model whose schema it is)."""
 

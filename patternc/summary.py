@@ -19,8 +19,11 @@ def _canonical_text(canonical: Any, verbose: bool) -> str:
     counted, not printed (``--verbose`` prints them; ``--json`` always carries them)."""
     lines = [f"\ncanonical  {canonical.architecture or 'none (no transformers architecture is exact)'}"]
     if not verbose:
-        others = [f"{name} ({len(reasons)} reason{'s' * (len(reasons) != 1)})"
-                  for name, reasons in canonical.reasons.items() if reasons]
+        others = [
+            f"{name} ({len(reasons)} reason{'s' * (len(reasons) != 1)})"
+            for name, reasons in canonical.reasons.items()
+            if reasons
+        ]
         also = [name for name, reasons in canonical.reasons.items() if not reasons]
         if also:
             lines.append(f"  exact too: {', '.join(also)} (later in the preference order)")

@@ -140,7 +140,10 @@ def _nesting_problems(source: Source) -> tuple[list[Diagnostic], list[int] | Non
             if not opened:
                 problems.append(
                     diag(
-                        "P008", "unmatched `)`", Span.at(tok.start_pos or 0), label="no `(` opens this group",
+                        "P008",
+                        "unmatched `)`",
+                        Span.at(tok.start_pos or 0),
+                        label="no `(` opens this group",
                         help="delete it, or add the `(` that opens the group",
                     )
                 )

@@ -115,8 +115,9 @@ def resolve_for(text: str, command: Command) -> TargetName:
         return TargetName(text.strip(), (), None, "")  # a backend's name the vocabulary does not list
     if entry is not None:
         other = "build" if command == "check" else "check"
-        why = ("check has no load-and-run profile for it" if command == "check"
-               else "build writes nothing specific to it")
+        why = (
+            "check has no load-and-run profile for it" if command == "check" else "build writes nothing specific to it"
+        )
         raise TargetError(f"`{text}` is a `{other} --target` name only: {why}", None)
     # the spelling that is closest is suggested as it is (an alias is accepted too), so the hint
     # reads as a correction of what was typed: `transformer` -> `transformers`, not `nemotron_h`

@@ -34,8 +34,21 @@ MAX_INDEX_BYTES = 64 * 2**20
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 
 ITEMSIZE: dict[str, int] = {
-    "BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
-    "I32": 4, "U32": 4, "F32": 4, "F64": 8, "I64": 8, "U64": 8,
+    "BOOL": 1,
+    "U8": 1,
+    "I8": 1,
+    "F8_E5M2": 1,
+    "F8_E4M3": 1,
+    "I16": 2,
+    "U16": 2,
+    "F16": 2,
+    "BF16": 2,
+    "I32": 4,
+    "U32": 4,
+    "F32": 4,
+    "F64": 8,
+    "I64": 8,
+    "U64": 8,
 }
 """Bytes per element of each safetensors dtype string."""
 FLOAT_DTYPES = ("F16", "BF16", "F32", "F64")
@@ -173,8 +186,9 @@ def _from_index(index: Path) -> Checkpoint:
     try:
         size = index.stat().st_size
         if size > MAX_INDEX_BYTES:
-            raise CheckpointError("P510", f"`{index}` has {size:,} bytes, above the limit of {MAX_INDEX_BYTES:,} "
-                                  "for an index")
+            raise CheckpointError(
+                "P510", f"`{index}` has {size:,} bytes, above the limit of {MAX_INDEX_BYTES:,} for an index"
+            )
         data = json.loads(index.read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError) as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise CheckpointError("P510", f"`{index}` is not a readable JSON index: {error}") from None
@@ -200,8 +214,9 @@ def _from_index(index: Path) -> Checkpoint:
     absent = sorted(listed - set(checkpoint.tensors))
     if absent:
         raise CheckpointError(
-            "P510", f"`{index.name}` lists tensors its shards do not hold: {', '.join(absent[:5])}"
-            + (" …" if len(absent) > 5 else "")
+            "P510",
+            f"`{index.name}` lists tensors its shards do not hold: {', '.join(absent[:5])}"
+            + (" …" if len(absent) > 5 else ""),
         )
     for name in stray:  # a shard holding more than the index says: follow the index
         del checkpoint.tensors[name]
@@ -227,8 +242,11 @@ def _from_files(root: Path, files: list[Path]) -> Checkpoint:
         except CheckpointError:
             raise
         except Exception as error:  # safetensors raises its own error types for a bad header
-            raise CheckpointError("P510", f"`{file.name}` is not a valid safetensors file: {error}",
-                                  help="the file is truncated or not safetensors; fetch or convert it again") from None
+            raise CheckpointError(
+                "P510",
+                f"`{file.name}` is not a valid safetensors file: {error}",
+                help="the file is truncated or not safetensors; fetch or convert it again",
+            ) from None
     return checkpoint
 
 
@@ -262,9 +280,21 @@ class TensorReader:
 
 
 _TORCH_NAMES = {
-    "bool": "BOOL", "uint8": "U8", "int8": "I8", "float8_e5m2": "F8_E5M2", "float8_e4m3fn": "F8_E4M3",
-    "int16": "I16", "uint16": "U16", "float16": "F16", "bfloat16": "BF16", "int32": "I32", "uint32": "U32",
-    "float32": "F32", "float64": "F64", "int64": "I64", "uint64": "U64",
+    "bool": "BOOL",
+    "uint8": "U8",
+    "int8": "I8",
+    "float8_e5m2": "F8_E5M2",
+    "float8_e4m3fn": "F8_E4M3",
+    "int16": "I16",
+    "uint16": "U16",
+    "float16": "F16",
+    "bfloat16": "BF16",
+    "int32": "I32",
+    "uint32": "U32",
+    "float32": "F32",
+    "float64": "F64",
+    "int64": "I64",
+    "uint64": "U64",
 }
 
 
@@ -308,8 +338,11 @@ class ShardWriter:
         header: dict[str, object] = {"__metadata__": dict(metadata or {"format": "pt"})}
         offset = 0
         for entry in entries:
-            header[entry.name] = {"dtype": entry.dtype, "shape": list(entry.shape),
-                                  "data_offsets": [offset, offset + entry.nbytes]}
+            header[entry.name] = {
+                "dtype": entry.dtype,
+                "shape": list(entry.shape),
+                "data_offsets": [offset, offset + entry.nbytes],
+            }
             offset += entry.nbytes
         text = json.dumps(header, separators=(",", ":")).encode("utf-8")
         text += b" " * (-len(text) % 8)  # the data starts 8-byte aligned, as safetensors writes it

@@ -61,16 +61,25 @@ class TorchBackend:
 
         return unsupported(spec)
 
-    def write(self, spec: ModelSpec, out: Path, *, target: str, weights: str | None,
-              options: BuildOptions) -> BuildResult:
+    def write(
+        self, spec: ModelSpec, out: Path, *, target: str, weights: str | None, options: BuildOptions
+    ) -> BuildResult:
         """The model directory ``load`` reads back, with the checkpoint's weights or a random initialisation."""
         from patternc.diagnostics import diag
 
         try:
             from patternc_torch.io import build_dir
         except ImportError as error:
-            return BuildResult(diagnostics=[diag("P508", f"the torch backend needs {error.name}, which is not "
-                                                 "installed", None, help='pip install "patternc[backends]"')])
+            return BuildResult(
+                diagnostics=[
+                    diag(
+                        "P508",
+                        f"the torch backend needs {error.name}, which is not installed",
+                        None,
+                        help='pip install "patternc[backends]"',
+                    )
+                ]
+            )
         return build_dir(spec, out, weights, options)
 
     load = staticmethod(torch_model)

@@ -160,9 +160,7 @@ def attention_step(attn: Attention) -> StepFn:
             scores = torch.bmm(q.view(b * kv_heads, r, hd), keys.transpose(1, 2)).mul_(scale)
             out = torch.bmm(torch.softmax(scores, dim=-1), v_buf[:, :, :end].reshape(b * kv_heads, end, hd))
         else:
-            out = F.scaled_dot_product_attention(
-                q, k_buf[:, :, :end], v_buf[:, :, :end], scale=scale, enable_gqa=gqa
-            )
+            out = F.scaled_dot_product_attention(q, k_buf[:, :, :end], v_buf[:, :, :end], scale=scale, enable_gqa=gqa)
         return o_proj(out.reshape(b, heads * hd))
 
     return step

@@ -76,8 +76,11 @@ class ScreenedHead:
     def supports(weight: torch.Tensor) -> bool:
         """fp32 weights on the CPU, a vocabulary large enough, and the int8 kernel present."""
         return (
-            weight.device.type == "cpu" and weight.dtype == torch.float32 and weight.dim() == 2
-            and weight.shape[0] >= MIN_VOCAB and weight.shape[1] % 16 == 0  # the kernel's K blocking
+            weight.device.type == "cpu"
+            and weight.dtype == torch.float32
+            and weight.dim() == 2
+            and weight.shape[0] >= MIN_VOCAB
+            and weight.shape[1] % 16 == 0  # the kernel's K blocking
             and hasattr(torch, "_weight_int8pack_mm")
         )
 

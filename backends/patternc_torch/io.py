@@ -76,8 +76,11 @@ def read_spec(source: ModelSpec | str | Path | dict[str, Any]) -> tuple[ModelSpe
         except OSError as error:  # a name too long for the filesystem, a permission problem
             raise _fail([diag("P402", f"cannot look at `{path}`: {error.strerror or error}", None)], origin) from None
         if not present:
-            what = (f"no model at `{path}`: no such file or directory" if not path.exists()
-                    else f"no config at `{config_file}`")
+            what = (
+                f"no model at `{path}`: no such file or directory"
+                if not path.exists()
+                else f"no config at `{config_file}`"
+            )
             raise _fail([diag("P402", what, None, help=_SOURCE_HELP)], origin)
         from patternc.config import MAX_CONFIG_BYTES
         from patternc.config._load import load
@@ -87,8 +90,17 @@ def read_spec(source: ModelSpec | str | Path | dict[str, Any]) -> tuple[ModelSpe
         if has_errors(problems) or config is None:
             raise PatternError(problems, text)
     else:
-        raise _fail([diag("P402", f"a model source is a ModelSpec, a config dict or a path, not "
-                                  f"{type(source).__name__}", None, help=_SOURCE_HELP)], "<source>")
+        raise _fail(
+            [
+                diag(
+                    "P402",
+                    f"a model source is a ModelSpec, a config dict or a path, not {type(source).__name__}",
+                    None,
+                    help=_SOURCE_HELP,
+                )
+            ],
+            "<source>",
+        )
     directory = path if path is not None and path.is_dir() else (path.parent if path is not None else None)
     if isinstance(config, dict) and config.get("patternc_format") == FORMAT:
         try:
@@ -98,8 +110,9 @@ def read_spec(source: ModelSpec | str | Path | dict[str, Any]) -> tuple[ModelSpe
     try:
         from patternc.config import read_config
     except ImportError:
-        raise _fail([diag("P402", "reading transformers configs needs patternc.config, which is not installed",
-                          None)], origin) from None
+        raise _fail(
+            [diag("P402", "reading transformers configs needs patternc.config, which is not installed", None)], origin
+        ) from None
     assert config is not None  # read above, or given
     result = read_config(config if path is None else path)
     if result.spec is None:
@@ -110,8 +123,13 @@ def read_spec(source: ModelSpec | str | Path | dict[str, Any]) -> tuple[ModelSpe
 _SOURCE_HELP = "give a model directory (one `patternc build` wrote, or any holding a config.json) or a config.json"
 
 
-def build(spec: ModelSpec, device: str | torch.device | None = None, dtype: torch.dtype | str | None = None,
-          *, init: bool = True) -> HybridLM:
+def build(
+    spec: ModelSpec,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | str | None = None,
+    *,
+    init: bool = True,
+) -> HybridLM:
     problems = unsupported(spec)
     if problems:
         raise _fail(problems, "<model>")
@@ -120,8 +138,12 @@ def build(spec: ModelSpec, device: str | torch.device | None = None, dtype: torc
     from patternc.footprint import allocation_problem
 
     width = (dtype if dtype is not None else torch.float32).itemsize
-    too_large = allocation_problem(spec, bytes_per_param=width, device=None if target.type == "meta" else str(target),
-                                   free=_cuda_free(target) if target.type == "cuda" else None)
+    too_large = allocation_problem(
+        spec,
+        bytes_per_param=width,
+        device=None if target.type == "meta" else str(target),
+        free=_cuda_free(target) if target.type == "cuda" else None,
+    )
     if too_large is not None:  # refused before allocating (P701)
         raise _fail([too_large], "<model>")
     # built on meta, cast there, then given memory once, in its final dtypes: torch's default
@@ -161,9 +183,11 @@ def load_weights(model: HybridLM, tensors: dict[str, torch.Tensor], origin: str)
 
 def _unusable(tensors: dict[str, Any]) -> list[str]:
     """'name: what it is' for values that are not floating-point tensors of 16 bits or more."""
-    return sorted(f"{name}: {t.dtype if isinstance(t, torch.Tensor) else type(t).__name__}"
-                  for name, t in tensors.items()
-                  if not isinstance(t, torch.Tensor) or not t.dtype.is_floating_point or t.dtype.itemsize < 2)
+    return sorted(
+        f"{name}: {t.dtype if isinstance(t, torch.Tensor) else type(t).__name__}"
+        for name, t in tensors.items()
+        if not isinstance(t, torch.Tensor) or not t.dtype.is_floating_point or t.dtype.itemsize < 2
+    )
 
 
 def _targets(model: HybridLM) -> dict[str, torch.Tensor]:
@@ -180,17 +204,35 @@ def check_layout(
     mismatched += [f"{entry} is not a floating-point dtype the model can take" for entry in wrong_dtypes or []]
     problems = []
     if missing:
-        problems.append(diag("P403", f"{len(missing)} tensor(s) of the model are missing from the checkpoint", None,
-                             notes=_listing(missing),
-                             help="check that the weights belong to this config (its layer pattern and sizes)"))
+        problems.append(
+            diag(
+                "P403",
+                f"{len(missing)} tensor(s) of the model are missing from the checkpoint",
+                None,
+                notes=_listing(missing),
+                help="check that the weights belong to this config (its layer pattern and sizes)",
+            )
+        )
     if unexpected:
-        problems.append(diag("P404", f"{len(unexpected)} tensor(s) of the checkpoint are not in the model", None,
-                             notes=_listing(unexpected),
-                             help="loading is strict: remove them, or use the config these weights were saved with"))
+        problems.append(
+            diag(
+                "P404",
+                f"{len(unexpected)} tensor(s) of the checkpoint are not in the model",
+                None,
+                notes=_listing(unexpected),
+                help="loading is strict: remove them, or use the config these weights were saved with",
+            )
+        )
     if mismatched:
-        problems.append(diag("P405", f"{len(mismatched)} tensor(s) have another shape or dtype than the model's",
-                             None, notes=_listing(mismatched),
-                             help="the config's sizes must be the checkpoint's; weights must be F16, BF16, F32 or F64"))
+        problems.append(
+            diag(
+                "P405",
+                f"{len(mismatched)} tensor(s) have another shape or dtype than the model's",
+                None,
+                notes=_listing(mismatched),
+                help="the config's sizes must be the checkpoint's; weights must be F16, BF16, F32 or F64",
+            )
+        )
     if problems:
         raise _fail(problems, origin)
 
@@ -235,8 +277,12 @@ def torch_model(
     if checkpoint is not None and directory is not None:
         # names, shapes and dtypes first, from the headers alone; then the data, one layer at a time
         paired = paired_names(checkpoint.tensors)
-        check_layout(model, to_backend_names(stand_ins(checkpoint), spec, paired=paired), str(directory),
-                     unusable_dtypes(checkpoint))
+        check_layout(
+            model,
+            to_backend_names(stand_ins(checkpoint), spec, paired=paired),
+            str(directory),
+            unusable_dtypes(checkpoint),
+        )
         if not any(p.is_meta for p in model.parameters()):
             targets = _targets(model)
             for group in layer_groups(checkpoint, directory):
@@ -266,8 +312,17 @@ def write_model_dir(
     else:  # what torch_model(out_dir) would refuse is refused before anything is written
         wrong = _unusable(dict(state_dict))
         if wrong:
-            raise _fail([diag("P405", f"{len(wrong)} value(s) of the state dict are not floating-point tensors",
-                              None, notes=_listing(wrong))], "<state_dict>")
+            raise _fail(
+                [
+                    diag(
+                        "P405",
+                        f"{len(wrong)} value(s) of the state dict are not floating-point tensors",
+                        None,
+                        notes=_listing(wrong),
+                    )
+                ],
+                "<state_dict>",
+            )
         check_layout(build(spec, "meta"), to_backend_names(dict(state_dict), spec), "<state_dict>")
     tensors = to_backend_names(dict(state_dict), spec)
     if spec.tie_embeddings:

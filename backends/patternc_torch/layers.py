@@ -165,7 +165,12 @@ class Attention(nn.Module):
             v_buf[:, :, ctx.start : end] = v
             k, v = k_buf[:, :, :end], v_buf[:, :, :end]
         out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=ctx.attn_mask, is_causal=ctx.is_causal, scale=self.scale,
+            q,
+            k,
+            v,
+            attn_mask=ctx.attn_mask,
+            is_causal=ctx.is_causal,
+            scale=self.scale,
             enable_gqa=self.kv_heads != self.heads,
         )
         return self.o_proj(out.transpose(1, 2).reshape(b, t, self.heads * self.head_dim))
@@ -190,8 +195,14 @@ class Mamba2Mixer(nn.Module):
         self.act = ACTIVATIONS[spec.activation]
         self.dt_limit = (float(spec.time_step_limit[0]), float(spec.time_step_limit[1]))
         self.in_proj = nn.Linear(hidden, self.inner + self.conv_dim + self.heads, bias=spec.proj_bias)
-        self.conv1d = nn.Conv1d(self.conv_dim, self.conv_dim, spec.conv_kernel, groups=self.conv_dim,
-                                bias=spec.conv_bias, padding=spec.conv_kernel - 1)
+        self.conv1d = nn.Conv1d(
+            self.conv_dim,
+            self.conv_dim,
+            spec.conv_kernel,
+            groups=self.conv_dim,
+            bias=spec.conv_bias,
+            padding=spec.conv_kernel - 1,
+        )
         self.dt_bias = nn.Parameter(torch.ones(self.heads))
         self.A_log = nn.Parameter(torch.zeros(self.heads))
         self.D = nn.Parameter(torch.ones(self.heads))
@@ -235,8 +246,14 @@ class Mamba2Mixer(nn.Module):
         return F.linear(out.to(x.dtype), self.out_proj.weight, self.out_proj.bias)
 
     def _prefill(
-        self, xbc: torch.Tensor, dt: torch.Tensor, A: torch.Tensor, mask: torch.Tensor | None,
-        state: InferenceState | None, b: int, t: int,
+        self,
+        xbc: torch.Tensor,
+        dt: torch.Tensor,
+        A: torch.Tensor,
+        mask: torch.Tensor | None,
+        state: InferenceState | None,
+        b: int,
+        t: int,
     ) -> torch.Tensor:
         h, p, g, n = self.heads, self.head_dim, self.groups, self.state_size
         weight = self.conv1d.weight
@@ -250,7 +267,9 @@ class Mamba2Mixer(nn.Module):
             conv_out = kernels["causal_conv1d_fn"](
                 xbc_t.contiguous(), weight.view(self.conv_dim, self.kernel), self.conv1d.bias, activation="silu"
             )
-            tail = F.pad(xbc_t, (self.kernel - 1, 0))[:, :, -(self.kernel - 1):] if self.kernel > 1 else xbc_t[:, :, :0]
+            tail = (
+                F.pad(xbc_t, (self.kernel - 1, 0))[:, :, -(self.kernel - 1) :] if self.kernel > 1 else xbc_t[:, :, :0]
+            )
         else:
             conv_raw, tail = causal_conv(xbc_t, weight, self.conv1d.bias, conv_state)
             conv_out = self.act(conv_raw)
@@ -261,18 +280,35 @@ class Mamba2Mixer(nn.Module):
         xs4 = xs.reshape(b, t, h, p)
         if kernels is not None:
             y, final = kernels["mamba_chunk_scan_combined"](
-                xs4.contiguous(), dt.contiguous(), A, B.reshape(b, t, g, n).contiguous(),
-                C.reshape(b, t, g, n).contiguous(), self.chunk_size, D=self.D.float(), z=None,
-                dt_bias=self.dt_bias.float(), initial_states=ssm_state, dt_softplus=True,
-                dt_limit=self.dt_limit, return_final_states=True,
+                xs4.contiguous(),
+                dt.contiguous(),
+                A,
+                B.reshape(b, t, g, n).contiguous(),
+                C.reshape(b, t, g, n).contiguous(),
+                self.chunk_size,
+                D=self.D.float(),
+                z=None,
+                dt_bias=self.dt_bias.float(),
+                initial_states=ssm_state,
+                dt_softplus=True,
+                dt_limit=self.dt_limit,
+                return_final_states=True,
             )
             y = y.float()
         else:
             dt_ready = self._dt(dt)
             if mask is not None:
                 dt_ready = dt_ready * mask.unsqueeze(-1)
-            y, final = ssd_chunk_scan(xs4, dt_ready, A, B.reshape(b, t, g, n), C.reshape(b, t, g, n),
-                                      min(self.chunk_size, SCAN_CHUNK), ssm_state, D=self.D)
+            y, final = ssd_chunk_scan(
+                xs4,
+                dt_ready,
+                A,
+                B.reshape(b, t, g, n),
+                C.reshape(b, t, g, n),
+                min(self.chunk_size, SCAN_CHUNK),
+                ssm_state,
+                D=self.D,
+            )
         if state is not None:
             if self.index in state.conv:
                 state.conv[self.index].copy_(tail)

@@ -47,8 +47,9 @@ class _Stack(nn.Module):
         super().__init__()
         # an uninitialised table (``HybridLM.init_weights`` or a checkpoint fills it): nn.Embedding's own
         # normal_() on the meta device first imports torch's Python decompositions, 1.2 s of a cold start
-        self.embeddings = nn.Embedding(spec.vocab_size, spec.hidden_size,
-                                       _weight=torch.empty(spec.vocab_size, spec.hidden_size))
+        self.embeddings = nn.Embedding(
+            spec.vocab_size, spec.hidden_size, _weight=torch.empty(spec.vocab_size, spec.hidden_size)
+        )
         self.layers = nn.ModuleList(build_layer(spec, layer.symbol, layer.index) for layer in spec.pattern.layers)
         self.norm_f = RMSNorm(spec.hidden_size, spec.norm.eps)
 
@@ -128,8 +129,9 @@ class HybridLM(nn.Module):
                 elif leaf == "A_log":
                     param.copy_(torch.log(torch.arange(1, param.numel() + 1, dtype=torch.float32)))
                 elif leaf == "dt_bias":
-                    dt = torch.exp(torch.rand(param.numel(), generator=gen) * (math.log(0.1) - math.log(0.001))
-                                   + math.log(0.001)).clamp(min=1e-4)
+                    dt = torch.exp(
+                        torch.rand(param.numel(), generator=gen) * (math.log(0.1) - math.log(0.001)) + math.log(0.001)
+                    ).clamp(min=1e-4)
                     param.copy_(dt + torch.log(-torch.expm1(-dt)))
                 elif leaf == "bias":
                     if "conv1d" in name:
@@ -167,7 +169,10 @@ class HybridLM(nn.Module):
         return InferenceState(batch, capacity)
 
     def _context(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, state: InferenceState | None,
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        state: InferenceState | None,
         position_ids: torch.Tensor | None,
     ) -> Context:
         b, t = input_ids.shape
@@ -244,11 +249,18 @@ class HybridLM(nn.Module):
         embeddings = self.backbone.embeddings.weight
         check_input(input_ids, attention_mask, embeddings.shape[0], embeddings)
         if state is not None and state.batch != input_ids.shape[0]:
-            raise invalid(f"the state holds {state.batch} row(s), input_ids {input_ids.shape[0]}",
-                          help="start a new state with model.new_state(batch)")
+            raise invalid(
+                f"the state holds {state.batch} row(s), input_ids {input_ids.shape[0]}",
+                help="start a new state with model.new_state(batch)",
+            )
         if (
-            state is not None and input_ids.shape[1] == 1 and attention_mask is None and position_ids is None
-            and not return_mtp and not torch.is_grad_enabled() and self._can_step(state)
+            state is not None
+            and input_ids.shape[1] == 1
+            and attention_mask is None
+            and position_ids is None
+            and not return_mtp
+            and not torch.is_grad_enabled()
+            and self._can_step(state)
         ):
             return self._step(input_ids, state, self._decode_plan())
         ctx = self._context(input_ids, attention_mask, state, position_ids)
@@ -280,7 +292,9 @@ class HybridLM(nn.Module):
         return decode_steps(cast("list[Block]", list(self.backbone.layers))), norm_step(self.backbone.norm_f)
 
     def _step(
-        self, input_ids: torch.Tensor, state: InferenceState,
+        self,
+        input_ids: torch.Tensor,
+        state: InferenceState,
         plan: tuple[list[StepFn], Callable[[torch.Tensor], torch.Tensor]],
     ) -> CausalLMOutput:
         """``forward`` for one new token per row after an unpadded history (autograd off)."""
@@ -290,7 +304,9 @@ class HybridLM(nn.Module):
         return CausalLMOutput(logits=logits, state=state, hidden_states=hidden.view(b, 1, -1))
 
     def _step_hidden(
-        self, input_ids: torch.Tensor, state: InferenceState,
+        self,
+        input_ids: torch.Tensor,
+        state: InferenceState,
         plan: tuple[list[StepFn], Callable[[torch.Tensor], torch.Tensor]],
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The layers of ``_step``: (last hidden state, after the final norm), both (b, hidden)."""
@@ -421,7 +437,11 @@ class HybridLM(nn.Module):
 
 
 def _pick(
-    logits: torch.Tensor, do_sample: bool, temperature: float, top_k: int, top_p: float,
+    logits: torch.Tensor,
+    do_sample: bool,
+    temperature: float,
+    top_k: int,
+    top_p: float,
     generator: torch.Generator | None,
 ) -> torch.Tensor:
     if not do_sample:
@@ -438,6 +458,9 @@ def _pick(
         logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
     probs = F.softmax(logits, dim=-1)
     if not bool(torch.isfinite(probs).all()):
-        raise invalid("the logits hold NaN or infinite values: there is no distribution to sample from",
-                      help="check the weights (greedy decoding, do_sample=False, still runs)", origin="<model>")
+        raise invalid(
+            "the logits hold NaN or infinite values: there is no distribution to sample from",
+            help="check the weights (greedy decoding, do_sample=False, still runs)",
+            origin="<model>",
+        )
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)

@@ -77,9 +77,19 @@ class TorchSession:
     def decode(self, ids: list[int]) -> str:
         return str(self._tokenizer.decode(ids, skip_special_tokens=True))
 
-    def generate(self, rows: list[list[int]], max_new_tokens: int, *, sample: bool, temperature: float,
-                 top_k: int, top_p: float, eos: int | None, seed: int,
-                 on_token: Callable[[int], None]) -> list[list[int]]:
+    def generate(
+        self,
+        rows: list[list[int]],
+        max_new_tokens: int,
+        *,
+        sample: bool,
+        temperature: float,
+        top_k: int,
+        top_p: float,
+        eos: int | None,
+        seed: int,
+        on_token: Callable[[int], None],
+    ) -> list[list[int]]:
         """Rows left-padded to one width (masked), decoded together; each row's new ids."""
         width = max(len(row) for row in rows)
         target = next(self.model.parameters()).device
@@ -89,9 +99,18 @@ class TorchSession:
             input_ids[i, width - len(row) :] = torch.tensor(row)
             mask[i, width - len(row) :] = True
         generator = torch.Generator(device=target).manual_seed(seed)
-        out = self.model.generate(input_ids, max_new_tokens, attention_mask=mask, do_sample=sample,
-                                  temperature=temperature, top_k=top_k, top_p=top_p, eos_token_id=eos,
-                                  generator=generator, on_token=on_token)
+        out = self.model.generate(
+            input_ids,
+            max_new_tokens,
+            attention_mask=mask,
+            do_sample=sample,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            eos_token_id=eos,
+            generator=generator,
+            on_token=on_token,
+        )
         return [out[i, width:].tolist() for i in range(len(rows))]
 
 
@@ -108,9 +127,18 @@ def _load_tokenizer(directory: Path | None, model: str) -> Any:
     """A transformers tokenizer from a local directory, offline; P406 when there is none or it fails."""
 
     def fail(message: str) -> PatternError:
-        return PatternError([diag("P406", message, None, help="pass --tokenizer DIR (a local directory with "
-                                  "tokenizer.json; patternc downloads nothing), or give --ids")],
-                            Source("", str(directory or model)))
+        return PatternError(
+            [
+                diag(
+                    "P406",
+                    message,
+                    None,
+                    help="pass --tokenizer DIR (a local directory with "
+                    "tokenizer.json; patternc downloads nothing), or give --ids",
+                )
+            ],
+            Source("", str(directory or model)),
+        )
 
     if directory is None:
         raise fail(f"--prompt needs a tokenizer, and `{model}` holds none")

@@ -19,8 +19,20 @@ from patternc.kinds import LayerKind, alphabet_of, kind_def
 from patternc.model import ModelSpec
 
 _ACTIVATIONS = frozenset(
-    {"silu", "swish", "relu", "relu2", "relu6", "gelu", "gelu_new", "gelu_pytorch_tanh", "gelu_fast", "tanh",
-     "sigmoid", "linear"}
+    {
+        "silu",
+        "swish",
+        "relu",
+        "relu2",
+        "relu6",
+        "gelu",
+        "gelu_new",
+        "gelu_pytorch_tanh",
+        "gelu_fast",
+        "tanh",
+        "sigmoid",
+        "linear",
+    }
 )
 """Mirrors ``patternc_torch.layers.ACTIVATIONS`` (kept here so that checking never imports torch)."""
 
@@ -35,8 +47,11 @@ def _attention(spec: ModelSpec) -> Iterator[Diagnostic]:
     a = spec.attention
     if a is None:
         return
-    for flag, name in ((a.qk_norm, "q/k norm"), (a.output_gate, "a gated attention output"),
-                       (a.sliding_window is not None, "sliding-window attention")):
+    for flag, name in (
+        (a.qk_norm, "q/k norm"),
+        (a.output_gate, "a gated attention output"),
+        (a.sliding_window is not None, "sliding-window attention"),
+    ):
         if flag:
             yield _refuse(f"attention with {name}", "not implemented")
     if a.num_heads % a.num_kv_heads:
@@ -54,8 +69,10 @@ def _mamba(spec: ModelSpec) -> Iterator[Diagnostic]:
     if m.num_heads % m.n_groups:
         yield _refuse("the Mamba2 mixer", f"{m.num_heads} heads are not a multiple of {m.n_groups} groups")
     if m.inner_size % m.norm_group_size:
-        yield _refuse("the Mamba2 mixer", f"inner size {m.inner_size} is not a multiple of the norm group "
-                                          f"size {m.norm_group_size}")
+        yield _refuse(
+            "the Mamba2 mixer",
+            f"inner size {m.inner_size} is not a multiple of the norm group size {m.norm_group_size}",
+        )
 
 
 def _mlp(spec: ModelSpec) -> Iterator[Diagnostic]:
@@ -119,8 +136,13 @@ def unsupported(spec: ModelSpec) -> list[Diagnostic]:
     refused = {kind: why for kind in used if (why := refusal(kind)) is not None}
     for kind in sorted(refused, key=lambda k: kind_def(k).symbol):
         defn = kind_def(kind)
-        out.append(_refuse(f"`{defn.symbol}` ({defn.description}) layers", refused[kind],
-                           help=f"the torch backend builds `{'`, `'.join(BUILDABLE)}`"))
+        out.append(
+            _refuse(
+                f"`{defn.symbol}` ({defn.description}) layers",
+                refused[kind],
+                help=f"the torch backend builds `{'`, `'.join(BUILDABLE)}`",
+            )
+        )
     for kind in sorted(used - refused.keys(), key=lambda k: kind_def(k).symbol):
         if spec.flavour(kind) is None:
             out.append(_refuse(f"`{kind_def(kind).symbol}` layers", "the model has no hyper-parameters for this kind"))

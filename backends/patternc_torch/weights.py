@@ -58,8 +58,11 @@ def open_weights(directory: Path, *, scan: bool = True) -> Checkpoint | None:
             # looks like weights but cannot be read is P504, never a silently random model
             return open_checkpoint(directory)
         if not index.is_file() and not contained(single, directory):
-            raise CheckpointError("P510", f"`{single.name}` leads out of the checkpoint directory `{directory}`",
-                                  help="copy the file into the directory; patternc reads nothing outside it")
+            raise CheckpointError(
+                "P510",
+                f"`{single.name}` leads out of the checkpoint directory `{directory}`",
+                help="copy the file into the directory; patternc reads nothing outside it",
+            )
         return open_checkpoint(directory if index.is_file() else single)
     except CheckpointError as error:
         raise _unreadable(directory, error.code, error.message, error.help) from None
@@ -76,10 +79,15 @@ def _holds_weights(directory: Path) -> bool:
     try:
         entries = list(directory.iterdir())
     except OSError as error:  # readable config.json, unlistable directory: its weights cannot be ruled out
-        raise CheckpointError("P510", f"cannot list `{directory}`: {error.strerror or error}",
-                              help="check that this user may read the directory") from None
-    return any(entry.suffix in WEIGHT_FILES or entry.name.endswith((".bin.index.json", ".safetensors.index.json"))
-               for entry in entries)
+        raise CheckpointError(
+            "P510",
+            f"cannot list `{directory}`: {error.strerror or error}",
+            help="check that this user may read the directory",
+        ) from None
+    return any(
+        entry.suffix in WEIGHT_FILES or entry.name.endswith((".bin.index.json", ".safetensors.index.json"))
+        for entry in entries
+    )
 
 
 def unusable_dtypes(checkpoint: Checkpoint) -> list[str]:
@@ -193,9 +201,12 @@ def _paired(tensors: dict[str, torch.Tensor], spec: ModelSpec) -> dict[str, torc
             out[f"backbone.layers.{ffn}.mixer.{rest}"] = tensor
         elif part == "block_sparse_moe":
             renamed = {
-                "router.weight": "gate.weight", "router.layer.weight": "gate.weight",
-                "experts.gate_up_proj": "experts.gate_up_proj", "input_linear.weight": "experts.gate_up_proj",
-                "experts.down_proj": "experts.down_proj", "output_linear.weight": "experts.down_proj",
+                "router.weight": "gate.weight",
+                "router.layer.weight": "gate.weight",
+                "experts.gate_up_proj": "experts.gate_up_proj",
+                "input_linear.weight": "experts.gate_up_proj",
+                "experts.down_proj": "experts.down_proj",
+                "output_linear.weight": "experts.down_proj",
             }.get(rest)
             out[f"backbone.layers.{ffn}.mixer.{renamed}" if renamed else name] = tensor
         elif part == "shared_mlp":
@@ -232,15 +243,30 @@ class _Renamed(dict[str, torch.Tensor]):
 
     def check(self) -> None:
         if self.clashes:
-            raise PatternError([diag("P404", f"{len(self.clashes)} tensor(s) of the model are given twice by the "
-                                     "checkpoint, under two names", None, notes=sorted(self.clashes),
-                                     help="keep one of each pair")], Source("", "<checkpoint>"))
+            raise PatternError(
+                [
+                    diag(
+                        "P404",
+                        f"{len(self.clashes)} tensor(s) of the model are given twice by the "
+                        "checkpoint, under two names",
+                        None,
+                        notes=sorted(self.clashes),
+                        help="keep one of each pair",
+                    )
+                ],
+                Source("", "<checkpoint>"),
+            )
 
 
 def paired_names(names: Iterable[str]) -> bool:
     """Whether checkpoint names are Bamba / GraniteMoeHybrid's (one decoder layer per mixer + FFN pair)."""
-    return any(name.startswith("model.embed_tokens.") or ".block_sparse_moe." in name or ".feed_forward." in name
-               or ".pre_ff_layernorm." in name for name in names)
+    return any(
+        name.startswith("model.embed_tokens.")
+        or ".block_sparse_moe." in name
+        or ".feed_forward." in name
+        or ".pre_ff_layernorm." in name
+        for name in names
+    )
 
 
 def to_backend_names(
@@ -256,7 +282,7 @@ def to_backend_names(
         renamed = _Renamed()
         for name, tensor in tensors.items():
             renamed.source = name
-            renamed["backbone." + name[len("model."):] if name.startswith("model.") else name] = tensor
+            renamed["backbone." + name[len("model.") :] if name.startswith("model.") else name] = tensor
         renamed.check()
         tensors = dict(renamed)
     return _stack_experts(tensors)

@@ -55,8 +55,9 @@ class TransformersBackend:
         arch = _NEMOTRON_H if target in (VLLM, LLAMA_CPP) else target
         return found + choose_target(spec, arch)[2]
 
-    def write(self, spec: ModelSpec, out: Path, *, target: str, weights: str | None,
-              options: BuildOptions) -> BuildResult:
+    def write(
+        self, spec: ModelSpec, out: Path, *, target: str, weights: str | None, options: BuildOptions
+    ) -> BuildResult:
         """``build_model_dir`` for ``target``; ``vllm`` adds the fields vLLM reads to ``config.json``."""
         from patternc_transformers.build import build_model_dir
 
@@ -68,9 +69,18 @@ class TransformersBackend:
                 return BuildResult(diagnostics=found)
             target = _NEMOTRON_H
         result = build_model_dir(
-            spec, out, target=target, weights=weights, force=options.force, max_shard_size=options.max_shard_size,
-            source_config=options.source_config, protected=list(options.protected), extra_config=extra,
-            progress=options.progress, set_keys=options.set_keys, default_keys=options.default_keys,
+            spec,
+            out,
+            target=target,
+            weights=weights,
+            force=options.force,
+            max_shard_size=options.max_shard_size,
+            source_config=options.source_config,
+            protected=list(options.protected),
+            extra_config=extra,
+            progress=options.progress,
+            set_keys=options.set_keys,
+            default_keys=options.default_keys,
         )
         result.diagnostics[:0] = found
         return result

@@ -78,18 +78,38 @@ def choose_target(spec: ModelSpec, target: str) -> tuple[str | None, str | None,
         if result.architecture is not None:
             return result.architecture, result.architecture, []
         notes = [f"{arch}: {reason}" for arch, reasons in result.reasons.items() for reason in reasons]
-        return None, None, [diag("P501", "no standard architecture expresses this model exactly", None,
-                                 notes=_listing(notes, 40),
-                                 help="patternc can still build it for `--target torch`")]
+        return (
+            None,
+            None,
+            [
+                diag(
+                    "P501",
+                    "no standard architecture expresses this model exactly",
+                    None,
+                    notes=_listing(notes, 40),
+                    help="patternc can still build it for `--target torch`",
+                )
+            ],
+        )
     if target in result.matched:
         return target, result.architecture, []
     reasons = result.reasons.get(target, [])
     exact = ", ".join(f"`{a}`" for a in result.matched)
-    return None, result.architecture, [
-        diag("P501", f"`{target}` cannot express this model exactly", None, notes=_listing(reasons, 40),
-             help=f"architectures that express it exactly: {exact}" if exact
-             else "no standard architecture expresses it exactly; `--target torch` builds it")
-    ]
+    return (
+        None,
+        result.architecture,
+        [
+            diag(
+                "P501",
+                f"`{target}` cannot express this model exactly",
+                None,
+                notes=_listing(reasons, 40),
+                help=f"architectures that express it exactly: {exact}"
+                if exact
+                else "no standard architecture expresses it exactly; `--target torch` builds it",
+            )
+        ],
+    )
 
 
 # -- configs and meta models ---------------------------------------------------------------------------
@@ -98,9 +118,8 @@ def choose_target(spec: ModelSpec, target: str) -> tuple[str | None, str | None,
 def config_fields(spec: ModelSpec, arch: str, source_config: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The ``config.json`` fields of ``arch`` for the spec (before transformers' defaults fill the rest)."""
     from patternc import families
-    from patternc.canonical.archs import EXPRESSERS
 
-    fields: dict[str, Any] = dict(EXPRESSERS[arch](spec).config)
+    fields: dict[str, Any] = dict(families.get(arch).express(spec).config)
     known = families.get(arch).input_model.model_fields  # the family's own spelling of each key
     if spec.mamba is not None and spec.pattern.has(LayerKind.MAMBA2):
         fields["mamba_chunk_size" if "mamba_chunk_size" in known else "chunk_size"] = spec.mamba.chunk_size
@@ -185,7 +204,10 @@ def _fetch_shape(fetch: Fetch, tensors: Mapping[str, TensorInfo]) -> tuple[tuple
 
 
 def plan_weights(
-    spec: ModelSpec, source_arch: str, target_arch: str, target_shapes: Mapping[str, tuple[int, ...]],
+    spec: ModelSpec,
+    source_arch: str,
+    target_arch: str,
+    target_shapes: Mapping[str, tuple[int, ...]],
     checkpoint: Checkpoint,
 ) -> tuple[list[Planned], list[Diagnostic]]:
     """Every target tensor from the checkpoint's headers; missing/unexpected/mis-shaped ones reported."""
@@ -237,27 +259,47 @@ def plan_weights(
     root = checkpoint.root
     if missing:
         names = sorted(missing)
-        diagnostics.append(diag(
-            "P505", f"{len(names)} tensor{'s' if len(names) > 1 else ''} the `{source_arch}` model needs "
-            f"{'are' if len(names) > 1 else 'is'} not in `{root}`", None, notes=_listing(names),
-            help="check that the weights belong to this config (its layer pattern and sizes)"))
+        diagnostics.append(
+            diag(
+                "P505",
+                f"{len(names)} tensor{'s' if len(names) > 1 else ''} the `{source_arch}` model needs "
+                f"{'are' if len(names) > 1 else 'is'} not in `{root}`",
+                None,
+                notes=_listing(names),
+                help="check that the weights belong to this config (its layer pattern and sizes)",
+            )
+        )
     if extra:
-        diagnostics.append(diag(
-            "P506", f"{len(extra)} tensor{'s' if len(extra) > 1 else ''} in `{root}` "
-            f"{'are' if len(extra) > 1 else 'is'} not part of the `{source_arch}` model, not written", None,
-            notes=_listing(extra)))
+        diagnostics.append(
+            diag(
+                "P506",
+                f"{len(extra)} tensor{'s' if len(extra) > 1 else ''} in `{root}` "
+                f"{'are' if len(extra) > 1 else 'is'} not part of the `{source_arch}` model, not written",
+                None,
+                notes=_listing(extra),
+            )
+        )
     if wrong:
-        diagnostics.append(diag(
-            "P507", f"{len(wrong)} tensor{'s' if len(wrong) > 1 else ''} in `{root}` "
-            f"{'do' if len(wrong) > 1 else 'does'} not have the shape the config gives, or a weight dtype", None,
-            notes=_listing(sorted(wrong))))
+        diagnostics.append(
+            diag(
+                "P507",
+                f"{len(wrong)} tensor{'s' if len(wrong) > 1 else ''} in `{root}` "
+                f"{'do' if len(wrong) > 1 else 'does'} not have the shape the config gives, or a weight dtype",
+                None,
+                notes=_listing(sorted(wrong)),
+            )
+        )
     del source_names
     return plan, diagnostics
 
 
 def _combine(
-    name: str, piece: Piece, fetches: list[Fetch], tensors: Mapping[str, TensorInfo],
-    expected: tuple[int, ...], wrong: list[str],
+    name: str,
+    piece: Piece,
+    fetches: list[Fetch],
+    tensors: Mapping[str, TensorInfo],
+    expected: tuple[int, ...],
+    wrong: list[str],
 ) -> Entry | None:
     shapes: list[tuple[int, ...]] = []
     dtypes: set[str] = set()
@@ -278,11 +320,11 @@ def _combine(
         return None
     shape = shapes[0]
     if len(shapes) > 1:
-        rest = {s[: piece.dim] + s[piece.dim + 1:] for s in shapes}
+        rest = {s[: piece.dim] + s[piece.dim + 1 :] for s in shapes}
         if len(rest) > 1 or any(len(s) <= piece.dim for s in shapes):
             wrong.append(f"`{source}`: parts of `{name}` do not concatenate: {[list(s) for s in shapes]}")
             return None
-        shape = (*shape[: piece.dim], sum(s[piece.dim] for s in shapes), *shape[piece.dim + 1:])
+        shape = (*shape[: piece.dim], sum(s[piece.dim] for s in shapes), *shape[piece.dim + 1 :])
     if shape != tuple(expected):
         wrong.append(f"`{source}`: {list(shape)} in the checkpoint, {list(expected)} for `{name}`")
         return None
@@ -293,8 +335,12 @@ def _combine(
 
 
 def write_weights(
-    directory: Path, plan: list[Planned], checkpoint: Checkpoint, max_shard_size: int,
-    produce: Producer | None = None, progress: Progress | None = None,
+    directory: Path,
+    plan: list[Planned],
+    checkpoint: Checkpoint,
+    max_shard_size: int,
+    produce: Producer | None = None,
+    progress: Progress | None = None,
 ) -> tuple[list[str], int]:
     """Shards and the index, tensor by tensor: (file names written, total bytes).
 
@@ -424,10 +470,15 @@ def build_model_dir(
     result.architecture = arch
     if weights is not None and (arch not in WEIGHT_ARCHS or spec.source not in WEIGHT_ARCHS):
         which = arch if arch not in WEIGHT_ARCHS else spec.source
-        result.diagnostics.append(diag(
-            "P508", f"weights cannot be converted for `{which}` yet", None,
-            help=f"weight conversion covers {', '.join(f'`{a}`' for a in WEIGHT_ARCHS)}; "
-            "build the config alone (drop `--weights`)"))
+        result.diagnostics.append(
+            diag(
+                "P508",
+                f"weights cannot be converted for `{which}` yet",
+                None,
+                help=f"weight conversion covers {', '.join(f'`{a}`' for a in WEIGHT_ARCHS)}; "
+                "build the config alone (drop `--weights`)",
+            )
+        )
         return result
     checkpoint = None
     if weights is not None:
@@ -440,8 +491,14 @@ def build_model_dir(
         import torch  # noqa: F401
         import transformers  # noqa: F401
     except ImportError as error:
-        result.diagnostics.append(diag("P508", f"the transformers backend needs {error.name}, which is not installed",
-                                       None, help='pip install "patternc[backends]"'))
+        result.diagnostics.append(
+            diag(
+                "P508",
+                f"the transformers backend needs {error.name}, which is not installed",
+                None,
+                help='pip install "patternc[backends]"',
+            )
+        )
         return result
     fields = config_fields(spec, arch, source_config)
     carried = carry.plan(spec, arch, fields, source_config or {})
@@ -477,15 +534,18 @@ def build_model_dir(
                 written_config.update(extra_config or {})
                 if llama:
                     mtp_weights = checkpoint is None or any(p.entry.name.startswith("mtp.") for p in plan)
-                    before, written_config = written_config, llamacpp.hub_config(
-                        written_config, spec, mtp_weights=mtp_weights)
+                    before, written_config = (
+                        written_config,
+                        llamacpp.hub_config(written_config, spec, mtp_weights=mtp_weights),
+                    )
                     note = llamacpp.dropped_keys(before, written_config, source_config)
                     result.diagnostics += [note] if note is not None else []
                 (tmp / "config.json").write_text(json.dumps(written_config, indent=2, sort_keys=True) + "\n")
             files = ["config.json"]
             if checkpoint is not None:
-                written, total = write_weights(tmp, plan, checkpoint, max_shard_size,
-                                               llamacpp.produce if llama else None, progress)
+                written, total = write_weights(
+                    tmp, plan, checkpoint, max_shard_size, llamacpp.produce if llama else None, progress
+                )
                 files += written
                 result.tensors, result.total_bytes = len(plan), total
             if llama:
@@ -499,8 +559,13 @@ def build_model_dir(
 
 
 def _llama_cpp_extras(
-    spec: ModelSpec, tmp: Path, has_weights: bool, plan: list[Planned], weights: str | os.PathLike[str] | None,
-    sources: list[Path] | None, result: BuildResult,
+    spec: ModelSpec,
+    tmp: Path,
+    has_weights: bool,
+    plan: list[Planned],
+    weights: str | os.PathLike[str] | None,
+    sources: list[Path] | None,
+    result: BuildResult,
 ) -> list[str]:
     """The tokenizer files beside the source (the converter needs them), and what is still missing."""
     searched = [Path(weights) if Path(weights).is_dir() else Path(weights).parent] if weights is not None else []

@@ -47,12 +47,30 @@ NOT_CARRIED: dict[str, str] = {
 
 NEUTRAL_KEYS = frozenset(
     {
-        "use_cache", "pad_token_id", "bos_token_id", "eos_token_id", "initializer_range", "dtype",
-        "output_hidden_states", "output_attentions", "return_dict", "chunk_size_feed_forward", "id2label",
-        "label2id", "problem_type", "tokenizer_class", "output_router_logits", "router_aux_loss_coef",
-        "attention_dropout", "max_position_embeddings", "num_logits_to_keep",
+        "use_cache",
+        "pad_token_id",
+        "bos_token_id",
+        "eos_token_id",
+        "initializer_range",
+        "dtype",
+        "output_hidden_states",
+        "output_attentions",
+        "return_dict",
+        "chunk_size_feed_forward",
+        "id2label",
+        "label2id",
+        "problem_type",
+        "tokenizer_class",
+        "output_router_logits",
+        "router_aux_loss_coef",
+        "attention_dropout",
+        "max_position_embeddings",
+        "num_logits_to_keep",
         # the Mamba2 lineage (Mamba2Config, NemotronHConfig): the same dt initialisation and residual dtype
-        "time_step_min", "time_step_max", "time_step_floor", "residual_in_fp32",
+        "time_step_min",
+        "time_step_max",
+        "time_step_floor",
+        "residual_in_fp32",
     }
 )
 """Keys that mean the same in every family whose class has them, so they cross families.
@@ -67,10 +85,21 @@ family spells the same hyper-parameter otherwise: Nemotron-H ``mamba_num_heads``
 
 LAYOUT_SPELLINGS = frozenset(
     {
-        "layers_block_type", "hybrid_override_pattern", "layer_types", "num_hidden_layers",
-        "mtp_layers_block_type", "mtp_hybrid_override_pattern", "num_nextn_predict_layers",
-        "attn_layer_indices", "full_attention_interval", "mlp_only_layers", "decoder_sparse_step",
-        "attn_layer_period", "attn_layer_offset", "expert_layer_period", "expert_layer_offset",
+        "layers_block_type",
+        "hybrid_override_pattern",
+        "layer_types",
+        "num_hidden_layers",
+        "mtp_layers_block_type",
+        "mtp_hybrid_override_pattern",
+        "num_nextn_predict_layers",
+        "attn_layer_indices",
+        "full_attention_interval",
+        "mlp_only_layers",
+        "decoder_sparse_step",
+        "attn_layer_period",
+        "attn_layer_offset",
+        "expert_layer_period",
+        "expert_layer_offset",
     }
 )
 """Keys that place layers in some family: the target's own layout keys carry their content."""
@@ -151,8 +180,10 @@ def plan(spec: ModelSpec, arch: str, fields: Mapping[str, Any], source: Mapping[
         elif key in inert_keys:
             out.dropped[spelled] = f"it has no effect on this model (a P913 note of `check`), so `{arch}` needs none"
         elif key in known:
-            out.dropped[spelled] = (f"`{key}` of a `{spec.source}` config does not mean the same in `{arch}`; "
-                                    f"the model is written in `{arch}`'s own keys")
+            out.dropped[spelled] = (
+                f"`{key}` of a `{spec.source}` config does not mean the same in `{arch}`; "
+                f"the model is written in `{arch}`'s own keys"
+            )
         else:
             out.dropped[spelled] = f"transformers' `{arch}` config has no `{key}`"
     return out
@@ -163,9 +194,9 @@ def _invalid(arch: str, key: str, value: object) -> str | None:
     differ in range: Nemotron-H's ``time_step_min`` may be 0, Mamba2's, a logarithm's argument, not)."""
     from pydantic import ConfigDict, TypeAdapter, ValidationError
 
-    from patternc.config.models import INPUT_MODELS
+    from patternc import families
 
-    field_info = INPUT_MODELS[arch].model_fields.get(key)
+    field_info = families.get(arch).input_model.model_fields.get(key)
     if field_info is None:
         return None
     adapter: TypeAdapter[Any] = TypeAdapter(field_info.rebuild_annotation(), config=ConfigDict(strict=True))
@@ -234,16 +265,26 @@ def diagnostics(carried: Carried, set_keys: Collection[str], default_keys: Colle
     ``default_keys`` are keys patternc filled itself (a bare pattern's defaults): nothing to report."""
     problems: list[Diagnostic] = []
     for key in sorted(k for k in carried.dropped if k in set_keys):
-        problems.append(diag(
-            "P512", f"`--set {key}` cannot be written: {carried.dropped[key]}", None,
-            help="drop this `--set`, or choose a `--target` whose config has the key (`--target nemotron_h` "
-            "writes every NemotronHConfig key)"))
+        problems.append(
+            diag(
+                "P512",
+                f"`--set {key}` cannot be written: {carried.dropped[key]}",
+                None,
+                help="drop this `--set`, or choose a `--target` whose config has the key (`--target nemotron_h` "
+                "writes every NemotronHConfig key)",
+            )
+        )
     rest = [k for k in carried.dropped if k not in set_keys and k not in default_keys]
     if rest:
-        problems.append(diag(
-            "P513", f"{len(rest)} key{'s' if len(rest) > 1 else ''} of the source config not written: "
-            + ", ".join(f"`{k}`" for k in rest), None,
-            notes=reason_notes({k: carried.dropped[k] for k in rest})))
+        problems.append(
+            diag(
+                "P513",
+                f"{len(rest)} key{'s' if len(rest) > 1 else ''} of the source config not written: "
+                + ", ".join(f"`{k}`" for k in rest),
+                None,
+                notes=reason_notes({k: carried.dropped[k] for k in rest}),
+            )
+        )
     return problems
 
 
@@ -266,5 +307,3 @@ def complete(spec: ModelSpec, arch: str, fields: dict[str, Any]) -> None:
     inner = spec.mamba.num_heads * spec.mamba.head_dim
     if inner % spec.hidden_size == 0:
         fields["expand"] = inner // spec.hidden_size
-
-

@@ -153,9 +153,11 @@ def _paired(key: str, spec: ModelSpec, final_norm: str, ffn_norm: str) -> Piece 
         return Piece((f"{shared}.gate.weight", f"{shared}.up.weight"), dim=0)
     if rest == "shared_mlp.output_linear.weight":
         return Piece((f"{shared}.down.weight",))
-    moe = {"block_sparse_moe.router.weight": "router.weight",
-           "block_sparse_moe.experts.gate_up_proj": "experts.gate_up",
-           "block_sparse_moe.experts.down_proj": "experts.down"}
+    moe = {
+        "block_sparse_moe.router.weight": "router.weight",
+        "block_sparse_moe.experts.gate_up_proj": "experts.gate_up",
+        "block_sparse_moe.experts.down_proj": "experts.down",
+    }
     if rest in moe:
         return Piece((f"L{f}.{moe[rest]}",))
     return None
@@ -164,16 +166,18 @@ def _paired(key: str, spec: ModelSpec, final_norm: str, ffn_norm: str) -> Piece 
 def _nemotron_hub(name: str, shape: tuple[int, ...]) -> str | list[str] | None:
     if not name.startswith("model."):
         return None
-    hub = "backbone." + name[len("model."):]
+    hub = "backbone." + name[len("model.") :]
     match = re.fullmatch(r"(.+\.mixer\.experts)\.(up|down)_proj", hub)
     if match is not None and shape:
         return [f"{match[1]}.{e}.{match[2]}_proj.weight" for e in range(shape[0])]
     return hub
 
 
-_GRANITE_HUB = {"block_sparse_moe.experts.gate_up_proj": "block_sparse_moe.input_linear.weight",
-                "block_sparse_moe.experts.down_proj": "block_sparse_moe.output_linear.weight",
-                "block_sparse_moe.router.weight": "block_sparse_moe.router.layer.weight"}
+_GRANITE_HUB = {
+    "block_sparse_moe.experts.gate_up_proj": "block_sparse_moe.input_linear.weight",
+    "block_sparse_moe.experts.down_proj": "block_sparse_moe.output_linear.weight",
+    "block_sparse_moe.router.weight": "block_sparse_moe.router.layer.weight",
+}
 
 
 def _granite_hub(name: str, shape: tuple[int, ...]) -> str | list[str] | None:

@@ -49,17 +49,35 @@ PROFILE = "llama.cpp"
 """The ``check --target`` profile whose verdict a llama.cpp build must pass."""
 
 MOE_KEYS = (
-    "n_routed_experts", "num_experts_per_tok", "moe_intermediate_size", "moe_shared_expert_intermediate_size",
-    "moe_shared_expert_overlap", "moe_latent_size", "n_shared_experts", "norm_topk_prob", "routed_scaling_factor",
-    "n_group", "topk_group", "output_router_logits", "router_aux_loss_coef",
+    "n_routed_experts",
+    "num_experts_per_tok",
+    "moe_intermediate_size",
+    "moe_shared_expert_intermediate_size",
+    "moe_shared_expert_overlap",
+    "moe_latent_size",
+    "n_shared_experts",
+    "norm_topk_prob",
+    "routed_scaling_factor",
+    "n_group",
+    "topk_group",
+    "output_router_logits",
+    "router_aux_loss_coef",
 )
 """Config keys of the MoE layers: the converter switches to ``nemotron_h_moe`` on ``num_experts_per_tok``."""
 
 MTP_KEYS = ("mtp_layers_block_type", "mtp_hybrid_override_pattern", "num_nextn_predict_layers")
 
 TOKENIZER_FILES = (
-    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "tokenizer.model",
-    "vocab.json", "merges.txt", "chat_template.jinja", "chat_template.json", "generation_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "tokenizer.model",
+    "vocab.json",
+    "merges.txt",
+    "chat_template.jinja",
+    "chat_template.json",
+    "generation_config.json",
 )
 """Files of a Hugging Face tokenizer (and its generation defaults) that the converter may read."""
 
@@ -97,12 +115,22 @@ def hub_config(data: Mapping[str, Any], spec: ModelSpec, *, mtp_weights: bool = 
     return dict(sorted(out.items()))
 
 
-_RESPELLED = frozenset({"layers_block_type", "layer_types", "mtp_layers_block_type", "hybrid_override_pattern",
-                        "mtp_hybrid_override_pattern", "num_nextn_predict_layers", "num_hidden_layers"})
+_RESPELLED = frozenset(
+    {
+        "layers_block_type",
+        "layer_types",
+        "mtp_layers_block_type",
+        "hybrid_override_pattern",
+        "mtp_hybrid_override_pattern",
+        "num_nextn_predict_layers",
+        "num_hidden_layers",
+    }
+)
 
 
-def dropped_keys(before: Mapping[str, Any], after: Mapping[str, Any],
-                 source_config: Mapping[str, Any] | None) -> Diagnostic | None:
+def dropped_keys(
+    before: Mapping[str, Any], after: Mapping[str, Any], source_config: Mapping[str, Any] | None
+) -> Diagnostic | None:
     """A P513 note for the source's keys that ``hub_config`` left out (the layer stack is respelled, not lost)."""
     gone = sorted(k for k in (source_config or {}) if k in before and k not in after and k not in _RESPELLED)
     if not gone:
@@ -115,13 +143,18 @@ def dropped_keys(before: Mapping[str, Any], after: Mapping[str, Any],
             reasons[key] = "transformers' Nemotron-H never reads it (it clamps dt at `time_step_min`)"
         else:
             reasons[key] = "the MTP block is not converted"
-    return diag("P513", f"{len(gone)} key{'s' if len(gone) > 1 else ''} of the source config not written in "
-                f"llama.cpp's layout: {', '.join(f'`{k}`' for k in gone)}", None, notes=reason_notes(reasons))
+    return diag(
+        "P513",
+        f"{len(gone)} key{'s' if len(gone) > 1 else ''} of the source config not written in "
+        f"llama.cpp's layout: {', '.join(f'`{k}`' for k in gone)}",
+        None,
+        notes=reason_notes(reasons),
+    )
 
 
 def hub_tensor_name(name: str) -> str:
     """transformers 5.x Nemotron-H name -> the hub name (``model.`` -> ``backbone.``)."""
-    return "backbone." + name[len("model."):] if name.startswith("model.") else name
+    return "backbone." + name[len("model.") :] if name.startswith("model.") else name
 
 
 def hub_plan(plan: Iterable[Planned], spec: ModelSpec) -> list[Planned]:
@@ -195,22 +228,30 @@ def copy_tokenizer(files: list[Path], out: Path) -> list[str]:
 
 
 def no_tokenizer(searched: list[Path]) -> Diagnostic:
-    where = (f"no `tokenizer.json` or `tokenizer.model` in {', '.join(f'`{p}`' for p in searched)}" if searched
-             else "the source is a pattern: there is no directory to copy a tokenizer from")
+    where = (
+        f"no `tokenizer.json` or `tokenizer.model` in {', '.join(f'`{p}`' for p in searched)}"
+        if searched
+        else "the source is a pattern: there is no directory to copy a tokenizer from"
+    )
     return diag(
-        "P516", "no tokenizer was copied: llama.cpp's converter reads the tokenizer from the model directory",
+        "P516",
+        "no tokenizer was copied: llama.cpp's converter reads the tokenizer from the model directory",
         None,
-        notes=[where,
-               "convert_hf_to_gguf.py loads `AutoTokenizer.from_pretrained(<directory>)` for Nemotron-H "
-               "and stops without one"],
+        notes=[
+            where,
+            "convert_hf_to_gguf.py loads `AutoTokenizer.from_pretrained(<directory>)` for Nemotron-H "
+            "and stops without one",
+        ],
         help="copy the model's tokenizer files (`tokenizer.json`, `tokenizer_config.json`, …) into the "
-             "directory before converting, or build from a checkpoint directory that holds them",
+        "directory before converting, or build from a checkpoint directory that holds them",
     )
 
 
 def no_weights() -> Diagnostic:
     return diag(
-        "P517", "config only: llama.cpp's converter needs the weights, and this directory has none", None,
+        "P517",
+        "config only: llama.cpp's converter needs the weights, and this directory has none",
+        None,
         help="pass `--weights CHECKPOINT` to write the tensors in the layout the converter reads",
     )
 
@@ -218,12 +259,15 @@ def no_weights() -> Diagnostic:
 def no_mtp_weights(spec: ModelSpec) -> Diagnostic:
     mtp = spec.pattern.mtp.flat if spec.pattern.mtp is not None else ""
     return diag(
-        "P517", f"the checkpoint has no `mtp.*` tensors: the multi-token-prediction block `{mtp}` is left out",
+        "P517",
+        f"the checkpoint has no `mtp.*` tensors: the multi-token-prediction block `{mtp}` is left out",
         None,
-        notes=["the config is written without `mtp_hybrid_override_pattern` / `num_nextn_predict_layers`, "
-               "so the converter writes the main model alone"],
+        notes=[
+            "the config is written without `mtp_hybrid_override_pattern` / `num_nextn_predict_layers`, "
+            "so the converter writes the main model alone"
+        ],
         help="convert from a checkpoint that holds the MTP weights (`mtp.layers.0.…`, `mtp.layers.1.…`) "
-             "to keep the draft head",
+        "to keep the draft head",
     )
 
 

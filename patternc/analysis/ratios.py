@@ -144,17 +144,41 @@ def generate(
     problems: list[Diagnostic] = []
     for name, value in (("--attention", attention_ratio), ("--mlp", mlp_ratio)):
         if not 0.0 <= value <= 1.0:
-            problems.append(diag("P607", f"{name} is {value}, but a ratio is between 0 and 1", None,
-                                 help="a ratio is a share of the layers, e.g. 0.1 for one layer in ten"))
+            problems.append(
+                diag(
+                    "P607",
+                    f"{name} is {value}, but a ratio is between 0 and 1",
+                    None,
+                    help="a ratio is a share of the layers, e.g. 0.1 for one layer in ten",
+                )
+            )
     if num_layers < 1:
-        problems.append(diag("P607", f"--layers is {num_layers}, but a pattern has at least one layer", None,
-                             help="give --layers N with N >= 1"))
+        problems.append(
+            diag(
+                "P607",
+                f"--layers is {num_layers}, but a pattern has at least one layer",
+                None,
+                help="give --layers N with N >= 1",
+            )
+        )
     elif num_layers > DEFAULT_LIMITS.max_layers:
-        problems.append(diag("P011", f"--layers is {num_layers:,}, above the limit of {DEFAULT_LIMITS.max_layers:,} "
-                             "layers", None, help="no released model has more than a few hundred layers"))
+        problems.append(
+            diag(
+                "P011",
+                f"--layers is {num_layers:,}, above the limit of {DEFAULT_LIMITS.max_layers:,} layers",
+                None,
+                help="no released model has more than a few hundred layers",
+            )
+        )
     if mtp_depths < 0:
-        problems.append(diag("P607", f"--mtp is {mtp_depths}, but a model has 0 or more MTP depths", None,
-                             help="give --mtp D with D >= 0 (the number of `/` parts)"))
+        problems.append(
+            diag(
+                "P607",
+                f"--mtp is {mtp_depths}, but a model has 0 or more MTP depths",
+                None,
+                help="give --mtp D with D >= 0 (the number of `/` parts)",
+            )
+        )
     symbol = _MOE if moe else _MLP
     mtp = None
     if mtp_depths > 0 or mtp_pattern is not None:
@@ -240,8 +264,14 @@ def _mtp_part(text: str | None, ffn_symbol: str, depths: int) -> tuple[str | Non
     if text is None:
         return _ATTENTION + ffn_symbol, []
     if depths < 1:
-        return None, [diag("P607", "--mtp-pattern without --mtp: no MTP depth would use it", None,
-                           help="add --mtp D for D MTP depths of this pattern")]
+        return None, [
+            diag(
+                "P607",
+                "--mtp-pattern without --mtp: no MTP depth would use it",
+                None,
+                help="add --mtp D for D MTP depths of this pattern",
+            )
+        ]
     from patternc.api import analyze
 
     analysis = analyze(text, "megatron", origin="--mtp-pattern")
@@ -249,8 +279,14 @@ def _mtp_part(text: str | None, ffn_symbol: str, depths: int) -> tuple[str | Non
     if errors or analysis.pattern is None:
         return None, errors
     if len(analysis.pattern.stages) > 1 or analysis.pattern.mtp is not None:
-        return None, [diag("P607", "--mtp-pattern is the layers of one MTP depth, without `|` or `/`", None,
-                           help="give the symbols of one depth, e.g. --mtp-pattern '*E', and the depths with --mtp")]
+        return None, [
+            diag(
+                "P607",
+                "--mtp-pattern is the layers of one MTP depth, without `|` or `/`",
+                None,
+                help="give the symbols of one depth, e.g. --mtp-pattern '*E', and the depths with --mtp",
+            )
+        ]
     return analysis.pattern.flat, []
 
 

@@ -261,4 +261,3 @@ def model_stats(
         layers=rows,
         mtp=mtp,
     )
-

@@ -51,8 +51,12 @@ def render_stats(s: Stats) -> str:
     sizes = describe_sizes(s.defaults, s.like, s.overrides)
     lines.append(f"sizes       {sizes}" if sizes is not None else f"model_type  {s.dialect}")
     lines.append(f"pattern     {s.pattern}")
-    lines.append(f"layers      {len(s.layers)} (" + ", ".join(f"{k.symbol} {k.layers}" for k in p.per_kind) + ")"
-                 + _decoder_layers(s))
+    lines.append(
+        f"layers      {len(s.layers)} ("
+        + ", ".join(f"{k.symbol} {k.layers}" for k in p.per_kind)
+        + ")"
+        + _decoder_layers(s)
+    )
     lines.append(f"settings    seq-len {st.seq_len}, batch {st.batch}, {st.dtype} ({st.bytes_per_element} bytes)")
     lines.append("")
     lines.append("parameters (stored elements: the state_dict, buffers included)")

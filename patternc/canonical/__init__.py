@@ -22,19 +22,24 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from patternc import families
-from patternc.canonical.archs import EXPRESSERS, Expression, Finding
+from patternc.canonical.archs import Expression, Finding
 from patternc.canonical.graph import BlockGraph, lower_spec
 from patternc.model import ModelSpec
 
 
+def _ranked() -> list[families.Family]:
+    """Every family, most specific first (``Family.canonical_rank``; ties keep the list order)."""
+    return sorted(families.families(), key=lambda family: family.canonical_rank)
+
+
 def candidates() -> tuple[str, ...]:
-    """Every candidate family, in the order reasons are reported."""
-    return tuple(EXPRESSERS)
+    """Every candidate family, in the order reasons are reported (each family's ``canonical_rank``)."""
+    return tuple(family.name for family in _ranked())
 
 
 def preference() -> tuple[str, ...]:
     """Which exact candidate wins: candidate order, without the families that are never exact."""
-    return tuple(name for name in EXPRESSERS if families.get(name).can_be_exact)
+    return tuple(family.name for family in _ranked() if family.can_be_exact)
 
 
 @dataclass(frozen=True)
@@ -92,9 +97,7 @@ def compare_expression(spec_blocks: list[BlockGraph], expression: Expression) ->
             findings.append(Finding(topic, layer, message))
     if expression.blocks:
         for spec_index, spec_block in enumerate(spec_blocks):
-            if seen.get(spec_index, 0) == 0 and not any(
-                f.layer == spec_index - 1 for f in expression.structural
-            ):
+            if seen.get(spec_index, 0) == 0 and not any(f.layer == spec_index - 1 for f in expression.structural):
                 topic, layer = _block_topic(spec_block)
                 findings.append(Finding(topic, layer, f"{expression.arch} has nothing that computes it"))
     exact = (
@@ -109,8 +112,8 @@ def canonical_map(spec: ModelSpec) -> CanonicalResult:
     """The standard architecture that expresses ``spec`` exactly, and why each other one does not."""
     spec_blocks = lower_spec(spec)
     verdicts: dict[str, tuple[bool, list[str]]] = {}
-    for name, express in EXPRESSERS.items():
-        verdicts[name] = compare_expression(spec_blocks, express(spec))
+    for family in _ranked():
+        verdicts[family.name] = compare_expression(spec_blocks, family.express(spec))
     matched = [name for name in preference() if verdicts[name][0]]
     chosen = matched[0] if matched else None
     reasons = {name: verdicts[name][1] for name in verdicts if name != chosen}

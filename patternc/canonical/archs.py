@@ -11,7 +11,7 @@ things, and never looks at the spec's graphs:
    code hard-codes, into the same block-graph vocabulary (``patternc.canonical.graph``), each block
    aligned to the spec block it stands for.
 
-``EXPRESSERS`` is a view of the family list, in candidate order.  The facts each expresser encodes
+The facts each expresser encodes
 were read from transformers 5.x ``models/<name>/modeling_*.py``
 and ``configuration_*.py``; docs/canonical.md cites them line by line.
 """
@@ -22,7 +22,6 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from patternc import families
 from patternc.canonical.graph import (
     BlockGraph,
     Frame,
@@ -139,8 +138,16 @@ def mamba_fields(spec: ModelSpec, keys: MambaKeys, expand: int | None) -> Config
     m = spec.mamba
     if m is None:
         return {}
-    names = (keys.num_heads, keys.head_dim, keys.n_groups, keys.state_size, keys.conv_kernel, keys.expand,
-             keys.conv_bias, keys.proj_bias)
+    names = (
+        keys.num_heads,
+        keys.head_dim,
+        keys.n_groups,
+        keys.state_size,
+        keys.conv_kernel,
+        keys.expand,
+        keys.conv_bias,
+        keys.proj_bias,
+    )
     values = (m.num_heads, m.head_dim, m.n_groups, m.state_size, m.conv_kernel, expand, m.conv_bias, m.proj_bias)
     return dict(zip(names, values, strict=True)) | {keys.time_step: m.time_step_limit}
 
@@ -150,9 +157,15 @@ def mamba_from(cfg: Config, keys: MambaKeys, act: str, dt_limit: tuple[float, fl
     heads, head_dim, groups = as_int(cfg, keys.num_heads), as_int(cfg, keys.head_dim), as_int(cfg, keys.n_groups)
     inner = heads * head_dim
     return MambaSpec(
-        num_heads=heads, head_dim=head_dim, state_size=as_int(cfg, keys.state_size), n_groups=groups,
-        conv_kernel=as_int(cfg, keys.conv_kernel), conv_bias=bool(cfg[keys.conv_bias]),
-        proj_bias=bool(cfg[keys.proj_bias]), norm_group_size=max(1, inner // groups), activation=act,
+        num_heads=heads,
+        head_dim=head_dim,
+        state_size=as_int(cfg, keys.state_size),
+        n_groups=groups,
+        conv_kernel=as_int(cfg, keys.conv_kernel),
+        conv_bias=bool(cfg[keys.conv_bias]),
+        proj_bias=bool(cfg[keys.proj_bias]),
+        norm_group_size=max(1, inner // groups),
+        activation=act,
         time_step_limit=dt_limit,
     )
 
@@ -205,8 +218,12 @@ def attention_fields(spec: ModelSpec) -> Config:
     a = spec.attention
     if a is None:
         return {}
-    return {"num_attention_heads": a.num_heads, "num_key_value_heads": a.num_kv_heads, "head_dim": a.head_dim,
-            "attention_bias": a.qkv_bias}
+    return {
+        "num_attention_heads": a.num_heads,
+        "num_key_value_heads": a.num_kv_heads,
+        "head_dim": a.head_dim,
+        "attention_bias": a.qkv_bias,
+    }
 
 
 def model_blocks(
@@ -219,8 +236,12 @@ def model_blocks(
 
 
 def common_fields(spec: ModelSpec, eps_key: str) -> Config:
-    return {"hidden_size": spec.hidden_size, "vocab_size": spec.vocab_size,
-            "tie_word_embeddings": spec.tie_embeddings, eps_key: spec.norm.eps}
+    return {
+        "hidden_size": spec.hidden_size,
+        "vocab_size": spec.vocab_size,
+        "tie_word_embeddings": spec.tie_embeddings,
+        eps_key: spec.norm.eps,
+    }
 
 
 def paired_blocks(
@@ -241,9 +262,3 @@ def paired_blocks(
         out.append((m + 1 if flat[m] in symbols else None, mixer(j)))
         out.append((f + 1 if f is not None and flat[f] in symbols else None, ffn(j)))
     return out
-
-
-EXPRESSERS: Mapping[str, Callable[[ModelSpec], Expression]] = families.table(
-    lambda family: family.express, order=lambda family: family.canonical_rank
-)
-"""Every candidate family's expresser, in the deterministic order reasons are reported."""

@@ -170,16 +170,35 @@ def lower_mamba(frame: Frame, m: MambaSpec, label: str = "`M`") -> BlockGraph:
     conv_channels = inner + 2 * m.n_groups * m.state_size
     proj = b.linear("in_proj", x, frame.hidden_size, inner + conv_channels + m.num_heads, m.proj_bias)
     conv = b.add(
-        "conv1d", "causal_conv1d", (proj, "xBC"), channels=conv_channels, kernel=m.conv_kernel, bias=m.conv_bias,
+        "conv1d",
+        "causal_conv1d",
+        (proj, "xBC"),
+        channels=conv_channels,
+        kernel=m.conv_kernel,
+        bias=m.conv_bias,
         activation=m.activation,
     )
     ssm = b.add(
-        "ssm", "mamba2_scan", (conv, "xBC"), (proj, "dt"), heads=m.num_heads, head_dim=m.head_dim,
-        state=m.state_size, groups=m.n_groups, dt_limit=m.time_step_limit,
+        "ssm",
+        "mamba2_scan",
+        (conv, "xBC"),
+        (proj, "dt"),
+        heads=m.num_heads,
+        head_dim=m.head_dim,
+        state=m.state_size,
+        groups=m.n_groups,
+        dt_limit=m.time_step_limit,
     )
     normed = b.add(
-        "gated_norm", "gated_rmsnorm", (ssm, "x"), (proj, "z"), size=inner, group_size=m.norm_group_size,
-        eps=frame.norm.eps, gate_activation="silu", norm_before_gate=False,
+        "gated_norm",
+        "gated_rmsnorm",
+        (ssm, "x"),
+        (proj, "z"),
+        size=inner,
+        group_size=m.norm_group_size,
+        eps=frame.norm.eps,
+        gate_activation="silu",
+        norm_before_gate=False,
     )
     out = b.linear("out_proj", normed, inner, frame.hidden_size, m.proj_bias)
     return _close(b, frame, out)
@@ -202,8 +221,16 @@ def lower_attention(frame: Frame, a: AttentionSpec, label: str = "`*`") -> Block
         q_in, k_in = (q, "q"), (k, "k")
     scale = a.scale if a.scale is not None else a.head_dim**-0.5
     attn = b.add(
-        "sdpa", "causal_attention", q_in, k_in, (v, "v"), heads=a.num_heads, kv_heads=a.num_kv_heads,
-        head_dim=a.head_dim, scale=scale, sliding_window=a.sliding_window,
+        "sdpa",
+        "causal_attention",
+        q_in,
+        k_in,
+        (v, "v"),
+        heads=a.num_heads,
+        kv_heads=a.num_kv_heads,
+        head_dim=a.head_dim,
+        scale=scale,
+        sliding_window=a.sliding_window,
     )
     if a.output_gate:
         attn = b.add("output_gate", "sigmoid_gate", (attn, "x"), (q, "gate"))
@@ -233,8 +260,16 @@ def lower_moe(frame: Frame, e: MoeSpec, label: str = "`E`") -> BlockGraph:
     b, x = _open(frame, label, _symbol(LayerKind.MOE))
     logits = b.linear("router", x, frame.hidden_size, e.num_experts, False)
     topk = b.add(
-        "topk", "router_topk", logits, score=e.router, correction_bias=e.score_correction_bias, n_group=e.n_group,
-        topk_group=e.topk_group, top_k=e.top_k, normalize=e.norm_topk_prob, scaling=e.routed_scaling_factor,
+        "topk",
+        "router_topk",
+        logits,
+        score=e.router,
+        correction_bias=e.score_correction_bias,
+        n_group=e.n_group,
+        topk_group=e.topk_group,
+        top_k=e.top_k,
+        normalize=e.norm_topk_prob,
+        scaling=e.routed_scaling_factor,
     )
     tokens = x
     width = frame.hidden_size
@@ -242,8 +277,16 @@ def lower_moe(frame: Frame, e: MoeSpec, label: str = "`E`") -> BlockGraph:
         tokens = b.linear("latent_in", x, frame.hidden_size, e.latent_size, e.bias)
         width = e.latent_size
     experts = b.add(
-        "experts", "routed_experts", (tokens, "x"), (topk, "weights"), count=e.num_experts, size_in=width,
-        intermediate=e.intermediate_size, gated=e.expert_gated, activation=e.expert_activation, bias=False,
+        "experts",
+        "routed_experts",
+        (tokens, "x"),
+        (topk, "weights"),
+        count=e.num_experts,
+        size_in=width,
+        intermediate=e.intermediate_size,
+        gated=e.expert_gated,
+        activation=e.expert_activation,
+        bias=False,
     )
     if e.latent_size is not None:
         experts = b.linear("latent_out", experts, e.latent_size, frame.hidden_size, e.bias)
@@ -267,12 +310,36 @@ def lower_gated_deltanet(frame: Frame, g: GatedDeltaNetSpec, label: str = "`G`")
     value_dim = g.num_v_heads * g.head_v_dim
     qkvz = b.linear("in_proj_qkvz", x, frame.hidden_size, 2 * key_dim + 2 * value_dim, False)
     ba = b.linear("in_proj_ba", x, frame.hidden_size, 2 * g.num_v_heads, False)
-    conv = b.add("conv1d", "causal_conv1d", (qkvz, "qkv"), channels=2 * key_dim + value_dim, kernel=g.conv_kernel,
-                 bias=False, activation="silu")
-    rule = b.add("delta_rule", "gated_delta_rule", (conv, "qkv"), (ba, "ba"), k_heads=g.num_k_heads,
-                 v_heads=g.num_v_heads, k_dim=g.head_k_dim, v_dim=g.head_v_dim)
-    normed = b.add("gated_norm", "gated_rmsnorm", (rule, "x"), (qkvz, "z"), size=g.head_v_dim,
-                   group_size=g.head_v_dim, eps=frame.norm.eps, gate_activation="silu", norm_before_gate=True)
+    conv = b.add(
+        "conv1d",
+        "causal_conv1d",
+        (qkvz, "qkv"),
+        channels=2 * key_dim + value_dim,
+        kernel=g.conv_kernel,
+        bias=False,
+        activation="silu",
+    )
+    rule = b.add(
+        "delta_rule",
+        "gated_delta_rule",
+        (conv, "qkv"),
+        (ba, "ba"),
+        k_heads=g.num_k_heads,
+        v_heads=g.num_v_heads,
+        k_dim=g.head_k_dim,
+        v_dim=g.head_v_dim,
+    )
+    normed = b.add(
+        "gated_norm",
+        "gated_rmsnorm",
+        (rule, "x"),
+        (qkvz, "z"),
+        size=g.head_v_dim,
+        group_size=g.head_v_dim,
+        eps=frame.norm.eps,
+        gate_activation="silu",
+        norm_before_gate=True,
+    )
     out = b.linear("out_proj", normed, value_dim, frame.hidden_size, False)
     return _close(b, frame, out)
 
@@ -295,8 +362,9 @@ def lower_embedding(vocab_size: int, hidden_size: int, multiplier: float) -> Blo
 def lower_head(frame: Frame, vocab_size: int, tied: bool, logits_scaling: float) -> BlockGraph:
     b = _Builder("output head", "head")
     b.add("input", "input")
-    n = b.add("final_norm", "rmsnorm", "input", size=frame.hidden_size, eps=frame.norm.eps,
-              unit_offset=frame.norm.unit_offset)
+    n = b.add(
+        "final_norm", "rmsnorm", "input", size=frame.hidden_size, eps=frame.norm.eps, unit_offset=frame.norm.unit_offset
+    )
     h = b.add("lm_head", "lm_head", n, size_in=frame.hidden_size, vocab=vocab_size, bias=False, tied=tied)
     b.add("logits_scale", "divide", h, by=logits_scaling)
     return b.build()

@@ -46,39 +46,63 @@ def parse_sets(items: list[str], family: str = "nemotron_h") -> dict[str, Any]:
         out[key.strip()] = _value(value.strip())
     owned = sorted(key for key in out if key in PATTERN_KEYS)
     if owned:
-        raise typer.BadParameter(f"{', '.join(f'`{k}`' for k in owned)} would replace what the pattern SOURCE says; "
-                                 "change the pattern instead", param_hint="--set")
+        raise typer.BadParameter(
+            f"{', '.join(f'`{k}`' for k in owned)} would replace what the pattern SOURCE says; "
+            "change the pattern instead",
+            param_hint="--set",
+        )
     known = _nemotron_h_keys(family)
     unknown = [key for key in out if key not in known]
     if unknown:
         import difflib
 
-        hints = [f"`{k}` (did you mean `{m[0]}`?)" if (m := difflib.get_close_matches(k, known, n=1))
-                 else f"`{k}`" for k in unknown]
+        hints = [
+            f"`{k}` (did you mean `{m[0]}`?)" if (m := difflib.get_close_matches(k, known, n=1)) else f"`{k}`"
+            for k in unknown
+        ]
         what = "NemotronHConfig" if family == "nemotron_h" else f"`{family}` config"
         raise typer.BadParameter(f"not a {what} key: {', '.join(hints)}", param_hint="--set")
     check_set_values(out, family)  # a value of the wrong type or range: usage error, exit 2
     return out
 
 
-PATTERN_KEYS = frozenset({
-    "model_type", "architectures", "layers_block_type", "hybrid_override_pattern", "layer_types",
-    "mtp_layers_block_type", "mtp_hybrid_override_pattern", "num_nextn_predict_layers", "num_hidden_layers",
-})
+PATTERN_KEYS = frozenset(
+    {
+        "model_type",
+        "architectures",
+        "layers_block_type",
+        "hybrid_override_pattern",
+        "layer_types",
+        "mtp_layers_block_type",
+        "mtp_hybrid_override_pattern",
+        "num_nextn_predict_layers",
+        "num_hidden_layers",
+    }
+)
 """Config keys that a bare pattern's layers (or its dialect) decide: ``--set`` may not override them."""
 
 
 def _nemotron_h_keys(family: str = "nemotron_h") -> set[str]:
     """The keys a bare pattern's config may set: ``family``'s (NemotronHConfig's by default), as patternc reads them."""
-    from patternc.config.models import COMMON_KEYS, INPUT_MODELS
+    from patternc import families
+    from patternc.config.models import COMMON_KEYS
 
-    fields = INPUT_MODELS[family].model_fields
+    fields = families.get(family).input_model.model_fields
     return set(COMMON_KEYS) | set(fields) | {f.alias for f in fields.values() if f.alias}
 
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*$", re.IGNORECASE)
-_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
-          "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+_UNITS = {
+    "B": 1,
+    "KB": 10**3,
+    "MB": 10**6,
+    "GB": 10**9,
+    "TB": 10**12,
+    "KIB": 2**10,
+    "MIB": 2**20,
+    "GIB": 2**30,
+    "TIB": 2**40,
+}
 
 
 def parse_size(text: str) -> int | None:
@@ -106,7 +130,10 @@ def build(
     target: Annotated[
         str,
         typer.Option(
-            "--target", "-t", metavar="NAME", parser=build_target,
+            "--target",
+            "-t",
+            metavar="NAME",
+            parser=build_target,
             help="What to write (the names every installed backend writes; aliases as for check: docs/cli.md).",
         ),
     ] = "auto",
@@ -169,12 +196,18 @@ def build(
 
     bar = conversion_bar(quiet=quiet) if weights is not None else None
     options = BuildOptions(
-        force=force, max_shard_size=shard_bytes, source_config=reading.values, protected=tuple(protected),
-        set_keys=frozenset(overrides), default_keys=filled, pipeline_ranks=pp, virtual_stages=vpp, progress=bar,
+        force=force,
+        max_shard_size=shard_bytes,
+        source_config=reading.values,
+        protected=tuple(protected),
+        set_keys=frozenset(overrides),
+        default_keys=filled,
+        pipeline_ranks=pp,
+        virtual_stages=vpp,
+        progress=bar,
     )
     try:  # the one backend that writes --target, found through the registry
-        result = for_target(target).write(reading.spec, Path(output), target=target, weights=weights,
-                                          options=options)
+        result = for_target(target).write(reading.spec, Path(output), target=target, weights=weights, options=options)
     finally:
         if bar is not None:
             bar.close()
@@ -234,16 +267,20 @@ def _parameters_line(parameters: int, stored: int | None) -> str:
     """
     line = f"parameters: {parameters:,}"
     if stored is not None and stored != parameters:
-        line += (f" (plus {stored - parameters:,} buffer elements: {stored:,} stored elements, "
-                 "the total `patternc stats` shows)")
+        line += (
+            f" (plus {stored - parameters:,} buffer elements: {stored:,} stored elements, "
+            "the total `patternc stats` shows)"
+        )
     return line
 
 
 def _summary(result: BuildResult, source_dialect: str, layers: str | None = None) -> str:
     if result.hybrid_layer_pattern is not None:  # Megatron-Core arguments: no model directory
         files = "".join(f"  {name}\n" for name in result.files)
-        return (f"built megatron arguments into {result.out_dir}\n{files}"
-                f"hybrid-layer-pattern: {result.hybrid_layer_pattern}\n\n")
+        return (
+            f"built megatron arguments into {result.out_dir}\n{files}"
+            f"hybrid-layer-pattern: {result.hybrid_layer_pattern}\n\n"
+        )
     arch = result.architecture
     how = result.how or ("canonical" if arch == result.canonical else f"exact; canonical: {result.canonical}")
     if result.next_step is not None:
@@ -324,19 +361,22 @@ class BuildReport:
             out_dir=str(result.out_dir) if written and result is not None else None,
             files=list(result.files) if written and result is not None else [],
             weights=WeightsOut(tensors=result.tensors, bytes=result.total_bytes)
-            if written and result is not None and result.tensors else None,
+            if written and result is not None and result.tensors
+            else None,
             parameters=result.num_parameters if result is not None else None,
             stored_elements=result.stored_elements if result is not None else None,
             layers=self.layers,
             decoder_layers=self.decoder_layers,
             hybrid_layer_pattern=result.hybrid_layer_pattern if written and result is not None else None,
-            diagnostics=[d for group, where in self._by_source(diagnostics, source)
-                         for d in diagnostics_out(group, where)],
+            diagnostics=[
+                d for group, where in self._by_source(diagnostics, source) for d in diagnostics_out(group, where)
+            ],
         )
         typer.echo(json.dumps(payload.model_dump(mode="json"), indent=2, ensure_ascii=False))
 
-    def fail(self, diagnostics: list[Any], source: Any, *, result: BuildResult | None = None,
-             read: bool = False) -> NoReturn:
+    def fail(
+        self, diagnostics: list[Any], source: Any, *, result: BuildResult | None = None, read: bool = False
+    ) -> NoReturn:
         """Nothing was written: say why, exit 1.  ``read``: SOURCE itself could not be read."""
         if self.json_output:
             if read:

@@ -63,16 +63,15 @@ def _fail(problems: list[Diagnostic], source: Source) -> NoReturn:
     raise typer.Exit(EXIT_ERRORS)
 
 
-def output_format(
-    output: str, given: FormatChoice | None, source: Source, *, format_option: bool = True
-) -> Format:
+def output_format(output: str, given: FormatChoice | None, source: Source, *, format_option: bool = True) -> Format:
     """The format ``--format`` names, else the one FILE's suffix names; ``P622`` (before any reading) when neither."""
     from patternc.diagnostics import diag
     from patternc.draw import SUFFIXES, Format, format_for
 
     if not output.strip():
-        raise typer.BadParameter("is empty: give the file to write (FILE.svg, FILE.html or - for stdout)",
-                                 param_hint="--output")
+        raise typer.BadParameter(
+            "is empty: give the file to write (FILE.svg, FILE.html or - for stdout)", param_hint="--output"
+        )
     if given is not None:
         return Format(given.value)
     if output == "-":
@@ -92,8 +91,7 @@ def output_format(
     return found
 
 
-def write_picture(picture: Picture, output: str, fmt: Format, collapse: Collapse, force: bool,
-                  source: Source) -> str:
+def write_picture(picture: Picture, output: str, fmt: Format, collapse: Collapse, force: bool, source: Source) -> str:
     """Render and publish ``picture`` (or print it for ``-``); the line that says what was drawn."""
     from patternc.diagnostics import diag
     from patternc.draw import PublishError, publish_file, render
@@ -106,11 +104,19 @@ def write_picture(picture: Picture, output: str, fmt: Format, collapse: Collapse
         path = publish_file(output, text.encode("utf-8"), force=force)
     except PublishError as error:
         if error.exists:
-            problem = diag("P620", f"`{output}` already exists", None,
-                           help="pass `--force` to replace it (atomically), or choose another file name")
+            problem = diag(
+                "P620",
+                f"`{output}` already exists",
+                None,
+                help="pass `--force` to replace it (atomically), or choose another file name",
+            )
         else:
-            problem = diag("P621", f"cannot write `{output}`: {error.reason}", None,
-                           help="choose a file in an existing directory you can write to")
+            problem = diag(
+                "P621",
+                f"cannot write `{output}`: {error.reason}",
+                None,
+                help="choose a file in an existing directory you can write to",
+            )
         _fail([problem], source)
     return f"drew {drawing.summary} into {path}"
 
@@ -122,8 +128,17 @@ def _early_exists(output: str, force: bool, source: Source) -> None:
     from patternc.diagnostics import diag
 
     if output != "-" and not force and (Path(output).exists() or Path(output).is_symlink()):
-        _fail([diag("P620", f"`{output}` already exists", None,
-                    help="pass `--force` to replace it (atomically), or choose another file name")], source)
+        _fail(
+            [
+                diag(
+                    "P620",
+                    f"`{output}` already exists",
+                    None,
+                    help="pass `--force` to replace it (atomically), or choose another file name",
+                )
+            ],
+            source,
+        )
 
 
 def _load(source: str, dialect: str, need_sizes: bool, sets: list[str] | None, like: str | None) -> Loaded:
@@ -148,8 +163,12 @@ def draw(
     source: SourceArg,
     output: Annotated[
         str,
-        typer.Option("--output", "-o", metavar="FILE",
-                     help="The picture to write: FILE.svg or FILE.html (`-` prints it on stdout)."),
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="FILE",
+            help="The picture to write: FILE.svg or FILE.html (`-` prints it on stdout).",
+        ),
     ],
     bars: Annotated[
         BarsChoice | None,

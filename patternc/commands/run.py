@@ -60,9 +60,12 @@ def _escape_lines(text: str) -> str:
 
 
 def run(
-    model: Annotated[str, typer.Argument(
-        help="A model directory (config.json + safetensors), a config file, or a bare pattern (random weights)."
-    )],
+    model: Annotated[
+        str,
+        typer.Argument(
+            help="A model directory (config.json + safetensors), a config file, or a bare pattern (random weights)."
+        ),
+    ],
     ids: Annotated[
         list[str] | None,
         typer.Option("--ids", help='Prompt token ids, e.g. "1 2 3"; repeat for a batch (left-padded).'),
@@ -106,8 +109,14 @@ def run(
     if (ids is None) == (prompt is None):
         raise typer.BadParameter("give either --ids or --prompt", param_hint="--ids / --prompt")
     rows = _parse_ids(ids) if ids is not None else []
-    dtypes = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
-              "float16": "float16", "fp16": "float16"}
+    dtypes = {
+        "float32": "float32",
+        "fp32": "float32",
+        "bfloat16": "bfloat16",
+        "bf16": "bfloat16",
+        "float16": "float16",
+        "fp16": "float16",
+    }
     if dtype is not None and dtype not in dtypes:
         raise typer.BadParameter(f"unknown dtype {dtype!r}", param_hint="--dtype")
 
@@ -115,33 +124,53 @@ def run(
     try:  # the torch backend, through the registry; every refusal is a PatternError with codes
         session = runnable("torch").session(device=device, dtype=dtypes[dtype] if dtype else None)
         loaded: Any = _bare_pattern(model)  # sized as `build` and `stats` size it, or None for a model
-        session.open(model if loaded is None else loaded, origin=model, text=prompt is not None,
-                     tokenizer=Path(tokenizer) if tokenizer is not None else None)
+        session.open(
+            model if loaded is None else loaded,
+            origin=model,
+            text=prompt is not None,
+            tokenizer=Path(tokenizer) if tokenizer is not None else None,
+        )
     except PatternError as error:
         report.fail(list(error.diagnostics), error.source)
     if session.weights_from is None:
         from patternc.diagnostics import diag
         from patternc.source import Source
 
-        report.note(diag("P408", f"`{model}` holds no weights: running a random initialisation (seed 0)", None,
-                         help="convert trained weights into it: `patternc build … --weights CHECKPOINT`"),
-                    Source("", model))
+        report.note(
+            diag(
+                "P408",
+                f"`{model}` holds no weights: running a random initialisation (seed 0)",
+                None,
+                help="convert trained weights into it: `patternc build … --weights CHECKPOINT`",
+            ),
+            Source("", model),
+        )
     if prompt is not None:
         rows = [session.encode(text) for text in prompt]
         if not all(rows):
             raise typer.BadParameter("a prompt encodes to no tokens", param_hint="--prompt")
     vocab = session.spec.vocab_size
     if max(max(row) for row in rows) >= vocab:
-        raise typer.BadParameter(f"ids must be below the vocabulary size {vocab}",
-                                 param_hint="--prompt" if prompt is not None else "--ids")
+        raise typer.BadParameter(
+            f"ids must be below the vocabulary size {vocab}", param_hint="--prompt" if prompt is not None else "--ids"
+        )
     width = max(len(row) for row in rows)
     from patternc.progress import TokenClock, watched
 
     clock = TokenClock(rows=len(rows), sync=session.sync, show=watched(quiet=quiet))
     clock.begin(max_new_tokens)
     try:
-        new_ids = session.generate(rows, max_new_tokens, sample=sample, temperature=temperature, top_k=top_k,
-                                   top_p=top_p, eos=eos, seed=seed, on_token=clock.tick)
+        new_ids = session.generate(
+            rows,
+            max_new_tokens,
+            sample=sample,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            eos=eos,
+            seed=seed,
+            on_token=clock.tick,
+        )
     except PatternError as error:  # sampling from logits that hold NaN (P407)
         report.fail(list(error.diagnostics), error.source)
     finally:
@@ -177,8 +206,16 @@ class RunReport:
         if self.json_output:
             from patternc.commands.outputs import RunOutput, diagnostics_out
 
-            payload = RunOutput(ok=False, model=self.model, device=None, dtype=None, weights=None, rows=[],
-                                timing=None, diagnostics=diagnostics_out(diagnostics, source))
+            payload = RunOutput(
+                ok=False,
+                model=self.model,
+                device=None,
+                dtype=None,
+                weights=None,
+                rows=[],
+                timing=None,
+                diagnostics=diagnostics_out(diagnostics, source),
+            )
             typer.echo(json.dumps(payload.model_dump(mode="json"), indent=2, ensure_ascii=False))
         else:
             from patternc.render import render_text
@@ -187,8 +224,13 @@ class RunReport:
         raise typer.Exit(EXIT_ERRORS)
 
     def done(
-        self, outputs: list[tuple[list[int], list[int], str | None]], clock: Any, width: int, device: str,
-        dtype: str, weights: str | None,
+        self,
+        outputs: list[tuple[list[int], list[int], str | None]],
+        clock: Any,
+        width: int,
+        device: str,
+        dtype: str,
+        weights: str | None,
     ) -> None:
         if not self.json_output:
             for _, shown, text in outputs:
@@ -196,14 +238,24 @@ class RunReport:
             return
         from patternc.commands.outputs import RowOut, RunOutput, TimingOut, diagnostics_out
 
-        timing = TimingOut(prompt_tokens=width, new_tokens=clock.steps, rows=len(outputs),
-                           prefill_seconds=clock.prefill_seconds, decode_seconds=clock.decode_seconds,
-                           decode_tokens_per_second=clock.decode_rate())
-        payload = RunOutput(ok=True, model=self.model, device=device, dtype=dtype, weights=weights,
-                            rows=[RowOut(prompt_ids=row, ids=shown, text=text) for row, shown, text in outputs],
-                            timing=timing,
-                            diagnostics=[d for diagnostic, source in self.notes
-                                         for d in diagnostics_out([diagnostic], source)])
+        timing = TimingOut(
+            prompt_tokens=width,
+            new_tokens=clock.steps,
+            rows=len(outputs),
+            prefill_seconds=clock.prefill_seconds,
+            decode_seconds=clock.decode_seconds,
+            decode_tokens_per_second=clock.decode_rate(),
+        )
+        payload = RunOutput(
+            ok=True,
+            model=self.model,
+            device=device,
+            dtype=dtype,
+            weights=weights,
+            rows=[RowOut(prompt_ids=row, ids=shown, text=text) for row, shown, text in outputs],
+            timing=timing,
+            diagnostics=[d for diagnostic, source in self.notes for d in diagnostics_out([diagnostic], source)],
+        )
         typer.echo(json.dumps(payload.model_dump(mode="json"), indent=2, ensure_ascii=False))
 
 

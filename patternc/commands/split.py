@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from patternc.inputs import Loaded
 
 
-
 class CostChoice(StrEnum):
     PARAMS = "params"
     FLOPS = "flops"
@@ -120,8 +119,9 @@ def _refuse_what_check_refuses(result: SplitResult, json_output: bool, what: str
 
     analysis = analyze(result.unified, "megatron", origin="<proposed split>")
     assert analysis.pattern is not None  # the model's own layers, joined by `|` and `/`
-    found = pipeline_diagnostics(analysis.pattern, result.pp, result.vpp if result.vpp > 1 else None,
-                                 pipes=analysis.source_map.pipes)
+    found = pipeline_diagnostics(
+        analysis.pattern, result.pp, result.vpp if result.vpp > 1 else None, pipes=analysis.source_map.pipes
+    )
     if has_errors(found):
         fail(found, analysis.source, json_output=json_output, what=what)
 
@@ -136,8 +136,10 @@ def _too_many_segments(segments: int, units: int, pp: int, vpp: int, paired: boo
         f"{segments - units} segment{'s' if segments - units != 1 else ''} would be empty",
         None,
         help=f"use at most {units} segments (pp x vpp), or a deeper model",
-        notes=("Megatron-Core accepts empty segments, but each one is a rank that holds no layer; "
-               "`patternc check` warns about them (P102)",),
+        notes=(
+            "Megatron-Core accepts empty segments, but each one is a rank that holds no layer; "
+            "`patternc check` warns about them (P102)",
+        ),
     )
 
 
@@ -186,8 +188,12 @@ def split(
         no_cost_exit(str(error.kind), loaded.source, json_output=json_output, what=source)
     paired = any(size > 1 for size in result.units)
     if not as_written and pp * vpp > len(result.units):
-        fail([_too_many_segments(pp * vpp, len(result.units), pp, vpp, paired)], loaded.source,
-             json_output=json_output, what=source)
+        fail(
+            [_too_many_segments(pp * vpp, len(result.units), pp, vpp, paired)],
+            loaded.source,
+            json_output=json_output,
+            what=source,
+        )
     if not as_written:
         _refuse_what_check_refuses(result, json_output, source)
     flat = loaded.spec.pattern.flat
@@ -257,8 +263,9 @@ def _print(
     sizes = describe_sizes(report.defaults, report.like, report.overrides)
     lines.append(f"sizes     {sizes}" if sizes is not None else f"model     {report.model_type} config")
     if report.layers_per_decoder_layer == 2:
-        lines.append(f"units     a {report.model_type} decoder layer is a mixer and its FFN; "
-                     "no boundary falls between them")
+        lines.append(
+            f"units     a {report.model_type} decoder layer is a mixer and its FFN; no boundary falls between them"
+        )
     what = "parameters" if report.cost == "params" else f"prefill FLOPs per token at seq-len {report.seq_len}"
     lines.append(f"cost      {what}; embedding on the first segment, final norm + LM head + MTP on the last")
     stages = len(loaded.pattern.stages) if loaded.pattern is not None else 1

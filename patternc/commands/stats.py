@@ -71,10 +71,18 @@ def fail(
     raise typer.Exit(EXIT_ERRORS)
 
 
-LAYOUT_KEYS = frozenset({
-    "attn_layer_indices", "full_attention_interval", "decoder_sparse_step", "mlp_only_layers",
-    "attn_layer_period", "attn_layer_offset", "expert_layer_period", "expert_layer_offset",
-})
+LAYOUT_KEYS = frozenset(
+    {
+        "attn_layer_indices",
+        "full_attention_interval",
+        "decoder_sparse_step",
+        "mlp_only_layers",
+        "attn_layer_period",
+        "attn_layer_offset",
+        "expert_layer_period",
+        "expert_layer_offset",
+    }
+)
 """Layout keys of the other families: with ``--like`` the pattern decides the layout, so ``--set`` may not."""
 
 
@@ -97,8 +105,11 @@ def read_overrides(source: str, sets: list[str] | None, like: str | None) -> dic
     overrides = parse_sets(sets or [], family)
     layout = sorted(key for key in overrides if key in LAYOUT_KEYS)
     if layout:
-        raise typer.BadParameter(f"{', '.join(f'`{k}`' for k in layout)} would replace what the pattern SOURCE "
-                                 "says; change the pattern instead", param_hint="--set")
+        raise typer.BadParameter(
+            f"{', '.join(f'`{k}`' for k in layout)} would replace what the pattern SOURCE "
+            "says; change the pattern instead",
+            param_hint="--set",
+        )
     return overrides
 
 

@@ -451,6 +451,10 @@ def _spec(ctx: readers.Ctx[Any], family: str, pattern: Pattern, specs: dict[str,
     except ValidationError as error:
         for item in error.errors():
             where = ".".join(str(p) for p in item["loc"])
-            ctx.add("P906", f"the value read for `{where}` is not valid: {item['msg']}", None,
-                    help="check the config keys this value is read from (`patternc explain P906`)")
+            ctx.add(
+                "P906",
+                f"the value read for `{where}` is not valid: {item['msg']}",
+                None,
+                help="check the config keys this value is read from (`patternc explain P906`)",
+            )
         return None

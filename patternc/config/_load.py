@@ -144,8 +144,19 @@ def parse_text(raw: bytes, origin: str) -> tuple[Source, dict[str, Any] | None, 
     except RecursionError:
         return source, None, [_too_deep(source)]
     except ValueError as error:  # an integer literal beyond Python's 4300-digit conversion limit
-        return source, None, [diag("P903", f"the config is not usable JSON: {error}", Span(0, min(len(text), 1)),
-                                   label="number too long", help="no model config holds a number this long")]
+        return (
+            source,
+            None,
+            [
+                diag(
+                    "P903",
+                    f"the config is not usable JSON: {error}",
+                    Span(0, min(len(text), 1)),
+                    label="number too long",
+                    help="no model config holds a number this long",
+                )
+            ],
+        )
     if _depth(data) > MAX_DEPTH:
         return source, None, [_too_deep(source)]
     if not isinstance(data, dict):
@@ -198,8 +209,15 @@ def _from_mapping(data: Mapping[str, Any], origin: str) -> tuple[Source, dict[st
         return (
             Source(text, origin),
             None,
-            [diag("P903", f"the config has a key that is not a string: {bad[0]!r}", None, label="bad key",
-                  help="JSON object keys are strings; build the dict with string keys")],
+            [
+                diag(
+                    "P903",
+                    f"the config has a key that is not a string: {bad[0]!r}",
+                    None,
+                    label="bad key",
+                    help="JSON object keys are strings; build the dict with string keys",
+                )
+            ],
         )
     return Source(text, origin), plain, []
 

@@ -8,17 +8,14 @@ every field against the real class to catch drift.  Models are strict (``"4096"`
 instead of dropping them.  Numeric fields carry the ranges that keep the math defined (sizes > 0, finite floats); a bad
 value becomes a diagnostic naming its field, never an exception.
 
-``INPUT_MODELS`` and ``KWARG_ONLY_FIELDS`` are views of the family list (``patternc.families``).
+Each family's input model is ``patternc.families.get(model_type).input_model``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-
-from patternc import families
 
 INT_MAX = 2**31 - 1
 """Upper bound of every size and count: larger values are certainly a mistake (and overflow int32 kernels)."""
@@ -133,11 +130,3 @@ class MambaHybridInput(ConfigModel):
     attention_dropout: NonNegFloat | None = 0.0
     head_dim: PosInt | None = None
     """Not a field of the transformers class, but its attention reads ``config.head_dim`` when set."""
-
-
-INPUT_MODELS: Mapping[str, type[ConfigModel]] = families.table(lambda family: family.input_model)
-"""model_type -> its input model (also the names of the published ``config-<type>`` schemas)."""
-
-KWARG_ONLY_FIELDS: Mapping[str, frozenset[str]] = families.table(lambda family: family.kwarg_only_fields or None)
-"""Fields that are not dataclass fields of the transformers class but keyword arguments it consumes
-(``__post_init__`` kwargs, or the rope standardisation of ``PreTrainedConfig``)."""

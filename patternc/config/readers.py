@@ -283,22 +283,30 @@ def combine(ctx: Ctx[Any], built: Built, main: str) -> Pattern | None:
     mtp, depths = (built.mtp, built.depths) if built.mtp and built.depths else ("", 0)
     length = len(main) + (len(mtp) + 1) * depths
     if length > DEFAULT_LIMITS.max_chars:  # the layout `patternc check` would refuse as text, refused alike
-        found = [diag("P012", f"the pattern text has more than {DEFAULT_LIMITS.max_chars:,} characters, the limit",
-                      Span(0, 0), label="input too large",
-                      help="raise the limit with `--max-chars N` (API: `Limits(max_chars=N)`) if this is intended")]
+        found = [
+            diag(
+                "P012",
+                f"the pattern text has more than {DEFAULT_LIMITS.max_chars:,} characters, the limit",
+                Span(0, 0),
+                label="input too large",
+                help="raise the limit with `--max-chars N` (API: `Limits(max_chars=N)`) if this is intended",
+            )
+        ]
         pattern = None
     else:
         first_mtp = len(main) + 1
-        source_map = SourceMap(main=list(range(len(main))), mtp=list(range(first_mtp, first_mtp + len(mtp))),
-                               text_length=length)
+        source_map = SourceMap(
+            main=list(range(len(main))), mtp=list(range(first_mtp, first_mtp + len(mtp))), text_length=length
+        )
         pattern, found = check_pattern(make_pattern(main, mtp=mtp, depths=depths), source_map)
     main_span = ctx.span(built.main_key) if built.main_key else None
     mtp_span = ctx.span(built.mtp_key) if built.mtp_key else None
     ffn_span = ctx.span(built.ffn_key) if built.ffn_key else None
     for problem in found:
         if problem.code == "P201" and ffn_span is not None:  # the MoE layers are placed by another key
-            ctx.diagnostics.append(dataclasses.replace(problem, span=ffn_span, label="places the MoE layers",
-                                                      secondary=()))
+            ctx.diagnostics.append(
+                dataclasses.replace(problem, span=ffn_span, label="places the MoE layers", secondary=())
+            )
         elif problem.span is not None and problem.span.start >= len(main):
             ctx.diagnostics.append(dataclasses.replace(problem, span=mtp_span, secondary=()))
         else:

@@ -176,27 +176,39 @@ def express(spec: ModelSpec) -> Expression:
     structural += expand_findings + mtp_findings(spec, arch)
     a = spec.attention
     rope = a.rope if a is not None and a.rope is not None else RopeSpec(theta=10000.0, partial_factor=0.5)
-    cfg: Config = common_fields(spec, "rms_norm_eps") | {
-        "num_hidden_layers": len(pairs),
-        "attn_layer_indices": [j for j, (m, _) in enumerate(pairs) if flat[m] == ATTENTION_S],
-        "hidden_act": shared_activation(spec),
-        "intermediate_size": spec.mlp.intermediate_size if spec.mlp else 14336,
-        "mlp_bias": spec.mlp.bias if spec.mlp else False,
-        "rope_parameters": {"rope_type": "default", "rope_theta": rope.theta,
-                            "partial_rotary_factor": rope.partial_factor},
-    } | attention_fields(spec) | mamba_fields(spec, MAMBA, expand)
+    cfg: Config = (
+        common_fields(spec, "rms_norm_eps")
+        | {
+            "num_hidden_layers": len(pairs),
+            "attn_layer_indices": [j for j, (m, _) in enumerate(pairs) if flat[m] == ATTENTION_S],
+            "hidden_act": shared_activation(spec),
+            "intermediate_size": spec.mlp.intermediate_size if spec.mlp else 14336,
+            "mlp_bias": spec.mlp.bias if spec.mlp else False,
+            "rope_parameters": {
+                "rope_type": "default",
+                "rope_theta": rope.theta,
+                "partial_rotary_factor": rope.partial_factor,
+            },
+        }
+        | attention_fields(spec)
+        | mamba_fields(spec, MAMBA, expand)
+    )
     frame = Frame(spec.hidden_size, NormSpec(eps=as_float(cfg, "rms_norm_eps")))
     act = as_str(cfg, "hidden_act")
     rope_cfg = as_dict(cfg, "rope_parameters")
-    mlp = MlpSpec(intermediate_size=as_int(cfg, "intermediate_size"), activation=act, gated=True,
-                  bias=bool(cfg["mlp_bias"]))
+    mlp = MlpSpec(
+        intermediate_size=as_int(cfg, "intermediate_size"), activation=act, gated=True, bias=bool(cfg["mlp_bias"])
+    )
     mamba = mamba_from(cfg, MAMBA, act, dt_limit(cfg)) if spec.mamba is not None else None
     attention = None
     if a is not None:
         bias = bool(cfg["attention_bias"])
         attention = AttentionSpec(
-            num_heads=as_int(cfg, "num_attention_heads"), num_kv_heads=as_int(cfg, "num_key_value_heads"),
-            head_dim=as_int(cfg, "head_dim"), qkv_bias=bias, out_bias=bias,
+            num_heads=as_int(cfg, "num_attention_heads"),
+            num_kv_heads=as_int(cfg, "num_key_value_heads"),
+            head_dim=as_int(cfg, "head_dim"),
+            qkv_bias=bias,
+            out_bias=bias,
             rope=RopeSpec(theta=rope_cfg["rope_theta"], partial_factor=rope_cfg["partial_rotary_factor"]),
         )
     attn_layers = set(cfg["attn_layer_indices"])  # type: ignore[call-overload]

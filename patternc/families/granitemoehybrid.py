@@ -213,30 +213,44 @@ def express(spec: ModelSpec) -> Expression:
     pairs, structural = pair_layers(flat, arch)
     structural = kind_findings(spec, KINDS, arch) + structural
     if MLP_S in flat and MOE_S in flat:
-        structural.append(Finding("pattern", None, "has both `-` and `E` layers: granitemoehybrid's FFN is the same "
-                                                   "in every layer (num_local_experts > 0 or not)"))
+        structural.append(
+            Finding(
+                "pattern",
+                None,
+                "has both `-` and `E` layers: granitemoehybrid's FFN is the same "
+                "in every layer (num_local_experts > 0 or not)",
+            )
+        )
     expand, expand_findings = integer_expand(spec, arch, "mamba_expand")
     structural += expand_findings + mtp_findings(spec, arch)
     a = spec.attention
     moe = spec.moe if MOE_S in flat else None
-    cfg: Config = common_fields(spec, "rms_norm_eps") | {
-        "num_hidden_layers": len(pairs),
-        "layer_types": ["full_attention" if flat[m] == ATTENTION_S else "linear_attention" for m, _ in pairs],
-        "hidden_act": shared_activation(spec),
-        "embedding_multiplier": spec.embedding_multiplier,
-        "residual_multiplier": spec.residual_multiplier,
-        "logits_scaling": spec.logits_scaling,
-        "position_embedding_type": "rope" if a is not None and a.rope is not None else None,
-    } | attention_fields(spec) | mamba_fields(spec, MAMBA, expand)
+    cfg: Config = (
+        common_fields(spec, "rms_norm_eps")
+        | {
+            "num_hidden_layers": len(pairs),
+            "layer_types": ["full_attention" if flat[m] == ATTENTION_S else "linear_attention" for m, _ in pairs],
+            "hidden_act": shared_activation(spec),
+            "embedding_multiplier": spec.embedding_multiplier,
+            "residual_multiplier": spec.residual_multiplier,
+            "logits_scaling": spec.logits_scaling,
+            "position_embedding_type": "rope" if a is not None and a.rope is not None else None,
+        }
+        | attention_fields(spec)
+        | mamba_fields(spec, MAMBA, expand)
+    )
     if a is not None:
         cfg["attention_multiplier"] = a.scale if a.scale is not None else a.head_dim**-0.5
         cfg["rope_parameters"] = {"rope_type": "default", "rope_theta": a.rope.theta if a.rope else 10000.0}
     if moe is not None:
-        cfg |= {"num_local_experts": moe.num_experts, "num_experts_per_tok": moe.top_k,
-                "intermediate_size": moe.intermediate_size, "shared_intermediate_size": moe.shared_intermediate_size}
+        cfg |= {
+            "num_local_experts": moe.num_experts,
+            "num_experts_per_tok": moe.top_k,
+            "intermediate_size": moe.intermediate_size,
+            "shared_intermediate_size": moe.shared_intermediate_size,
+        }
     else:
-        cfg |= {"num_local_experts": 0,
-                "shared_intermediate_size": spec.mlp.intermediate_size if spec.mlp else 1024}
+        cfg |= {"num_local_experts": 0, "shared_intermediate_size": spec.mlp.intermediate_size if spec.mlp else 1024}
     frame = Frame(spec.hidden_size, NormSpec(eps=as_float(cfg, "rms_norm_eps")), as_float(cfg, "residual_multiplier"))
     act = as_str(cfg, "hidden_act")
     mamba = mamba_from(cfg, MAMBA, act, dt_limit(cfg)) if spec.mamba is not None else None
@@ -245,17 +259,27 @@ def express(spec: ModelSpec) -> Expression:
         bias = bool(cfg["attention_bias"])
         rope_cfg = as_dict(cfg, "rope_parameters")
         attention = AttentionSpec(
-            num_heads=as_int(cfg, "num_attention_heads"), num_kv_heads=as_int(cfg, "num_key_value_heads"),
-            head_dim=as_int(cfg, "head_dim"), qkv_bias=bias, out_bias=bias, scale=as_float(cfg, "attention_multiplier"),
+            num_heads=as_int(cfg, "num_attention_heads"),
+            num_kv_heads=as_int(cfg, "num_key_value_heads"),
+            head_dim=as_int(cfg, "head_dim"),
+            qkv_bias=bias,
+            out_bias=bias,
+            scale=as_float(cfg, "attention_multiplier"),
             # the default RoPE of GraniteMoeHybrid rotates the whole head (no partial_rotary_factor)
             rope=RopeSpec(theta=rope_cfg["rope_theta"]) if cfg["position_embedding_type"] == "rope" else None,
         )
     shared = as_int(cfg, "shared_intermediate_size")
     if as_int(cfg, "num_local_experts") > 0:
         ffn_spec: MlpSpec | MoeSpec = MoeSpec(
-            num_experts=as_int(cfg, "num_local_experts"), top_k=as_int(cfg, "num_experts_per_tok"),
-            intermediate_size=as_int(cfg, "intermediate_size"), router="softmax", norm_topk_prob=True,
-            expert_gated=True, expert_activation=act, shared_experts=1, shared_intermediate_size=shared,
+            num_experts=as_int(cfg, "num_local_experts"),
+            top_k=as_int(cfg, "num_experts_per_tok"),
+            intermediate_size=as_int(cfg, "intermediate_size"),
+            router="softmax",
+            norm_topk_prob=True,
+            expert_gated=True,
+            expert_activation=act,
+            shared_experts=1,
+            shared_intermediate_size=shared,
             shared_gated=True,
         )
     else:
@@ -275,8 +299,14 @@ def express(spec: ModelSpec) -> Expression:
             return lower_moe(frame, ffn_spec, label)
         return lower_mlp(frame, ffn_spec, label)
 
-    embed, head = model_blocks(spec, cfg, frame, multiplier=as_float(cfg, "embedding_multiplier"),
-                                tied=bool(cfg["tie_word_embeddings"]), logits=as_float(cfg, "logits_scaling"))
+    embed, head = model_blocks(
+        spec,
+        cfg,
+        frame,
+        multiplier=as_float(cfg, "embedding_multiplier"),
+        tied=bool(cfg["tie_word_embeddings"]),
+        logits=as_float(cfg, "logits_scaling"),
+    )
     return Expression(arch, cfg, structural, [embed, *paired_blocks(pairs, mixer, ffn, flat, KINDS), head])
 
 

@@ -166,29 +166,55 @@ def express(spec: ModelSpec) -> Expression:
     experts = [f is not None and flat[f] == MOE_S for _, f in pairs]
     period = _period(experts) if any(experts) else (1, 0)
     if period is None:
-        structural.append(Finding("pattern", None, "the `E` layers are not periodic: jamba places experts by "
-                                                   "expert_layer_period/expert_layer_offset"))
+        structural.append(
+            Finding(
+                "pattern",
+                None,
+                "the `E` layers are not periodic: jamba places experts by expert_layer_period/expert_layer_offset",
+            )
+        )
         period = (1, 0)
-    cfg: Config = common_fields(spec, "rms_norm_eps") | {
-        "num_hidden_layers": len(pairs), "attn_layer_period": 1, "attn_layer_offset": 0,
-        "expert_layer_period": period[0], "expert_layer_offset": period[1],
-        "num_experts": spec.moe.num_experts if spec.moe and any(experts) else 1,
-        "num_experts_per_tok": spec.moe.top_k if spec.moe else 2,
-        "hidden_act": ffn_activation(spec),
-        "intermediate_size": (spec.mlp.intermediate_size if spec.mlp and MLP_S in flat
-                              else spec.moe.intermediate_size if spec.moe else 14336),
-    } | attention_fields(spec)
+    cfg: Config = (
+        common_fields(spec, "rms_norm_eps")
+        | {
+            "num_hidden_layers": len(pairs),
+            "attn_layer_period": 1,
+            "attn_layer_offset": 0,
+            "expert_layer_period": period[0],
+            "expert_layer_offset": period[1],
+            "num_experts": spec.moe.num_experts if spec.moe and any(experts) else 1,
+            "num_experts_per_tok": spec.moe.top_k if spec.moe else 2,
+            "hidden_act": ffn_activation(spec),
+            "intermediate_size": (
+                spec.mlp.intermediate_size
+                if spec.mlp and MLP_S in flat
+                else spec.moe.intermediate_size
+                if spec.moe
+                else 14336
+            ),
+        }
+        | attention_fields(spec)
+    )
     frame = Frame(spec.hidden_size, NormSpec(eps=as_float(cfg, "rms_norm_eps")))
     act = as_str(cfg, "hidden_act")
     a = spec.attention
     attention = None
     if a is not None:
-        attention = AttentionSpec(num_heads=as_int(cfg, "num_attention_heads"),
-                                  num_kv_heads=as_int(cfg, "num_key_value_heads"), head_dim=as_int(cfg, "head_dim"))
+        attention = AttentionSpec(
+            num_heads=as_int(cfg, "num_attention_heads"),
+            num_kv_heads=as_int(cfg, "num_key_value_heads"),
+            head_dim=as_int(cfg, "head_dim"),
+        )
     mlp = MlpSpec(intermediate_size=as_int(cfg, "intermediate_size"), activation=act, gated=True)
-    moe = MoeSpec(num_experts=max(1, as_int(cfg, "num_experts")), top_k=as_int(cfg, "num_experts_per_tok"),
-                  intermediate_size=as_int(cfg, "intermediate_size"), router="softmax", norm_topk_prob=False,
-                  expert_gated=True, expert_activation=act)
+    moe = MoeSpec(
+        num_experts=max(1, as_int(cfg, "num_experts")),
+        top_k=as_int(cfg, "num_experts_per_tok"),
+        intermediate_size=as_int(cfg, "intermediate_size"),
+        router="softmax",
+        norm_topk_prob=False,
+        expert_gated=True,
+        expert_activation=act,
+    )
     p, o = as_int(cfg, "expert_layer_period"), as_int(cfg, "expert_layer_offset")
 
     def mixer(j: int) -> BlockGraph:

@@ -125,8 +125,11 @@ def express(spec: ModelSpec) -> Expression:
     expand, expand_findings = integer_expand(spec, arch, "expand")
     structural = kind_findings(spec, KINDS, arch) + expand_findings + mtp_findings(spec, arch)
     act = spec.mamba.activation if spec.mamba else "silu"
-    cfg: Config = common_fields(spec, "layer_norm_epsilon") | {"num_hidden_layers": spec.pattern.num_layers,
-                                                         "hidden_act": act} | mamba_fields(spec, MAMBA, expand)
+    cfg: Config = (
+        common_fields(spec, "layer_norm_epsilon")
+        | {"num_hidden_layers": spec.pattern.num_layers, "hidden_act": act}
+        | mamba_fields(spec, MAMBA, expand)
+    )
     frame = Frame(spec.hidden_size, NormSpec(eps=as_float(cfg, "layer_norm_epsilon")))
     blocks: list[tuple[int | None, BlockGraph]] = []
     embed, head = model_blocks(spec, cfg, frame, tied=bool(cfg["tie_word_embeddings"]))

@@ -242,7 +242,10 @@ MAMBA = MambaKeys(
     unused=("mamba_num_heads", "mamba_head_dim", "ssm_state_size", "n_groups", "conv_kernel", "expand", "chunk_size"),
 )
 MLP = MlpKeys(
-    intermediate_size="intermediate_size", activation="mlp_hidden_act", gated=False, bias="mlp_bias",
+    intermediate_size="intermediate_size",
+    activation="mlp_hidden_act",
+    gated=False,
+    bias="mlp_bias",
     unused=("intermediate_size",),
 )
 MOE = MoeKeys(
@@ -262,8 +265,16 @@ MOE = MoeKeys(
     bias="mlp_bias",  # modeling_nemotron_h.py:733-738: mlp_bias reaches the shared expert and latent projections
     shared_count=("n_shared_experts", "NemotronHMoE"),
     unused=(
-        "n_routed_experts", "num_experts_per_tok", "moe_intermediate_size", "moe_shared_expert_intermediate_size",
-        "n_shared_experts", "moe_latent_size", "routed_scaling_factor", "n_group", "topk_group", "norm_topk_prob",
+        "n_routed_experts",
+        "num_experts_per_tok",
+        "moe_intermediate_size",
+        "moe_shared_expert_intermediate_size",
+        "n_shared_experts",
+        "moe_latent_size",
+        "routed_scaling_factor",
+        "n_group",
+        "topk_group",
+        "norm_topk_prob",
     ),
 )
 """The key names of Nemotron-H's layer kinds: the per-kind readers read the config through them."""
@@ -337,22 +348,34 @@ def express(spec: ModelSpec) -> Expression:
         cfg["mtp_layers_block_type"] = [BY_SYMBOL[s].hf_name for s in spec.pattern.mtp.flat]
         cfg["num_nextn_predict_layers"] = spec.pattern.mtp.depths
     if m is not None:
-        cfg |= {"mamba_num_heads": m.num_heads, "mamba_head_dim": m.head_dim, "ssm_state_size": m.state_size,
-                "n_groups": m.n_groups, "conv_kernel": m.conv_kernel, "use_conv_bias": m.conv_bias,
-                "use_bias": m.proj_bias, "mamba_hidden_act": m.activation,
-                # NemotronHMamba2Mixer clamps dt to (time_step_min, inf): only the lower bound is a field
-                "time_step_min": m.time_step_limit[0]}
+        cfg |= {
+            "mamba_num_heads": m.num_heads,
+            "mamba_head_dim": m.head_dim,
+            "ssm_state_size": m.state_size,
+            "n_groups": m.n_groups,
+            "conv_kernel": m.conv_kernel,
+            "use_conv_bias": m.conv_bias,
+            "use_bias": m.proj_bias,
+            "mamba_hidden_act": m.activation,
+            # NemotronHMamba2Mixer clamps dt to (time_step_min, inf): only the lower bound is a field
+            "time_step_min": m.time_step_limit[0],
+        }
     if a is not None:
         cfg |= {"num_attention_heads": a.num_heads, "num_key_value_heads": a.num_kv_heads, "head_dim": a.head_dim}
     if mlp_spec is not None:
         cfg |= {"intermediate_size": mlp_spec.intermediate_size, "mlp_bias": mlp_spec.bias}
     if moe_spec is not None:
-        cfg |= {"n_routed_experts": moe_spec.num_experts, "num_experts_per_tok": moe_spec.top_k,
-                "moe_intermediate_size": moe_spec.intermediate_size, "n_group": moe_spec.n_group,
-                "topk_group": moe_spec.topk_group, "norm_topk_prob": moe_spec.norm_topk_prob,
-                "routed_scaling_factor": moe_spec.routed_scaling_factor,
-                "moe_shared_expert_intermediate_size": moe_spec.shared_intermediate_size,
-                "moe_latent_size": moe_spec.latent_size}
+        cfg |= {
+            "n_routed_experts": moe_spec.num_experts,
+            "num_experts_per_tok": moe_spec.top_k,
+            "moe_intermediate_size": moe_spec.intermediate_size,
+            "n_group": moe_spec.n_group,
+            "topk_group": moe_spec.topk_group,
+            "norm_topk_prob": moe_spec.norm_topk_prob,
+            "routed_scaling_factor": moe_spec.routed_scaling_factor,
+            "moe_shared_expert_intermediate_size": moe_spec.shared_intermediate_size,
+            "moe_latent_size": moe_spec.latent_size,
+        }
         cfg.setdefault("mlp_bias", moe_spec.bias)
     frame = Frame(spec.hidden_size, NormSpec(eps=as_float(cfg, "layer_norm_epsilon")))
     act = as_str(cfg, "mlp_hidden_act")
@@ -362,22 +385,33 @@ def express(spec: ModelSpec) -> Expression:
     blocks.append(embed)
     mamba = attention = mlp = moe = None
     if m is not None:
-        mamba = mamba_from(cfg, MAMBA, as_str(cfg, "mamba_hidden_act"), (as_float(cfg, "time_step_min"),
-                                                                            float("inf")))
+        mamba = mamba_from(cfg, MAMBA, as_str(cfg, "mamba_hidden_act"), (as_float(cfg, "time_step_min"), float("inf")))
     if a is not None:  # q/k/v/o bias=False whatever attention_bias says; no rotary embedding at all
-        attention = AttentionSpec(num_heads=as_int(cfg, "num_attention_heads"),
-                                  num_kv_heads=as_int(cfg, "num_key_value_heads"), head_dim=as_int(cfg, "head_dim"))
+        attention = AttentionSpec(
+            num_heads=as_int(cfg, "num_attention_heads"),
+            num_kv_heads=as_int(cfg, "num_key_value_heads"),
+            head_dim=as_int(cfg, "head_dim"),
+        )
     if mlp_spec is not None:
         mlp = MlpSpec(intermediate_size=as_int(cfg, "intermediate_size"), activation=act, gated=False, bias=bias)
     if moe_spec is not None:  # always exactly one non-gated shared expert
         moe = MoeSpec(
-            num_experts=as_int(cfg, "n_routed_experts"), top_k=as_int(cfg, "num_experts_per_tok"),
-            intermediate_size=as_int(cfg, "moe_intermediate_size"), router="sigmoid", score_correction_bias=True,
-            n_group=as_int(cfg, "n_group"), topk_group=as_int(cfg, "topk_group"),
+            num_experts=as_int(cfg, "n_routed_experts"),
+            top_k=as_int(cfg, "num_experts_per_tok"),
+            intermediate_size=as_int(cfg, "moe_intermediate_size"),
+            router="sigmoid",
+            score_correction_bias=True,
+            n_group=as_int(cfg, "n_group"),
+            topk_group=as_int(cfg, "topk_group"),
             norm_topk_prob=bool(cfg["norm_topk_prob"]),
-            routed_scaling_factor=as_float(cfg, "routed_scaling_factor"), expert_gated=False, expert_activation=act,
-            shared_experts=1, shared_intermediate_size=as_int(cfg, "moe_shared_expert_intermediate_size"),
-            shared_gated=False, latent_size=cfg["moe_latent_size"], bias=bias,
+            routed_scaling_factor=as_float(cfg, "routed_scaling_factor"),
+            expert_gated=False,
+            expert_activation=act,
+            shared_experts=1,
+            shared_intermediate_size=as_int(cfg, "moe_shared_expert_intermediate_size"),
+            shared_gated=False,
+            latent_size=cfg["moe_latent_size"],
+            bias=bias,
         )
     for layer in spec.pattern.layers:
         label = layer_label(layer.index, layer.symbol)
@@ -415,9 +449,7 @@ def profile() -> Profile:
                 "P301",
                 "main alphabet `M * - E`: `_pattern_to_list` raises KeyError on anything else",
                 "§5.1(5); verified 5.24: KeyError: 'G'",
-                main_alphabet(
-                    t, KINDS, "transformers raises: KeyError: '{symbol}' (NemotronHConfig._pattern_to_list)"
-                ),
+                main_alphabet(t, KINDS, "transformers raises: KeyError: '{symbol}' (NemotronHConfig._pattern_to_list)"),
             ),
             Rule(
                 "P302",
@@ -455,23 +487,25 @@ FAMILY = Family(
     ties_embeddings=False,
     canonical_rank=6,
     architectures=("NemotronHForCausalLM", "NemotronHModel"),
-    aliases=MappingProxyType({
-        # NemotronHConfig.__post_init__ (configuration_nemotron_h.py:156-166): Megatron-style names
-        "mamba_n_groups": "n_groups",
-        "mamba_d_conv": "conv_kernel",
-        "mamba_expand": "expand",
-        "mamba_dt_min": "time_step_min",
-        "mamba_dt_max": "time_step_max",
-        "mamba_dt_limit": "time_step_limit",
-        "mamba_dt_init_floor": "time_step_floor",
-        "mamba_conv_bias": "use_conv_bias",
-        "mamba_chunk_size": "chunk_size",
-        # attribute_map (configuration_nemotron_h.py:84)
-        "layer_types": "layers_block_type",
-        "num_local_experts": "n_routed_experts",
-        # NVIDIA's remote code (Nemotron-H-8B/56B): transformers 5 ignores it
-        "attention_head_dim": "head_dim",
-    }),
+    aliases=MappingProxyType(
+        {
+            # NemotronHConfig.__post_init__ (configuration_nemotron_h.py:156-166): Megatron-style names
+            "mamba_n_groups": "n_groups",
+            "mamba_d_conv": "conv_kernel",
+            "mamba_expand": "expand",
+            "mamba_dt_min": "time_step_min",
+            "mamba_dt_max": "time_step_max",
+            "mamba_dt_limit": "time_step_limit",
+            "mamba_dt_init_floor": "time_step_floor",
+            "mamba_conv_bias": "use_conv_bias",
+            "mamba_chunk_size": "chunk_size",
+            # attribute_map (configuration_nemotron_h.py:84)
+            "layer_types": "layers_block_type",
+            "num_local_experts": "n_routed_experts",
+            # NVIDIA's remote code (Nemotron-H-8B/56B): transformers 5 ignores it
+            "attention_head_dim": "head_dim",
+        }
+    ),
     remote_aliases=frozenset({"attention_head_dim"}),
     layout_keys=(("layers_block_type", "hybrid_override_pattern"),),
     layout_related=("mtp_layers_block_type", "mtp_hybrid_override_pattern", "num_nextn_predict_layers"),

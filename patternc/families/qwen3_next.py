@@ -182,8 +182,9 @@ def read(ctx: Ctx[Qwen3NextInput]) -> Built:
     moe, mlp = symbol_of(LayerKind.MOE), symbol_of(LayerKind.MLP)
     ffn = [moe if i not in dense_only and experts > 0 and (i + 1) % step == 0 else mlp for i in range(n)]
     main = "".join(s + f for s, f in zip(mixers, ffn, strict=True))
-    built = Built(main=main, main_key=field,
-                  ffn_key="mlp_only_layers" if ctx.has("mlp_only_layers") else "decoder_sparse_step")
+    built = Built(
+        main=main, main_key=field, ffn_key="mlp_only_layers" if ctx.has("mlp_only_layers") else "decoder_sparse_step"
+    )
     hidden = ctx.get("hidden_size")
     ctx.get("hidden_act")  # one activation for every FFN, listed before the mixers' keys in P911
     if symbol_of(LayerKind.ATTENTION) in mixers:
@@ -211,24 +212,39 @@ def express(spec: ModelSpec) -> Expression:
     a = spec.attention
     rope = a.rope if a is not None and a.rope is not None else RopeSpec(theta=10000.0, partial_factor=0.25)
     moe_spec = spec.moe
-    cfg: Config = common_fields(spec, "rms_norm_eps") | {
-        "num_hidden_layers": len(pairs),
-        "layer_types": ["full_attention" if flat[m] == ATTENTION_S else "linear_attention" for m, _ in pairs],
-        "mlp_only_layers": [j for j, (_, f) in enumerate(pairs) if f is None or flat[f] != MOE_S],
-        "hidden_act": ffn_activation(spec),
-        "intermediate_size": spec.mlp.intermediate_size if spec.mlp else 5632,
-        "rope_parameters": {"rope_type": "default", "rope_theta": rope.theta,
-                            "partial_rotary_factor": rope.partial_factor},
-    } | attention_fields(spec)
+    cfg: Config = (
+        common_fields(spec, "rms_norm_eps")
+        | {
+            "num_hidden_layers": len(pairs),
+            "layer_types": ["full_attention" if flat[m] == ATTENTION_S else "linear_attention" for m, _ in pairs],
+            "mlp_only_layers": [j for j, (_, f) in enumerate(pairs) if f is None or flat[f] != MOE_S],
+            "hidden_act": ffn_activation(spec),
+            "intermediate_size": spec.mlp.intermediate_size if spec.mlp else 5632,
+            "rope_parameters": {
+                "rope_type": "default",
+                "rope_theta": rope.theta,
+                "partial_rotary_factor": rope.partial_factor,
+            },
+        }
+        | attention_fields(spec)
+    )
     if moe_spec is not None:
-        cfg |= {"num_experts": moe_spec.num_experts, "num_experts_per_tok": moe_spec.top_k,
-                "moe_intermediate_size": moe_spec.intermediate_size, "norm_topk_prob": moe_spec.norm_topk_prob,
-                "shared_expert_intermediate_size": moe_spec.shared_intermediate_size or 512}
+        cfg |= {
+            "num_experts": moe_spec.num_experts,
+            "num_experts_per_tok": moe_spec.top_k,
+            "moe_intermediate_size": moe_spec.intermediate_size,
+            "norm_topk_prob": moe_spec.norm_topk_prob,
+            "shared_expert_intermediate_size": moe_spec.shared_intermediate_size or 512,
+        }
     if spec.gated_deltanet is not None:
         g = spec.gated_deltanet
-        cfg |= {"linear_num_key_heads": g.num_k_heads, "linear_num_value_heads": g.num_v_heads,
-                "linear_key_head_dim": g.head_k_dim, "linear_value_head_dim": g.head_v_dim,
-                "linear_conv_kernel_dim": g.conv_kernel}
+        cfg |= {
+            "linear_num_key_heads": g.num_k_heads,
+            "linear_num_value_heads": g.num_v_heads,
+            "linear_key_head_dim": g.head_k_dim,
+            "linear_value_head_dim": g.head_v_dim,
+            "linear_conv_kernel_dim": g.conv_kernel,
+        }
     frame = Frame(spec.hidden_size, NormSpec(eps=as_float(cfg, "rms_norm_eps"), unit_offset=True))
     act = as_str(cfg, "hidden_act")
     attention = None
@@ -236,25 +252,40 @@ def express(spec: ModelSpec) -> Expression:
         bias = bool(cfg["attention_bias"])
         rope_cfg = as_dict(cfg, "rope_parameters")
         attention = AttentionSpec(
-            num_heads=as_int(cfg, "num_attention_heads"), num_kv_heads=as_int(cfg, "num_key_value_heads"),
-            head_dim=as_int(cfg, "head_dim"), qkv_bias=bias, out_bias=bias, qk_norm=True, output_gate=True,
+            num_heads=as_int(cfg, "num_attention_heads"),
+            num_kv_heads=as_int(cfg, "num_key_value_heads"),
+            head_dim=as_int(cfg, "head_dim"),
+            qkv_bias=bias,
+            out_bias=bias,
+            qk_norm=True,
+            output_gate=True,
             rope=RopeSpec(theta=rope_cfg["rope_theta"], partial_factor=rope_cfg["partial_rotary_factor"]),
         )
     gdn = None
     if spec.gated_deltanet is not None:
         gdn = GatedDeltaNetSpec(
-            num_k_heads=as_int(cfg, "linear_num_key_heads"), num_v_heads=as_int(cfg, "linear_num_value_heads"),
-            head_k_dim=as_int(cfg, "linear_key_head_dim"), head_v_dim=as_int(cfg, "linear_value_head_dim"),
+            num_k_heads=as_int(cfg, "linear_num_key_heads"),
+            num_v_heads=as_int(cfg, "linear_num_value_heads"),
+            head_k_dim=as_int(cfg, "linear_key_head_dim"),
+            head_v_dim=as_int(cfg, "linear_value_head_dim"),
             conv_kernel=as_int(cfg, "linear_conv_kernel_dim"),
         )
     mlp = MlpSpec(intermediate_size=as_int(cfg, "intermediate_size"), activation=act, gated=True)
     moe = None
     if moe_spec is not None:
-        moe = MoeSpec(num_experts=as_int(cfg, "num_experts"), top_k=as_int(cfg, "num_experts_per_tok"),
-                      intermediate_size=as_int(cfg, "moe_intermediate_size"), router="softmax",
-                      norm_topk_prob=bool(cfg["norm_topk_prob"]), expert_gated=True, expert_activation=act,
-                      shared_experts=1, shared_intermediate_size=as_int(cfg, "shared_expert_intermediate_size"),
-                      shared_gated=True, shared_expert_gate=True)
+        moe = MoeSpec(
+            num_experts=as_int(cfg, "num_experts"),
+            top_k=as_int(cfg, "num_experts_per_tok"),
+            intermediate_size=as_int(cfg, "moe_intermediate_size"),
+            router="softmax",
+            norm_topk_prob=bool(cfg["norm_topk_prob"]),
+            expert_gated=True,
+            expert_activation=act,
+            shared_experts=1,
+            shared_intermediate_size=as_int(cfg, "shared_expert_intermediate_size"),
+            shared_gated=True,
+            shared_expert_gate=True,
+        )
     mlp_only = set(cfg["mlp_only_layers"])  # type: ignore[call-overload]
 
     def mixer(j: int) -> BlockGraph:

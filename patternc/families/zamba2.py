@@ -93,7 +93,7 @@ def read(ctx: Ctx[Zamba2Input]) -> Built:
 def express(spec: ModelSpec) -> Expression:
     """Zamba2 shares one set of transformer-block weights across its "hybrid" layers: never exact."""
     message = (
-        "zamba2 reuses shared transformer blocks (attention + MLP weights shared across its \"hybrid\" layers, "
+        'zamba2 reuses shared transformer blocks (attention + MLP weights shared across its "hybrid" layers, '
         "fed the concatenation of the hidden state and the original embeddings, plus a per-layer linear and "
         "LoRA adapters): a pattern of independent layers has no such weight sharing"
     )

@@ -41,7 +41,6 @@ __all__ = [
 ]
 
 
-
 class _Profiles(Mapping[str, Profile]):
     """The profiles by name: the built-ins (made once, on first use: the transformers ones come from
     the family modules, which import this package's rules), then those of registered families."""
@@ -53,7 +52,7 @@ class _Profiles(Mapping[str, Profile]):
 
         if self._builtin is None:
             self._builtin = build_profiles()
-        extra = [family.profile() for family in families.families()[len(families.BUILTIN):] if family.profile]
+        extra = [family.profile() for family in families.families()[len(families.BUILTIN) :] if family.profile]
         return {**self._builtin, **{profile.name: profile for profile in extra}}
 
     def __getitem__(self, name: str) -> Profile:

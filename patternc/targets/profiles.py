@@ -187,30 +187,38 @@ _LLAMA_CPP = "llama.cpp in llama-cpp-python 0.3.36 (gguf-py 0.19.0)"
 def _mamba_inner_not_64(pattern: Pattern, spec: ModelSpec) -> str | None:
     if spec.mamba is None or not pattern.has(LayerKind.MAMBA2) or spec.mamba.inner_size % 64 == 0:
         return None
-    return (f"the converter asserts that the Mamba inner size is a multiple of 64, and this model's is "
-            f"{spec.mamba.num_heads} x {spec.mamba.head_dim} = {spec.mamba.inner_size}")
+    return (
+        f"the converter asserts that the Mamba inner size is a multiple of 64, and this model's is "
+        f"{spec.mamba.num_heads} x {spec.mamba.head_dim} = {spec.mamba.inner_size}"
+    )
 
 
 def _no_conv_bias(pattern: Pattern, spec: ModelSpec) -> str | None:
     if spec.mamba is None or not pattern.has(LayerKind.MAMBA2) or spec.mamba.conv_bias:
         return None
-    return ("its Mamba graph adds the convolution bias unconditionally, and this model has none "
-            "(`use_conv_bias: false`): the first decode step crashes (segmentation fault)")
+    return (
+        "its Mamba graph adds the convolution bias unconditionally, and this model has none "
+        "(`use_conv_bias: false`): the first decode step crashes (segmentation fault)"
+    )
 
 
 def _mamba_proj_bias(pattern: Pattern, spec: ModelSpec) -> str | None:
     if spec.mamba is None or not pattern.has(LayerKind.MAMBA2) or not spec.mamba.proj_bias:
         return None
-    return ("its loader has no place for the Mamba projection biases (`use_bias: true`): the GGUF holds "
-            "tensors it does not expect and loading fails")
+    return (
+        "its loader has no place for the Mamba projection biases (`use_bias: true`): the GGUF holds "
+        "tensors it does not expect and loading fails"
+    )
 
 
 def _vocab_not_8(pattern: Pattern, spec: ModelSpec) -> str | None:
     if spec.vocab_size % 8 == 0:
         return None
     padded = -(spec.vocab_size // -8) * 8
-    return (f"the converter pads the vocabulary to a multiple of 8 ({spec.vocab_size} -> {padded} tokens) but "
-            "not the embedding matrix, so loading fails on its shape")
+    return (
+        f"the converter pads the vocabulary to a multiple of 8 ({spec.vocab_size} -> {padded} tokens) but "
+        "not the embedding matrix, so loading fails on its shape"
+    )
 
 
 def _llama_cpp() -> Profile:
@@ -264,7 +272,8 @@ def _llama_cpp() -> Profile:
                 "Mamba inner size a multiple of 64 (needs a config)",
                 "conversion/granite.py GraniteHybridModel.set_gguf_parameters",
                 llama_cpp_setting(
-                    t, _mamba_inner_not_64,
+                    t,
+                    _mamba_inner_not_64,
                     "choose mamba_num_heads x mamba_head_dim as a multiple of 64",
                     "convert_hf_to_gguf.py raises: AssertionError: SSM inner size … not a multiple of head dim 64",
                 ),
@@ -274,7 +283,9 @@ def _llama_cpp() -> Profile:
                 "Mamba convolution bias present (needs a config)",
                 f"src/models/mamba-base.cpp; verified {_LLAMA_CPP}",
                 llama_cpp_setting(
-                    t, _no_conv_bias, "llama.cpp runs Nemotron-H only with `use_conv_bias: true`",
+                    t,
+                    _no_conv_bias,
+                    "llama.cpp runs Nemotron-H only with `use_conv_bias: true`",
                     "verified: the process dies with SIGSEGV in the first decode (ggml_add with a missing bias)",
                 ),
             ),
@@ -283,7 +294,9 @@ def _llama_cpp() -> Profile:
                 "no Mamba projection biases (needs a config)",
                 f"src/models/nemotron-h.cpp; verified {_LLAMA_CPP}",
                 llama_cpp_setting(
-                    t, _mamba_proj_bias, "llama.cpp runs Nemotron-H only with `use_bias: false`",
+                    t,
+                    _mamba_proj_bias,
+                    "llama.cpp runs Nemotron-H only with `use_bias: false`",
                     "verified: llama_model_load: error loading model: done_getting_tensors: wrong number of tensors",
                 ),
             ),
@@ -292,7 +305,9 @@ def _llama_cpp() -> Profile:
                 "vocab_size a multiple of 8 (needs a config)",
                 f"conversion/nemotron.py NemotronHModel.set_vocab; verified {_LLAMA_CPP}",
                 llama_cpp_setting(
-                    t, _vocab_not_8, "pad vocab_size (and the embedding and head rows) to a multiple of 8",
+                    t,
+                    _vocab_not_8,
+                    "pad vocab_size (and the embedding and head rows) to a multiple of 8",
                     "verified: check_tensor_dims: tensor 'token_embd.weight' has wrong shape",
                 ),
             ),

@@ -345,8 +345,10 @@ def requires_version(target: str, since_by_kind: dict[str, str]) -> RuleFn:
     """P307: the kinds that need a newer release of the target than the rest (one note: the strictest).
 
     ``since_by_kind`` maps a kind name (or, as the family modules still spell it, its symbol) to the release."""
-    since = {symbol_of(_kind_names(kind)[0] if kind in BY_SYMBOL else kind): release
-             for kind, release in since_by_kind.items()}
+    since = {
+        symbol_of(_kind_names(kind)[0] if kind in BY_SYMBOL else kind): release
+        for kind, release in since_by_kind.items()
+    }
     order = list(since)
 
     def check(pattern: Pattern, spec: ModelSpec | None, source_map: SourceMap | None) -> Iterator[Diagnostic]:
@@ -537,14 +539,24 @@ def llama_cpp_activations(target: str) -> RuleFn:
         found: list[tuple[int, str]] = []
         if spec.mlp is not None and _MLP in flat and (spec.mlp.activation != "relu2" or spec.mlp.gated):
             what = f"gated `{spec.mlp.activation}`" if spec.mlp.gated else f"`{spec.mlp.activation}`"
-            found.append((flat.index(_MLP), f"{what} in its MLP `-` layers (`mlp_hidden_act`), where llama.cpp "
-                                          "computes relu²"))
+            found.append(
+                (flat.index(_MLP), f"{what} in its MLP `-` layers (`mlp_hidden_act`), where llama.cpp computes relu²")
+            )
         if spec.moe is not None and _MOE in flat and (spec.moe.expert_activation != "relu2" or spec.moe.expert_gated):
-            found.append((flat.index(_MOE), f"`{spec.moe.expert_activation}` in its experts (`mlp_hidden_act`), "
-                                          "where llama.cpp computes relu²"))
+            found.append(
+                (
+                    flat.index(_MOE),
+                    f"`{spec.moe.expert_activation}` in its experts (`mlp_hidden_act`), where llama.cpp computes relu²",
+                )
+            )
         if spec.mamba is not None and _MAMBA in flat and spec.mamba.activation != "silu":
-            found.append((flat.index(_MAMBA), f"`{spec.mamba.activation}` in its Mamba layers (`mamba_hidden_act`), "
-                                          "where llama.cpp computes SiLU"))
+            found.append(
+                (
+                    flat.index(_MAMBA),
+                    f"`{spec.mamba.activation}` in its Mamba layers (`mamba_hidden_act`), "
+                    "where llama.cpp computes SiLU",
+                )
+            )
         if not found:
             return
         first = min(found)[0]
@@ -554,9 +566,11 @@ def llama_cpp_activations(target: str) -> RuleFn:
             _main_span(source_map, first),
             label="activation not computed",
             help=f"{target} runs Nemotron-H only with relu² MLPs and experts and SiLU Mamba layers",
-            notes=["the converter writes no activation to the GGUF; src/models/nemotron-h.cpp builds every FFN "
-                   "with LLM_FFN_RELU_SQR and mamba-base.cpp applies ggml_silu after the convolution",
-                   "verified: llama-cpp-python 0.3.36 loads and runs a `silu` MLP model, with logits far from it"],
+            notes=[
+                "the converter writes no activation to the GGUF; src/models/nemotron-h.cpp builds every FFN "
+                "with LLM_FFN_RELU_SQR and mamba-base.cpp applies ggml_silu after the convolution",
+                "verified: llama-cpp-python 0.3.36 loads and runs a `silu` MLP model, with logits far from it",
+            ],
         )
 
     return check

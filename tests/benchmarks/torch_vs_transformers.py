@@ -34,7 +34,7 @@ from typing import Any
 import torch
 from patternc_torch.io import build, load_weights
 
-from patternc.canonical.archs import EXPRESSERS
+from patternc import families
 from patternc.ir import make_pattern
 from patternc.model import AttentionSpec, MambaSpec, MlpSpec, ModelSpec, MoeSpec, NormSpec
 
@@ -92,7 +92,7 @@ def spec_for(size: str) -> tuple[ModelSpec, int]:
 def transformers_model(spec: ModelSpec) -> Any:
     import transformers
 
-    cfg = dict(EXPRESSERS["nemotron_h"](spec).config)
+    cfg = dict(families.get("nemotron_h").express(spec).config)
     cfg |= {"num_hidden_layers": len(cfg["layers_block_type"]), "chunk_size": 256}
     config = transformers.NemotronHConfig(**cfg)
     config._attn_implementation = "sdpa"

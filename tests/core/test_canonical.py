@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from patternc import families
 from patternc.canonical import candidates, canonical_map, preference
-from patternc.canonical.archs import EXPRESSERS
 from patternc.canonical.compare import isomorphic
 from patternc.canonical.graph import lower_spec
 from patternc.ir import make_pattern
@@ -182,7 +182,7 @@ def test_bamba_shaped_is_bamba() -> None:
     nemo = result.reasons["nemotron_h"]
     assert _has(nemo, "`*`", "the model has `rope`")
     assert _has(nemo, "`-`", "`gate_proj`", "nemotron_h has no such node")
-    expression = EXPRESSERS["bamba"](spec)
+    expression = families.get("bamba").express(spec)
     assert expression.config["attn_layer_indices"] == [2]
     assert expression.config["num_hidden_layers"] == 4
 
@@ -239,7 +239,7 @@ def test_claims_are_isomorphic_block_by_block() -> None:
         result = canonical_map(spec)
         assert result.architecture is not None
         blocks = lower_spec(spec)
-        expression = EXPRESSERS[result.architecture](spec)
+        expression = families.get(result.architecture).express(spec)
         assert [i for i, _ in expression.blocks] == list(range(len(blocks)))
         assert all(isomorphic(blocks[i], b) for i, b in expression.blocks if i is not None)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from patternc.canonical import canonical_map
-from patternc.canonical.archs import EXPRESSERS
+from patternc import families
+from patternc.canonical import candidates, canonical_map
 from patternc.canonical.compare import isomorphic
 from patternc.canonical.graph import lower_spec
 from patternc.ir import make_pattern
@@ -86,7 +86,7 @@ SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[Heal
 def test_deterministic(spec: ModelSpec) -> None:
     first, second = canonical_map(spec), canonical_map(spec.model_copy(deep=True))
     assert first == second
-    assert list(first.reasons) == [c for c in EXPRESSERS if c != first.architecture]
+    assert list(first.reasons) == [c for c in candidates() if c != first.architecture]
 
 
 @SETTINGS
@@ -95,7 +95,7 @@ def test_never_claims_exactness_where_lowerings_differ(spec: ModelSpec) -> None:
     result = canonical_map(spec)
     blocks = lower_spec(spec)
     for arch in result.matched:
-        expression = EXPRESSERS[arch](spec)
+        expression = families.get(arch).express(spec)
         assert not expression.structural
         assert sorted(i for i, _ in expression.blocks if i is not None) == list(range(len(blocks)))
         assert all(i is not None and isomorphic(blocks[i], block) for i, block in expression.blocks)

@@ -11,9 +11,6 @@ names).  The test fails on
    (backends are reached through the ``patternc.backends`` entry points only);
 3. one backend package importing another, or a shared package under ``backends/`` (one without an entry
    point, such as ``patternc_checkpoint``) importing a backend.
-
-``KNOWN_CYCLE_EDGES`` lists the imports that still close a cycle, each with the engineer whose area it
-is; the list may only shrink: an entry whose import is gone fails the test until it is removed.
 """
 
 from __future__ import annotations
@@ -23,20 +20,9 @@ import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("torch", "transformers", "safetensors")
 ALLOWED_CYCLES = [frozenset({"patternc.diagnostics", "patternc.render"})]
-
-KNOWN_CYCLE_EDGES: dict[tuple[str, str], str] = {
-    # Shrinking list: (importer, imported) -> owner.  Remove an entry when its import is gone.
-    # The shared machinery derives its registries from the family list, whose Family type names the
-    # machinery's types: config/canonical -> families -> families.family -> config/canonical.
-    ("patternc.canonical.archs", "patternc.families"): "families engineer",
-    ("patternc.config.models", "patternc.families"): "families engineer",
-}
-
 
 def _modules() -> dict[str, Path]:
     """Dotted module name -> file, for the core package and every package under ``backends/``."""
@@ -170,16 +156,9 @@ def test_relative_imports_are_resolved(tmp_path: Path) -> None:
 
 
 def test_no_import_cycles_but_diagnostics_and_render() -> None:
-    edges = {m: {t for t in targets if (m, t) not in KNOWN_CYCLE_EDGES} for m, targets in EDGES.items()}
+    edges = EDGES
     cycles = [sorted(c) for c in _strongly_connected(edges) if frozenset(c) not in ALLOWED_CYCLES]
     assert cycles == [], "import cycles: " + "; ".join(" <-> ".join(c) for c in cycles)
-
-
-@pytest.mark.parametrize("edge", sorted(KNOWN_CYCLE_EDGES), ids="->".join)
-def test_each_known_cycle_edge_still_exists(edge: tuple[str, str]) -> None:
-    """A known violation that was fixed leaves the list (it only shrinks)."""
-    importer, imported = edge
-    assert imported in EDGES[importer], f"{importer} no longer imports {imported}: remove it from KNOWN_CYCLE_EDGES"
 
 
 def test_the_core_imports_no_heavy_library_and_no_backend() -> None:

@@ -21,10 +21,10 @@ from patternc_transformers import carry
 from patternc_transformers.build import build_model_dir
 from typer.testing import CliRunner
 
+from patternc import families
 from patternc.cli import app
 from patternc.codes import Severity
 from patternc.config import read_config
-from patternc.config.models import INPUT_MODELS
 
 ROOT = Path(__file__).resolve().parents[1] / "fixtures"
 FIXTURES = sorted([*(ROOT / "hub").glob("*/config.json"), *(ROOT / "hub2").glob("*/config.json")])
@@ -425,7 +425,7 @@ def test_generated_configs_build_faithfully(config: dict[str, Any], data: st.Dat
 
 
 _SETS: dict[str, st.SearchStrategy[Any]] = {
-    **{k: v for k, v in _EXTRAS.items() if k in INPUT_MODELS["nemotron_h"].model_fields},
+    **{k: v for k, v in _EXTRAS.items() if k in families.get("nemotron_h").input_model.model_fields},
     "expand": st.sampled_from([1, 2]),
     "hidden_size": st.sampled_from([32, 64]),
     "dtype": st.just("bfloat16"),

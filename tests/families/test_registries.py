@@ -12,8 +12,6 @@ import pytest
 
 from patternc import families
 from patternc.canonical import candidates
-from patternc.canonical.archs import EXPRESSERS
-from patternc.config.models import INPUT_MODELS
 from patternc.schemas import SCHEMAS
 from patternc.target_names import lookup
 from patternc.targets import PROFILES
@@ -26,8 +24,6 @@ def _registries() -> dict[str, Collection[str]]:
 
     return {
         "patternc_transformers: build --target": set(TransformersBackend().targets),
-        "patternc.config.models.INPUT_MODELS": set(INPUT_MODELS),
-        "patternc.canonical.archs.EXPRESSERS": set(EXPRESSERS),
         "patternc.canonical.candidates()": set(candidates()),
         "patternc.schemas.SCHEMAS (config-<type>)": {n.removeprefix("config-") for n in SCHEMAS},
         "patternc.target_names.VOCABULARY (--target spellings)": {n for n in NAMES if lookup(n) is not None},

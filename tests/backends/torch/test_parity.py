@@ -21,7 +21,7 @@ transformers = pytest.importorskip("transformers")
 
 from patternc_torch.io import build, load_weights  # noqa: E402
 
-from patternc.canonical.archs import EXPRESSERS  # noqa: E402
+from patternc import families  # noqa: E402
 from patternc.ir import make_pattern  # noqa: E402
 from patternc.model import (  # noqa: E402
     AttentionSpec,
@@ -76,7 +76,7 @@ def _randomize(model: Any, seed: int) -> None:
 
 
 def _hf_model(arch: str, spec: ModelSpec, extra: dict[str, Any]) -> Any:
-    cfg = dict(EXPRESSERS[arch](spec).config)
+    cfg = dict(families.get(arch).express(spec).config)
     cfg.update(extra)
     classes = {
         "nemotron_h": (transformers.NemotronHConfig, transformers.NemotronHForCausalLM),
