@@ -284,6 +284,10 @@ BUILTIN: tuple[KindDef, ...] = (
         "multi-head latent attention",
         megatron=True,
         mla_family=True,
+        spec_field="mla",
+        spec_class=f"{_MODEL}:MlaSpec",
+        cost=f"{_COSTS}:mla_layer",
+        lower=f"{_GRAPH}:lower_mla_layer",
         colours=("#E69F00", "#000000"),
     ),
     KindDef(

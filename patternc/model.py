@@ -8,6 +8,7 @@ position-free; where a value came from (a config key, a default) is the config r
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
@@ -57,6 +58,72 @@ class AttentionSpec(_Node):
     output_gate: bool = False
     """Qwen3-Next gates the attention output with a sigmoid of a second query projection."""
     sliding_window: Positive | None = None
+
+
+class YarnSpec(_Node):
+    """YaRN rotary scaling (``rope_type: yarn``), with transformers' names and defaults
+    (``modeling_rope_utils._compute_yarn_parameters``)."""
+
+    factor: PositiveFloat
+    """Context extension factor."""
+    original_max_position_embeddings: Positive | None = None
+    """The pre-training context; None: transformers uses ``max_position_embeddings``."""
+    beta_fast: PositiveFloat = 32.0
+    beta_slow: PositiveFloat = 1.0
+    mscale: float | None = None
+    mscale_all_dim: float | None = None
+    """DeepSeek's second mscale: with it the softmax scale is multiplied by ``mscale(factor, mscale_all_dim)²``."""
+    attention_factor: PositiveFloat | None = None
+
+    @property
+    def softmax_factor(self) -> float:
+        """What the softmax scale is multiplied by (``yarn_apply_mscale`` of ``modeling_deepseek_v3.py``)."""
+        if not self.mscale_all_dim:
+            return 1.0
+        m = 0.1 * self.mscale_all_dim * math.log(self.factor) + 1.0 if self.factor > 1 else 1.0
+        return m * m
+
+
+class MlaSpec(_Node):
+    """Multi-head latent attention (``+``), as DeepSeek-V2/V3 define it (``DeepseekV3Attention``).
+
+    Queries come through a low-rank bottleneck (``q_a_proj`` -> RMSNorm -> ``q_b_proj``) or one
+    projection when ``q_lora_rank`` is None; keys and values through one shared latent of
+    ``kv_lora_rank`` channels plus one shared rotary key of ``qk_rope_head_dim`` channels
+    (``kv_a_proj_with_mqa``), normalised and expanded per head by ``kv_b_proj``.  The latent and the
+    rotary key are what a token caches.
+    """
+
+    num_heads: Positive
+    q_lora_rank: Positive | None
+    """Rank of the query bottleneck; None: a full-rank ``q_proj`` (DeepSeek-V2-Lite)."""
+    kv_lora_rank: Positive
+    qk_nope_head_dim: Positive
+    """Per-head query/key channels without rotary embedding."""
+    qk_rope_head_dim: Positive
+    """Per-head query channels, and the shared key channels, that rotate."""
+    v_head_dim: Positive
+    bias: bool = False
+    """``attention_bias``: a bias on ``q_a_proj``, ``kv_a_proj_with_mqa`` and ``o_proj`` (never on the
+    ``b`` projections)."""
+    latent_norm_eps: PositiveFloat = 1e-6
+    """Epsilon of the two latent RMSNorms (transformers builds them with its default, not ``rms_norm_eps``)."""
+    rope: RopeSpec
+    """The rotary base; it rotates the ``qk_rope_head_dim`` channels whole (``partial_factor`` 1)."""
+    rope_scaling: YarnSpec | None = None
+    """YaRN scaling (DeepSeek-V3's released configs use it); None: plain RoPE."""
+    rope_interleave: bool = True
+    """Whether the rotary channels are stored interleaved (DeepSeek's checkpoints) and de-interleaved first."""
+
+    @property
+    def qk_head_dim(self) -> int:
+        return self.qk_nope_head_dim + self.qk_rope_head_dim
+
+    @property
+    def softmax_scale(self) -> float:
+        """``qk_head_dim ** -0.5``, times YaRN's mscale² when the scaling says so."""
+        factor = self.rope_scaling.softmax_factor if self.rope_scaling is not None else 1.0
+        return float(self.qk_head_dim**-0.5 * factor)
 
 
 class MambaSpec(_Node):
@@ -143,6 +210,9 @@ class ModelSpec(_Node):
     gated_deltanet: GatedDeltaNetSpec | None = None
     mlp: MlpSpec | None = None
     moe: MoeSpec | None = None
+    mla: MlaSpec | None = Field(default=None, exclude_if=lambda v: v is None)
+    """Multi-head latent attention (DeepSeek-V3).  Left out of the JSON when None, so the documents of
+    the families without it stay as they were."""
     embedding_multiplier: PositiveFloat = 1.0
     residual_multiplier: PositiveFloat = 1.0
     logits_scaling: PositiveFloat = 1.0

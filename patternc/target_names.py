@@ -54,6 +54,12 @@ VOCABULARY: tuple[TargetName, ...] = (
     TargetName("mamba2", ("transformers-mamba2",), "transformers-mamba2", "transformers' Mamba2"),
     TargetName("jamba", ("transformers-jamba",), None, "transformers' Jamba (build only)"),
     TargetName("qwen3_next", ("transformers-qwen3_next",), None, "transformers' Qwen3-Next (build only)"),
+    TargetName(
+        "deepseek_v3",
+        ("transformers-deepseek_v3", "deepseek-v3"),
+        None,
+        "transformers' DeepSeek-V3/V3.1/R1, DeepseekV3ForCausalLM (build only)",
+    ),
     TargetName("zamba2", ("transformers-zamba2",), None, "transformers' Zamba2 (build only)"),
     TargetName("torch", ("pytorch", "patternc-torch"), None, "the patternc torch backend (build only)"),
     TargetName("vllm", (), "vllm", "vLLM"),

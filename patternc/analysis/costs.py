@@ -2,7 +2,7 @@
 
 Every formula follows the module transformers builds for the layer (``modeling_nemotron_h.py``,
 ``modeling_bamba.py``, ``modeling_granitemoehybrid.py``, ``modeling_mamba2.py``,
-``modeling_qwen3_next.py``); ``docs/analysis.md`` writes each one out and
+``modeling_qwen3_next.py``, ``modeling_deepseek_v3.py``); ``docs/analysis.md`` writes each one out and
 ``tests/core/test_analysis_exact.py`` checks the parameter counts against the ``state_dict`` of the
 model transformers builds on the meta device.  Pure integer arithmetic: no torch here.
 """
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import cast
 
 from patternc.kinds import behaviour, kind_def
-from patternc.model import AttentionSpec, GatedDeltaNetSpec, MambaSpec, MlpSpec, ModelSpec, MoeSpec
+from patternc.model import AttentionSpec, GatedDeltaNetSpec, MambaSpec, MlaSpec, MlpSpec, ModelSpec, MoeSpec
 
 SSM_FLOPS_PER_STATE = 5
 """Mamba2 recurrence per state element and token: decay multiply, ``Δx⊗B`` multiply and add, ``C·h`` multiply-add."""
@@ -82,6 +82,41 @@ def attention_cost(h: int, a: AttentionSpec) -> LayerCost:
         attn_flops_per_key=4 * a.num_heads * a.head_dim,
         window=a.sliding_window,
         kv_elems_per_token=2 * kv_out,
+        param_breakdown=parts,
+    )
+
+
+def mla_cost(h: int, a: MlaSpec) -> LayerCost:
+    """``DeepseekV3Attention``: the query bottleneck (``q_a_proj``, its RMSNorm, ``q_b_proj``) or one
+    ``q_proj``; ``kv_a_proj_with_mqa`` to the latent and the shared rotary key, the latent's RMSNorm,
+    ``kv_b_proj`` to per-head keys and values, ``o_proj``.  FLOPs are those of the module as written
+    (keys and values expanded, not the absorbed form); the cache is the latent plus the rotary key."""
+    qk = a.num_heads * a.qk_head_dim
+    latent = a.kv_lora_rank + a.qk_rope_head_dim
+    if a.q_lora_rank is None:
+        q_parts: tuple[tuple[str, int], ...] = (("q_proj", h * qk),)
+        q_matmul = h * qk
+    else:
+        r = a.q_lora_rank
+        q_parts = (("q_a_proj", _linear(h, r, a.bias)), ("q_a_layernorm", r), ("q_b_proj", r * qk))
+        q_matmul = h * r + r * qk
+    kv_b = a.kv_lora_rank * a.num_heads * (a.qk_nope_head_dim + a.v_head_dim)
+    o = a.num_heads * a.v_head_dim * h
+    parts = (
+        ("norm", h),
+        *q_parts,
+        ("kv_a_proj_with_mqa", _linear(h, latent, a.bias)),
+        ("kv_a_layernorm", a.kv_lora_rank),
+        ("kv_b_proj", kv_b),
+        ("o_proj", _linear(a.num_heads * a.v_head_dim, h, a.bias)),
+    )
+    total = sum(n for _, n in parts)
+    return LayerCost(
+        params=total,
+        active=total,
+        matmul=q_matmul + h * latent + kv_b + o,
+        attn_flops_per_key=2 * qk + 2 * a.num_heads * a.v_head_dim,
+        kv_elems_per_token=latent,
         param_breakdown=parts,
     )
 
@@ -200,6 +235,10 @@ def gated_deltanet_layer(spec: ModelSpec) -> LayerCost | None:
 
 def attention_layer(spec: ModelSpec) -> LayerCost | None:
     return None if spec.attention is None else attention_cost(spec.hidden_size, spec.attention)
+
+
+def mla_layer(spec: ModelSpec) -> LayerCost | None:
+    return None if spec.mla is None else mla_cost(spec.hidden_size, spec.mla)
 
 
 def mlp_layer(spec: ModelSpec) -> LayerCost | None:

@@ -28,6 +28,7 @@ from patternc.model import (
     AttentionSpec,
     GatedDeltaNetSpec,
     MambaSpec,
+    MlaSpec,
     MlpSpec,
     ModelSpec,
     MoeSpec,
@@ -238,6 +239,56 @@ def lower_attention(frame: Frame, a: AttentionSpec, label: str = "`*`") -> Block
     return _close(b, frame, out)
 
 
+def lower_mla(frame: Frame, a: MlaSpec, label: str = "`+`") -> BlockGraph:
+    """``DeepseekV3Attention``: query bottleneck (or ``q_proj``), the shared latent and rotary key,
+    their expansion per head, RoPE (YaRN when scaled) on the rotary channels, softmax, ``o_proj``."""
+    b, x = _open(frame, label, _symbol(LayerKind.MLA))
+    h, heads = frame.hidden_size, a.num_heads
+    if a.q_lora_rank is None:
+        q = b.linear("q_proj", x, h, heads * a.qk_head_dim, False)
+    else:
+        q_a = b.linear("q_a_proj", x, h, a.q_lora_rank, a.bias)
+        q_n = b.add("q_a_layernorm", "rmsnorm", q_a, size=a.q_lora_rank, eps=a.latent_norm_eps, unit_offset=False)
+        q = b.linear("q_b_proj", q_n, a.q_lora_rank, heads * a.qk_head_dim, False)
+    kv_a = b.linear("kv_a_proj_with_mqa", x, h, a.kv_lora_rank + a.qk_rope_head_dim, a.bias)
+    kv_n = b.add(
+        "kv_a_layernorm", "rmsnorm", (kv_a, "latent"), size=a.kv_lora_rank, eps=a.latent_norm_eps, unit_offset=False
+    )
+    kv_b = b.linear("kv_b_proj", kv_n, a.kv_lora_rank, heads * (a.qk_nope_head_dim + a.v_head_dim), False)
+    y = a.rope_scaling
+    rope = b.add(
+        "rope",
+        "rope",
+        (q, "q"),
+        (kv_a, "k"),
+        theta=a.rope.theta,
+        partial_factor=a.rope.partial_factor,
+        rotary_dim=a.qk_rope_head_dim,
+        interleave=a.rope_interleave,
+        yarn_factor=None if y is None else y.factor,
+        yarn_original_max_positions=None if y is None else y.original_max_position_embeddings,
+        yarn_beta=None if y is None else (y.beta_fast, y.beta_slow),
+        yarn_mscale=None if y is None else y.mscale,
+        yarn_mscale_all_dim=None if y is None else y.mscale_all_dim,
+        yarn_attention_factor=None if y is None else y.attention_factor,
+    )
+    attn = b.add(
+        "sdpa",
+        "latent_attention",
+        (q, "q_nope"),
+        (rope, "q_rope"),
+        (kv_b, "kv"),
+        (rope, "k_rope"),
+        heads=heads,
+        nope_dim=a.qk_nope_head_dim,
+        rope_dim=a.qk_rope_head_dim,
+        v_dim=a.v_head_dim,
+        scale=a.softmax_scale,
+    )
+    out = b.linear("o_proj", attn, heads * a.v_head_dim, h, a.bias)
+    return _close(b, frame, out)
+
+
 def _mlp(b: _Builder, x: str, prefix: str, size_in: int, inner: int, act: str, gated: bool, bias: bool) -> str:
     """``down(act(gate(x)) * up(x))`` when gated, ``down(act(up(x)))`` otherwise."""
     up = b.linear(f"{prefix}up_proj", x, size_in, inner, bias)
@@ -345,7 +396,7 @@ def lower_gated_deltanet(frame: Frame, g: GatedDeltaNetSpec, label: str = "`G`")
 
 
 def lower_opaque(frame: Frame, symbol: str, label: str) -> BlockGraph:
-    """A layer kind ModelSpec has no hyper-parameters for (``D``, ``+``): one opaque node."""
+    """A layer kind ModelSpec has no hyper-parameters for (``D``): one opaque node."""
     b, x = _open(frame, label, symbol)
     out = b.add("mixer", str(by_symbol(symbol).kind), x)
     return _close(b, frame, out)
@@ -384,6 +435,10 @@ def lower_mamba2_layer(frame: Frame, spec: ModelSpec, label: str) -> BlockGraph 
 
 def lower_attention_layer(frame: Frame, spec: ModelSpec, label: str) -> BlockGraph | None:
     return None if spec.attention is None else lower_attention(frame, spec.attention, label)
+
+
+def lower_mla_layer(frame: Frame, spec: ModelSpec, label: str) -> BlockGraph | None:
+    return None if spec.mla is None else lower_mla(frame, spec.mla, label)
 
 
 def lower_mlp_layer(frame: Frame, spec: ModelSpec, label: str) -> BlockGraph | None:

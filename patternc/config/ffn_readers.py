@@ -63,6 +63,9 @@ class MoeKeys:
     bias: str | None = None
     shared_count: tuple[str, str] | None = None
     """(the key of the shared-expert count, the transformers class that always builds exactly one)."""
+    shared_multiplier: str | None = None
+    """The key of a count that multiplies ``shared_size`` into one shared MLP that wide (DeepSeek-V3:
+    ``moe_intermediate_size x n_shared_experts``), or None."""
     unused: tuple[str, ...] = ()
     """The keys named by a P913 note when the model has no MoE layer."""
 
@@ -89,6 +92,7 @@ def read_moe(ctx: Ctx[Any], keys: MoeKeys) -> MoeSpec | None:
             )
     if not ok:
         return None
+    width = ctx.get(keys.shared_multiplier) if keys.shared_multiplier is not None else 1
     return MoeSpec(
         num_experts=experts,
         top_k=top_k,
@@ -102,7 +106,7 @@ def read_moe(ctx: Ctx[Any], keys: MoeKeys) -> MoeSpec | None:
         expert_gated=keys.expert_gated,
         expert_activation=ctx.get(keys.activation),
         shared_experts=1,
-        shared_intermediate_size=ctx.get(keys.shared_size),
+        shared_intermediate_size=ctx.get(keys.shared_size) * width,
         shared_gated=keys.shared_gated,
         shared_expert_gate=keys.shared_expert_gate,
         latent_size=ctx.get(keys.latent_size) if keys.latent_size is not None else None,

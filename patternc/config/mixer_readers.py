@@ -1,4 +1,5 @@
-"""The sequence-mixer readers: one per layer kind (Mamba2, attention, gated DeltaNet), driven by key names.
+"""The sequence-mixer readers: one per layer kind (Mamba2, attention, gated DeltaNet, latent attention),
+driven by key names.
 
 A family spells the same hyper-parameter differently (Nemotron-H's ``mamba_num_heads`` is Bamba's
 ``mamba_n_heads`` and Mamba2's ``num_heads``), so each reader takes the family's key names as data
@@ -13,12 +14,13 @@ defaults used.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from patternc.config.readers import Ctx, read_heads, time_step_limit
-from patternc.model import AttentionSpec, GatedDeltaNetSpec, MambaSpec, RopeSpec
+from patternc.model import AttentionSpec, GatedDeltaNetSpec, MambaSpec, MlaSpec, RopeSpec, YarnSpec
 
 HEADS_PER_GROUP = "each group of B/C serves a whole number of heads"
 
@@ -239,4 +241,109 @@ def read_gated_deltanet(ctx: Ctx[Any], keys: DeltaNetKeys) -> GatedDeltaNetSpec 
         head_k_dim=ctx.get(keys.k_head_dim),
         head_v_dim=ctx.get(keys.v_head_dim),
         conv_kernel=ctx.get(keys.conv_kernel),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class MlaKeys:
+    """A family's names for multi-head latent attention's hyper-parameters (DeepSeek's by default)."""
+
+    heads: str = "num_attention_heads"
+    q_lora_rank: str = "q_lora_rank"
+    """Nullable: null builds one full-rank ``q_proj``."""
+    kv_lora_rank: str = "kv_lora_rank"
+    qk_nope_head_dim: str = "qk_nope_head_dim"
+    qk_rope_head_dim: str = "qk_rope_head_dim"
+    v_head_dim: str = "v_head_dim"
+    bias: str | None = "attention_bias"
+    rope_interleave: str | None = "rope_interleave"
+    """The key of the interleaved rotary layout, or None when the family never interleaves."""
+
+
+YARN_FIELDS = (
+    "original_max_position_embeddings",
+    "beta_fast",
+    "beta_slow",
+    "mscale",
+    "mscale_all_dim",
+    "attention_factor",
+)
+"""The YaRN parameters transformers reads besides ``factor`` (``modeling_rope_utils._compute_yarn_parameters``)."""
+
+
+def read_scaled_rope(ctx: Ctx[Any]) -> tuple[RopeSpec, YarnSpec | None] | None:
+    """transformers' rope standardisation with YaRN allowed (DeepSeek-V3's released configs use it):
+    the base and, for ``rope_type: yarn`` (or the legacy ``type``), its factor and parameters.  Any
+    other scaling is P914: the model would rotate differently from what patternc can say."""
+    field = "rope_parameters" if ctx.has("rope_parameters") else "rope_scaling"
+    params = dict(getattr(ctx.model, field, None) or {})
+    if field == "rope_parameters":
+        ctx.get("rope_parameters")
+    rope_type = params.get("rope_type", params.get("type", "default"))
+    params["rope_type"] = "default"  # the base alone, through the shared reader
+    yarn = None
+    if rope_type == "yarn":
+        factor = params.get("factor")
+        values = {name: params.get(name) for name in YARN_FIELDS if params.get(name) is not None}
+        try:
+            yarn = YarnSpec(factor=factor, **values)
+        except ValueError:
+            ctx.add(
+                "P906",
+                f"{ctx.q(field)} asks for YaRN with factor {factor!r} and {values!r}: the factor must be a positive "
+                "number, the betas positive and the original context a positive integer",
+                field,
+            )
+            return None
+    elif rope_type != "default":
+        ctx.add(
+            "P914",
+            f"{ctx.q(field)} asks for RoPE type {rope_type!r}, which patternc cannot express",
+            field,
+            help="patternc holds plain RoPE and YaRN for multi-head latent attention",
+        )
+        return None
+    theta = params.get("rope_theta", getattr(ctx.model, "rope_theta", None))
+    if theta is None:
+        theta = 10000.0
+        ctx.defaults_used[ctx.prefix + "rope_parameters.rope_theta"] = theta
+    if not (isinstance(theta, int | float) and not isinstance(theta, bool) and math.isfinite(theta) and theta > 0):
+        ctx.add("P906", f"`{ctx.prefix}rope_theta` is {theta!r}: the RoPE base must be a positive number", field)
+        return None
+    return RopeSpec(theta=float(theta)), yarn
+
+
+def read_mla(ctx: Ctx[Any], keys: MlaKeys) -> MlaSpec | None:
+    """Multi-head latent attention (``DeepseekV3Attention``), or None when a size is null or its RoPE
+    is one patternc cannot express (each problem is a diagnostic)."""
+    heads = ctx.get(keys.heads)
+    q_rank = ctx.get(keys.q_lora_rank)
+    kv_rank = ctx.get(keys.kv_lora_rank)
+    nope = ctx.get(keys.qk_nope_head_dim)
+    rope_dim = ctx.get(keys.qk_rope_head_dim)
+    v_dim = ctx.need(keys.v_head_dim, "multi-head latent attention")
+    bias = ctx.get(keys.bias) if keys.bias is not None else False
+    interleave = ctx.get(keys.rope_interleave) if keys.rope_interleave is not None else False
+    if rope_dim % 2:
+        ctx.add(
+            "P906",
+            f"{ctx.q(keys.qk_rope_head_dim)} is {rope_dim}: RoPE rotates channel pairs, so it must be even",
+            keys.qk_rope_head_dim,
+            label="odd",
+        )
+        return None
+    rope = read_scaled_rope(ctx)
+    if v_dim is None or rope is None:
+        return None
+    return MlaSpec(
+        num_heads=heads,
+        q_lora_rank=q_rank,
+        kv_lora_rank=kv_rank,
+        qk_nope_head_dim=nope,
+        qk_rope_head_dim=rope_dim,
+        v_head_dim=v_dim,
+        bias=bias,
+        rope=rope[0],
+        rope_scaling=rope[1],
+        rope_interleave=bool(interleave),
     )

@@ -43,7 +43,16 @@ __all__ = [
 
 T = TypeVar("T")
 
-BUILTIN: tuple[str, ...] = ("nemotron_h", "bamba", "granitemoehybrid", "jamba", "mamba2", "qwen3_next", "zamba2")
+BUILTIN: tuple[str, ...] = (
+    "nemotron_h",
+    "bamba",
+    "granitemoehybrid",
+    "jamba",
+    "mamba2",
+    "qwen3_next",
+    "deepseek_v3",
+    "zamba2",
+)
 """The built-in families' module names (= their ``model_type``), in the order help texts list them."""
 
 _REGISTERED: dict[str, Family] = {}

@@ -185,7 +185,10 @@ def test_every_proposed_split_passes_check_and_keeps_decoder_layers(
     request: tuple[list[str], int, int], cost: str
 ) -> None:
     source, pp, vpp = request
-    code, data = _json(["split", *source, "--pp", str(pp), "--vpp", str(vpp), "--cost", cost, "--json"])
+    # Options first and SOURCE after `--`: a pattern such as `--` (two MLPs) is itself click's separator.
+    text, *options = source
+    argv = ["split", *options, "--pp", str(pp), "--vpp", str(vpp), "--cost", cost, "--json", "--", text]
+    code, data = _json(argv)
     _validate("split-output", data)
     if code == 1 and data["diagnostics"][0]["code"] != "P610":  # Megatron-Core's rules, as `check --pp` has them
         assert pp == 1 and vpp > 1 and all(d["severity"] == "error" for d in data["diagnostics"])
