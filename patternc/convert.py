@@ -15,7 +15,7 @@ from patternc.api import parse
 from patternc.diagnostics import Diagnostic, PatternError, diag
 from patternc.dialects import Dialect
 from patternc.ir import Pattern, make_pattern
-from patternc.kinds import BY_SYMBOL, Role, kinds
+from patternc.kinds import BY_SYMBOL, Role, admitted, kinds
 from patternc.limits import DEFAULT_LIMITS
 from patternc.source import Source, Span
 
@@ -34,12 +34,42 @@ NAME_TO_SYMBOL: dict[str, str] = {
 """Every list name patternc reads, in both vocabularies."""
 
 
-def to_megatron(pattern: Pattern) -> str:
-    """The unified Megatron-Core string: stages joined by ``|``, then one ``/part`` per MTP depth."""
+def unified(pattern: Pattern) -> str:
+    """The unified string: stages joined by ``|``, then one ``/part`` per MTP depth, in the ``patternc``
+    dialect (every kind's symbol; Megatron-Core's spelling when every kind is Megatron's)."""
     main = "|".join(pattern.stage_strings())
     if pattern.mtp is None:
         return main
     return main + ("/" + pattern.mtp.flat) * pattern.mtp.depths
+
+
+def megatron_lacks(pattern: Pattern) -> list[str]:
+    """The symbols of ``pattern``'s kinds (MTP included) that Megatron-Core's alphabet lacks, in table order."""
+    used = pattern.kinds()
+    return [info.symbol for info in kinds() if info.kind in used and not admitted(info, Dialect.MEGATRON.value)]
+
+
+def to_megatron(pattern: Pattern) -> str:
+    """Megatron-Core's unified ``hybrid_layer_pattern``: ``unified(pattern)``, refused (``P002``, one
+    diagnostic per kind, at its first layer) when a kind has no symbol in Megatron's alphabet: printing
+    patternc's symbol there would be a string Megatron rejects, not its spelling of the model."""
+    lacking = megatron_lacks(pattern)
+    if not lacking:
+        return unified(pattern)
+    text = unified(pattern)
+    megatron = "".join(info.symbol for info in kinds() if admitted(info, Dialect.MEGATRON.value))
+    problems = [
+        diag(
+            "P002",
+            f"{BY_SYMBOL[symbol].description} `{symbol}` is not a layer symbol of dialect megatron",
+            Span(text.index(symbol), text.index(symbol) + 1),
+            label="Megatron-Core has no such layer",
+            help=f"Megatron-Core's alphabet is {', '.join(f'`{s}`' for s in megatron)}; "
+            "the pattern has no Megatron spelling (`--to fmt` or `--to flat` keep it in patternc's)",
+        )
+        for symbol in lacking
+    ]
+    raise PatternError(problems, Source(text, "<pattern>"))
 
 
 def from_megatron(text: str) -> Pattern:

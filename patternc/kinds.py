@@ -56,6 +56,7 @@ class LayerKind(StrEnum):
     MLA = "mla"
     MLP = "mlp"
     MOE = "moe"
+    SHORT_CONV = "short_conv"
 
 
 class Role(StrEnum):
@@ -321,6 +322,17 @@ BUILTIN: tuple[KindDef, ...] = (
         cost=f"{_COSTS}:moe_layer",
         lower=f"{_GRAPH}:lower_moe_layer",
         colours=("#F0E442", "#000000"),
+    ),
+    KindDef(
+        LayerKind.SHORT_CONV,
+        "C",
+        Role.SSM,
+        "gated short convolution",
+        spec_field="short_conv",
+        spec_class=f"{_MODEL}:ShortConvSpec",
+        cost=f"{_COSTS}:short_conv_layer",
+        lower=f"{_GRAPH}:lower_short_conv_layer",
+        colours=("#000000", "#ffffff"),
     ),
 )
 """The built-in kinds, in table order (the order of counts, alphabets and messages)."""

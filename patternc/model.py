@@ -157,6 +157,18 @@ class GatedDeltaNetSpec(_Node):
     conv_kernel: Positive
 
 
+class ShortConvSpec(_Node):
+    """A gated short convolution (``C``), as in LFM2 (``Lfm2ShortConv``): ``in_proj`` to three
+    ``hidden_size`` streams B, C, x; a causal depthwise convolution of ``B * x`` over ``conv_kernel``
+    tokens; the output gated by ``C``; ``out_proj``.  Its constant state is the last
+    ``conv_kernel - 1`` inputs of the convolution."""
+
+    conv_kernel: Positive
+    """Tokens the depthwise convolution spans (LFM2's ``conv_L_cache``)."""
+    bias: bool = False
+    """``conv_bias``: a bias on ``in_proj``, the convolution and ``out_proj`` alike."""
+
+
 class MlpSpec(_Node):
     """A dense MLP (``-``)."""
 
@@ -213,6 +225,9 @@ class ModelSpec(_Node):
     mla: MlaSpec | None = Field(default=None, exclude_if=lambda v: v is None)
     """Multi-head latent attention (DeepSeek-V3).  Left out of the JSON when None, so the documents of
     the families without it stay as they were."""
+    short_conv: ShortConvSpec | None = Field(default=None, exclude_if=lambda v: v is None)
+    """Gated short convolution (LFM2).  Left out of the JSON when None, so the documents of the
+    families without it stay as they were."""
     embedding_multiplier: PositiveFloat = 1.0
     residual_multiplier: PositiveFloat = 1.0
     logits_scaling: PositiveFloat = 1.0

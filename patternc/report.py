@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from patternc.api import Analysis
 from patternc.check import CheckOutcome
-from patternc.convert import attention_indices, to_megatron
+from patternc.convert import attention_indices, megatron_lacks, to_megatron
 from patternc.diagnostics import Diagnostic, has_errors
 from patternc.passes.classify import FAMILY_DESCRIPTIONS
 from patternc.render import diagnostic_json
@@ -86,7 +86,8 @@ class CheckReport(_Out):
     pattern: str | None
     """The flat main pattern (no ``|``, no MTP)."""
     megatron: str | None
-    """The unified Megatron-Core string, with ``|`` and ``/``."""
+    """The unified Megatron-Core string, with ``|`` and ``/``; None when a layer kind has no symbol in
+    Megatron's alphabet (a short convolution): there is no Megatron spelling to print."""
     layers: int | None
     """Number of main layers."""
     counts: dict[str, int] | None
@@ -157,7 +158,7 @@ def _pattern_report(analysis: Analysis) -> CheckReport:
         ok=analysis.ok,
         dialect=analysis.dialect.value,
         pattern=pattern.flat,
-        megatron=to_megatron(pattern),
+        megatron=None if megatron_lacks(pattern) else to_megatron(pattern),
         layers=pattern.num_layers,
         counts=pattern.counts(),
         attention_layers=attention_indices(pattern),

@@ -114,6 +114,9 @@ SUPPORT: dict[str, KindSupport] = {
     LayerKind.GATED_DELTANET: KindSupport(),
     LayerKind.DSA: KindSupport(),
     LayerKind.MLA: KindSupport(),
+    LayerKind.SHORT_CONV: KindSupport(
+        refusal="no module for LFM2's gated short convolution yet (the torch backend's new kinds are issue 15)"
+    ),
 }
 """Every layer kind -> what the backend does with it; the checks run in this order."""
 

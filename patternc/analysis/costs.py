@@ -14,7 +14,16 @@ from dataclasses import dataclass
 from typing import cast
 
 from patternc.kinds import behaviour, kind_def
-from patternc.model import AttentionSpec, GatedDeltaNetSpec, MambaSpec, MlaSpec, MlpSpec, ModelSpec, MoeSpec
+from patternc.model import (
+    AttentionSpec,
+    GatedDeltaNetSpec,
+    MambaSpec,
+    MlaSpec,
+    MlpSpec,
+    ModelSpec,
+    MoeSpec,
+    ShortConvSpec,
+)
 
 SSM_FLOPS_PER_STATE = 5
 """Mamba2 recurrence per state element and token: decay multiply, ``Δx⊗B`` multiply and add, ``C·h`` multiply-add."""
@@ -177,6 +186,27 @@ def gated_deltanet_cost(h: int, g: GatedDeltaNetSpec) -> LayerCost:
     )
 
 
+def short_conv_cost(h: int, c: ShortConvSpec) -> LayerCost:
+    """LFM2's ``Lfm2ShortConv``: ``in_proj`` (h -> 3h: B, C, x), depthwise ``conv`` over ``conv_kernel``
+    tokens, ``out_proj``; ``conv_bias`` gives all three a bias.  Per token besides the matmuls: the
+    gate ``B * x`` (h), the convolution (2·h·kernel) and the output gate ``C * y`` (h).  The state is
+    the last ``kernel - 1`` inputs of the convolution, the same convention as Mamba2's conv window
+    (transformers' cache keeps ``kernel`` columns, one of which the next step never reads)."""
+    in_proj = _linear(h, 3 * h, c.bias)
+    conv = h * c.conv_kernel + (h if c.bias else 0)
+    out_proj = _linear(h, h, c.bias)
+    parts = (("norm", h), ("in_proj", in_proj), ("conv", conv), ("out_proj", out_proj))
+    total = sum(n for _, n in parts)
+    return LayerCost(
+        params=total,
+        active=total,
+        matmul=3 * h * h + h * h,
+        other_flops=2 * h * c.conv_kernel + 2 * h,
+        state_elems=h * (c.conv_kernel - 1),
+        param_breakdown=parts,
+    )
+
+
 def _ffn(h: int, size: int, gated: bool, bias: bool) -> int:
     """A dense FFN: ``up`` (and ``gate``) ``h -> size``, ``down`` ``size -> h``."""
     ups = 2 if gated else 1
@@ -239,6 +269,10 @@ def attention_layer(spec: ModelSpec) -> LayerCost | None:
 
 def mla_layer(spec: ModelSpec) -> LayerCost | None:
     return None if spec.mla is None else mla_cost(spec.hidden_size, spec.mla)
+
+
+def short_conv_layer(spec: ModelSpec) -> LayerCost | None:
+    return None if spec.short_conv is None else short_conv_cost(spec.hidden_size, spec.short_conv)
 
 
 def mlp_layer(spec: ModelSpec) -> LayerCost | None:

@@ -231,7 +231,7 @@ def model_stats(
         )
     kv = sum(r.kv_cache_bytes for r in rows)
     state = sum(r.state_bytes for r in rows)
-    from patternc.convert import to_megatron
+    from patternc.convert import unified
 
     return Stats(
         source=source,
@@ -239,7 +239,7 @@ def model_stats(
         defaults=defaults,
         like=like,
         overrides=dict(overrides or {}),
-        pattern=to_megatron(pattern),
+        pattern=unified(pattern),
         settings=Settings(seq_len=seq_len, batch=batch, dtype=dtype, bytes_per_element=size),
         params=Params(
             total=total,

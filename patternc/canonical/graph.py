@@ -33,6 +33,7 @@ from patternc.model import (
     ModelSpec,
     MoeSpec,
     NormSpec,
+    ShortConvSpec,
 )
 
 AttrValue = str | int | float | bool | None | tuple[float, float]
@@ -395,6 +396,19 @@ def lower_gated_deltanet(frame: Frame, g: GatedDeltaNetSpec, label: str = "`G`")
     return _close(b, frame, out)
 
 
+def lower_short_conv(frame: Frame, c: ShortConvSpec, label: str = "`C`") -> BlockGraph:
+    """``Lfm2ShortConv``: ``in_proj`` to three slices (transformers' B, C, x; ports ``b``, ``c``, ``x``);
+    ``B * x`` through a causal depthwise convolution (no activation); gated by ``C``; ``out_proj``."""
+    b, x = _open(frame, label, _symbol(LayerKind.SHORT_CONV))
+    h = frame.hidden_size
+    proj = b.linear("in_proj", x, h, 3 * h, c.bias)
+    bx = b.add("input_gate", "mul", (proj, "b"), (proj, "x"))
+    conv = b.add("conv", "causal_conv1d", (bx, "x"), channels=h, kernel=c.conv_kernel, bias=c.bias, activation=None)
+    y = b.add("output_gate", "mul", (proj, "c"), (conv, "y"))
+    out = b.linear("out_proj", y, h, h, c.bias)
+    return _close(b, frame, out)
+
+
 def lower_opaque(frame: Frame, symbol: str, label: str) -> BlockGraph:
     """A layer kind ModelSpec has no hyper-parameters for (``D``): one opaque node."""
     b, x = _open(frame, label, symbol)
@@ -451,6 +465,10 @@ def lower_moe_layer(frame: Frame, spec: ModelSpec, label: str) -> BlockGraph | N
 
 def lower_gated_deltanet_layer(frame: Frame, spec: ModelSpec, label: str) -> BlockGraph | None:
     return None if spec.gated_deltanet is None else lower_gated_deltanet(frame, spec.gated_deltanet, label)
+
+
+def lower_short_conv_layer(frame: Frame, spec: ModelSpec, label: str) -> BlockGraph | None:
+    return None if spec.short_conv is None else lower_short_conv(frame, spec.short_conv, label)
 
 
 def lower_layer(frame: Frame, spec: ModelSpec, index: int, symbol: str) -> BlockGraph:

@@ -51,6 +51,7 @@ BUILTIN: tuple[str, ...] = (
     "mamba2",
     "qwen3_next",
     "deepseek_v3",
+    "lfm2",
     "zamba2",
 )
 """The built-in families' module names (= their ``model_type``), in the order help texts list them."""
