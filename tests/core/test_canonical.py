@@ -132,7 +132,17 @@ def _has(reasons: list[str], *needles: str) -> bool:
 
 
 def test_candidates_and_preference_are_fixed() -> None:
-    assert candidates() == ("mamba2", "bamba", "granitemoehybrid", "jamba", "qwen3_next", "zamba2", "nemotron_h")
+    assert candidates() == (
+        "deepseek_v3",
+        "mamba2",
+        "bamba",
+        "granitemoehybrid",
+        "jamba",
+        "qwen3_next",
+        "zamba2",
+        "nemotron_h",
+        "lfm2",
+    )
     assert preference()[-1] == "nemotron_h" and "zamba2" not in preference()
 
 
