@@ -23,13 +23,14 @@ from patternc.analysis import model_stats
 from patternc.canonical import canonical_map
 from patternc.cli import app
 from patternc.config import read_config
+from patternc.ir import make_pattern
 from tests.families.drift import check_defaults, errors
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 RELEASED = Path(__file__).resolve().parents[1] / "fixtures" / "hub2" / "DeepSeek-V3-0324-NVFP4" / "config.json"
-SETTINGS = settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
+SETTINGS = settings(max_examples=16, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
 
 
 @st.composite
@@ -214,3 +215,25 @@ def test_other_rope_scaling_is_refused_with_a_reason() -> None:
 
 def test_defaults_match_transformers() -> None:
     check_defaults("deepseek_v3", transformers.DeepseekV3Config)
+
+
+def _reasons(main: str, mtp: str = "", depths: int = 0) -> list[str]:
+    """The canonical map's deepseek_v3 reasons for the released spec with its layers replaced."""
+    reading = read_config(RELEASED)
+    assert reading.spec is not None
+    spec = reading.spec.model_copy(update={"pattern": make_pattern(main, mtp=mtp, depths=depths)})
+    result = canonical_map(spec)
+    assert result.architecture != "deepseek_v3"
+    return list(result.reasons["deepseek_v3"])
+
+
+def test_a_dense_layer_after_a_moe_layer_is_not_deepseek() -> None:
+    assert any("dense MLP after a mixture of experts" in r for r in _reasons("+-+E+-"))
+
+
+def test_an_mtp_block_other_than_one_decoder_layer_is_not_deepseek() -> None:
+    assert any("MTP block `+E+E`" in r for r in _reasons("+-+E", "+E+E", 1))
+
+
+def test_standard_attention_is_not_latent_attention() -> None:
+    assert any("self-attention" in r for r in _reasons("*-+E"))
