@@ -52,6 +52,7 @@ BUILTIN: tuple[str, ...] = (
     "qwen3_next",
     "deepseek_v3",
     "lfm2",
+    "lfm2_moe",
     "zamba2",
 )
 """The built-in families' module names (= their ``model_type``), in the order help texts list them."""

@@ -83,7 +83,7 @@ LAYER_TYPES = {"conv": LayerKind.SHORT_CONV, "full_attention": LayerKind.ATTENTI
 two names (another name would build attention and then fail at the first forward)."""
 
 
-def _rope(ctx: Ctx[Lfm2Input]) -> RopeSpec | None:
+def rope(ctx: Ctx[Any]) -> RopeSpec | None:
     """Whole-head RoPE (``compute_default_rope_parameters`` ignores a partial factor), base 1e6 by default."""
     params = ctx.model.rope_parameters or ctx.model.rope_scaling or {}
     given = params.get("rope_theta") is not None or ctx.model.rope_theta is not None
@@ -94,7 +94,7 @@ def _rope(ctx: Ctx[Lfm2Input]) -> RopeSpec | None:
     return RopeSpec(theta=DEFAULT_THETA)
 
 
-ATTENTION = AttentionKeys(rope=_rope, head_dim_derived=True, bias=None, qk_norm=True)
+ATTENTION = AttentionKeys(rope=rope, head_dim_derived=True, bias=None, qk_norm=True)
 MLP = MlpKeys(intermediate_size="intermediate_size", activation="", gated=True)
 """The MLP's key (``activation`` is unused: ``Lfm2MLP`` hard-codes SiLU)."""
 
