@@ -116,8 +116,12 @@ def _refuse_what_check_refuses(result: SplitResult, json_output: bool, what: str
     from patternc.api import analyze
     from patternc.commands.stats import fail
     from patternc.diagnostics import has_errors
+    from patternc.kinds import alphabet
 
-    analysis = analyze(result.unified, "megatron", origin="<proposed split>")
+    # Megatron-Core's spelling when every kind is Megatron's; a kind it lacks (a short convolution `C`)
+    # is read in patternc's dialect, which spells the same string and admits every kind
+    megatron = set(result.unified) <= set(alphabet("megatron")) | {"|", "/"}
+    analysis = analyze(result.unified, "megatron" if megatron else "patternc", origin="<proposed split>")
     assert analysis.pattern is not None  # the model's own layers, joined by `|` and `/`
     found = pipeline_diagnostics(
         analysis.pattern, result.pp, result.vpp if result.vpp > 1 else None, pipes=analysis.source_map.pipes

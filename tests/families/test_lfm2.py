@@ -187,3 +187,12 @@ def test_full_attn_idxs_and_the_class_defaults() -> None:
 
 def test_defaults_match_transformers() -> None:
     check_defaults("lfm2", transformers.Lfm2Config)
+
+
+def test_split_places_short_convolutions() -> None:
+    """`split` re-checks its proposal with Megatron's pipeline rules; a `C` layer is read in patternc's
+    dialect for that (Megatron's alphabet lacks it), not refused as a bug."""
+    result = CliRunner().invoke(app, ["split", str(RELEASED), "--pp", "2"])
+    assert result.exit_code == 0, result.output
+    pattern = next(line for line in result.output.splitlines() if line.startswith("pattern"))
+    assert pattern.split()[1].replace("|", "") == "C-C-*-C-C-*-C-C-*-C-*-C-*-C-*-C-"
