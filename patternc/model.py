@@ -40,6 +40,12 @@ class RopeSpec(_Node):
     """Base of the rotary frequencies."""
     partial_factor: Annotated[float, Field(gt=0, le=1)] = 1.0
     """Fraction of each head's dimensions that rotate (Bamba: 0.5)."""
+    mrope_section: tuple[Positive, ...] | None = Field(default=None, exclude_if=lambda v: v is None)
+    """Multimodal RoPE (Qwen3.5): the rotary frequency pairs given to the temporal, height and width
+    position streams, in order; None is one position stream.  Left out of the JSON when None, so
+    the documents of the families without it stay as they were."""
+    mrope_interleaved: bool = Field(default=False, exclude_if=lambda v: not v)
+    """Whether the streams' frequencies alternate (t, h, w, t, …) instead of coming in three runs."""
 
 
 class AttentionSpec(_Node):
@@ -155,6 +161,11 @@ class GatedDeltaNetSpec(_Node):
     head_k_dim: Positive
     head_v_dim: Positive
     conv_kernel: Positive
+    split_projections: bool = Field(default=False, exclude_if=lambda v: not v)
+    """Qwen3.5: separate ``in_proj_qkv``, ``in_proj_z``, ``in_proj_b``, ``in_proj_a`` instead of
+    Qwen3-Next's fused, head-grouped ``in_proj_qkvz`` and ``in_proj_ba``.  The same function up to
+    a fixed permutation of weight rows, but a different weight layout (so not the same graph, and a
+    checkpoint does not convert by renaming).  Left out of the JSON when False."""
 
 
 class ShortConvSpec(_Node):

@@ -55,6 +55,18 @@ VOCABULARY: tuple[TargetName, ...] = (
     TargetName("jamba", ("transformers-jamba",), None, "transformers' Jamba (build only)"),
     TargetName("qwen3_next", ("transformers-qwen3_next",), None, "transformers' Qwen3-Next (build only)"),
     TargetName(
+        "qwen3_5",
+        ("transformers-qwen3_5", "qwen3.5", "qwen3.6"),
+        None,
+        "transformers' dense Qwen3.5/3.6 text model, Qwen3_5ForCausalLM (build only)",
+    ),
+    TargetName(
+        "qwen3_5_moe",
+        ("transformers-qwen3_5_moe", "qwen3.5-moe", "qwen3.6-moe"),
+        None,
+        "transformers' Qwen3.5/3.6 MoE text model, Qwen3_5MoeForCausalLM (build only)",
+    ),
+    TargetName(
         "deepseek_v3",
         ("transformers-deepseek_v3", "deepseek-v3"),
         None,

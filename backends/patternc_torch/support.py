@@ -51,6 +51,7 @@ def _attention(spec: ModelSpec) -> Iterator[Diagnostic]:
         (a.qk_norm, "q/k norm"),
         (a.output_gate, "a gated attention output"),
         (a.sliding_window is not None, "sliding-window attention"),
+        (a.rope is not None and a.rope.mrope_section is not None, "multimodal RoPE (Qwen3.5's mrope)"),
     ):
         if flag:
             yield _refuse(f"attention with {name}", "not implemented")

@@ -135,7 +135,12 @@ def config_fields(spec: ModelSpec, arch: str, source_config: Mapping[str, Any] |
 def make_config(arch: str, fields: Mapping[str, Any]) -> Any:
     from transformers import AutoConfig
 
-    return AutoConfig.for_model(arch, **dict(fields))
+    from patternc import families
+
+    # the ForCausalLM's own config type where the family's released configs are wrappers (Qwen3.5)
+    family = families.find(arch)
+    model_type = family.config_model_type if family is not None and family.config_model_type else arch
+    return AutoConfig.for_model(model_type, **dict(fields))
 
 
 def meta_model(config: Any) -> Any:

@@ -9,10 +9,10 @@ counterpart, and every pair of blocks is isomorphic (same ops, attributes and wi
 ignored).
 
 Every model family (``patternc.families``) is a candidate, in the order of its
-``canonical_rank``, most specific first: ``mamba2``, ``bamba``, ``granitemoehybrid``, ``jamba``,
-``qwen3_next``, ``zamba2``, then ``nemotron_h``.  ``architecture`` is the first exact one in that
-order, or None when none is exact; ``zamba2`` is a candidate that is always refused (shared
-blocks), so it is not in the preference order.
+``canonical_rank``, most specific first: ``qwen3_5_moe``, ``qwen3_5``, ``mamba2``, ``bamba``,
+``granitemoehybrid``, ``jamba``, ``qwen3_next``, ``zamba2``, then ``nemotron_h``.  ``architecture`` is
+the first exact one in that order, or None when none is exact; ``zamba2`` is a candidate that is
+always refused (shared blocks), so it is not in the preference order.
 
 networkx is imported lazily, inside the comparison, never at ``import patternc`` time.
 """

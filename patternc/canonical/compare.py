@@ -62,6 +62,10 @@ def _attr_diffs(left: Node, right: Node, right_name: str) -> list[str]:
         other = rattrs.get(key)
         if other != value:
             out.append(f"`{left.name}` {key} is {_fmt(value)}, {right_name}'s is {_fmt(other)}")
+    keys = {key for key, _ in left.attrs}
+    for key, other in right.attrs:  # an attribute only one side sets (Qwen3.5's `mrope`)
+        if key not in keys:
+            out.append(f"`{left.name}` {key} is {_fmt(None)}, {right_name}'s is {_fmt(other)}")
     return out
 
 

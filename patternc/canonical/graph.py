@@ -216,7 +216,13 @@ def lower_attention(frame: Frame, a: AttentionSpec, label: str = "`*`") -> Block
         q = b.add("q_norm", "rmsnorm", q, size=a.head_dim, eps=frame.norm.eps, unit_offset=frame.norm.unit_offset)
         k = b.add("k_norm", "rmsnorm", k, size=a.head_dim, eps=frame.norm.eps, unit_offset=frame.norm.unit_offset)
     if a.rope is not None:
-        rope = b.add("rope", "rope", (q, "q"), (k, "k"), theta=a.rope.theta, partial_factor=a.rope.partial_factor)
+        mrope: dict[str, AttrValue] = {}
+        if a.rope.mrope_section is not None:  # an attribute only when set: other families' graphs unchanged
+            sections = ",".join(str(n) for n in a.rope.mrope_section)
+            mrope["mrope"] = f"{sections} {'interleaved' if a.rope.mrope_interleaved else 'chunked'}"
+        rope = b.add(
+            "rope", "rope", (q, "q"), (k, "k"), theta=a.rope.theta, partial_factor=a.rope.partial_factor, **mrope
+        )
         q_in: tuple[str, str] = (rope, "q")
         k_in: tuple[str, str] = (rope, "k")
     else:
@@ -360,12 +366,20 @@ def lower_gated_deltanet(frame: Frame, g: GatedDeltaNetSpec, label: str = "`G`")
     b, x = _open(frame, label, _symbol(LayerKind.GATED_DELTANET))
     key_dim = g.num_k_heads * g.head_k_dim
     value_dim = g.num_v_heads * g.head_v_dim
-    qkvz = b.linear("in_proj_qkvz", x, frame.hidden_size, 2 * key_dim + 2 * value_dim, False)
-    ba = b.linear("in_proj_ba", x, frame.hidden_size, 2 * g.num_v_heads, False)
+    gates: tuple[tuple[str, str], ...]
+    if g.split_projections:  # Qwen3.5: one projection per stream, no head-grouped interleaving
+        qkv = b.linear("in_proj_qkv", x, frame.hidden_size, 2 * key_dim + value_dim, False)
+        z = b.linear("in_proj_z", x, frame.hidden_size, value_dim, False)
+        beta = b.linear("in_proj_b", x, frame.hidden_size, g.num_v_heads, False)
+        alpha = b.linear("in_proj_a", x, frame.hidden_size, g.num_v_heads, False)
+        gates = ((beta, "b"), (alpha, "a"))
+    else:
+        qkv = z = b.linear("in_proj_qkvz", x, frame.hidden_size, 2 * key_dim + 2 * value_dim, False)
+        gates = ((b.linear("in_proj_ba", x, frame.hidden_size, 2 * g.num_v_heads, False), "ba"),)
     conv = b.add(
         "conv1d",
         "causal_conv1d",
-        (qkvz, "qkv"),
+        (qkv, "qkv"),
         channels=2 * key_dim + value_dim,
         kernel=g.conv_kernel,
         bias=False,
@@ -375,7 +389,7 @@ def lower_gated_deltanet(frame: Frame, g: GatedDeltaNetSpec, label: str = "`G`")
         "delta_rule",
         "gated_delta_rule",
         (conv, "qkv"),
-        (ba, "ba"),
+        *gates,
         k_heads=g.num_k_heads,
         v_heads=g.num_v_heads,
         k_dim=g.head_k_dim,
@@ -385,7 +399,7 @@ def lower_gated_deltanet(frame: Frame, g: GatedDeltaNetSpec, label: str = "`G`")
         "gated_norm",
         "gated_rmsnorm",
         (rule, "x"),
-        (qkvz, "z"),
+        (z, "z"),
         size=g.head_v_dim,
         group_size=g.head_v_dim,
         eps=frame.norm.eps,

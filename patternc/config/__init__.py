@@ -107,14 +107,17 @@ def _detect(
     data: dict[str, Any], source: Source
 ) -> tuple[str | None, dict[str, Any] | None, str, int, list[Diagnostic]]:
     model_type = data.get("model_type")
-    if isinstance(model_type, str) and model_type in families.names():
-        return model_type, data, "", 0, []
+    own = _family_of(model_type)
+    if own is not None and not (
+        families.get(own).config_model_type and any(isinstance(data.get(w), dict) for w in WRAPPERS)
+    ):
+        return own, data, "", 0, []
     for wrapper in WRAPPERS:
         inner = data.get(wrapper)
         if isinstance(inner, dict):
             inner_type = inner.get("model_type")
             archs = inner.get("architectures")
-            if (isinstance(inner_type, str) and inner_type in families.names()) or _from_architectures(archs):
+            if _family_of(inner_type) is not None or _from_architectures(archs):
                 span = locate(source.text, wrapper)
                 family, _, _, _, found = _detect(inner, source)
                 note = diag(
@@ -149,6 +152,16 @@ def _detect(
         help=f"supported model types: {supported}",
     )
     return None, None, "", 0, [problem]
+
+
+def _family_of(model_type: object) -> str | None:
+    """The family a ``model_type`` names: its own name, or the text config type of a family whose
+    released configs wrap it (``qwen3_5_moe_text`` -> ``qwen3_5_moe``: ``Family.config_model_type``)."""
+    if not isinstance(model_type, str):
+        return None
+    if model_type in families.names():
+        return model_type
+    return next((f.name for f in families.families() if f.config_model_type == model_type), None)
 
 
 def _from_architectures(archs: object) -> str | None:

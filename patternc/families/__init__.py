@@ -50,6 +50,8 @@ BUILTIN: tuple[str, ...] = (
     "jamba",
     "mamba2",
     "qwen3_next",
+    "qwen3_5",
+    "qwen3_5_moe",
     "deepseek_v3",
     "lfm2",
     "lfm2_moe",

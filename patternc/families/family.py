@@ -63,5 +63,11 @@ class Family:
     can_be_exact: bool = True
     """False for a family the canonical map always refuses (Zamba2's shared blocks): it is a
     candidate, with its reason, but never in the preference order."""
+    config_model_type: str | None = None
+    """The ``model_type`` of the config its ``ForCausalLM`` reads when that is not ``name``: Qwen3.5's
+    released configs are multimodal wrappers (``qwen3_5_moe``) whose language model is the
+    ``text_config`` of type ``qwen3_5_moe_text``, which ``Qwen3_5MoeForCausalLM`` takes and ``build``
+    writes.  A config of this type is read as the family, and a wrapper of the family's ``name`` is
+    read through its nested text config."""
     profile: Callable[[], Profile] | None = None
     """Its ``transformers-<name>`` target profile for ``check --target``, or None (build only)."""

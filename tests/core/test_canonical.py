@@ -134,6 +134,8 @@ def _has(reasons: list[str], *needles: str) -> bool:
 def test_candidates_and_preference_are_fixed() -> None:
     assert candidates() == (
         "deepseek_v3",
+        "qwen3_5_moe",
+        "qwen3_5",
         "mamba2",
         "bamba",
         "granitemoehybrid",
@@ -142,6 +144,7 @@ def test_candidates_and_preference_are_fixed() -> None:
         "zamba2",
         "nemotron_h",
         "lfm2",
+        "lfm2_moe",
     )
     assert preference()[-1] == "nemotron_h" and "zamba2" not in preference()
 
