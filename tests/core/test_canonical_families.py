@@ -103,10 +103,30 @@ def _tiny(name: str) -> Any:
             moe_intermediate_size=32,
             vocab_size=128,
         )
+    if name in ("qwen3_5", "qwen3_5_moe"):
+        text = dict(
+            num_hidden_layers=4,
+            hidden_size=64,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            head_dim=16,
+            linear_num_key_heads=2,
+            linear_num_value_heads=4,
+            linear_key_head_dim=16,
+            linear_value_head_dim=16,
+            vocab_size=128,
+        )
+        if name == "qwen3_5":  # as released: the multimodal wrapper around the text config
+            return transformers.Qwen3_5Config(text_config=transformers.Qwen3_5TextConfig(intermediate_size=128, **text))
+        return transformers.Qwen3_5MoeTextConfig(
+            num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32, shared_expert_intermediate_size=32, **text
+        )
     raise AssertionError(name)
 
 
-@pytest.mark.parametrize("name", ["nemotron_h", "bamba", "granitemoehybrid", "mamba2", "qwen3_next", "deepseek_v3"])
+@pytest.mark.parametrize(
+    "name", ["nemotron_h", "bamba", "granitemoehybrid", "mamba2", "qwen3_next", "deepseek_v3", "qwen3_5", "qwen3_5_moe"]
+)
 def test_family_config_maps_to_its_own_architecture(name: str) -> None:
     reading = read_config(_tiny(name).to_dict())
     assert reading.spec is not None, [d.message for d in reading.diagnostics]
