@@ -46,7 +46,8 @@ def gen(
     ] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object (schema gen-output).")] = False,
 ) -> None:
-    """Print a pattern of N layers with round(N x ratio) attention and FFN layers: mixer-then-FFN blocks, evenly placed."""
+    """Print a pattern of N layers with round(N x ratio) attention and FFN layers: mixer-then-FFN blocks,
+    evenly placed."""
     from patternc.analysis.outputs import GenReport, diagnostics_out
     from patternc.analysis.ratios import generate
     from patternc.commands.stats import fail, print_diagnostics
