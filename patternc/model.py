@@ -64,6 +64,14 @@ class AttentionSpec(_Node):
     output_gate: bool = False
     """Qwen3-Next gates the attention output with a sigmoid of a second query projection."""
     sliding_window: Positive | None = None
+    qk_norm_whole: bool = Field(default=False, exclude_if=lambda v: not v)
+    """OLMo 2/3 and OLMo Hybrid: the q/k RMSNorms (``qk_norm`` True) run over the whole projection
+    (all heads at once, weights of ``heads * head_dim``), not over each head.  Left out of the JSON
+    when False."""
+    post_norm: bool = Field(default=False, exclude_if=lambda v: not v)
+    """OLMo 2/3 and OLMo Hybrid (``OlmoHybridAttentionDecoderLayer``): an attention layer and the FFN
+    after it normalise their outputs before the residual add (``post_attention_layernorm``,
+    ``post_feedforward_layernorm``) and not their inputs.  Left out of the JSON when False."""
 
 
 class YarnSpec(_Node):
@@ -166,6 +174,19 @@ class GatedDeltaNetSpec(_Node):
     Qwen3-Next's fused, head-grouped ``in_proj_qkvz`` and ``in_proj_ba``.  The same function up to
     a fixed permutation of weight rows, but a different weight layout (so not the same graph, and a
     checkpoint does not convert by renaming).  Left out of the JSON when False."""
+    separate_projections: bool = Field(default=False, exclude_if=lambda v: not v)
+    """OLMo Hybrid: one projection per stream, ``q_proj``, ``k_proj``, ``v_proj``, the output gate's
+    ``g_proj``, ``a_proj``, ``b_proj``, then ``o_norm`` and ``o_proj``.  The same function as the fused
+    layouts up to a fixed permutation of weight rows, but another weight layout.  Left out of the
+    JSON when False."""
+    allow_neg_eigval: bool = Field(default=False, exclude_if=lambda v: not v)
+    """OLMo Hybrid's ``linear_allow_neg_eigval``: beta is ``2 * sigmoid(b)``, in (0, 2), so the
+    transition ``I - beta k k^T`` can have negative eigenvalues; Qwen's beta is ``sigmoid(b)``.  Left
+    out of the JSON when False."""
+    norm_eps: PositiveFloat | None = Field(default=None, exclude_if=lambda v: v is None)
+    """Epsilon of the gated output RMSNorm when it is not the model's ``rms_norm_eps`` (OLMo Hybrid
+    fixes it at 1e-5, FLA's ``FusedRMSNormGated`` default); None: the model's.  Left out of the
+    JSON when None."""
 
 
 class ShortConvSpec(_Node):

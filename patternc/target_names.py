@@ -67,6 +67,12 @@ VOCABULARY: tuple[TargetName, ...] = (
         "transformers' Qwen3.5/3.6 MoE text model, Qwen3_5MoeForCausalLM (build only)",
     ),
     TargetName(
+        "olmo_hybrid",
+        ("transformers-olmo_hybrid", "olmo-hybrid"),
+        None,
+        "transformers' OLMo Hybrid, OlmoHybridForCausalLM (build only)",
+    ),
+    TargetName(
         "deepseek_v3",
         ("transformers-deepseek_v3", "deepseek-v3"),
         None,

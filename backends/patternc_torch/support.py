@@ -52,6 +52,7 @@ def _attention(spec: ModelSpec) -> Iterator[Diagnostic]:
         (a.output_gate, "a gated attention output"),
         (a.sliding_window is not None, "sliding-window attention"),
         (a.rope is not None and a.rope.mrope_section is not None, "multimodal RoPE (Qwen3.5's mrope)"),
+        (a.post_norm, "normalised outputs (OLMo's post-norm layers; new flavours are issue 15)"),
     ):
         if flag:
             yield _refuse(f"attention with {name}", "not implemented")

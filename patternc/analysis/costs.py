@@ -73,14 +73,16 @@ def _linear(n_in: int, n_out: int, bias: bool) -> int:
 
 
 def attention_cost(h: int, a: AttentionSpec) -> LayerCost:
-    """``q/k/v/o_proj`` (q doubled by an output gate), optional q/k norms over ``head_dim``."""
+    """``q/k/v/o_proj`` (q doubled by an output gate), optional q/k norms over ``head_dim`` or over the
+    whole projections (``qk_norm_whole``); a post-norm layer has its one norm at the output, same size."""
     q_out = a.num_heads * a.head_dim * (2 if a.output_gate else 1)
     kv_out = a.num_kv_heads * a.head_dim
     q = _linear(h, q_out, a.qkv_bias)
     k = _linear(h, kv_out, a.qkv_bias)
     v = _linear(h, kv_out, a.qkv_bias)
     o = _linear(a.num_heads * a.head_dim, h, a.out_bias)
-    norms = 2 * a.head_dim if a.qk_norm else 0
+    # per head (one weight of head_dim each), or over the whole q and k projections (OLMo)
+    norms = ((a.num_heads * a.head_dim + kv_out) if a.qk_norm_whole else 2 * a.head_dim) if a.qk_norm else 0
     parts = (("norm", h), ("q_proj", q), ("k_proj", k), ("v_proj", v), ("o_proj", o), ("qk_norm", norms))
     total = sum(n for _, n in parts)
     matmul = h * q_out + 2 * h * kv_out + a.num_heads * a.head_dim * h

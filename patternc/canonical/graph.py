@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import cast
 
 from patternc.kinds import LayerKind, behaviour, by_symbol, kind_def
@@ -145,11 +145,16 @@ class Frame:
     hidden_size: int
     norm: NormSpec
     residual_multiplier: float = 1.0
+    post_norm: bool = False
+    """The block normalises its output before the residual add instead of its input (the attention
+    layers of OLMo 2/3 and OLMo Hybrid, and the FFN that follows each: ``AttentionSpec.post_norm``)."""
 
 
 def _open(frame: Frame, label: str, kind: str) -> tuple[_Builder, str]:
     b = _Builder(label, kind)
     b.add("input", "input")
+    if frame.post_norm:
+        return b, "input"
     norm = b.add(
         "norm", "rmsnorm", "input", size=frame.hidden_size, eps=frame.norm.eps, unit_offset=frame.norm.unit_offset
     )
@@ -157,6 +162,10 @@ def _open(frame: Frame, label: str, kind: str) -> tuple[_Builder, str]:
 
 
 def _close(b: _Builder, frame: Frame, out: str) -> BlockGraph:
+    if frame.post_norm:
+        out = b.add(
+            "post_norm", "rmsnorm", out, size=frame.hidden_size, eps=frame.norm.eps, unit_offset=frame.norm.unit_offset
+        )
     b.add("residual", "residual_add", ("input", "residual"), (out, "branch"), scale=frame.residual_multiplier)
     return b.build()
 
@@ -207,14 +216,20 @@ def lower_mamba(frame: Frame, m: MambaSpec, label: str = "`M`") -> BlockGraph:
 
 
 def lower_attention(frame: Frame, a: AttentionSpec, label: str = "`*`") -> BlockGraph:
+    if a.post_norm:
+        frame = replace(frame, post_norm=True)
     b, x = _open(frame, label, _symbol(LayerKind.ATTENTION))
     q_out = a.num_heads * a.head_dim * (2 if a.output_gate else 1)
     q = b.linear("q_proj", x, frame.hidden_size, q_out, a.qkv_bias)
     k = b.linear("k_proj", x, frame.hidden_size, a.num_kv_heads * a.head_dim, a.qkv_bias)
     v = b.linear("v_proj", x, frame.hidden_size, a.num_kv_heads * a.head_dim, a.qkv_bias)
     if a.qk_norm:
-        q = b.add("q_norm", "rmsnorm", q, size=a.head_dim, eps=frame.norm.eps, unit_offset=frame.norm.unit_offset)
-        k = b.add("k_norm", "rmsnorm", k, size=a.head_dim, eps=frame.norm.eps, unit_offset=frame.norm.unit_offset)
+        # per head (Qwen), or over the whole projection (OLMo: one weight of heads * head_dim)
+        q_size, k_size = (
+            (a.num_heads * a.head_dim, a.num_kv_heads * a.head_dim) if a.qk_norm_whole else (a.head_dim,) * 2
+        )
+        q = b.add("q_norm", "rmsnorm", q, size=q_size, eps=frame.norm.eps, unit_offset=frame.norm.unit_offset)
+        k = b.add("k_norm", "rmsnorm", k, size=k_size, eps=frame.norm.eps, unit_offset=frame.norm.unit_offset)
     if a.rope is not None:
         mrope: dict[str, AttrValue] = {}
         if a.rope.mrope_section is not None:  # an attribute only when set: other families' graphs unchanged
@@ -367,7 +382,17 @@ def lower_gated_deltanet(frame: Frame, g: GatedDeltaNetSpec, label: str = "`G`")
     key_dim = g.num_k_heads * g.head_k_dim
     value_dim = g.num_v_heads * g.head_v_dim
     gates: tuple[tuple[str, str], ...]
-    if g.split_projections:  # Qwen3.5: one projection per stream, no head-grouped interleaving
+    if g.separate_projections:  # OLMo Hybrid: q, k, v, the gate g, a and b each their own projection
+        streams = [
+            b.linear(f"{n}_proj", x, frame.hidden_size, size, False)
+            for n, size in (("q", key_dim), ("k", key_dim), ("v", value_dim))
+        ]
+        qkv = b.add("qkv", "concat", *((s, n) for s, n in zip(streams, "qkv", strict=True)))
+        z = b.linear("g_proj", x, frame.hidden_size, value_dim, False)
+        beta = b.linear("b_proj", x, frame.hidden_size, g.num_v_heads, False)
+        alpha = b.linear("a_proj", x, frame.hidden_size, g.num_v_heads, False)
+        gates = ((beta, "b"), (alpha, "a"))
+    elif g.split_projections:  # Qwen3.5: one projection per stream, no head-grouped interleaving
         qkv = b.linear("in_proj_qkv", x, frame.hidden_size, 2 * key_dim + value_dim, False)
         z = b.linear("in_proj_z", x, frame.hidden_size, value_dim, False)
         beta = b.linear("in_proj_b", x, frame.hidden_size, g.num_v_heads, False)
@@ -394,6 +419,7 @@ def lower_gated_deltanet(frame: Frame, g: GatedDeltaNetSpec, label: str = "`G`")
         v_heads=g.num_v_heads,
         k_dim=g.head_k_dim,
         v_dim=g.head_v_dim,
+        **({"beta_scale": 2.0} if g.allow_neg_eigval else {}),  # an attribute only when set: Qwen's graphs unchanged
     )
     normed = b.add(
         "gated_norm",
@@ -402,7 +428,7 @@ def lower_gated_deltanet(frame: Frame, g: GatedDeltaNetSpec, label: str = "`G`")
         (z, "z"),
         size=g.head_v_dim,
         group_size=g.head_v_dim,
-        eps=frame.norm.eps,
+        eps=frame.norm.eps if g.norm_eps is None else g.norm_eps,
         gate_activation="silu",
         norm_before_gate=True,
     )
@@ -498,10 +524,22 @@ def spec_frame(spec: ModelSpec) -> Frame:
     return Frame(spec.hidden_size, spec.norm, spec.residual_multiplier)
 
 
+def _layer_frame(frame: Frame, spec: ModelSpec, index: int) -> Frame:
+    """A post-norm attention layer (``AttentionSpec.post_norm``, OLMo) post-normalises the FFN that
+    follows it in the pattern too: they are one ``OlmoHybridAttentionDecoderLayer``."""
+    a, flat = spec.attention, spec.pattern.flat
+    if a is None or not a.post_norm or index == 0 or by_symbol(flat[index]).role.mixes_tokens:
+        return frame
+    return replace(frame, post_norm=True) if by_symbol(flat[index - 1]).kind == LayerKind.ATTENTION else frame
+
+
 def lower_spec(spec: ModelSpec) -> list[BlockGraph]:
     """``[embedding, layer 0, ..., layer n-1, output head]`` (the main stack; MTP is not lowered)."""
     frame = spec_frame(spec)
     blocks = [lower_embedding(spec.vocab_size, spec.hidden_size, spec.embedding_multiplier)]
-    blocks.extend(lower_layer(frame, spec, layer.index, layer.symbol) for layer in spec.pattern.layers)
+    blocks.extend(
+        lower_layer(_layer_frame(frame, spec, layer.index), spec, layer.index, layer.symbol)
+        for layer in spec.pattern.layers
+    )
     blocks.append(lower_head(frame, spec.vocab_size, spec.tie_embeddings, spec.logits_scaling))
     return blocks

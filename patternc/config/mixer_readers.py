@@ -186,6 +186,10 @@ class AttentionKeys:
     rope_first: bool = False
     """Whether the RoPE keys are read before the head size is known to be non-zero (Granite)."""
     qk_norm: bool = False
+    qk_norm_whole: bool = False
+    """Whether the q/k norms run over the whole projections, not per head (OLMo)."""
+    post_norm: bool = False
+    """Whether the attention layer normalises outputs instead of inputs (OLMo: ``AttentionSpec.post_norm``)."""
     output_gate: bool = False
     unused: tuple[str, ...] = ()
     """The keys named by a P913 note when the model has no attention layer."""
@@ -215,6 +219,8 @@ def read_attention(ctx: Ctx[Any], keys: AttentionKeys, hidden: int) -> Attention
         scale=float(ctx.get(keys.scale) or 1.0) if keys.scale is not None else None,
         qk_norm=keys.qk_norm,
         output_gate=keys.output_gate,
+        qk_norm_whole=keys.qk_norm_whole,
+        post_norm=keys.post_norm,
     )
 
 
@@ -227,20 +233,37 @@ class DeltaNetKeys:
     k_head_dim: str
     v_head_dim: str
     conv_kernel: str
+    derived: Callable[[Ctx[Any], str], int] | None = None
+    """The family's value for a size key the config leaves null (OLMo Hybrid derives the heads and
+    head sizes from the attention's, in ``OlmoHybridConfig.__post_init__``); None: no key is nullable."""
+    allow_neg_eigval: str | None = None
+    """The key that doubles beta (``linear_allow_neg_eigval``), or None when beta is ``sigmoid(b)``."""
+    separate_projections: bool = False
+    """Whether q, k, v, the gate, a and b are separate projections (OLMo Hybrid)."""
+    norm_eps: float | None = None
+    """The gated output norm's fixed epsilon, or None when it is the model's ``rms_norm_eps``."""
 
 
 def read_gated_deltanet(ctx: Ctx[Any], keys: DeltaNetKeys) -> GatedDeltaNetSpec | None:
     """The gated DeltaNet mixer, or None when the value heads do not divide among the key heads."""
-    k_heads, v_heads = ctx.get(keys.k_heads), ctx.get(keys.v_heads)
+
+    def size(name: str) -> int:
+        value = ctx.get(name)
+        return keys.derived(ctx, name) if value is None and keys.derived is not None else value
+
+    k_heads, v_heads = size(keys.k_heads), size(keys.v_heads)
     why = "each key head serves a whole number of value heads"
     if not ctx.divisible(keys.v_heads, keys.k_heads, v_heads, k_heads, why):
         return None
     return GatedDeltaNetSpec(
         num_k_heads=k_heads,
         num_v_heads=v_heads,
-        head_k_dim=ctx.get(keys.k_head_dim),
-        head_v_dim=ctx.get(keys.v_head_dim),
+        head_k_dim=size(keys.k_head_dim),
+        head_v_dim=size(keys.v_head_dim),
         conv_kernel=ctx.get(keys.conv_kernel),
+        separate_projections=keys.separate_projections,
+        allow_neg_eigval=bool(ctx.get(keys.allow_neg_eigval)) if keys.allow_neg_eigval is not None else False,
+        norm_eps=keys.norm_eps,
     )
 
 

@@ -52,6 +52,7 @@ BUILTIN: tuple[str, ...] = (
     "qwen3_next",
     "qwen3_5",
     "qwen3_5_moe",
+    "olmo_hybrid",
     "deepseek_v3",
     "lfm2",
     "lfm2_moe",
