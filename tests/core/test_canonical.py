@@ -135,6 +135,8 @@ def test_candidates_and_preference_are_fixed() -> None:
     assert candidates() == (
         "deepseek_v3",
         "olmo_hybrid",
+        "lfm2",
+        "lfm2_moe",
         "qwen3_5_moe",
         "qwen3_5",
         "mamba2",
@@ -144,8 +146,6 @@ def test_candidates_and_preference_are_fixed() -> None:
         "qwen3_next",
         "zamba2",
         "nemotron_h",
-        "lfm2",
-        "lfm2_moe",
     )
     assert preference()[-1] == "nemotron_h" and "zamba2" not in preference()
 
