@@ -316,7 +316,8 @@ def test_an_unknown_code_in_ignore_is_p930() -> None:
 def test_canonical_verdict_is_short_unless_verbose() -> None:
     _, short, _ = run("check", str(NEMOTRON_H))
     _, long, _ = run("check", str(NEMOTRON_H), "--verbose")
-    assert "canonical  nemotron_h\n  not exact: mamba2 (2 reasons)" in short and "`--verbose` says why" in short
+    assert "canonical  nemotron_h\n  not exact: " in short and "mamba2 (2 reasons)" in short
+    assert "`--verbose` says why" in short
     assert "  not mamba2:\n    - layers" in long and "--verbose" not in long
     assert len(long.splitlines()) > len(short.splitlines()) + 10
 

@@ -117,12 +117,16 @@ def test_megatron_checks_each_part_alone() -> None:
     assert "P106" in codes_unchecked("megatron-core", "M*M*/*D")
 
 
-def test_megatron_alphabet_is_patterncs() -> None:
-    """Megatron-Core main builds every symbol patternc knows, so its P301 fires only if the table grows."""
+def test_megatron_core_builds_its_whole_alphabet_and_refuses_the_rest() -> None:
+    """Megatron-Core main builds every symbol of its own alphabet (the kind table's ``megatron``
+    flag); a kind outside it (LFM2's short convolution `C`) is P301, never passed silently."""
     from patternc.kinds import BUILTIN
 
-    every = "".join(info.symbol for info in BUILTIN)
-    assert "P301" not in codes_unchecked("megatron-core", every)
+    megatron = "".join(info.symbol for info in BUILTIN if info.megatron)
+    assert "P301" not in codes_unchecked("megatron-core", megatron)
+    for info in BUILTIN:
+        if not info.megatron:
+            assert "P301" in codes_unchecked("megatron-core", "M-" + info.symbol), info.symbol
 
 
 def codes_unchecked(target: str, text: str) -> list[str]:
