@@ -25,6 +25,7 @@ from patternc.cli import app
 from patternc.config import read_config
 from patternc.ir import make_pattern
 from tests.families.drift import check_defaults, errors
+from tests.families.meta import meta_model
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -83,20 +84,6 @@ def deepseek_v3(draw: st.DrawFn) -> dict[str, Any]:
     return data
 
 
-def _meta_state_dict(config: Any) -> dict[str, tuple[int, ...]]:
-    with torch.device("meta"):
-        model = transformers.AutoModelForCausalLM.from_config(config)
-    return {name: tuple(t.shape) for name, t in model.state_dict().items()}
-
-
-def _count(config: Any) -> int:
-    """Elements a checkpoint stores: the state_dict, buffers included, each tied tensor once."""
-    with torch.device("meta"):
-        model = transformers.AutoModelForCausalLM.from_config(config)
-    seen: dict[int, int] = {id(t): t.numel() for t in model.state_dict(keep_vars=True).values()}
-    return sum(seen.values())
-
-
 def _expected_pattern(data: dict[str, Any]) -> tuple[str, str]:
     n, dense = data["num_hidden_layers"], data["first_k_dense_replace"]
     main = "".join("+" + ("-" if i < dense else "E") for i in range(n))
@@ -124,8 +111,8 @@ def test_drawn_configs_read_map_build_and_count_exactly(
     assert result.architecture == "deepseek_v3", result.reasons.get("deepseek_v3")
 
     source = transformers.DeepseekV3Config(**{k: v for k, v in data.items() if k != "model_type"})
-    original = _meta_state_dict(source)
-    assert model_stats(spec).params.total == _count(source)
+    original = meta_model(source).shapes
+    assert model_stats(spec).params.total == meta_model(source).stored
 
     work = tmp_path_factory.mktemp("ds")
     (work / "src").mkdir()
@@ -136,7 +123,7 @@ def test_drawn_configs_read_map_build_and_count_exactly(
     assert type(loaded) is transformers.DeepseekV3Config
     assert loaded.num_nextn_predict_layers == data["num_nextn_predict_layers"]
     assert loaded.rope_parameters["rope_type"] == data["rope_parameters"]["rope_type"]
-    assert _meta_state_dict(loaded) == original
+    assert meta_model(loaded).shapes == original
 
 
 def test_released_config_checks_with_pattern_family_and_architecture() -> None:

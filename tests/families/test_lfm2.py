@@ -21,32 +21,13 @@ from patternc.convert import to_megatron
 from patternc.diagnostics import PatternError
 from patternc.families import get
 from tests.families.drift import check_defaults, errors
+from tests.families.meta import meta_model
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 RELEASED = Path(__file__).resolve().parents[1] / "fixtures" / "hub2" / "LFM2-1.2B"
 SETTINGS = settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
-
-
-def meta_state(config: Any) -> dict[str, tuple[int, ...]]:
-    """The names and shapes of the model transformers builds from ``config``, on the meta device."""
-    with torch.device("meta"):
-        model = transformers.AutoModelForCausalLM.from_config(config)
-    return {name: tuple(t.shape) for name, t in model.state_dict().items()}
-
-
-def stored(config: Any) -> int:
-    """Elements a checkpoint stores: the state_dict (buffers included), each tied tensor once."""
-    with torch.device("meta"):
-        model = transformers.AutoModelForCausalLM.from_config(config)
-    seen: set[int] = set()
-    total = 0
-    for tensor in model.state_dict(keep_vars=True).values():
-        if id(tensor) not in seen:
-            seen.add(id(tensor))
-            total += tensor.numel()
-    return total
 
 
 @st.composite
@@ -87,13 +68,13 @@ def test_drawn_configs_map_build_and_count_exactly(config: Any) -> None:
     spec = reading.spec
     assert spec.source == "lfm2"
     assert canonical_map(spec).architecture == "lfm2"
-    assert model_stats(spec).params.total == stored(config)
+    assert model_stats(spec).params.total == meta_model(config).stored
     written = get("lfm2").express(spec).config
     loaded = transformers.AutoConfig.for_model(
         "lfm2", **{k: v for k, v in written.items() if k not in ("model_type", "architectures")}
     )
     assert type(loaded) is transformers.Lfm2Config
-    assert meta_state(loaded) == meta_state(config)
+    assert meta_model(loaded).shapes == meta_model(config).shapes
 
 
 def test_build_target_lfm2_writes_a_config_autoconfig_loads(tmp_path: Path) -> None:
@@ -113,7 +94,7 @@ def test_build_target_lfm2_writes_a_config_autoconfig_loads(tmp_path: Path) -> N
     assert result.exit_code == 0, result.output
     loaded = transformers.AutoConfig.from_pretrained(tmp_path / "out")
     assert type(loaded) is transformers.Lfm2Config
-    assert meta_state(loaded) == meta_state(config)
+    assert meta_model(loaded).shapes == meta_model(config).shapes
     assert loaded.layer_types == ["conv", "full_attention", "conv", "full_attention"]
 
 
@@ -129,7 +110,7 @@ def test_released_lfm2_1_2b() -> None:
     assert spec.attention.rope is not None and spec.attention.rope.theta == 1e6
     assert spec.tie_embeddings
     config = transformers.AutoConfig.from_pretrained(RELEASED)
-    assert model_stats(spec).params.total == stored(config) == 1_170_340_608
+    assert model_stats(spec).params.total == meta_model(config).stored == 1_170_340_608
     result = CliRunner().invoke(app, ["check", str(RELEASED)])
     assert result.exit_code == 0, result.output
     assert "C-C-*-C-C-*-C-C-*-C-*-C-*-C-*-C-" in result.output

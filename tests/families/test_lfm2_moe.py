@@ -20,7 +20,7 @@ from patternc.cli import app
 from patternc.config import read_config
 from patternc.families import get
 from tests.families.drift import check_defaults, errors
-from tests.families.test_lfm2 import meta_state, stored
+from tests.families.meta import meta_model
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -68,13 +68,13 @@ def test_drawn_configs_map_build_and_count_exactly(config: Any) -> None:
     assert "lfm2_moe" in mapped.matched, mapped.reasons.get("lfm2_moe")
     # every layer dense: exactly LFM2 as well, which the preference order names first
     assert mapped.architecture == ("lfm2_moe" if spec.moe is not None else "lfm2")
-    assert model_stats(spec).params.total == stored(config)
+    assert model_stats(spec).params.total == meta_model(config).stored
     written = get("lfm2_moe").express(spec).config
     loaded = transformers.AutoConfig.for_model(
         "lfm2_moe", **{k: v for k, v in written.items() if k not in ("model_type", "architectures")}
     )
     assert type(loaded) is transformers.Lfm2MoeConfig
-    assert meta_state(loaded) == meta_state(config)
+    assert meta_model(loaded).shapes == meta_model(config).shapes
 
 
 def test_build_target_lfm2_moe_writes_a_config_autoconfig_loads(tmp_path: Path) -> None:
@@ -98,8 +98,8 @@ def test_build_target_lfm2_moe_writes_a_config_autoconfig_loads(tmp_path: Path) 
     assert result.exit_code == 0, result.output
     loaded = transformers.AutoConfig.from_pretrained(tmp_path / "out")
     assert type(loaded) is transformers.Lfm2MoeConfig
-    assert meta_state(loaded) == meta_state(config)
-    assert any(name.endswith("feed_forward.expert_bias") for name in meta_state(loaded))
+    assert meta_model(loaded).shapes == meta_model(config).shapes
+    assert any(name.endswith("feed_forward.expert_bias") for name in meta_model(loaded).shapes)
 
 
 def test_released_lfm2_8b_a1b() -> None:
@@ -115,7 +115,7 @@ def test_released_lfm2_8b_a1b() -> None:
     assert spec.attention is not None and spec.attention.rope is not None and spec.attention.rope.theta == 1e6
     config = transformers.AutoConfig.from_pretrained(RELEASED)
     params = model_stats(spec).params
-    assert params.total == stored(config) == 8_339_930_560
+    assert params.total == meta_model(config).stored == 8_339_930_560
     assert round(params.active / 1e9, 1) == 1.6 and round(params.total / 1e9, 1) == 8.3
     result = CliRunner().invoke(app, ["check", str(RELEASED)])
     assert result.exit_code == 0, result.output

@@ -25,6 +25,7 @@ from patternc.canonical import canonical_map
 from patternc.cli import app
 from patternc.config import read_config
 from tests.families.drift import check_defaults, errors
+from tests.families.meta import meta_model
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -81,20 +82,6 @@ def olmo_hybrid(draw: st.DrawFn) -> dict[str, Any]:
     return data
 
 
-def _meta_state_dict(config: Any) -> dict[str, tuple[int, ...]]:
-    with torch.device("meta"):
-        model = transformers.AutoModelForCausalLM.from_config(config)
-    return {name: tuple(t.shape) for name, t in model.state_dict().items()}
-
-
-def _count(config: Any) -> int:
-    """Elements a checkpoint stores: the state_dict, buffers included, each tied tensor once."""
-    with torch.device("meta"):
-        model = transformers.AutoModelForCausalLM.from_config(config)
-    seen: dict[int, int] = {id(t): t.numel() for t in model.state_dict(keep_vars=True).values()}
-    return sum(seen.values())
-
-
 def _rotary(config: Any) -> bool:
     with torch.device("meta"):
         return transformers.AutoModelForCausalLM.from_config(config).model.rotary_emb is not None
@@ -127,8 +114,8 @@ def test_drawn_configs_read_map_build_and_count_exactly(
     assert result.architecture == "olmo_hybrid", result.reasons.get("olmo_hybrid")
     assert result.reasons.get("qwen3_next"), "OLMo Hybrid is never Qwen3-Next"
 
-    original = _meta_state_dict(source)
-    assert model_stats(spec).params.total == _count(source)
+    original = meta_model(source).shapes
+    assert model_stats(spec).params.total == meta_model(source).stored
 
     work = tmp_path_factory.mktemp("olmo")
     (work / "src").mkdir()
@@ -140,7 +127,7 @@ def test_drawn_configs_read_map_build_and_count_exactly(
     assert loaded.layer_types == source.layer_types
     assert loaded.linear_allow_neg_eigval == source.linear_allow_neg_eigval
     assert _rotary(loaded) == _rotary(source)
-    assert _meta_state_dict(loaded) == original
+    assert meta_model(loaded).shapes == original
 
 
 def test_released_config_checks_with_pattern_family_and_architecture() -> None:
@@ -159,7 +146,7 @@ def test_released_config_flavours_and_counts() -> None:
     assert g is not None and (g.num_k_heads, g.head_k_dim, g.head_v_dim) == (30, 96, 192) and g.allow_neg_eigval
     config = transformers.AutoConfig.from_pretrained(RELEASED.parent)
     assert not _rotary(config)
-    assert model_stats(spec).params.total == _count(config) == 7_430_870_688
+    assert model_stats(spec).params.total == meta_model(config).stored == 7_430_870_688
 
 
 def test_released_config_is_refused_by_every_other_family() -> None:

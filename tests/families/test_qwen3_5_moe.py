@@ -17,6 +17,7 @@ from patternc.analysis import model_stats
 from patternc.canonical import candidates, canonical_map
 from patternc.config import read_config
 from tests.families.drift import check_defaults, errors
+from tests.families.meta import meta_model
 
 transformers = pytest.importorskip("transformers")
 torch = pytest.importorskip("torch")
@@ -45,12 +46,9 @@ SMALL: dict[str, Any] = {
 
 def _state(config: Any) -> tuple[dict[str, tuple[int, ...]], int]:
     """The meta-device model's state_dict names and shapes, and its element count (tied tensors once)."""
-    with torch.device("meta"):
-        model = transformers.AutoModelForCausalLM.from_config(config)
-    assert type(model).__name__ == "Qwen3_5MoeForCausalLM"
-    state = model.state_dict(keep_vars=True)
-    unique = {id(t): t.numel() for t in state.values()}
-    return {name: tuple(t.shape) for name, t in state.items()}, sum(unique.values())
+    reference = meta_model(config)
+    assert reference.architecture == "Qwen3_5MoeForCausalLM"
+    return reference.shapes, reference.stored
 
 
 def test_text_config() -> None:
