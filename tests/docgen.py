@@ -1,7 +1,8 @@
-"""Generate ``docs/diagnostics.md``, ``docs/targets.md`` and the generated example files of the code table.
+"""Generate ``docs/diagnostics.md``, ``docs/targets.md``, the family table of ``docs/canonical.md`` and the
+generated example files of the code table.
 
     python tests/docgen.py            # print the generated docs/diagnostics.md
-    python tests/docgen.py --write    # rewrite both documents and the generated example files
+    python tests/docgen.py --write    # rewrite the three documents and the generated example files
     python tests/docgen.py --check    # exit 1 when any of them is out of date
     python tests/docgen.py --bless FILE.md ...   # rewrite the output shown in FILE's console blocks
 
@@ -27,6 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "diagnostics.md"
 TARGETS_DOC = ROOT / "docs" / "targets.md"
+CANONICAL_DOC = ROOT / "docs" / "canonical.md"
 EXAMPLES = ROOT / "patternc" / "explain" / "examples"
 
 INTRO = """\
@@ -259,6 +261,13 @@ def _targets_doc() -> str:
     return generate_targets()
 
 
+def _canonical_doc() -> str:
+    sys.path.insert(0, str(ROOT))
+    from tests.docgen_canonical import generate as generate_canonical
+
+    return generate_canonical()
+
+
 def bless(path: Path) -> None:
     """Rewrite the output after every ``$ patternc ...`` line of the file's console blocks.
 
@@ -311,7 +320,8 @@ def main(argv: list[str]) -> int:
         DOC.parent.mkdir(parents=True, exist_ok=True)
         DOC.write_text(generate(), encoding="utf-8")
         TARGETS_DOC.write_text(_targets_doc(), encoding="utf-8")
-        print(DOC, TARGETS_DOC, sep="\n")
+        CANONICAL_DOC.write_text(_canonical_doc(), encoding="utf-8")
+        print(DOC, TARGETS_DOC, CANONICAL_DOC, sep="\n")
         return 0
     if argv == ["--check"]:
         stale = _stale_files()
@@ -320,6 +330,8 @@ def main(argv: list[str]) -> int:
             stale.append(DOC)
         if not TARGETS_DOC.is_file() or TARGETS_DOC.read_text(encoding="utf-8") != _targets_doc():
             stale.append(TARGETS_DOC)
+        if CANONICAL_DOC.read_text(encoding="utf-8") != _canonical_doc():
+            stale.append(CANONICAL_DOC)
         for path in stale:
             print(f"{path} is out of date; run: python tests/docgen.py --write", file=sys.stderr)
         return 1 if stale else 0
