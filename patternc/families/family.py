@@ -53,6 +53,10 @@ class Family:
     them while it is absent silently moves layers, so it is an error too (P917)."""
     kwarg_only_fields: frozenset[str] = frozenset()
     """Fields of ``input_model`` that are keyword arguments of the transformers class, not its fields."""
+    checkpoint_fields: frozenset[str] = frozenset()
+    """Fields of ``input_model`` that transformers' class lacks but the family's released configs carry
+    and serving engines read (Qwen's ``mtp_num_hidden_layers``): read into the IR and written back by
+    ``build``; transformers keeps them as plain attributes."""
     paired_layers: bool = False
     """Whether a decoder layer is a sequence mixer and the FFN after it (one ``num_hidden_layers``
     entry is two pattern layers, ``M-``, and a pipeline stage may not cut between them); False when
@@ -69,5 +73,10 @@ class Family:
     ``text_config`` of type ``qwen3_5_moe_text``, which ``Qwen3_5MoeForCausalLM`` takes and ``build``
     writes.  A config of this type is read as the family, and a wrapper of the family's ``name`` is
     read through its nested text config."""
+    released_model_types: tuple[str, ...] = ()
+    """Other ``model_type`` values read as this family: the released remote-code configs of a model
+    that transformers ported under its own name (MiniMax-Text-01's ``minimax_text_01``, MiniMax-M1's
+    ``minimax_m1``: ``minimax``).  The family's reader sees the config's own ``model_type`` and reads
+    the remote code's keys with the remote code's meaning."""
     profile: Callable[[], Profile] | None = None
     """Its ``transformers-<name>`` target profile for ``check --target``, or None (build only)."""

@@ -23,7 +23,6 @@ from patternc.canonical.archs import (
     as_str,
     kind_findings,
     model_blocks,
-    mtp_findings,
     pair_layers,
     paired_blocks,
 )
@@ -35,13 +34,23 @@ from patternc.config.models import (
     Eps,
     Factor,
     NonNegFloat,
+    NonNegInt,
     PosFloat,
     PosInt,
     TokenId,
 )
 from patternc.config.readers import Built, Ctx
 from patternc.families.family import Family
-from patternc.families.qwen3_5_moe import mixer_block, read_mixer_specs, read_mixers, text_fields, text_mixers
+from patternc.families.qwen3_5_moe import (
+    MTP_FIELDS,
+    express_mtp,
+    mixer_block,
+    read_mixer_specs,
+    read_mixers,
+    read_mtp,
+    text_fields,
+    text_mixers,
+)
 from patternc.kinds import LayerKind, symbol_of
 from patternc.model import MlpSpec, ModelSpec
 
@@ -84,6 +93,10 @@ class Qwen3_5Input(ConfigModel):
     full_attention_interval: PosInt = 4
     """Keyword-only: used only when ``layer_types`` is absent (every ``full_attention_interval``-th
     layer is attention); released configs carry both."""
+    mtp_num_hidden_layers: NonNegInt = 0
+    """Not a transformers field (``qwen3_5_moe.read_mtp``): the MTP decoder layers the checkpoint holds."""
+    mtp_use_dedicated_embeddings: bool = False
+    """Not a transformers field: whether the MTP block has an embedding of its own."""
     pad_token_id: TokenId = None
     bos_token_id: TokenId = None
     eos_token_id: TokenId = None
@@ -110,6 +123,7 @@ def read(ctx: Ctx[Qwen3_5Input]) -> Built:
     ctx.get("hidden_act")
     read_mixer_specs(ctx, built, mixers)
     built.specs["mlp"] = read_mlp(ctx, MLP)
+    read_mtp(ctx, built, MLP_S)
     return built
 
 
@@ -119,8 +133,8 @@ def express(spec: ModelSpec) -> Expression:
     arch = "qwen3_5"
     flat = spec.pattern.flat
     pairs, structural = pair_layers(flat, arch)
-    structural = kind_findings(spec, KINDS, arch) + structural + mtp_findings(spec, arch)
     cfg = text_fields(spec, pairs)
+    structural = kind_findings(spec, KINDS, arch) + structural + express_mtp(spec, arch, MLP_S, cfg)
     cfg["intermediate_size"] = spec.mlp.intermediate_size if spec.mlp else 12288
     frame, attention, gdn = text_mixers(spec, cfg)
     mlp = MlpSpec(intermediate_size=as_int(cfg, "intermediate_size"), activation=as_str(cfg, "hidden_act"), gated=True)
@@ -145,5 +159,6 @@ FAMILY = Family(
     layout_keys=(("layer_types", "num_hidden_layers"),),
     layout_related=("full_attention_interval",),
     kwarg_only_fields=frozenset({"rope_scaling", "rope_theta", "partial_rotary_factor", "full_attention_interval"}),
+    checkpoint_fields=MTP_FIELDS,
     config_model_type="qwen3_5_text",
 )

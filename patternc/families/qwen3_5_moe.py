@@ -35,6 +35,7 @@ from typing import Any
 from patternc.canonical.archs import (
     Config,
     Expression,
+    Finding,
     as_dict,
     as_float,
     as_int,
@@ -44,7 +45,6 @@ from patternc.canonical.archs import (
     ffn_activation,
     kind_findings,
     model_blocks,
-    mtp_findings,
     pair_layers,
     paired_blocks,
 )
@@ -65,6 +65,7 @@ from patternc.config.models import (
     Eps,
     Factor,
     NonNegFloat,
+    NonNegInt,
     PosFloat,
     PosInt,
     TokenId,
@@ -127,10 +128,17 @@ class Qwen3_5MoeInput(ConfigModel):
     full_attention_interval: PosInt = 4
     """Keyword-only: used only when ``layer_types`` is absent (every ``full_attention_interval``-th
     layer is attention); released configs carry both."""
+    mtp_num_hidden_layers: NonNegInt = 0
+    """Not a transformers field (see ``read_mtp``): the MTP decoder layers the checkpoint holds."""
+    mtp_use_dedicated_embeddings: bool = False
+    """Not a transformers field: whether the MTP block has an embedding of its own."""
     pad_token_id: TokenId = None
     bos_token_id: TokenId = None
     eos_token_id: TokenId = None
 
+
+MTP_FIELDS = frozenset({"mtp_num_hidden_layers", "mtp_use_dedicated_embeddings"})
+"""The MTP keys of Qwen3-Next and Qwen3.5 configs, which transformers' classes do not define."""
 
 LAYER_TYPES = {"linear_attention": LayerKind.GATED_DELTANET, "full_attention": LayerKind.ATTENTION}
 """``layer_types`` entries and the mixer kind each builds (``Qwen3_5MoeDecoderLayer``: any other
@@ -245,6 +253,61 @@ def read_mixer_specs(ctx: Ctx[Any], built: Built, mixers: str) -> None:
     built.specs["norm"] = NormSpec(eps=ctx.get("rms_norm_eps"), unit_offset=True)
 
 
+def read_mtp(ctx: Ctx[Any], built: Built, ffn: str) -> None:
+    """Qwen's multi-token prediction block, which transformers never builds (``Qwen3_5ForCausalLM``
+    drops ``mtp.*`` on load) and the serving engines do (vLLM ``qwen3_5_mtp.py`` / ``qwen3_next_mtp.py``,
+    SGLang ``qwen3_5_mtp.py``): ``mtp.pre_fc_norm_embedding``, ``mtp.pre_fc_norm_hidden``, ``mtp.fc``
+    (2h -> h, no bias), ``mtp_num_hidden_layers`` decoder layers of full attention then the family's
+    FFN (``ffn``), and ``mtp.norm``.  One such layer is one MTP depth of the IR (fc, three norms and the
+    layer: ``stats`` counts it under ``mtp``, never in ``total``).  With several layers the engines share
+    one fc and its norms among them, which the IR's MTP block (one set per depth) cannot say: P914.  An
+    absent key is no MTP, and is not a transformers default (none exists), so it is never listed by P911."""
+    n = ctx.get("mtp_num_hidden_layers") if ctx.has("mtp_num_hidden_layers") else 0
+    dedicated = ctx.get("mtp_use_dedicated_embeddings") if ctx.has("mtp_use_dedicated_embeddings") else False
+    if n == 0:
+        if dedicated:
+            ctx.vestigial(["mtp_use_dedicated_embeddings"], "the config has no MTP layer")
+        return
+    if dedicated:
+        ctx.add(
+            "P914",
+            f"{ctx.q('mtp_use_dedicated_embeddings')} is true: an MTP block with an embedding of its own, "
+            "which patternc's MTP block (it shares the model's embedding) cannot express",
+            "mtp_use_dedicated_embeddings",
+            label="not expressible",
+        )
+    if n > 1:
+        ctx.add(
+            "P914",
+            f"{ctx.q('mtp_num_hidden_layers')} is {n}: Qwen's {n} MTP layers share one `fc` and its norms, "
+            "which patternc's MTP block (one set per depth) cannot express",
+            "mtp_num_hidden_layers",
+            label="not expressible",
+            help="released Qwen3-Next and Qwen3.5 checkpoints have 1",
+        )
+    built.mtp, built.depths, built.mtp_key = ATTENTION_S + ffn, 1, "mtp_num_hidden_layers"
+
+
+def express_mtp(spec: ModelSpec, arch: str, ffn: str, cfg: Config) -> list[Finding]:
+    """The MTP block in Qwen's terms (``read_mtp``): one depth of full attention then ``ffn`` is
+    ``mtp_num_hidden_layers: 1``; any other block is a finding (and none is 0)."""
+    mtp = spec.pattern.mtp
+    if mtp is None:
+        return []
+    want = ATTENTION_S + ffn
+    if mtp.flat == want and mtp.depths == 1:
+        cfg["mtp_num_hidden_layers"] = 1
+        return []
+    return [
+        Finding(
+            "pattern",
+            None,
+            f"MTP block `{mtp.flat}` x{mtp.depths}: {arch}'s checkpoints hold one MTP layer `{want}` "
+            "(`mtp_num_hidden_layers: 1`)",
+        )
+    ]
+
+
 def read(ctx: Ctx[Qwen3_5MoeInput]) -> Built:
     """``modular_qwen3_5_moe.py``: gated DeltaNet or gated attention (``Qwen3_5MoeDecoderLayer``), then
     the sparse MoE in every layer (softmax router that always renormalises, gated experts,
@@ -256,6 +319,7 @@ def read(ctx: Ctx[Qwen3_5MoeInput]) -> Built:
     ctx.get("hidden_act")  # one activation for every FFN, listed before the mixers' keys in P911
     read_mixer_specs(ctx, built, mixers)
     built.specs["moe"] = read_moe(ctx, MOE)
+    read_mtp(ctx, built, MOE_S)
     return built
 
 
@@ -350,8 +414,8 @@ def express(spec: ModelSpec) -> Expression:
     arch = "qwen3_5_moe"
     flat = spec.pattern.flat
     pairs, structural = pair_layers(flat, arch)
-    structural = kind_findings(spec, KINDS, arch) + structural + mtp_findings(spec, arch)
     cfg = text_fields(spec, pairs)
+    structural = kind_findings(spec, KINDS, arch) + structural + express_mtp(spec, arch, MOE_S, cfg)
     m = spec.moe
     cfg |= {
         "num_experts": m.num_experts if m else 256,
@@ -396,5 +460,6 @@ FAMILY = Family(
     layout_keys=(("layer_types", "num_hidden_layers"),),
     layout_related=("full_attention_interval",),
     kwarg_only_fields=frozenset({"rope_scaling", "rope_theta", "partial_rotary_factor", "full_attention_interval"}),
+    checkpoint_fields=MTP_FIELDS,
     config_model_type="qwen3_5_moe_text",
 )

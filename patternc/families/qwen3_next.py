@@ -21,7 +21,6 @@ from patternc.canonical.archs import (
     ffn_activation,
     kind_findings,
     model_blocks,
-    mtp_findings,
     pair_layers,
     paired_blocks,
 )
@@ -54,6 +53,7 @@ from patternc.config.readers import (
     read_rope,
 )
 from patternc.families.family import Family
+from patternc.families.qwen3_5_moe import MTP_FIELDS, express_mtp, read_mtp
 from patternc.kinds import LayerKind, symbol_of
 from patternc.model import (
     AttentionSpec,
@@ -109,6 +109,10 @@ class Qwen3NextInput(ConfigModel):
     layer_types: list[str] | None = None
     full_attention_interval: PosInt = 4
     """Used only when ``layer_types`` is absent: every ``full_attention_interval``-th layer is attention."""
+    mtp_num_hidden_layers: NonNegInt = 0
+    """Not a transformers field (``qwen3_5_moe.read_mtp``): the MTP decoder layers the checkpoint holds."""
+    mtp_use_dedicated_embeddings: bool = False
+    """Not a transformers field: whether the MTP block has an embedding of its own."""
     pad_token_id: TokenId = None
     bos_token_id: TokenId = None
     eos_token_id: TokenId = None
@@ -200,6 +204,7 @@ def read(ctx: Ctx[Qwen3NextInput]) -> Built:
     else:
         ctx.vestigial(MLP.unused, "every layer is a mixture of experts, which use `moe_intermediate_size`")
     built.specs["norm"] = NormSpec(eps=ctx.get("rms_norm_eps"), unit_offset=True)
+    read_mtp(ctx, built, ffn[0])  # the MTP layer's FFN follows layer 0's rule (vLLM names it layer 0)
     return built
 
 
@@ -208,7 +213,6 @@ def express(spec: ModelSpec) -> Expression:
     arch = "qwen3_next"
     flat = spec.pattern.flat
     pairs, structural = pair_layers(flat, arch)
-    structural = kind_findings(spec, KINDS, arch) + structural + mtp_findings(spec, arch)
     a = spec.attention
     rope = a.rope if a is not None and a.rope is not None else RopeSpec(theta=10000.0, partial_factor=0.25)
     moe_spec = spec.moe
@@ -236,6 +240,9 @@ def express(spec: ModelSpec) -> Expression:
             "norm_topk_prob": moe_spec.norm_topk_prob,
             "shared_expert_intermediate_size": moe_spec.shared_intermediate_size or 512,
         }
+    first_ffn = pairs[0][1] if pairs else None
+    mtp_ffn = MOE_S if first_ffn is not None and flat[first_ffn] == MOE_S else MLP_S  # as layer 0's, in read
+    structural = kind_findings(spec, KINDS, arch) + structural + express_mtp(spec, arch, mtp_ffn, cfg)
     if spec.gated_deltanet is not None:
         g = spec.gated_deltanet
         cfg |= {
@@ -317,4 +324,5 @@ FAMILY = Family(
     layout_keys=(("layer_types", "num_hidden_layers"),),
     layout_related=("full_attention_interval", "mlp_only_layers", "decoder_sparse_step"),
     kwarg_only_fields=frozenset({"rope_scaling", "rope_theta", "partial_rotary_factor", "full_attention_interval"}),
+    checkpoint_fields=MTP_FIELDS,
 )

@@ -61,5 +61,5 @@ def check_defaults(family: str, cls: Any) -> None:
         assert name in model.model_fields, f"{family}: transformers field {name} is missing from {model.__name__}"
         ours = model.model_fields[name].default
         assert _same(ours, default), f"{family}.{name}: ours {ours!r}, transformers {default!r}"
-    ours_only = set(model.model_fields) - set(theirs) - base - found.kwarg_only_fields
+    ours_only = set(model.model_fields) - set(theirs) - base - found.kwarg_only_fields - found.checkpoint_fields
     assert ours_only <= COMMON, f"{family}: fields transformers does not have: {sorted(ours_only - COMMON)}"

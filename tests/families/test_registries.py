@@ -48,6 +48,7 @@ def test_family_is_well_formed(name: str) -> None:
     assert {key for group in family.layout_keys for key in group} <= fields, f"{name}: a layout key is no field"
     assert set(family.layout_related) <= fields, f"{name}: a layout-related key is no field"
     assert family.kwarg_only_fields <= fields, f"{name}: a keyword-only field is no field"
+    assert family.checkpoint_fields <= fields, f"{name}: a checkpoint field is no field"
     assert family.remote_aliases <= set(family.aliases), f"{name}: a remote-code alias is no alias"
     if family.profile is not None:
         assert family.profile().name == f"transformers-{name}"
