@@ -297,16 +297,17 @@ def convert(
         else:
             pattern_ir = _parse_or_exit(pattern, dialect, DEFAULT_LIMITS)
         if to is ConvertTo.FLAT:
-            result: object = pattern_ir.flat
+            result: object = "".join(pattern_ir.spelled)  # a parallel layer stays `[*M]`
         elif to is ConvertTo.MEGATRON:
             result = conv.to_megatron(pattern_ir)
         elif to is ConvertTo.FMT:
             result = format_pattern(pattern_ir)
         else:
             vocabulary = conv.Vocabulary.LEGACY if to is ConvertTo.LEGACY_LAYERS_BLOCK_TYPE else conv.Vocabulary.CURRENT
-            payload: dict[str, object] = {"layers_block_type": conv.to_layers_block_type(pattern_ir.flat, vocabulary)}
+            names = conv.to_layers_block_type(pattern_ir.spelled, vocabulary)
+            payload: dict[str, object] = {"layers_block_type": names}
             if pattern_ir.mtp is not None:
-                payload["mtp_layers_block_type"] = conv.to_layers_block_type(pattern_ir.mtp.flat, vocabulary)
+                payload["mtp_layers_block_type"] = conv.to_layers_block_type(pattern_ir.mtp.spelled, vocabulary)
                 payload["num_nextn_predict_layers"] = pattern_ir.mtp.depths
             result = json.dumps(payload)
     except PatternError as error:

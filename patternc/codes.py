@@ -82,7 +82,9 @@ _TABLE: tuple[Code, ...] = (
         "a `/` multi-token-prediction part in a dialect without MTP",
         ("check", "--dialect", "hf", "MEME/*E"),
     ),
-    Code("P008", "unbalanced-group", _E, "a `(` without its `)` or the reverse", ("check", "(M-M*-")),
+    Code(
+        "P008", "unbalanced-group", _E, "a `(` or `[` without its closing bracket, or the reverse", ("check", "(M-M*-")
+    ),
     Code(
         "P009",
         "unexpected-token",
@@ -140,6 +142,20 @@ _TABLE: tuple[Code, ...] = (
         "an argument made of pattern characters that names a file or directory and is no valid pattern: "
         "read as a config path",
         ("check", "M-/"),
+    ),
+    Code(
+        "P018",
+        "parallel-not-allowed",
+        _E,
+        "a parallel layer `[...]` in a dialect that cannot spell one",
+        ("check", "--dialect", "megatron", "[*M]-[*M]-"),
+    ),
+    Code(
+        "P019",
+        "bad-parallel-layer",
+        _E,
+        "a parallel layer `[...]` that is not two or more distinct token mixers",
+        ("check", "[*M-]-[*M]-"),
     ),
     Code("P101", "empty-pattern", _E, "the main pattern has no layer", ("check", "/*E")),
     Code("P102", "empty-pipeline-stage", _W, "a pipeline stage with no layer", ("check", "M-M*-||M-M*-")),

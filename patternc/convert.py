@@ -15,7 +15,7 @@ from patternc.api import parse
 from patternc.diagnostics import Diagnostic, PatternError, diag
 from patternc.dialects import Dialect
 from patternc.ir import Pattern, make_pattern
-from patternc.kinds import BY_SYMBOL, Role, admitted, kinds
+from patternc.kinds import BY_KIND, BY_SYMBOL, Role, admitted, kinds
 from patternc.limits import DEFAULT_LIMITS
 from patternc.source import Source, Span
 
@@ -37,10 +37,10 @@ NAME_TO_SYMBOL: dict[str, str] = {
 def unified(pattern: Pattern) -> str:
     """The unified string: stages joined by ``|``, then one ``/part`` per MTP depth, in the ``patternc``
     dialect (every kind's symbol; Megatron-Core's spelling when every kind is Megatron's)."""
-    main = "|".join(pattern.stage_strings())
+    main = "|".join("".join(stage) for stage in pattern.stage_spellings())
     if pattern.mtp is None:
         return main
-    return main + ("/" + pattern.mtp.flat) * pattern.mtp.depths
+    return main + ("/" + "".join(pattern.mtp.spelled)) * pattern.mtp.depths
 
 
 def megatron_lacks(pattern: Pattern) -> list[str]:
@@ -54,9 +54,19 @@ def to_megatron(pattern: Pattern) -> str:
     diagnostic per kind, at its first layer) when a kind has no symbol in Megatron's alphabet: printing
     patternc's symbol there would be a string Megatron rejects, not its spelling of the model."""
     lacking = megatron_lacks(pattern)
-    if not lacking:
-        return unified(pattern)
     text = unified(pattern)
+    if pattern.has_parallel:
+        at = text.index("[")
+        problem = diag(
+            "P018",
+            "parallel layers `[...]` are not part of dialect megatron",
+            Span(at, text.index("]", at) + 1),
+            label="Megatron-Core builds one mixer per layer",
+            help="the pattern has no Megatron spelling (`--to fmt` or `--to flat` keep it in patternc's)",
+        )
+        raise PatternError([problem], Source(text, "<pattern>"))
+    if not lacking:
+        return text
     megatron = "".join(info.symbol for info in kinds() if admitted(info, Dialect.MEGATRON.value))
     problems = [
         diag(
@@ -77,12 +87,23 @@ def from_megatron(text: str) -> Pattern:
 
 
 def to_layers_block_type(layers: Sequence[str], vocabulary: Vocabulary | str = Vocabulary.CURRENT) -> list[str]:
-    """Names for a flat symbol string (``pattern.flat`` or ``pattern.mtp.flat``)."""
+    """Names for a flat symbol string or each layer's spelling (``pattern.spelled``): a parallel
+    layer (``[*M]``) has no name, since a transformers layer list gives each layer one type (P018)."""
     vocabulary = Vocabulary(vocabulary)
     names: list[str] = []
     problems: list[Diagnostic] = []
     for index, symbol in enumerate(layers):
         info = BY_SYMBOL.get(symbol)
+        if symbol.startswith("[") and len(symbol) > 1:
+            problems.append(
+                diag(
+                    "P018",
+                    f"layer {index} `{symbol}` runs mixers in parallel: no `layers_block_type` name says that",
+                    None,
+                    help="a transformers layer list names one type per layer; keep the pattern in patternc's dialect",
+                )
+            )
+            continue
         if info is None:
             problems.append(
                 diag(
@@ -164,4 +185,6 @@ def _symbols(names: Sequence[str], field_name: str) -> tuple[str, list[Diagnosti
 def attention_indices(pattern: Pattern) -> list[int]:
     """0-based indices of the main layers that hold a KV cache (attention of any kind)."""
     attention = {info.symbol for info in kinds() if info.role is Role.ATTENTION}
+    if pattern.has_parallel:  # a parallel layer holds a KV cache when any of its mixers does
+        return [layer.index for layer in pattern.layers if any(BY_KIND[k].role is Role.ATTENTION for k in layer.kinds)]
     return [index for index, symbol in enumerate(pattern.flat) if symbol in attention]

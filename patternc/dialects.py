@@ -21,7 +21,8 @@ class Dialect(StrEnum):
     MEGATRON = "megatron"
     """Megatron-Core's unified ``hybrid_layer_pattern`` (kinds whose ``KindDef.megatron`` is set), ``|``, ``/``."""
     PATTERNC = "patternc"
-    """Every registered kind, plus whitespace, ``#`` comments and nestable repetition ``(M-){4}``."""
+    """Every registered kind, plus whitespace, ``#`` comments, nestable repetition ``(M-){4}`` and
+    parallel layers ``[*M]``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +35,9 @@ class Profile:
     trivia: bool
     """Whitespace and ``#`` comments."""
     repetition: bool
+    parallel: bool = False
+    """Parallel layers ``[*M]``: only patternc spells them (neither Megatron-Core's pattern nor a
+    transformers layer list can say that two mixers share one layer)."""
 
     @property
     def alphabet(self) -> str:
@@ -44,5 +48,5 @@ class Profile:
 PROFILES: dict[Dialect, Profile] = {
     Dialect.HF: Profile(Dialect.HF, pipes=False, mtp=False, trivia=False, repetition=False),
     Dialect.MEGATRON: Profile(Dialect.MEGATRON, pipes=True, mtp=True, trivia=False, repetition=False),
-    Dialect.PATTERNC: Profile(Dialect.PATTERNC, pipes=True, mtp=True, trivia=True, repetition=True),
+    Dialect.PATTERNC: Profile(Dialect.PATTERNC, pipes=True, mtp=True, trivia=True, repetition=True, parallel=True),
 }

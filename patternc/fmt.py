@@ -8,6 +8,7 @@ use a greedy left-to-right factoring of tandem repeats, which is linear in pract
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 
 from patternc.ir import Pattern
@@ -23,10 +24,46 @@ longer ones are kept as they are (the exact search is cubic: 160 characters cost
 
 
 def fmt(pattern: Pattern) -> str:
+    if pattern.has_parallel:
+        return _fmt_parallel(pattern)
     main = compact("|".join(pattern.stage_strings()))
     if pattern.mtp is None:
         return main
     return main + ("/" + compact(pattern.mtp.flat)) * pattern.mtp.depths
+
+
+_PRIVATE_USE = 0xE000
+"""First stand-in character for a parallel layer: Unicode's private-use area, which no layer symbol
+can use (``kinds.register`` takes only printable characters, and these are not)."""
+
+
+def _fmt_parallel(pattern: Pattern) -> str:
+    """``fmt`` of a pattern with parallel layers: each distinct ``[*M]`` becomes one stand-in
+    character, the string is factored as usual (so ``[*M]-[*M]-`` is ``([*M]-){2}`` and a run of
+    them ``[*M]{4}``), and the stand-ins are spelled back.  The search weighs each stand-in as the
+    characters it stands for, so the result is the shortest spelling here too."""
+    stand_in: dict[str, str] = {}
+
+    def encode(spelled: tuple[str, ...]) -> str:
+        out = []
+        for spelling in spelled:
+            if len(spelling) > 1:
+                spelling = stand_in.setdefault(spelling, chr(_PRIVATE_USE + len(stand_in)))
+            out.append(spelling)
+        return "".join(out)
+
+    main_text = "|".join(encode(stage) for stage in pattern.stage_spellings())
+    mtp_text = encode(pattern.mtp.spelled) if pattern.mtp is not None else ""
+    extra = {char: len(spelling) - 1 for spelling, char in stand_in.items()}
+
+    def width(text: str) -> int:
+        return len(text) + sum(extra[c] * text.count(c) for c in extra)
+
+    main = compact(main_text, width)
+    text = main if pattern.mtp is None else main + ("/" + compact(mtp_text, width)) * pattern.mtp.depths
+    for spelling, char in stand_in.items():
+        text = text.replace(char, spelling)
+    return text
 
 
 def _repeat(unit: str, count: int) -> str:
@@ -34,14 +71,18 @@ def _repeat(unit: str, count: int) -> str:
     return (unit if len(unit) == 1 and unit != "|" else f"({unit})") + f"{{{count}}}"
 
 
-def compact(text: str) -> str:
+Width = Callable[[str], int]
+"""How long a spelling is: ``len``, or a weighting that counts a stand-in as the text it stands for."""
+
+
+def compact(text: str, width: Width = len) -> str:
     """Shortest (or, for long text, greedily factored) spelling of a flat string."""
     if len(text) <= EXACT_LIMIT:
-        return _shortest(text)
-    return _greedy(text)
+        return _shortest(text, width)
+    return _greedy(text, width)
 
 
-def _shortest(text: str) -> str:
+def _shortest(text: str, width: Width = len) -> str:
     n = len(text)
     best: list[list[str]] = [[""] * n for _ in range(n)]
     for length in range(1, n + 1):
@@ -52,12 +93,12 @@ def _shortest(text: str) -> str:
             row_i = best[i]
             for k in range(i, j):
                 candidate = row_i[k] + best[k + 1][j]
-                if len(candidate) < len(choice):
+                if width(candidate) < width(choice):
                     choice = candidate
             period = (sub + sub).find(sub, 1)
             if period < length:
                 repeated = _repeat(best[i][i + period - 1], length // period)
-                if len(repeated) < len(choice):
+                if width(repeated) < width(choice):
                     choice = repeated
             row_i[j] = choice
     return best[0][n - 1] if n else ""
@@ -70,7 +111,8 @@ def _unit_spelling(unit: str) -> str:
     return compact(unit)
 
 
-def _greedy(text: str) -> str:
+def _greedy(text: str, width: Width = len) -> str:
+    spell = _unit_spelling if width is len else (lambda unit: compact(unit, width))
     out: list[str] = []
     literal_start = 0
     i = 0
@@ -86,19 +128,20 @@ def _greedy(text: str) -> str:
                 continue
             # the unit's spelling is at least one character: skip factoring it when even that could
             # not beat the best saving so far (the cubic search is the expensive part)
-            if period * count - len(_repeat("M", count)) <= best_saving:
+            if width(unit) * count - len(_repeat("M", count)) <= best_saving:
                 continue
-            saving = period * count - len(_repeat(_unit_spelling(unit), count))
+            saving = width(unit) * count - width(_repeat(spell(unit), count))
             if saving > best_saving:
                 best_saving, best = saving, (period, count)
         period, count = best
         if best_saving > 0:
-            out.append(compact(text[literal_start:i]) if i - literal_start <= LITERAL_LIMIT else text[literal_start:i])
-            out.append(_repeat(_unit_spelling(text[i : i + period]), count))
+            literal = text[literal_start:i]
+            out.append(compact(literal, width) if i - literal_start <= LITERAL_LIMIT else literal)
+            out.append(_repeat(spell(text[i : i + period]), count))
             i += period * count
             literal_start = i
         else:
             i += 1
     tail = text[literal_start:]
-    out.append(compact(tail) if len(tail) <= LITERAL_LIMIT else tail)
+    out.append(compact(tail, width) if len(tail) <= LITERAL_LIMIT else tail)
     return "".join(out)

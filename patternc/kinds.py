@@ -117,7 +117,7 @@ class KindDef:
     with the common colour-vision deficiencies), text in black or white, whichever contrasts."""
 
 
-_NOT_SYMBOLS = frozenset("|/(){}#0123456789")
+_NOT_SYMBOLS = frozenset("|/(){}[]#0123456789")
 """Characters the grammar gives a structural meaning (``grammar/pattern.lark``): never a layer symbol."""
 
 _TABLE: dict[str, KindDef] = {}

@@ -18,7 +18,7 @@ from patternc.kinds import admitted
 from patternc.limits import Limits
 from patternc.source import Source, Span
 from patternc.symbols import BY_SYMBOL, MTP_SEPARATOR, PIPE, char_name, describe, suggest
-from patternc.syntax import Ast, Digits, Element, Group, Part, Pipe, Repeat, Run, trivia
+from patternc.syntax import Ast, Digits, Element, Group, Parallel, Part, Pipe, Repeat, Run, trivia
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +55,7 @@ def lower(
     problems: list[Diagnostic] = []
     problems.extend(_dialect_features(ast, source, profile))
     problems.extend(_symbol_problems(ast, profile))
+    problems.extend(_parallel_problems(ast, profile))
 
     sizes = [_size(part.elements) for part in ast.parts]
     total = sum(sizes)
@@ -75,31 +76,43 @@ def lower(
     problems.extend(_mtp_problems(ast.parts, mtp_parts, source))
 
     valid = set(profile.alphabet)
-    main_symbols = [(c, o) for c, o in zip(main.chars, main.offsets, strict=True) if c in valid or c == PIPE]
+    main_symbols = [
+        (c, o) for c, o in zip(main.chars, main.offsets, strict=True) if c in valid or c == PIPE or c[0] == "["
+    ]
     stage_sizes = [0]
     pipes: list[int] = []
     flat: list[str] = []
     offsets: list[int] = []
+    parallel: dict[int, str] = {}
     for char, offset in main_symbols:
         if char == PIPE:
             pipes.append(offset)
             stage_sizes.append(0)
         else:
+            if char[0] == "[":  # a parallel layer, `[*M]`: its first mixer, and the others beside it
+                parallel[len(flat)] = char[2:-1]
+                char = char[1]
             flat.append(char)
             offsets.append(offset)
             stage_sizes[-1] += 1
     mtp_flat: list[str] = []
     mtp_offsets: list[int] = []
+    mtp_parallel: dict[int, str] = {}
     if mtp_parts:
         first = mtp_parts[0]
         for char, offset in zip(first.chars, first.offsets, strict=True):
-            if char in valid:
+            if char in valid or char[0] == "[":
+                if char[0] == "[":
+                    mtp_parallel[len(mtp_flat)] = char[2:-1]
+                    char = char[1]
                 mtp_flat.append(char)
                 mtp_offsets.append(offset)
     source_map = SourceMap(main=offsets, mtp=mtp_offsets, pipes=pipes, text_length=len(source.text))
     if has_errors(problems):
         return None, source_map, problems
-    pattern = make_pattern("".join(flat), stage_sizes, "".join(mtp_flat), len(mtp_parts))
+    pattern = make_pattern(
+        "".join(flat), stage_sizes, "".join(mtp_flat), len(mtp_parts), parallel=parallel, mtp_parallel=mtp_parallel
+    )
     return pattern, source_map, problems
 
 
@@ -112,7 +125,7 @@ def _walk(elements: tuple[Element, ...]) -> Iterator[Element]:
         yield element
         if isinstance(element, Repeat):
             yield from _walk((element.atom,))
-        elif isinstance(element, Group):
+        elif isinstance(element, Group | Parallel):
             yield from _walk(element.elements)
 
 
@@ -137,6 +150,15 @@ def _dialect_features(ast: Ast, source: Source, profile: Profile) -> Iterator[Di
                     Span.at(element.start),
                     label="pipeline separator",
                     help="remove it, or use `--dialect megatron`",
+                )
+            elif isinstance(element, Parallel) and not profile.parallel:
+                yield diag(
+                    "P018",
+                    f"parallel layers `[...]` are not part of dialect {name}",
+                    element.span,
+                    label="parallel layer",
+                    help="only `--dialect patternc` can say that mixers share one layer; "
+                    f"no {name} pattern spells a Falcon-H1-style layer",
                 )
             elif isinstance(element, Group) and not profile.repetition:
                 yield diag("P005", f"groups are not part of dialect {name}", element.span, label="group", help=hint)
@@ -192,6 +214,76 @@ def _symbol_problems(ast: Ast, profile: Profile) -> Iterator[Diagnostic]:
                     label="count 0",
                     help="delete the group instead, or use a count of 1 or more",
                 )
+
+
+def _parallel_problems(ast: Ast, profile: Profile) -> Iterator[Diagnostic]:
+    """P019 for what cannot stand between ``[`` and ``]``: a parallel layer is two or more distinct
+    token mixers written out, one symbol each (no FFN, no ``|``, no group, repetition or nesting)."""
+    if not profile.parallel:
+        return  # P018 already refuses the brackets themselves
+    for part in ast.parts:
+        for element in _walk(part.elements):
+            if isinstance(element, Parallel):
+                yield from _one_parallel(element)
+
+
+def _one_parallel(layer: Parallel) -> Iterator[Diagnostic]:
+    help_text = "a parallel layer lists two or more distinct mixers, as in `[*M]`; its FFN follows it: `[*M]-`"
+    seen: dict[str, int] = {}
+    for element in layer.elements:
+        if isinstance(element, Pipe):
+            yield diag(
+                "P019",
+                "`|` inside a parallel layer",
+                Span.at(element.start),
+                label="pipeline separator",
+                help="a pipeline stage boundary falls between layers: put `|` before `[` or after `]`",
+            )
+        elif isinstance(element, Group | Parallel | Repeat):
+            what = "another parallel layer" if isinstance(element, Parallel) else "a group or repetition"
+            yield diag(
+                "P019",
+                f"{what} inside a parallel layer",
+                element.span,
+                label="not a mixer symbol",
+                help=help_text + "; repeat the whole layer instead: `[*M]{4}` or `([*M]-){4}`",
+            )
+        elif isinstance(element, Run):
+            for position, char in enumerate(element.text):
+                defn = BY_SYMBOL.get(char)
+                if defn is None:
+                    continue  # P001 reports it
+                at = Span.at(element.start + position)
+                if not defn.role.mixes_tokens:
+                    yield diag(
+                        "P019",
+                        f"{describe(char)} is a feed-forward block, not a token mixer",
+                        at,
+                        label="FFN inside a parallel layer",
+                        help=help_text,
+                    )
+                elif char in seen:
+                    yield diag(
+                        "P019",
+                        f"{describe(char)} appears twice in one parallel layer",
+                        at,
+                        label="repeated mixer",
+                        help=help_text,
+                        secondary=[Label(Span.at(seen[char]), "first here")],
+                    )
+                else:
+                    seen[char] = element.start + position
+    mixers = sum(1 for e in layer.elements if isinstance(e, Run) for c in e.text if c in BY_SYMBOL)
+    if mixers < 2 and all(isinstance(e, Run) for e in layer.elements):
+        only = "".join(e.text for e in layer.elements if isinstance(e, Run))
+        yield diag(
+            "P019",
+            "an empty parallel layer" if not layer.elements else f"a parallel layer with one mixer, `[{only}]`",
+            layer.span,
+            label="fewer than two mixers",
+            help="a parallel layer runs two or more mixers side by side, as in `[*M]`"
+            + (f"; one mixer is written plainly: `{only}`" if only else ""),
+        )
 
 
 def unknown_symbols(source: Source, dialect: Dialect) -> list[Diagnostic]:
@@ -262,12 +354,12 @@ def _size(elements: tuple[Element, ...]) -> int:
     for element in elements:
         if isinstance(element, Run | Digits):
             total += len(element.text)
-        elif isinstance(element, Pipe):
+        elif isinstance(element, Pipe | Parallel):  # a parallel layer is one layer
             total += 1
         elif isinstance(element, Group):
             total += _size(element.elements)
         else:
-            unit = _size((element.atom,)) if isinstance(element.atom, Group) else 1
+            unit = _size((element.atom,)) if isinstance(element.atom, Group | Parallel) else 1
             prefix = len(element.atom.text) - 1 if isinstance(element.atom, Run | Digits) else 0
             total += prefix + unit * element.count
     return total
@@ -288,9 +380,15 @@ def _expand(elements: tuple[Element, ...]) -> _Expanded:
             inner = _expand(element.elements)
             out.chars.extend(inner.chars)
             out.offsets.extend(inner.offsets)
+        elif isinstance(element, Parallel):
+            out.chars.append(_parallel_entry(element))
+            out.offsets.append(element.span.start)
         else:
             atom = element.atom
-            if isinstance(atom, Group):
+            if isinstance(atom, Parallel):
+                out.chars.extend([_parallel_entry(atom)] * element.count)
+                out.offsets.extend([atom.span.start] * element.count)
+            elif isinstance(atom, Group):
                 inner = _expand(atom.elements)
                 out.chars.extend(inner.chars * element.count)
                 out.offsets.extend(inner.offsets * element.count)
@@ -301,6 +399,12 @@ def _expand(elements: tuple[Element, ...]) -> _Expanded:
                 out.chars.extend(atom.text[-1] * element.count)
                 out.offsets.extend([atom.start + len(atom.text) - 1] * element.count)
     return out
+
+
+def _parallel_entry(layer: Parallel) -> str:
+    """A parallel layer as one entry of an expanded part: ``[``, its mixer symbols, ``]`` (only the
+    runs count: anything else inside is a P019 error, and the entry is then never used)."""
+    return "[" + "".join(e.text for e in layer.elements if isinstance(e, Run)) + "]"
 
 
 def _part_span(part: Part) -> Span:

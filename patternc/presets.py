@@ -104,9 +104,9 @@ def preset_config(pattern: Pattern, preset: Preset, overrides: Mapping[str, Any]
     from patternc.convert import to_layers_block_type
 
     config = dict(preset.config)
-    config["layers_block_type"] = to_layers_block_type(pattern.flat)
+    config["layers_block_type"] = to_layers_block_type(pattern.spelled)
     if pattern.mtp is not None:
-        config["mtp_layers_block_type"] = to_layers_block_type(pattern.mtp.flat)
+        config["mtp_layers_block_type"] = to_layers_block_type(pattern.mtp.spelled)
         config["num_nextn_predict_layers"] = pattern.mtp.depths
     config.update(overrides or {})
     return config

@@ -84,20 +84,20 @@ class CheckReport(_Out):
     """True when there is no error (warnings allowed)."""
     dialect: Literal["hf", "megatron", "patternc"]
     pattern: str | None
-    """The flat main pattern (no ``|``, no MTP)."""
+    """The flat main pattern (no ``|``, no MTP; a parallel layer spelled ``[*M]``)."""
     megatron: str | None
     """The unified Megatron-Core string, with ``|`` and ``/``; None when a layer kind has no symbol in
     Megatron's alphabet (a short convolution): there is no Megatron spelling to print."""
     layers: int | None
     """Number of main layers."""
     counts: dict[str, int] | None
-    """Symbol -> number of main layers."""
+    """Symbol -> number of main layers (each mixer of a parallel layer counted for its own kind)."""
     attention_layers: list[int] | None
     """0-based indices of main layers with a KV cache."""
     family: str | None
     family_description: str | None
     stages: list[str] | None
-    """Each pipeline stage as a flat string."""
+    """Each pipeline stage as a flat string (a parallel layer spelled ``[*M]``)."""
     mtp: MtpOut | None
     diagnostics: list[DiagnosticOut]
     targets: dict[str, TargetOut] | None = None
@@ -157,14 +157,14 @@ def _pattern_report(analysis: Analysis) -> CheckReport:
     return CheckReport(
         ok=analysis.ok,
         dialect=analysis.dialect.value,
-        pattern=pattern.flat,
-        megatron=None if megatron_lacks(pattern) else to_megatron(pattern),
+        pattern="".join(pattern.spelled),
+        megatron=None if megatron_lacks(pattern) or pattern.has_parallel else to_megatron(pattern),
         layers=pattern.num_layers,
         counts=pattern.counts(),
         attention_layers=attention_indices(pattern),
         family=family.value if family else None,
         family_description=FAMILY_DESCRIPTIONS[family] if family else None,
-        stages=pattern.stage_strings(),
-        mtp=MtpOut(pattern=pattern.mtp.flat, depths=pattern.mtp.depths) if pattern.mtp else None,
+        stages=["".join(stage) for stage in pattern.stage_spellings()],
+        mtp=MtpOut(pattern="".join(pattern.mtp.spelled), depths=pattern.mtp.depths) if pattern.mtp else None,
         diagnostics=diagnostics,
     )

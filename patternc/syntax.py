@@ -51,16 +51,24 @@ class Group:
 
 
 @dataclass(frozen=True, slots=True)
-class Repeat:
-    """``atom{count}``: the atom is a group, or the last character of a run."""
+class Parallel:
+    """``[*M]``: mixers that run side by side in one layer (the lowering checks what is inside)."""
 
-    atom: Run | Digits | Group
+    elements: tuple[Element, ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Repeat:
+    """``atom{count}``: the atom is a group, a parallel layer, or the last character of a run."""
+
+    atom: Run | Digits | Group | Parallel
     count: int
     span: Span
     """The ``{count}`` braces."""
 
 
-Element = Run | Digits | Pipe | Group | Repeat
+Element = Run | Digits | Pipe | Group | Parallel | Repeat
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,51 +123,62 @@ def parse(source: Source) -> tuple[Ast | None, list[Diagnostic]]:
     return Ast(parts=_parts(tree, len(text))), problems
 
 
+_CLOSERS = {"LPAR": ("RPAR", "(", ")"), "LBRACK": ("RBRACK", "[", "]")}
+_OPENER_OF = {closer: opener for opener, (closer, _, _) in _CLOSERS.items()}
+
+
 def _nesting_problems(source: Source) -> tuple[list[Diagnostic], list[int] | None]:
-    """P008 for unmatched brackets, with their offsets; or for nesting too deep, with None."""
-    depth = 0
-    opened: list[int] = []
+    """P008 for unmatched brackets, with their offsets; or for nesting too deep, with None.
+
+    ``(`` and ``[`` share one stack, so ``[*M)`` is an unclosed ``[`` and a ``)`` that no ``(``
+    opens: a closer that does not match the innermost opener closes nothing.
+    """
+    opened: list[tuple[str, int]] = []
     problems: list[Diagnostic] = []
     unmatched: list[int] = []
     for tok in parser().lex(source.text):
-        if tok.type == "LPAR":
-            opened.append(tok.start_pos or 0)
-            depth += 1
-            if depth > MAX_NESTING:
+        start = tok.start_pos or 0
+        if tok.type in _CLOSERS:
+            opened.append((tok.type, start))
+            if len(opened) > MAX_NESTING:
                 problems.append(
                     diag(
                         "P008",
                         f"groups are nested more than {MAX_NESTING} deep",
-                        Span.at(tok.start_pos or 0),
+                        Span.at(start),
                         label="too deep",
                         help="flatten the pattern: counts multiply, so deep nesting is never needed",
                     )
                 )
                 return problems, None
-        elif tok.type == "RPAR":
-            if not opened:
+        elif tok.type in _OPENER_OF:
+            opener = _OPENER_OF[tok.type]
+            if not opened or opened[-1][0] != opener:
+                _, left, right = _CLOSERS[opener]
+                what = "group" if opener == "LPAR" else "parallel layer"
                 problems.append(
                     diag(
                         "P008",
-                        "unmatched `)`",
-                        Span.at(tok.start_pos or 0),
-                        label="no `(` opens this group",
-                        help="delete it, or add the `(` that opens the group",
+                        f"unmatched `{right}`",
+                        Span.at(start),
+                        label=f"no `{left}` opens this {what}",
+                        help=f"delete it, or add the `{left}` that opens the {what}",
                     )
                 )
-                unmatched.append(tok.start_pos or 0)
+                unmatched.append(start)
                 continue
             opened.pop()
-            depth -= 1
-    unmatched.extend(opened)
-    for start in opened:
+    unmatched.extend(start for _, start in opened)
+    for opener, start in opened:
+        _, left, right = _CLOSERS[opener]
+        what = "group" if opener == "LPAR" else "parallel layer"
         problems.append(
             diag(
                 "P008",
-                "unclosed `(`",
+                f"unclosed `{left}`",
                 Span.at(start),
-                label="this group is never closed",
-                help="add the matching `)`",
+                label=f"this {what} is never closed",
+                help=f"add the matching `{right}`",
             )
         )
     return problems, sorted(unmatched)
@@ -171,6 +190,8 @@ _TOKEN_WORDS = {
     "RPAR": "`)`",
     "LBRACE": "`{`",
     "RBRACE": "`}`",
+    "LBRACK": "`[`",
+    "RBRACK": "`]`",
     "DIGITS": "a count",
     "RUN": "layer symbols",
     "SLASH": "`/`",
@@ -194,7 +215,7 @@ def _syntax_diagnostic(error: object, source: Source) -> Diagnostic:
         if tok.type == "LBRACE":
             help_text = "a repetition `{n}` follows a layer symbol or a `(group)`, as in `M{3}` or `(M-){4}`"
         elif tok.type == "SLASH":
-            help_text = "`/` starts a multi-token-prediction part; it cannot appear inside a group"
+            help_text = "`/` starts a multi-token-prediction part; it cannot appear inside a group or `[...]`"
         elif tok.type in ("RBRACE", "DIGITS") or "a count" in expected:
             help_text = "write a repetition as `{n}` with a positive whole number, as in `(M-){4}`"
         return diag(
@@ -246,7 +267,7 @@ def _element(node: Tree[Token] | Token) -> Element:
     raise AssertionError(f"unexpected rule {node.data}")
 
 
-def _atom(node: Tree[Token] | Token) -> Run | Digits | Group:
+def _atom(node: Tree[Token] | Token) -> Run | Digits | Group | Parallel:
     from lark import Token
 
     if isinstance(node, Token):
@@ -255,7 +276,8 @@ def _atom(node: Tree[Token] | Token) -> Run | Digits | Group:
         return Digits(str(node), node.start_pos or 0)
     lpar, *inner, rpar = node.children
     assert isinstance(lpar, Token) and isinstance(rpar, Token)
-    return Group(
-        elements=tuple(_element(c) for c in inner),
-        span=Span(lpar.start_pos or 0, (rpar.start_pos or 0) + 1),
-    )
+    elements = tuple(_element(c) for c in inner)
+    span = Span(lpar.start_pos or 0, (rpar.start_pos or 0) + 1)
+    if node.data == "parallel":
+        return Parallel(elements=elements, span=span)
+    return Group(elements=elements, span=span)

@@ -43,7 +43,7 @@ FAMILY_DESCRIPTIONS: dict[Family, str] = {
 
 def classify(pattern: Pattern) -> Family:
     """The family of the main stack (MTP layers do not change what the decoder is)."""
-    symbols = set(pattern.flat)
+    symbols = set(pattern.counts())  # the mixers of parallel layers too: `[*M]-` is a hybrid
     if not symbols:
         return Family.EMPTY
     roles = {BY_SYMBOL[s].role for s in symbols}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from patternc.diagnostics import Diagnostic, Label, diag
-from patternc.kinds import BY_SYMBOL, LayerKind, kind_def
+from patternc.kinds import BY_KIND, BY_SYMBOL, LayerKind, kind_def
 from patternc.passes.manager import Context, Pass
 from patternc.source import Span
 
@@ -13,6 +13,16 @@ from patternc.source import Span
 def _first(ctx: Context, symbols: str) -> tuple[str, Span | None] | None:
     """The first layer (main, then MTP) whose symbol is in ``symbols``, with its span."""
     pattern = ctx.pattern
+    if pattern.has_parallel:  # a parallel layer's other mixers are not in `flat`
+        for layers, span_of in (
+            (pattern.layers, ctx.source_map.layer_span),
+            (pattern.mtp.layers if pattern.mtp else (), ctx.source_map.mtp_span),
+        ):
+            for layer in layers:
+                found = next((BY_KIND[k].symbol for k in layer.kinds if BY_KIND[k].symbol in symbols), None)
+                if found is not None:
+                    return found, span_of(layer.index)
+        return None
     main = [i for i in (pattern.flat.find(s) for s in symbols) if i >= 0]
     if main:
         index = min(main)

@@ -97,6 +97,14 @@ def test_p008_unbalanced_group() -> None:
     assert [(d.code, d.span) for d in found] == [("P008", Span(0, 1))]
 
 
+def test_p008_unbalanced_parallel_brackets() -> None:
+    assert only("[*M-") == ("P008", ERROR, Span(0, 1))
+    assert only("*M]-") == ("P008", ERROR, Span(2, 3))
+    found = diags("[*M)-")  # a `)` does not close a `[`: both are reported
+    assert [(d.code, d.span) for d in found] == [("P008", Span(0, 1)), ("P008", Span(3, 4))]
+    assert found[0].label == "this parallel layer is never closed"
+
+
 def test_p009_unexpected_token() -> None:
     assert only("M-{3}}") == ("P009", ERROR, Span(5, 6))
     assert only("{3}M") == ("P009", ERROR, Span(0, 1))
@@ -216,6 +224,51 @@ def _p017() -> None:
     assert source_kind("./ckpt") == ("config", None)
     assert source_kind("/*E") == ("pattern", None)  # pattern characters only: the pattern's own P101
     EXERCISED.add("P017")
+
+
+def test_p018_parallel_not_allowed() -> None:
+    assert only("[*M]-M-", "megatron") == ("P018", ERROR, Span(0, 4))
+    assert [d.span for d in diags("[*M]-[*M]-", "megatron")] == [Span(0, 4), Span(5, 9)]  # each one
+    assert only("-[*M]", "hf") == ("P018", ERROR, Span(1, 5))
+    assert patternc.analyze("[*M]-[*M]-", "patternc").ok
+
+
+def test_p018_converting_a_parallel_layer_to_a_dialect_without_one() -> None:
+    from patternc.convert import to_layers_block_type, to_megatron
+
+    pattern = patternc.parse("-[*M]-")
+    with pytest.raises(patternc.PatternError) as megatron:
+        to_megatron(pattern)
+    assert [(d.code, d.span) for d in megatron.value.diagnostics] == [("P018", Span(1, 5))]
+    with pytest.raises(patternc.PatternError) as names:
+        to_layers_block_type(pattern.spelled)
+    assert [d.code for d in names.value.diagnostics] == ["P018"]
+    EXERCISED.add("P018")
+
+
+_BAD_PARALLEL = [
+    ("[-*]", Span(1, 2), "FFN inside a parallel layer"),
+    ("[*ME]", Span(3, 4), "FFN inside a parallel layer"),
+    ("[M*M]", Span(3, 4), "repeated mixer"),
+    ("[M]", Span(0, 3), "fewer than two mixers"),
+    ("[]", Span(0, 2), "fewer than two mixers"),
+    ("[M|*]", Span(2, 3), "pipeline separator"),
+    ("[[*M]]", Span(1, 5), "not a mixer symbol"),
+    ("[(*M)]", Span(1, 5), "not a mixer symbol"),
+    ("[*M{2}]", Span(3, 6), "not a mixer symbol"),
+]
+
+
+def test_p019_bad_parallel_layer() -> None:
+    for text, span, label in _BAD_PARALLEL:
+        assert only(text) == ("P019", ERROR, span), text
+        assert diags(text)[0].label == label, text
+
+
+def test_p019_allows_repetition_around_the_layer() -> None:
+    assert patternc.parse("[*M]{4}") == patternc.parse("[*M][*M][*M][*M]")
+    assert patternc.parse("([*M]-){2}") == patternc.parse("[*M]-[*M]-")
+    assert patternc.analyze("[*M]-|[*M]-/[*M]-").ok
 
 
 def test_p101_empty_pattern() -> None:
@@ -353,7 +406,7 @@ def _test_name(code) -> str:  # type: ignore[no-untyped-def]
 
 def test_every_core_code_has_a_test_here() -> None:
     """Each core code has a ``test_<code>_<name>`` function in this module (order-independent)."""
-    assert len(CORE_CODES) == 27
+    assert len(CORE_CODES) == 29
     assert [_test_name(c) for c in CORE_CODES if _test_name(c) not in globals()] == []
 
 
