@@ -32,8 +32,8 @@ StepFn = Callable[[torch.Tensor, InferenceState, int, "Rope | None"], torch.Tens
 
 
 def norm_step(norm: RMSNorm) -> Callable[[torch.Tensor], torch.Tensor]:
-    """``RMSNorm.forward`` for (b, hidden)."""
-    weight = _f32(norm.weight)
+    """``RMSNorm.forward`` for (b, hidden) (the zero-centred norm's ``1 + weight`` taken once)."""
+    weight = norm.scale()
     eps = _scalar(norm.eps, weight.device)
     inv_size = 1.0 / weight.shape[-1]
 
@@ -141,11 +141,18 @@ def attention_step(attn: Attention) -> StepFn:
     q_proj, k_proj, v_proj, o_proj = dense(attn.q_proj), dense(attn.k_proj), dense(attn.v_proj), dense(attn.o_proj)
     scale = attn.scale
     gqa = kv_heads != heads
+    plain = not attn.output_gate and attn.q_norm is None and attn.k_norm is None
 
     def step(x: torch.Tensor, state: InferenceState, start: int, rope: Rope | None) -> torch.Tensor:
         b = x.shape[0]
-        q = q_proj(x).view(b, heads, 1, hd)
-        k = k_proj(x).view(b, kv_heads, 1, hd)
+        gate = None
+        if plain:
+            q = q_proj(x).view(b, heads, 1, hd)
+            k = k_proj(x).view(b, kv_heads, 1, hd)
+        else:  # q/k norms, gated output: the module's own projections (Qwen3-Next)
+            q_heads, gate = attn.queries(x)
+            q = q_heads.view(b, heads, 1, hd)
+            k = attn.keys(x).view(b, kv_heads, 1, hd)
         v = v_proj(x).view(b, kv_heads, 1, hd)
         if rope is not None:
             cos, sin = rope
@@ -157,11 +164,12 @@ def attention_step(attn: Attention) -> StepFn:
         if q.dtype == torch.float32 and not q.is_cuda:
             # one query per row: two batched products and a softmax beat the fused kernel's setup on CPU
             keys = k_buf[:, :, :end].reshape(b * kv_heads, end, hd)
-            scores = torch.bmm(q.view(b * kv_heads, r, hd), keys.transpose(1, 2)).mul_(scale)
+            scores = torch.bmm(q.reshape(b * kv_heads, r, hd), keys.transpose(1, 2)).mul_(scale)
             out = torch.bmm(torch.softmax(scores, dim=-1), v_buf[:, :, :end].reshape(b * kv_heads, end, hd))
         else:
             out = F.scaled_dot_product_attention(q, k_buf[:, :, :end], v_buf[:, :, :end], scale=scale, enable_gqa=gqa)
-        return o_proj(out.reshape(b, heads * hd))
+        out = out.reshape(b, heads * hd)
+        return o_proj(out if gate is None else out * torch.sigmoid(gate))
 
     return step
 

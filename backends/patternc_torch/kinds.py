@@ -43,7 +43,7 @@ def _mamba(spec: ModelSpec, index: int) -> nn.Module | None:
 
 
 def _attention(spec: ModelSpec, index: int) -> nn.Module | None:
-    return None if spec.attention is None else Attention(spec.attention, spec.hidden_size, index)
+    return None if spec.attention is None else Attention(spec.attention, spec.hidden_size, index, spec.norm)
 
 
 def _mlp(spec: ModelSpec, index: int) -> nn.Module | None:

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from patternc.model import AttentionSpec, MambaSpec, MoeSpec
+from patternc.model import AttentionSpec, MambaSpec, MoeSpec, NormSpec
 from patternc_torch.ssd import SCAN_CHUNK, causal_conv, causal_conv_step, fused_kernels, ssd_chunk_scan, ssd_step
 from patternc_torch.state import InferenceState
 
@@ -83,14 +83,23 @@ def _inv_rms(h: torch.Tensor, eps: float) -> torch.Tensor:
 
 
 class RMSNorm(nn.Module):
-    def __init__(self, size: int, eps: float) -> None:
+    """``w * x / rms(x)`` in float32; zero-centred (``unit_offset``, Qwen3-Next's and Qwen3.5's norms)
+    the stored weight is ``w - 1``, so the scale is ``1 + weight`` (and a fresh norm stores zeros)."""
+
+    def __init__(self, size: int, eps: float, unit_offset: bool = False) -> None:
         super().__init__()
-        self.weight = nn.Parameter(torch.ones(size))
+        self.unit_offset = unit_offset
+        self.weight = nn.Parameter(torch.zeros(size) if unit_offset else torch.ones(size))
         self.eps = eps
+
+    def scale(self) -> torch.Tensor:
+        """The float32 factor the normalised input is multiplied by."""
+        weight = _f32(self.weight)
+        return weight + 1.0 if self.unit_offset else weight
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = _f32(x)
-        out = _f32(self.weight) * (h * _inv_rms(h, self.eps))
+        out = self.scale() * (h * _inv_rms(h, self.eps))
         return out if out.dtype == x.dtype else out.to(x.dtype)
 
 
@@ -138,22 +147,52 @@ def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tens
 
 
 class Attention(nn.Module):
-    """Grouped-query attention through scaled_dot_product_attention, optional (partial) RoPE."""
+    """Grouped-query attention through scaled_dot_product_attention, optional (partial) RoPE.
 
-    def __init__(self, spec: AttentionSpec, hidden: int, index: int) -> None:
+    Qwen3-Next's flavours: ``qk_norm`` RMSNorms each query and key head (the model's norm, zero-centred
+    when it is) before RoPE; ``output_gate`` doubles ``q_proj`` (per head: its query, then its gate,
+    transformers' layout) and multiplies the attention output by ``sigmoid(gate)`` before ``o_proj``.
+    """
+
+    def __init__(self, spec: AttentionSpec, hidden: int, index: int, norm: NormSpec | None = None) -> None:
         super().__init__()
         self.index = index
         self.heads, self.kv_heads, self.head_dim = spec.num_heads, spec.num_kv_heads, spec.head_dim
-        self.q_proj = nn.Linear(hidden, self.heads * self.head_dim, bias=spec.qkv_bias)
+        self.output_gate = spec.output_gate
+        width = 2 if spec.output_gate else 1
+        self.q_proj = nn.Linear(hidden, width * self.heads * self.head_dim, bias=spec.qkv_bias)
         self.k_proj = nn.Linear(hidden, self.kv_heads * self.head_dim, bias=spec.qkv_bias)
         self.v_proj = nn.Linear(hidden, self.kv_heads * self.head_dim, bias=spec.qkv_bias)
         self.o_proj = nn.Linear(self.heads * self.head_dim, hidden, bias=spec.out_bias)
         self.scale = spec.scale if spec.scale is not None else self.head_dim**-0.5
+        self.q_norm: RMSNorm | None = None
+        self.k_norm: RMSNorm | None = None
+        if spec.qk_norm:
+            eps, offset = (norm.eps, norm.unit_offset) if norm is not None else (1e-6, False)
+            self.q_norm = RMSNorm(self.head_dim, eps, offset)
+            self.k_norm = RMSNorm(self.head_dim, eps, offset)
+
+    def queries(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """x (..., hidden) -> (queries (..., heads, head_dim) normed, output gate (..., heads * head_dim) or None)."""
+        lead = x.shape[:-1]
+        gate = None
+        if self.output_gate:
+            q, gate = self.q_proj(x).view(*lead, self.heads, 2 * self.head_dim).chunk(2, dim=-1)
+            gate = gate.reshape(*lead, self.heads * self.head_dim)
+        else:
+            q = self.q_proj(x).view(*lead, self.heads, self.head_dim)
+        return (q if self.q_norm is None else self.q_norm(q)), gate
+
+    def keys(self, x: torch.Tensor) -> torch.Tensor:
+        """x (..., hidden) -> keys (..., kv_heads, head_dim), normed."""
+        k = self.k_proj(x).view(*x.shape[:-1], self.kv_heads, self.head_dim)
+        return k if self.k_norm is None else self.k_norm(k)
 
     def forward(self, x: torch.Tensor, ctx: Context) -> torch.Tensor:
         b, t, _ = x.shape
-        q = self.q_proj(x).view(b, t, self.heads, self.head_dim).transpose(1, 2)
-        k = self.k_proj(x).view(b, t, self.kv_heads, self.head_dim).transpose(1, 2)
+        q, gate = self.queries(x)
+        q = q.transpose(1, 2)
+        k = self.keys(x).transpose(1, 2)
         v = self.v_proj(x).view(b, t, self.kv_heads, self.head_dim).transpose(1, 2)
         if ctx.rope is not None:
             cos, sin = ctx.rope
@@ -173,7 +212,10 @@ class Attention(nn.Module):
             scale=self.scale,
             enable_gqa=self.kv_heads != self.heads,
         )
-        return self.o_proj(out.transpose(1, 2).reshape(b, t, self.heads * self.head_dim))
+        out = out.transpose(1, 2).reshape(b, t, self.heads * self.head_dim)
+        if gate is not None:
+            out = out * torch.sigmoid(gate)
+        return self.o_proj(out)
 
 
 # -- Mamba2 --------------------------------------------------------------------------------------
@@ -482,10 +524,18 @@ class MoE(nn.Module):
 class Block(nn.Module):
     """One layer of the stack: ``x + mixer(norm(x)) * residual_multiplier``."""
 
-    def __init__(self, symbol: str, mixer: nn.Module, hidden: int, eps: float, residual_multiplier: float) -> None:
+    def __init__(
+        self,
+        symbol: str,
+        mixer: nn.Module,
+        hidden: int,
+        eps: float,
+        residual_multiplier: float,
+        unit_offset: bool = False,
+    ) -> None:
         super().__init__()
         self.symbol = symbol
-        self.norm = RMSNorm(hidden, eps)
+        self.norm = RMSNorm(hidden, eps, unit_offset)
         self.mixer = mixer
         self.residual_multiplier = residual_multiplier
 

@@ -51,21 +51,22 @@ class _Stack(nn.Module):
             spec.vocab_size, spec.hidden_size, _weight=torch.empty(spec.vocab_size, spec.hidden_size)
         )
         self.layers = nn.ModuleList(build_layer(spec, layer.symbol, layer.index) for layer in spec.pattern.layers)
-        self.norm_f = RMSNorm(spec.hidden_size, spec.norm.eps)
+        self.norm_f = RMSNorm(spec.hidden_size, spec.norm.eps, spec.norm.unit_offset)
 
 
 class MtpLayer(Block):
     """A layer of an MTP depth; the first of a depth fuses the next token's embedding, the last norms."""
 
     def __init__(self, symbol: str, mixer: nn.Module, spec: ModelSpec, first: bool, last: bool) -> None:
-        super().__init__(symbol, mixer, spec.hidden_size, spec.norm.eps, spec.residual_multiplier)
+        offset = spec.norm.unit_offset
+        super().__init__(symbol, mixer, spec.hidden_size, spec.norm.eps, spec.residual_multiplier, offset)
         h = spec.hidden_size
         if first:
-            self.enorm = RMSNorm(h, spec.norm.eps)
-            self.hnorm = RMSNorm(h, spec.norm.eps)
+            self.enorm = RMSNorm(h, spec.norm.eps, offset)
+            self.hnorm = RMSNorm(h, spec.norm.eps, offset)
             self.eh_proj = nn.Linear(2 * h, h, bias=False)
         if last:
-            self.final_layernorm = RMSNorm(h, spec.norm.eps)
+            self.final_layernorm = RMSNorm(h, spec.norm.eps, offset)
 
 
 class _Mtp(nn.Module):
@@ -88,7 +89,7 @@ class _Mtp(nn.Module):
 
 def build_layer(spec: ModelSpec, symbol: str, index: int) -> Block:
     mixer = build_mixer(spec, symbol, index)
-    return Block(symbol, mixer, spec.hidden_size, spec.norm.eps, spec.residual_multiplier)
+    return Block(symbol, mixer, spec.hidden_size, spec.norm.eps, spec.residual_multiplier, spec.norm.unit_offset)
 
 
 class HybridLM(nn.Module):
@@ -140,6 +141,9 @@ class HybridLM(nn.Module):
                         param.zero_()
                 else:
                     param.copy_(torch.randn(param.shape, generator=gen) * std)
+            for module in self.modules():  # zero-centred norms store w - 1: the identity scale is zero
+                if isinstance(module, RMSNorm) and module.unit_offset:
+                    module.weight.zero_()
 
     def tie_weights(self) -> None:
         """One tensor for the embedding table and the head when the spec ties them (again after

@@ -48,8 +48,7 @@ def _attention(spec: ModelSpec) -> Iterator[Diagnostic]:
     if a is None:
         return
     for flag, name in (
-        (a.qk_norm, "q/k norm"),
-        (a.output_gate, "a gated attention output"),
+        (a.qk_norm_whole, "q/k norms over the whole projection (OLMo's; per-head norms are built)"),
         (a.sliding_window is not None, "sliding-window attention"),
         (a.rope is not None and a.rope.mrope_section is not None, "multimodal RoPE (Qwen3.5's mrope)"),
         (a.post_norm, "normalised outputs (OLMo's post-norm layers; new flavours are issue 15)"),
@@ -75,6 +74,20 @@ def _mamba(spec: ModelSpec) -> Iterator[Diagnostic]:
             "the Mamba2 mixer",
             f"inner size {m.inner_size} is not a multiple of the norm group size {m.norm_group_size}",
         )
+
+
+def _gated_deltanet(spec: ModelSpec) -> Iterator[Diagnostic]:
+    g = spec.gated_deltanet
+    if g is None:
+        return
+    if g.num_v_heads % g.num_k_heads:
+        yield _refuse("gated DeltaNet", f"{g.num_v_heads} value heads are not a multiple of {g.num_k_heads} key heads")
+    for flag, name in (
+        (g.separate_projections, "one projection per stream (OLMo Hybrid's q/k/v/g/a/b_proj)"),
+        (g.allow_neg_eigval, "negative eigenvalues (OLMo Hybrid's beta = 2 sigmoid(b))"),
+    ):
+        if flag:
+            yield _refuse(f"gated DeltaNet with {name}", "not implemented (Qwen3-Next's and Qwen3.5's layouts are)")
 
 
 def _mlp(spec: ModelSpec) -> Iterator[Diagnostic]:
@@ -113,7 +126,7 @@ SUPPORT: dict[str, KindSupport] = {
     LayerKind.MAMBA2: KindSupport(f"{_KINDS}:MAMBA2_KIND", _mamba),
     LayerKind.MLP: KindSupport(f"{_KINDS}:MLP_KIND", _mlp),
     LayerKind.MOE: KindSupport(f"{_KINDS}:MOE_KIND", _moe),
-    LayerKind.GATED_DELTANET: KindSupport(),
+    LayerKind.GATED_DELTANET: KindSupport("patternc_torch.deltanet:GATED_DELTANET_KIND", _gated_deltanet),
     LayerKind.DSA: KindSupport(),
     LayerKind.MLA: KindSupport(),
     LayerKind.SHORT_CONV: KindSupport(
@@ -151,8 +164,6 @@ def unsupported(spec: ModelSpec) -> list[Diagnostic]:
     for kind in sorted(used - refused.keys(), key=lambda k: kind_def(k).symbol):
         if spec.flavour(kind) is None:
             out.append(_refuse(f"`{kind_def(kind).symbol}` layers", "the model has no hyper-parameters for this kind"))
-    if spec.norm.unit_offset:
-        out.append(_refuse("zero-centred RMSNorm (unit_offset)", "only `w * x / rms(x)` norms are implemented"))
     for kind, support in SUPPORT.items():
         if kind in used and support.check is not None:
             out.extend(support.check(spec))

@@ -8,7 +8,9 @@ stacked (``mixer.experts.up_proj`` is (experts, out, in), as transformers holds 
 * transformers' ``NemotronHForCausalLM`` and ``Mamba2ForCausalLM`` state dicts (``model.…``/``backbone.…``);
 * transformers' ``BambaForCausalLM`` / ``GraniteMoeHybridForCausalLM`` (``model.layers.J.{mamba,self_attn,
   feed_forward,block_sparse_moe,shared_mlp}``, one decoder layer per mixer + FFN pair), and Granite hub
-  names (``block_sparse_moe.input_linear``/``output_linear``/``router.layer``).
+  names (``block_sparse_moe.input_linear``/``output_linear``/``router.layer``);
+* transformers' ``Qwen3NextForCausalLM`` and Qwen's hub checkpoints (``model.layers.J.{linear_attn,self_attn,
+  mlp}``, ``mlp.shared_expert`` -> ``mixer.shared_experts``, per-expert ``mlp.experts.E.*_proj`` stacked).
 """
 
 from __future__ import annotations
@@ -189,7 +191,7 @@ def _paired(tensors: dict[str, torch.Tensor], spec: ModelSpec) -> dict[str, torc
             continue
         j, part, rest = int(match.group(1)), match.group(2), match.group(3)
         mixer, ffn = pairs[j]
-        if part in ("mamba", "self_attn"):
+        if part in ("mamba", "self_attn", "linear_attn"):
             out[f"backbone.layers.{mixer}.mixer.{rest}"] = tensor
         elif part == "input_layernorm" and rest == "weight":
             out[f"backbone.layers.{mixer}.norm.weight"] = tensor
@@ -198,6 +200,10 @@ def _paired(tensors: dict[str, torch.Tensor], spec: ModelSpec) -> dict[str, torc
         elif part in ("pre_ff_layernorm", "post_attention_layernorm") and rest == "weight":
             out[f"backbone.layers.{ffn}.norm.weight"] = tensor
         elif part == "feed_forward":
+            out[f"backbone.layers.{ffn}.mixer.{rest}"] = tensor
+        elif part == "mlp":  # Qwen3-Next / Qwen3.5: a dense MLP, or the MoE with its gated shared expert
+            if rest.startswith("shared_expert."):
+                rest = "shared_experts." + rest[len("shared_expert.") :]
             out[f"backbone.layers.{ffn}.mixer.{rest}"] = tensor
         elif part == "block_sparse_moe":
             renamed = {
