@@ -332,6 +332,21 @@ _TABLE: tuple[Code, ...] = (
         "hyper-parameters no Megatron-Core argument reproduces (bias layout, router normalisation, multipliers)",
         ("check", "--target", "megatron-core", "config.json"),
     ),
+    # P320-P321: a config of another family, judged by that family's architecture (patternc/targets/support_facts.py).
+    Code(
+        "P320",
+        "family-not-in-target",
+        _E,
+        "the chosen target has no code for this config's model family (its architecture)",
+        ("check", "--target", "llama.cpp", "config.json"),
+    ),
+    Code(
+        "P321",
+        "family-in-target",
+        _N,
+        "the chosen target builds this config's model family by its own architecture, with the source of that fact",
+        ("check", "--target", "vllm", "config.json"),
+    ),
     # P4xx: the torch backend (backends/patternc_torch/).
     Code(
         "P401",

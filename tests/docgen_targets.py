@@ -46,8 +46,9 @@ no multipliers.
 P319's four settings are, as config keys: a Mamba inner size that is a multiple of 64, \
 `use_conv_bias: true`, `use_bias: false`, and a `vocab_size` that is a multiple of 8.
 
-The rules that read hyper-parameters (P318, P319) apply to Nemotron-H configs and bare patterns only:
-llama.cpp converts Bamba, GraniteMoeHybrid and Mamba2 with other classes, which this profile does not model.
+The rules above model llama.cpp's Nemotron-H path, so they judge Nemotron-H configs and bare patterns
+only; a config of another family is judged by that family's own llama.cpp architecture (P320/P321, "Model
+families by consumer" below).
 """,
 }
 """Prose printed after a profile's rule table."""
@@ -149,6 +150,61 @@ def _escape_outside_ticks(text: str) -> str:
     return "".join(out)
 
 
+FAMILIES_INTRO = """\
+## Model families by consumer
+
+A config of a family other than `nemotron_h` is loaded by that family's own architecture: the
+serving engines and converters look up its `architectures` entry (vLLM's model registry, SGLang's
+`EntryClass`, llama.cpp's `LLM_ARCH_*` and its converter's `@ModelBase.register`, Megatron-Bridge's
+`register_bridge(source=...)`), and Megatron-Core builds it from its HybridModel's own layer kinds.
+So the vLLM, SGLang, llama.cpp and Megatron-Bridge profiles judge such a config by the fact below:
+`P321` (a note, with the source) when the consumer builds it, `P320` (an error, with the source and
+the consumers that do build it) when it does not, and their Nemotron-H rules apply only to bare
+patterns, `nemotron_h` configs and families without a fact. Megatron-Core adds the same two codes to
+its own rules, which keep applying to every config (`build --target megatron` reads them). A cell is
+the answer and what the consumer builds the family as (or lacks); the source of every fact is the
+repository, file and commit it was read from. The data: `patternc/targets/support_facts.py`.
+"""
+
+KINDS_INTRO = """\
+### Which new layer kinds each consumer builds
+
+A consumer builds a layer kind only inside a family it builds: each cell names those families (from
+the table above and each family's kinds; `parallel` is mixers side by side in one layer, `[...]`).
+"""
+
+
+def _families_section() -> str:
+    from patternc.kinds import kinds
+    from patternc.targets.support_facts import CONSUMERS, FACTS, FAMILY_KINDS, NEW_KINDS, kinds_built
+
+    families = list(FAMILY_KINDS)
+    out = [FAMILIES_INTRO, "\n| family | " + " | ".join(f"`{c}`" for c in CONSUMERS) + " |\n"]
+    out.append("|---" * (len(CONSUMERS) + 1) + "|\n")
+    for family in families:
+        cells = []
+        for consumer in CONSUMERS:
+            fact = FACTS[consumer].get(family)
+            if fact is None:
+                cells.append("?")
+                continue
+            note = f"; {fact.note}" if fact.note else ""
+            cells.append(_cell(f"{'yes' if fact.builds else 'no'}: {fact.what} ({fact.source}{note})"))
+        out.append(f"| `{family}` | " + " | ".join(cells) + " |\n")
+    symbols = {defn.kind: defn.symbol for defn in kinds()}
+    symbols.setdefault("parallel", "[...]")
+    out.append("\n" + KINDS_INTRO)
+    out.append("\n| kind | " + " | ".join(f"`{c}`" for c in CONSUMERS) + " |\n")
+    out.append("|---" * (len(CONSUMERS) + 1) + "|\n")
+    built = {consumer: kinds_built(consumer) for consumer in CONSUMERS}
+    for kind in NEW_KINDS:
+        symbol = symbols.get(kind)
+        label = f"`{kind}` (`{symbol}`)" if symbol else f"`{kind}`"
+        cells = [", ".join(f"`{f}`" for f in built[c][kind]) if built[c][kind] else "no" for c in CONSUMERS]
+        out.append(f"| {label} | " + " | ".join(cells) + " |\n")
+    return "".join(out)
+
+
 def generate() -> str:
     """The text of ``docs/targets.md``."""
     from patternc.codes import BY_CODE
@@ -168,5 +224,6 @@ def generate() -> str:
         if name in AFTER_RULES:
             out.append("\n" + AFTER_RULES[name])
     out.append("\n" + AFTER_PROFILES)
+    out.append("\n" + _families_section())
     out.append("\n" + TAIL)
     return "".join(out)

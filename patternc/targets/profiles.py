@@ -7,6 +7,7 @@ transformers, and ``wheels`` for what was read from released transformers wheels
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from patternc.ir import Pattern
@@ -14,6 +15,8 @@ from patternc.kinds import LayerKind, kinds
 from patternc.targets.rules import (
     Profile,
     Rule,
+    family_built,
+    family_support,
     llama_cpp_activations,
     llama_cpp_no_attention,
     llama_cpp_setting,
@@ -27,6 +30,7 @@ from patternc.targets.rules import (
     mtp_dropped,
     mtp_exact,
     mtp_export_depth,
+    nemotron_path,
     requires_version,
     sglang_mlp_patch,
     single_ffn_kind,
@@ -375,15 +379,48 @@ def _megatron_bridge() -> Profile:
     )
 
 
+_FAMILY_SOURCE = "patternc/targets/support_facts.py: repository, file and commit per family (table below)"
+
+
+def _with_families(profile: Profile, target: str, *, nemotron_only: bool) -> Profile:
+    """``profile`` that judges a config of another family by that family's architecture (P320/P321).
+
+    ``nemotron_only``: the profile's own rules model the consumer's Nemotron-H path, so they apply only
+    to bare patterns, ``nemotron_h`` configs and families without a fact.  Megatron-Core's rules are its
+    HybridModel's own (and ``build --target megatron`` reads them), so they apply to every config.
+    """
+    rules = profile.rules
+    if nemotron_only:
+        rules = tuple(replace(rule, check=nemotron_path(profile.name, rule.check)) for rule in rules)
+    return replace(
+        profile,
+        rules=(
+            *rules,
+            Rule(
+                "P320",
+                "a config of another family: no code for its architecture",
+                _FAMILY_SOURCE,
+                family_support(target, profile.name),
+            ),
+            Rule(
+                "P321",
+                "a config of another family: built by its own architecture (the fact's source)",
+                _FAMILY_SOURCE,
+                family_built(target, profile.name),
+            ),
+        ),
+    )
+
+
 def build_profiles() -> dict[str, Profile]:
     from patternc import families
 
     profiles = [
         *(family.profile() for family in families.builtin() if family.profile is not None),
-        _megatron_core(),
-        _megatron_bridge(),
-        _vllm(),
-        _sglang(),
-        _llama_cpp(),
+        _with_families(_megatron_core(), "Megatron-Core", nemotron_only=False),
+        _with_families(_megatron_bridge(), "Megatron-Bridge", nemotron_only=True),
+        _with_families(_vllm(), "vLLM", nemotron_only=True),
+        _with_families(_sglang(), "SGLang", nemotron_only=True),
+        _with_families(_llama_cpp(), "llama.cpp", nemotron_only=True),
     ]
     return {p.name: p for p in profiles}

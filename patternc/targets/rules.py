@@ -19,6 +19,7 @@ from patternc.kinds import BY_SYMBOL, SYMBOL_ORDER, LayerKind, alphabet_of, symb
 from patternc.model import ModelSpec
 from patternc.source import Span
 from patternc.symbols import describe
+from patternc.targets.support_facts import Fact, builders, fact, judged_by_family
 
 if TYPE_CHECKING:
     from patternc.lower import SourceMap
@@ -591,5 +592,75 @@ def llama_cpp_setting(
         if message is None:
             return
         yield diag("P319", f"{target}: {message}", None, help=help, notes=[failure])
+
+    return check
+
+
+# --- model families (patternc/targets/support_facts.py) ------------------------------------------
+
+
+def nemotron_path(consumer: str, check: RuleFn) -> RuleFn:
+    """``check``, applied only where ``consumer`` loads the model on its Nemotron-H path.
+
+    That is a bare pattern, a ``nemotron_h`` config, or a config of a family the fact table has no row
+    for (one registered at runtime): a config of another known family is loaded by that family's own
+    architecture, which ``family_support``/``family_built`` judge instead, so the Nemotron-H alphabet,
+    MTP and hyper-parameter rules would judge a model the consumer never builds that way.
+    """
+
+    def guarded(pattern: Pattern, spec: ModelSpec | None, source_map: SourceMap | None) -> Iterable[Diagnostic]:
+        if spec is not None and judged_by_family(consumer, spec.source):
+            return ()
+        return check(pattern, spec, source_map)
+
+    return guarded
+
+
+def _family_of(consumer: str, spec: ModelSpec | None) -> tuple[str, Fact] | None:
+    """The family and its fact, for a spec judged by its family (None on the Nemotron-H path)."""
+    if spec is None or not judged_by_family(consumer, spec.source):
+        return None
+    found = fact(consumer, spec.source)
+    return None if found is None else (spec.source, found)
+
+
+def family_support(target: str, consumer: str) -> RuleFn:
+    """P320: ``consumer`` has no code for the architecture of the config's family (a sourced fact)."""
+
+    def check(pattern: Pattern, spec: ModelSpec | None, source_map: SourceMap | None) -> Iterator[Diagnostic]:
+        found = _family_of(consumer, spec)
+        if found is None or found[1].builds:
+            return
+        family, known = found
+        others = [name for name in builders(family) if name != consumer]
+        yield diag(
+            "P320",
+            f"{target} does not build `{family}` models: {known.what} ({known.source})",
+            None,
+            label=f"not built by {target}",
+            help=f"`{family}` models are built by: {', '.join(others)}"
+            if others
+            else f"no consumer patternc knows builds `{family}` models; its transformers class does",
+            notes=[known.note] if known.note else [],
+        )
+
+    return check
+
+
+def family_built(target: str, consumer: str) -> RuleFn:
+    """P321: ``consumer`` builds the config's family by its own architecture (a sourced fact)."""
+
+    def check(pattern: Pattern, spec: ModelSpec | None, source_map: SourceMap | None) -> Iterator[Diagnostic]:
+        found = _family_of(consumer, spec)
+        if found is None or not found[1].builds:
+            return
+        family, known = found
+        yield diag(
+            "P321",
+            f"{target} builds `{family}` models as {known.what} ({known.source})",
+            None,
+            label=f"built by {target}",
+            notes=[known.note] if known.note else [],
+        )
 
     return check

@@ -14,6 +14,7 @@ from patternc.codes import BY_CODE, Severity
 from patternc.ir import Pattern
 from patternc.model import MambaSpec, ModelSpec, NormSpec
 from patternc.targets import PROFILES, check_target, first_reason, portability, render_table, resolve, verdict
+from patternc.targets.support_facts import CONSUMERS
 
 HUB = Path(__file__).parents[1] / "fixtures" / "hub"
 NANO_30B = json.loads((HUB / "NVIDIA-Nemotron-3-Nano-30B-A3B-BF16" / "config.json").read_text())[
@@ -88,6 +89,8 @@ def test_every_rule_of_every_profile_has_a_case() -> None:
         ("megatron-core", "P316"),
         ("llama.cpp", "P318"),  # P318-P319 need a config: see tests/backends/transformers/test_llamacpp.py
         ("llama.cpp", "P319"),
+        # P320-P321 judge configs of other families: see tests/core/test_support_facts.py
+        *((consumer, code) for consumer in CONSUMERS for code in ("P320", "P321")),
     }
     declared = {(name, rule.code) for name, profile in PROFILES.items() for rule in profile.rules}
     assert declared == covered
