@@ -22,6 +22,7 @@ import functools
 import json
 import math
 import os
+import warnings
 from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
@@ -49,7 +50,8 @@ from patternc.kinds import LayerKind
 from patternc.model import ModelSpec
 from patternc.outdir import check_out_dir, os_reason, publish, staging
 from patternc_transformers import carry, llamacpp
-from patternc_transformers.layouts import WEIGHT_ARCHS, Piece, hub_name, logical_layout
+from patternc_transformers.hubnames import HubError, HubForm, hub_forms
+from patternc_transformers.layouts import LAYOUTS, WEIGHT_ARCHS, Piece, hub_name, logical_layout
 from patternc_transformers.planned import Fetch, Planned, Producer, produce_tensor
 
 if TYPE_CHECKING:
@@ -140,7 +142,12 @@ def make_config(arch: str, fields: Mapping[str, Any]) -> Any:
     # the ForCausalLM's own config type where the family's released configs are wrappers (Qwen3.5)
     family = families.find(arch)
     model_type = family.config_model_type if family is not None and family.config_model_type else arch
-    return AutoConfig.for_model(model_type, **dict(fields))
+    with warnings.catch_warnings():
+        # a same-family build carries the source's own spellings verbatim (Kimi Linear's `rope_scaling`):
+        # transformers' deprecation notice about them is not a diagnostic of the build, and it prints only
+        # once per process, which would make the command's output depend on what ran before it
+        warnings.simplefilter("ignore", FutureWarning)
+        return AutoConfig.for_model(model_type, **dict(fields))
 
 
 def meta_model(config: Any) -> Any:
@@ -162,6 +169,56 @@ def tensor_shapes(model: Any) -> dict[str, tuple[int, ...]]:
 
 def count_parameters(model: Any) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+# -- quantized checkpoints -----------------------------------------------------------------------------
+
+QUANT_FILES = ("config.json", "hf_quant_config.json")
+"""Where a checkpoint says its weights are quantized: transformers' ``quantization_config`` in its
+``config.json``, or the ``hf_quant_config.json`` NVIDIA ModelOpt writes beside NVFP4/FP8 exports."""
+
+
+def _describe_quantization(block: Any) -> str:
+    if not isinstance(block, Mapping):
+        return repr(block)
+    inner = block.get("quantization", block)  # hf_quant_config.json nests it under "quantization"
+    keys = ("quant_method", "quant_algo", "fmt", "format", "bits", "weight_block_size")
+    shown = [f"{k} `{inner[k]}`" for k in keys if isinstance(inner, Mapping) and k in inner]
+    return ", ".join(shown) or "no method named"
+
+
+def quantization_problem(weights: Path, source_config: Mapping[str, Any]) -> Diagnostic | None:
+    """P508 when the weights are quantized (NVFP4, FP8, GPTQ…): a conversion would copy packed integers
+    and drop their scales, or refuse them one by one as P507; say why once, before reading anything."""
+    root = weights if weights.is_dir() else weights.parent
+    found: list[str] = []
+    if "quantization_config" in source_config:
+        block = source_config["quantization_config"]
+        found.append(f"the source config's `quantization_config`: {_describe_quantization(block)}")
+    for file_name in QUANT_FILES:
+        path = root / file_name
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not isinstance(data, Mapping):
+            continue
+        if file_name == "config.json":
+            blocks = [data] + [v for v in data.values() if isinstance(v, Mapping)]  # text_config, llm_config
+            block = next((b["quantization_config"] for b in blocks if "quantization_config" in b), None)
+            if block is not None:
+                found.append(f"`{path}` has `quantization_config`: {_describe_quantization(block)}")
+        else:
+            found.append(f"`{path}`: {_describe_quantization(data)}")
+    if not found:
+        return None
+    return diag(
+        "P508",
+        "the weights are quantized; patternc converts unquantized floating-point weights only",
+        None,
+        notes=found,
+        help="convert a BF16/FP16/FP32 release of the model, or build the config alone (drop `--weights`)",
+    )
 
 
 # -- planning ------------------------------------------------------------------------------------------
@@ -260,10 +317,78 @@ def plan_weights(
             info = tensors[name]
             plan.append(Planned(Entry(name, info.shape, info.dtype), (Fetch("one", (name,)),)))
         extra = [n for n in extra if not n.startswith("mtp.")]
+    diagnostics = _plan_diagnostics(source_arch, checkpoint, sorted(missing), extra, wrong)
+    del source_names
+    return plan, diagnostics
+
+
+def plan_same_family(
+    arch: str, model: Any, target_shapes: Mapping[str, tuple[int, ...]], checkpoint: Checkpoint
+) -> tuple[list[Planned], list[Diagnostic]]:
+    """Every tensor of ``arch`` from a checkpoint of the same family: no layout table, no logical weights.
+
+    Source and target are one transformers class with one config, so each tensor is read under
+    its own name, or under the older names transformers' conversion mapping gives for the family
+    (``patternc_transformers.hubnames``: per-expert tensors stacked, q/k/v convolutions joined,
+    ``block_sparse_moe`` for ``mlp``).  Shapes, dtypes, missing and unexpected tensors are checked
+    from the headers exactly as ``plan_weights`` checks them.
+    """
+    tensors = checkpoint.tensors
+    try:
+        forms = hub_forms(model, target_shapes)
+    except HubError as error:
+        return [], [
+            diag(
+                "P508",
+                f"weights cannot be converted for `{arch}`: its checkpoints need a conversion patternc does not do",
+                None,
+                notes=[str(error)],
+                help="build the config alone (drop `--weights`)",
+            )
+        ]
+    chosen: dict[str, HubForm | None] = {}
+    for name in target_shapes:
+        if name in tensors:
+            chosen[name] = None
+            continue
+        found = [f for f in forms.get(name, []) if all(n in tensors for n in f.names)]
+        if found:
+            chosen[name] = found[0]
+    prefer_hub = sum(f is not None for f in chosen.values()) > sum(f is None for f in chosen.values())
+    missing: set[str] = set()
+    wrong: list[str] = []
+    plan: list[Planned] = []
+    used: set[str] = set()
+    for name, shape in target_shapes.items():
+        if name not in chosen:
+            options = forms.get(name, [])
+            partial = [n for f in options for n in f.names if n in tensors]
+            used.update(partial)
+            if partial:  # some of the experts or parts are there: name only the absent ones
+                best = max(options, key=lambda f: sum(n in tensors for n in f.names))
+                missing.update(n for n in best.names if n not in tensors)
+            else:
+                missing.update(options[0].names if prefer_hub and options else [name])
+            continue
+        form = chosen[name]
+        fetches = form.fetches() if form is not None else (Fetch("one", (name,)),)
+        dim = form.dim if form is not None else 0
+        labels = tuple(f"{name}[{i}]" for i in range(len(fetches)))
+        used.update(n for fetch in fetches for n in fetch.names)
+        entry = _combine(name, Piece(labels, dim), list(fetches), tensors, shape, wrong)
+        if entry is not None:
+            plan.append(Planned(entry, fetches, dim))
+    return plan, _plan_diagnostics(arch, checkpoint, sorted(missing), sorted(set(tensors) - used), wrong)
+
+
+def _plan_diagnostics(
+    source_arch: str, checkpoint: Checkpoint, missing: list[str], extra: list[str], wrong: list[str]
+) -> list[Diagnostic]:
+    """P505 (missing), P506 (unexpected, not written) and P507 (mis-shaped or not a weight dtype)."""
     diagnostics: list[Diagnostic] = []
     root = checkpoint.root
     if missing:
-        names = sorted(missing)
+        names = missing
         diagnostics.append(
             diag(
                 "P505",
@@ -294,8 +419,7 @@ def plan_weights(
                 notes=_listing(sorted(wrong)),
             )
         )
-    del source_names
-    return plan, diagnostics
+    return diagnostics
 
 
 def _combine(
@@ -473,18 +597,27 @@ def build_model_dir(
     if arch is None or has_errors(result.diagnostics):
         return result
     result.architecture = arch
-    if weights is not None and (arch not in WEIGHT_ARCHS or spec.source not in WEIGHT_ARCHS):
+    # one family into itself: the same class and config, every tensor read under its own (or older) name;
+    # the hand-written layouts that know every hub name (Nemotron-H's mtp.*, the llama.cpp layout) keep theirs
+    same_family = arch == spec.source and not llama and not (arch in LAYOUTS and LAYOUTS[arch].within)
+    if weights is not None and not same_family and (arch not in WEIGHT_ARCHS or spec.source not in WEIGHT_ARCHS):
         which = arch if arch not in WEIGHT_ARCHS else spec.source
         result.diagnostics.append(
             diag(
                 "P508",
-                f"weights cannot be converted for `{which}` yet",
+                f"weights cannot be converted from `{spec.source}` to `{arch}`: no weight layout for `{which}`",
                 None,
-                help=f"weight conversion covers {', '.join(f'`{a}`' for a in WEIGHT_ARCHS)}; "
+                help=f"weights convert within one family, and between families the canonical map finds exact "
+                f"through the layouts of {', '.join(f'`{a}`' for a in WEIGHT_ARCHS)}; "
                 "build the config alone (drop `--weights`)",
             )
         )
         return result
+    if weights is not None:
+        quantized = quantization_problem(Path(weights), source_config or {})
+        if quantized is not None:
+            result.diagnostics.append(quantized)
+            return result
     checkpoint = None
     if weights is not None:
         try:
@@ -512,7 +645,10 @@ def build_model_dir(
     plan: list[Planned] = []
     if checkpoint is not None:
         model = meta_model(make_config(arch, fields))
-        plan, found = plan_weights(spec, spec.source, arch, tensor_shapes(model), checkpoint)
+        if same_family:
+            plan, found = plan_same_family(arch, model, tensor_shapes(model), checkpoint)
+        else:
+            plan, found = plan_weights(spec, spec.source, arch, tensor_shapes(model), checkpoint)
         result.diagnostics += found
         if has_errors(result.diagnostics):
             return result

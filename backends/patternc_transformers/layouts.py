@@ -18,6 +18,11 @@ the hub checkpoints use, read from transformers' ``conversion_mapping.py``:
 * ``granitemoehybrid`` (the ``granitemoe`` mapping): ``block_sparse_moe.input_linear.weight``,
   ``output_linear.weight`` and ``router.layer.weight`` for ``experts.gate_up_proj``,
   ``experts.down_proj`` and ``router.weight``.
+
+LFM2 and LFM2-MoE share one layout (``_lfm2``); it serves between the two only (an LFM2-MoE whose
+layers are all dense is LFM2), with ``within=False``: each into itself is read under transformers'
+names and the older ones derived from its conversion mapping (``hubnames.py``), like every family
+without a layout here.
 """
 
 from __future__ import annotations
@@ -163,6 +168,51 @@ def _paired(key: str, spec: ModelSpec, final_norm: str, ffn_norm: str) -> Piece 
     return None
 
 
+def _lfm2(key: str, spec: ModelSpec) -> Piece | None:
+    """LFM2 / LFM2-MoE: decoder layer J holds a mixer (``conv`` or ``self_attn``) and its feed-forward.
+
+    ``operator_norm`` is the mixer's pre-norm, ``ffn_norm`` the FFN's; ``embedding_norm`` is the
+    final norm (applied after the last layer, whatever its name says).  The dense FFN is
+    ``w1``/``w3``/``w2`` (gate/up/down); LFM2-MoE's routed layers keep ``gate`` (the router),
+    ``expert_bias`` (its correction bias) and the stacked experts.
+    """
+    fixed = {
+        "model.embed_tokens.weight": "embed",
+        "model.embedding_norm.weight": "final_norm",
+        "lm_head.weight": "lm_head",
+    }
+    if key in fixed:
+        return Piece((fixed[key],))
+    match = re.fullmatch(r"model\.layers\.(\d+)\.(.+)", key)
+    if match is None:
+        return None
+    pairs, _ = pair_layers(spec.pattern.flat, "paired")
+    j, rest = int(match[1]), match[2]
+    if j >= len(pairs):
+        return None
+    m, f = pairs[j]
+    if rest == "operator_norm.weight":
+        return Piece((f"L{m}.prenorm",))
+    mixer = re.fullmatch(r"(?:conv|self_attn)\.(.+)", rest)
+    if mixer is not None:
+        return Piece((f"L{m}.{mixer[1]}",))
+    if f is None:
+        return None
+    if rest == "ffn_norm.weight":
+        return Piece((f"L{f}.prenorm",))
+    dense = {"w1": "gate", "w3": "up", "w2": "down"}
+    ffn = re.fullmatch(r"feed_forward\.(w[123])\.(.+)", rest)
+    if ffn is not None:
+        return Piece((f"L{f}.{dense[ffn[1]]}.{ffn[2]}",))
+    moe = {
+        "feed_forward.gate.weight": "router.weight",
+        "feed_forward.expert_bias": "router.correction_bias",
+        "feed_forward.experts.gate_up_proj": "experts.gate_up",
+        "feed_forward.experts.down_proj": "experts.down",
+    }
+    return Piece((f"L{f}.{moe[rest]}",)) if rest in moe else None
+
+
 def _nemotron_hub(name: str, shape: tuple[int, ...]) -> str | list[str] | None:
     if not name.startswith("model."):
         return None
@@ -195,6 +245,10 @@ class FamilyLayout:
     logical: Callable[[str, ModelSpec], Piece | None]
     hub: Callable[[str, tuple[int, ...]], str | list[str] | None] | None = None
     """The older name ``save_pretrained`` writes for a 5.x name, when the family renamed some."""
+    within: bool = True
+    """Whether this layout also converts the family into itself.  False: the family into itself is
+    read tensor by tensor under transformers' own names (``build.plan_same_family``, which knows
+    every older name from transformers' conversion mapping); the layout serves across families."""
 
 
 LAYOUTS: dict[str, FamilyLayout] = {
@@ -206,12 +260,15 @@ LAYOUTS: dict[str, FamilyLayout] = {
     "granitemoehybrid": FamilyLayout(
         partial(_paired, final_norm="model.norm.weight", ffn_norm="post_attention_layernorm.weight"), _granite_hub
     ),
+    "lfm2": FamilyLayout(_lfm2, within=False),
+    "lfm2_moe": FamilyLayout(_lfm2, within=False),
 }
 """The weight layout of each family (``patternc.families`` name) whose weights ``patternc build
---weights`` reads and writes; a family without one is built without weights."""
+--weights`` converts to or from *another* family (the canonical map finding the pair exact); every
+family converts into itself without one (``build.plan_same_family``)."""
 
 WEIGHT_ARCHS: tuple[str, ...] = tuple(LAYOUTS)
-"""Architectures whose weights ``patternc build --weights`` reads and writes."""
+"""Architectures whose weights ``patternc build --weights`` converts across families."""
 
 
 def logical_layout(arch: str, spec: ModelSpec, names: list[str]) -> dict[str, Piece]:

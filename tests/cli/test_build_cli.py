@@ -268,11 +268,15 @@ def test_a_failure_while_writing_leaves_nothing(
     assert _leftovers(tmp_path) == []
 
 
-def test_weights_of_an_unconverted_architecture_are_refused(tmp_path: Path) -> None:
+def test_quantized_weights_are_refused(tmp_path: Path) -> None:
     config = tmp_path / "config.json"
-    config.write_text('{"model_type": "qwen3_next", "num_hidden_layers": 4}')
+    quantized = {"quant_method": "modelopt", "quant_algo": "NVFP4"}
+    data = {"model_type": "qwen3_next", "num_hidden_layers": 4, "quantization_config": quantized}
+    config.write_text(json.dumps(data))
     result = _build(str(config), "-o", str(tmp_path / "o"), "--weights", str(tmp_path))
-    assert result.exit_code == 1 and "error[P508]" in result.stderr
+    assert result.exit_code == 1 and "error[P508]: the weights are quantized" in result.stderr
+    assert "quant_method `modelopt`, quant_algo `NVFP4`" in result.stderr
+    assert not (tmp_path / "o").exists()
 
 
 def test_torch_target_writes_the_torch_backend_directory(tmp_path: Path) -> None:
