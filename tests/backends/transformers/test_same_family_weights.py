@@ -49,6 +49,8 @@ SHRINK: dict[str, Any] = {
     "linear_num_value_heads": 4,
     "linear_key_head_dim": 8,
     "linear_value_head_dim": 8,
+    "linear_num_heads": 4,
+    "linear_head_dim": 8,
     "q_lora_rank": 16,
     "kv_lora_rank": 16,
     "qk_rope_head_dim": 8,
@@ -79,7 +81,11 @@ OVERRIDES: dict[str, dict[str, Any]] = {
     "mamba2": {"head_dim": 16},  # Mamba2's head_dim is the SSM head (hidden_size * expand = heads * head_dim)
     "deepseek_v3": {"num_key_value_heads": 4},  # latent attention: one key/value head per query head
     "deepseek_v32": {"num_key_value_heads": 4},
-    "kimi_linear": {"num_key_value_heads": 4},
+    "kimi_linear": {  # latent attention on layers 1 and 3, experts from layer 1
+        "num_key_value_heads": 4,
+        "layer_types": ["linear_attention", "full_attention", "linear_attention", "full_attention"],
+        "mlp_layer_types": ["dense", "sparse", "sparse", "sparse"],
+    },
     "bailing_hybrid": {"num_key_value_heads": 4, "layer_group_size": 2},  # attention every second layer
     "falcon_h1": {"mamba_d_ssm": 64},  # mamba_n_heads * mamba_d_head
     "lfm2_moe": {"layer_types": ["conv", "full_attention", "conv", "full_attention"]},  # no default list
@@ -211,3 +217,70 @@ def test_a_family_not_covered_is_refused_before_any_weight(name: str, tmp_path: 
     result = _build(str(config), "-o", str(out), "--target", name, "--weights", str(tmp_path))
     assert result.exit_code == 1 and "error[" in result.output, result.output
     assert not out.exists()
+
+
+def _tiny_saved(name: str, directory: Path) -> Any:
+    torch.manual_seed(11)
+    model = transformers.AutoModelForCausalLM.from_config(tiny_config(name)).eval()
+    model.save_pretrained(directory)
+    _readable(directory)
+    return model
+
+
+@pytest.mark.parametrize("where", ["config", "text_config", "hf_quant_config"])
+def test_quantized_weights_are_refused_before_any_read(where: str, tmp_path: Path) -> None:
+    """NVFP4 weights (ModelOpt): a `quantization_config` beside them, nested or not, or hf_quant_config.json."""
+    weights = tmp_path / "weights"
+    _tiny_saved("lfm2", weights)
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / "config.json").write_text((weights / "config.json").read_text())
+    block = {"quant_method": "modelopt", "quant_algo": "NVFP4"}
+    config = json.loads((weights / "config.json").read_text())
+    if where == "hf_quant_config":
+        (weights / "hf_quant_config.json").write_text(json.dumps({"quantization": {"quant_algo": "NVFP4"}}))
+    else:
+        config.update(
+            {"quantization_config": block} if where == "config" else {"text_config": {"quantization_config": block}}
+        )
+    (weights / "config.json").write_text(json.dumps(config))
+    out = tmp_path / "out"
+    result = _build(str(source), "-o", str(out), "--target", "lfm2", "--weights", str(weights))
+    assert result.exit_code == 1
+    assert "error[P508]: the weights are quantized" in result.output
+    assert "quant_algo `NVFP4`" in result.output and not out.exists()
+
+
+@pytest.mark.skipif("qwen3_5" not in COVERED, reason="qwen3_5 is not registered")
+def test_a_multimodal_checkpoint_of_qwen3_5_converts_its_language_model(tmp_path: Path) -> None:
+    """Qwen3.5's released checkpoints keep the text model under `model.language_model.` beside `model.visual.`."""
+    from safetensors.torch import save_file
+
+    hub = tmp_path / "hub"
+    model = _tiny_saved("qwen3_5", hub)
+    wrapped = tmp_path / "wrapped"
+    wrapped.mkdir()
+    state = {
+        ("model.language_model." + k[len("model.") :] if k.startswith("model.") else k): v.contiguous()
+        for k, v in model.state_dict().items()
+    }
+    state["model.visual.patch_embed.proj.weight"] = torch.zeros(4, 3)
+    save_file(state, str(wrapped / "model.safetensors"))
+    out = tmp_path / "out"
+    result = _build(str(hub), "-o", str(out), "--target", "qwen3_5", "--weights", str(wrapped))
+    assert result.exit_code == 0, result.output
+    assert "warning[P506]: 1 tensor" in result.output and "model.visual.patch_embed.proj.weight" in result.output
+    built = transformers.AutoModelForCausalLM.from_pretrained(out).eval()
+    ids = torch.randint(0, 64, (1, 7), generator=torch.Generator().manual_seed(1))
+    assert torch.equal(_logits(model, ids), _logits(built, ids))
+
+
+def test_a_conversion_transformers_does_with_another_operation_is_refused() -> None:
+    """hubnames refuses what a read, a stack or a join cannot undo (here a transpose) instead of guessing."""
+    from patternc_transformers.hubnames import HubError, _form
+    from transformers.core_model_loading import Transpose, WeightConverter
+
+    forward = WeightConverter("mlp.w.weight", "mlp.proj.weight", operations=[Transpose(0, 1)])
+    reverse = forward.reverse_transform()
+    with pytest.raises(HubError, match="Transpose"):
+        _form("model.layers.0.mlp.proj.weight", (4, 8), forward, reverse, [], lambda key, _: key)
