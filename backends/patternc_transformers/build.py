@@ -189,10 +189,13 @@ def _describe_quantization(block: Any) -> str:
 
 def quantization_problem(weights: Path, source_config: Mapping[str, Any]) -> Diagnostic | None:
     """P508 when the weights are quantized (NVFP4, FP8, GPTQ…): a conversion would copy packed integers
-    and drop their scales, or refuse them one by one as P507; say why once, before reading anything."""
+    and drop their scales, or refuse them one by one as P507; say why once, before reading anything.
+
+    The ``config.json`` beside the weights describes them (a dequantized copy may sit beside the
+    quantized release's config); without one, the source config does."""
     root = weights if weights.is_dir() else weights.parent
     found: list[str] = []
-    if "quantization_config" in source_config:
+    if "quantization_config" in source_config and not (root / "config.json").is_file():
         block = source_config["quantization_config"]
         found.append(f"the source config's `quantization_config`: {_describe_quantization(block)}")
     for file_name in QUANT_FILES:

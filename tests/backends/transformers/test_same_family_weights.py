@@ -251,6 +251,26 @@ def test_quantized_weights_are_refused_before_any_read(where: str, tmp_path: Pat
     assert "quant_algo `NVFP4`" in result.output and not out.exists()
 
 
+def test_dequantized_weights_beside_their_own_config_convert(tmp_path: Path) -> None:
+    """The source config is the quantized release's; the weights' own config says they are plain floats."""
+    weights = tmp_path / "weights"
+    model = _tiny_saved("lfm2", weights)
+    source = tmp_path / "source"
+    source.mkdir()
+    config = json.loads((weights / "config.json").read_text())
+    config["quantization_config"] = {"quant_method": "fp8", "fmt": "e4m3"}
+    (source / "config.json").write_text(json.dumps(config))
+    out = tmp_path / "out"
+    result = _build(str(source), "-o", str(out), "--target", "lfm2", "--weights", str(weights))
+    assert result.exit_code == 0, result.output
+    built = transformers.AutoModelForCausalLM.from_pretrained(out).eval()
+    ids = torch.randint(0, 64, (1, 5), generator=torch.Generator().manual_seed(2))
+    assert torch.equal(_logits(model, ids), _logits(built, ids))
+    (weights / "config.json").unlink()  # no config beside the weights: the source config says quantized
+    result = _build(str(source), "-o", str(tmp_path / "out2"), "--target", "lfm2", "--weights", str(weights))
+    assert result.exit_code == 1 and "the source config's `quantization_config`: quant_method `fp8`" in result.output
+
+
 @pytest.mark.skipif("qwen3_5" not in COVERED, reason="qwen3_5 is not registered")
 def test_a_multimodal_checkpoint_of_qwen3_5_converts_its_language_model(tmp_path: Path) -> None:
     """Qwen3.5's released checkpoints keep the text model under `model.language_model.` beside `model.visual.`."""
