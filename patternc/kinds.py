@@ -57,6 +57,7 @@ class LayerKind(StrEnum):
     MLP = "mlp"
     MOE = "moe"
     SHORT_CONV = "short_conv"
+    LIGHTNING = "lightning"
 
 
 class Role(StrEnum):
@@ -333,6 +334,17 @@ BUILTIN: tuple[KindDef, ...] = (
         cost=f"{_COSTS}:short_conv_layer",
         lower=f"{_GRAPH}:lower_short_conv_layer",
         colours=("#000000", "#ffffff"),
+    ),
+    KindDef(
+        LayerKind.LIGHTNING,
+        "L",
+        Role.SSM,
+        "lightning attention",
+        spec_field="lightning",
+        spec_class=f"{_MODEL}:LightningSpec",
+        cost=f"{_COSTS}:lightning_layer",
+        lower=f"{_GRAPH}:lower_lightning_layer",
+        colours=("#ffffff", "#D55E00"),  # Okabe-Ito's eight fills are taken: attention's vermilion, inverted
     ),
 )
 """The built-in kinds, in table order (the order of counts, alphabets and messages)."""

@@ -21,6 +21,7 @@ MODEL_SCHEMA_VERSION: Literal[1] = 1
 Positive = Annotated[int, Field(gt=0)]
 NonNegative = Annotated[int, Field(ge=0)]
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Finite = Annotated[float, Field(allow_inf_nan=False)]
 
 
 class _Node(BaseModel, frozen=True, extra="forbid", use_attribute_docstrings=True):
@@ -201,6 +202,66 @@ class ShortConvSpec(_Node):
     """``conv_bias``: a bias on ``in_proj``, the convolution and ``out_proj`` alike."""
 
 
+class LightningSpec(_Node):
+    """Lightning attention (``L``), as in MiniMax-Text-01 and MiniMax-M1 (``MiniMaxLightningAttention``):
+    linear attention with a fixed exponential decay per head.  ``qkv_proj`` (hidden -> three
+    ``num_heads * head_dim`` streams, no bias) through ``activation`` gives q, k and v; each head keeps
+    a ``head_dim × head_dim`` state ``S_t = exp(-slope) · S_(t-1) + k_tᵀ v_t`` and reads ``o_t = q_t S_t``
+    (no softmax, no RoPE, no q/k normalisation).  The heads' outputs go through one RMSNorm over all
+    of them (``norm``, epsilon ``norm_eps``), times ``sigmoid(output_gate(x))``, then ``out_proj``.
+
+    The slopes are not learned: ALiBi's geometric ``2^(-8(h+1)/heads)`` for head ``h``, times
+    ``1 - l/(L-1)`` for decoder layer ``l`` of ``L`` (the first layer forgets fastest, the last
+    hardly at all), so they follow from ``num_heads`` and the layer's place.  transformers stores
+    them and the decays of one ``block_size`` chunk computed from them as persistent buffers
+    (``slope_rate``, ``query_decay``, ``key_decay``, ``diagonal_decay``): the chunk size does not
+    change the function, but it sizes those buffers (``heads · block_size²`` elements per layer)."""
+
+    num_heads: Positive
+    head_dim: Positive
+    """Per-head channels of q, k and v alike (``head_dim``, else ``hidden_size // num_attention_heads``)."""
+    block_size: Positive = 256
+    """The chunk of the blockwise (intra/inter) evaluation; it sizes the decay buffers."""
+    activation: str = "silu"
+    """Applied to the whole ``qkv_proj`` output (transformers' ``hidden_act``)."""
+    norm_eps: PositiveFloat = 1e-6
+    """Epsilon of the output RMSNorm (transformers builds it with ``MiniMaxRMSNorm``'s default, not
+    ``rms_norm_eps``)."""
+
+
+class ScaledResidualSpec(_Node):
+    """MiniMax's residual connections (``MiniMaxDecoderLayer``; the remote code's ``postnorm``): each
+    sub-block adds ``alpha · r + beta · f(norm(x))``, where the residual ``r`` is the *normalised*
+    input ``norm(x)`` when ``normed`` (transformers' only form) and ``x`` otherwise, with one
+    (alpha, beta) pair after softmax attention, one after lightning attention and one after the FFN.
+    MiniMax-Text-01's ``alpha = (2 · 80)^(1/4) ≈ 3.557`` is DeepNorm's up-weighted residual for 80
+    layers.  These change the function, so the canonical map compares them."""
+
+    normed: bool = True
+    """The residual stream is the sub-block's normalised input (``postnorm: true``)."""
+    attention_alpha: Finite = 1.0
+    """``full_attn_alpha_factor`` (remote code: ``layernorm_full_attention_alpha``)."""
+    attention_beta: Finite = 1.0
+    """``full_attn_beta_factor`` (``layernorm_full_attention_beta``)."""
+    lightning_alpha: Finite = 1.0
+    """``linear_attn_alpha_factor`` (``layernorm_linear_attention_alpha``)."""
+    lightning_beta: Finite = 1.0
+    """``linear_attn_beta_factor`` (``layernorm_linear_attention_beta``)."""
+    ffn_alpha: Finite = 1.0
+    """``mlp_alpha_factor`` (``layernorm_mlp_alpha``)."""
+    ffn_beta: Finite = 1.0
+    """``mlp_beta_factor`` (``layernorm_mlp_beta``)."""
+
+    def factors(self, kind: str) -> tuple[float, float]:
+        """(alpha, beta) of a layer of ``kind``: lightning, else another sequence mixer (attention),
+        else an FFN."""
+        if kind == "lightning":
+            return self.lightning_alpha, self.lightning_beta
+        if kind_def(kind).role.mixes_tokens:
+            return self.attention_alpha, self.attention_beta
+        return self.ffn_alpha, self.ffn_beta
+
+
 class MlpSpec(_Node):
     """A dense MLP (``-``)."""
 
@@ -260,6 +321,13 @@ class ModelSpec(_Node):
     short_conv: ShortConvSpec | None = Field(default=None, exclude_if=lambda v: v is None)
     """Gated short convolution (LFM2).  Left out of the JSON when None, so the documents of the
     families without it stay as they were."""
+    lightning: LightningSpec | None = Field(default=None, exclude_if=lambda v: v is None)
+    """Lightning attention (MiniMax).  Left out of the JSON when None, so the documents of the
+    families without it stay as they were."""
+    scaled_residual: ScaledResidualSpec | None = Field(default=None, exclude_if=lambda v: v is None)
+    """MiniMax's weighted residuals from the normalised input; None: the plain pre-norm
+    ``x + f(norm(x))`` (times ``residual_multiplier``) of every other family.  Left out of the JSON
+    when None."""
     embedding_multiplier: PositiveFloat = 1.0
     residual_multiplier: PositiveFloat = 1.0
     logits_scaling: PositiveFloat = 1.0

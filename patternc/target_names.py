@@ -80,6 +80,12 @@ VOCABULARY: tuple[TargetName, ...] = (
     ),
     TargetName("lfm2", ("transformers-lfm2",), None, "transformers' LFM2, Lfm2ForCausalLM (build only)"),
     TargetName("lfm2_moe", ("transformers-lfm2_moe",), None, "transformers' LFM2-MoE, Lfm2MoeForCausalLM (build only)"),
+    TargetName(
+        "minimax",
+        ("transformers-minimax",),
+        None,
+        "transformers' MiniMax-Text-01 / MiniMax-M1, MiniMaxForCausalLM (build only)",
+    ),
     TargetName("zamba2", ("transformers-zamba2",), None, "transformers' Zamba2 (build only)"),
     TargetName("torch", ("pytorch", "patternc-torch"), None, "the patternc torch backend (build only)"),
     TargetName("vllm", (), "vllm", "vLLM"),

@@ -37,6 +37,7 @@ REFERENCES: dict[str, str] = {
     "deepseek_v3": "tests/fixtures/hub2/DeepSeek-V3-0324-NVFP4/config.json",
     "lfm2": "tests/fixtures/hub2/LFM2-1.2B/config.json",
     "lfm2_moe": "tests/fixtures/hub2/LFM2-8B-A1B/config.json",
+    "minimax": "tests/golden/configs/minimax.json",
     "zamba2": "tests/golden/configs/zamba2.json",
 }
 """Family -> the config its row is computed from (paths relative to the repository root)."""

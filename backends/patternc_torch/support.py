@@ -132,6 +132,9 @@ SUPPORT: dict[str, KindSupport] = {
     LayerKind.SHORT_CONV: KindSupport(
         refusal="no module for LFM2's gated short convolution yet (the torch backend's new kinds are issue 15)"
     ),
+    LayerKind.LIGHTNING: KindSupport(
+        refusal="no module for MiniMax's lightning attention yet (the torch backend's new kinds are issue 15)"
+    ),
 }
 """Every layer kind -> what the backend does with it; the checks run in this order."""
 
@@ -164,6 +167,13 @@ def unsupported(spec: ModelSpec) -> list[Diagnostic]:
     for kind in sorted(used - refused.keys(), key=lambda k: kind_def(k).symbol):
         if spec.flavour(kind) is None:
             out.append(_refuse(f"`{kind_def(kind).symbol}` layers", "the model has no hyper-parameters for this kind"))
+    if spec.scaled_residual is not None:
+        out.append(
+            _refuse(
+                "MiniMax's weighted residuals from the normalised input (scaled_residual)",
+                "every block is `x + f(norm(x))` (new flavours are issue 15)",
+            )
+        )
     for kind, support in SUPPORT.items():
         if kind in used and support.check is not None:
             out.extend(support.check(spec))

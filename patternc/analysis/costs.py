@@ -17,6 +17,7 @@ from patternc.kinds import behaviour, kind_def
 from patternc.model import (
     AttentionSpec,
     GatedDeltaNetSpec,
+    LightningSpec,
     MambaSpec,
     MlaSpec,
     MlpSpec,
@@ -188,6 +189,40 @@ def gated_deltanet_cost(h: int, g: GatedDeltaNetSpec) -> LayerCost:
     )
 
 
+LIGHTNING_FLOPS_PER_STATE = 5
+"""Lightning attention per state element and token, in its recurrent form: the decay multiply, the
+``kᵀv`` multiply and add, the ``q·S`` multiply-add."""
+
+
+def lightning_cost(h: int, a: LightningSpec) -> LayerCost:
+    """``MiniMaxLightningAttention``: ``qkv_proj`` (h -> 3·heads·head_dim), ``output_gate`` (h ->
+    heads·head_dim), the output RMSNorm over heads·head_dim, ``out_proj``, no biases; and the four
+    decay buffers the checkpoint stores (``slope_rate`` heads, ``query_decay`` and ``key_decay``
+    heads·block_size each, ``diagonal_decay`` heads·block_size²), which are not parameters a token
+    touches (left out of ``active``).  The state is one head_dim × head_dim matrix per head."""
+    inner = a.num_heads * a.head_dim
+    bs = a.block_size
+    buffers = a.num_heads * (1 + 2 * bs + bs * bs)
+    parts = (
+        ("norm", h),
+        ("qkv_proj", h * 3 * inner),
+        ("output_gate", h * inner),
+        ("out_norm", inner),
+        ("out_proj", inner * h),
+        ("decay_buffers", buffers),
+    )
+    total = sum(n for _, n in parts)
+    state = a.num_heads * a.head_dim * a.head_dim
+    return LayerCost(
+        params=total,
+        active=total - buffers,
+        matmul=5 * h * inner,
+        other_flops=LIGHTNING_FLOPS_PER_STATE * state + 5 * inner,  # + SiLU of q, k, v; the gate's sigmoid and product
+        state_elems=state,
+        param_breakdown=parts,
+    )
+
+
 def short_conv_cost(h: int, c: ShortConvSpec) -> LayerCost:
     """LFM2's ``Lfm2ShortConv``: ``in_proj`` (h -> 3h: B, C, x), depthwise ``conv`` over ``conv_kernel``
     tokens, ``out_proj``; ``conv_bias`` gives all three a bias.  Per token besides the matmuls: the
@@ -275,6 +310,10 @@ def mla_layer(spec: ModelSpec) -> LayerCost | None:
 
 def short_conv_layer(spec: ModelSpec) -> LayerCost | None:
     return None if spec.short_conv is None else short_conv_cost(spec.hidden_size, spec.short_conv)
+
+
+def lightning_layer(spec: ModelSpec) -> LayerCost | None:
+    return None if spec.lightning is None else lightning_cost(spec.hidden_size, spec.lightning)
 
 
 def mlp_layer(spec: ModelSpec) -> LayerCost | None:

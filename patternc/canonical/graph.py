@@ -27,12 +27,14 @@ from patternc.kinds import LayerKind, behaviour, by_symbol, kind_def
 from patternc.model import (
     AttentionSpec,
     GatedDeltaNetSpec,
+    LightningSpec,
     MambaSpec,
     MlaSpec,
     MlpSpec,
     ModelSpec,
     MoeSpec,
     NormSpec,
+    ScaledResidualSpec,
     ShortConvSpec,
 )
 
@@ -148,6 +150,11 @@ class Frame:
     post_norm: bool = False
     """The block normalises its output before the residual add instead of its input (the attention
     layers of OLMo 2/3 and OLMo Hybrid, and the FFN that follows each: ``AttentionSpec.post_norm``)."""
+    residual_alpha: float = 1.0
+    """MiniMax (``ScaledResidualSpec``): the weight of the residual stream; ``residual_multiplier`` is
+    the branch's."""
+    normed_residual: bool = False
+    """MiniMax: the residual stream is the block's normalised input, not its input."""
 
 
 def _open(frame: Frame, label: str, kind: str) -> tuple[_Builder, str]:
@@ -166,6 +173,18 @@ def _close(b: _Builder, frame: Frame, out: str) -> BlockGraph:
         out = b.add(
             "post_norm", "rmsnorm", out, size=frame.hidden_size, eps=frame.norm.eps, unit_offset=frame.norm.unit_offset
         )
+    if frame.normed_residual or frame.residual_alpha != 1.0:  # MiniMax: its own attributes, others' graphs unchanged
+        source = "norm" if frame.normed_residual and not frame.post_norm else "input"
+        b.add(
+            "residual",
+            "residual_add",
+            (source, "residual"),
+            (out, "branch"),
+            scale=frame.residual_multiplier,
+            residual_scale=frame.residual_alpha,
+            residual_from=source,
+        )
+        return b.build()
     b.add("residual", "residual_add", ("input", "residual"), (out, "branch"), scale=frame.residual_multiplier)
     return b.build()
 
@@ -511,6 +530,41 @@ def lower_short_conv_layer(frame: Frame, spec: ModelSpec, label: str) -> BlockGr
     return None if spec.short_conv is None else lower_short_conv(frame, spec.short_conv, label)
 
 
+def lower_lightning(frame: Frame, a: LightningSpec, label: str = "`L`") -> BlockGraph:
+    """``MiniMaxLightningAttention``: ``qkv_proj`` through the activation, the decayed linear attention
+    (fixed ALiBi-style slopes per head, scaled down with depth), the RMSNorm over all heads, the
+    ``sigmoid(output_gate(x))`` gate, ``out_proj``.  ``block_size`` is an attribute: it does not change
+    the function but sizes the stored decay buffers, so two sizes are two weight layouts."""
+    b, x = _open(frame, label, _symbol(LayerKind.LIGHTNING))
+    h, inner = frame.hidden_size, a.num_heads * a.head_dim
+    qkv = b.linear("qkv_proj", x, h, 3 * inner, False)
+    act = b.add("qkv_act", "activation", qkv, fn=a.activation)
+    attn = b.add(
+        "lightning",
+        "decayed_linear_attention",
+        (act, "qkv"),
+        heads=a.num_heads,
+        head_dim=a.head_dim,
+        decay="alibi_slopes_by_depth",
+        block_size=a.block_size,
+    )
+    normed = b.add("norm_out", "rmsnorm", attn, size=inner, eps=a.norm_eps, unit_offset=False)
+    gate = b.linear("output_gate", x, h, inner, False)
+    gated = b.add("gate", "sigmoid_gate", (normed, "x"), (gate, "gate"))
+    out = b.linear("out_proj", gated, inner, h, False)
+    return _close(b, frame, out)
+
+
+def lower_lightning_layer(frame: Frame, spec: ModelSpec, label: str) -> BlockGraph | None:
+    return None if spec.lightning is None else lower_lightning(frame, spec.lightning, label)
+
+
+def scaled_frame(frame: Frame, residual: ScaledResidualSpec, kind: str) -> Frame:
+    """The frame of a ``kind`` layer under MiniMax's weighted residuals (``ScaledResidualSpec``)."""
+    alpha, beta = residual.factors(kind)
+    return replace(frame, residual_alpha=alpha, residual_multiplier=beta, normed_residual=residual.normed)
+
+
 def lower_layer(frame: Frame, spec: ModelSpec, index: int, symbol: str) -> BlockGraph:
     """The block of main-stack layer ``index`` of ``spec``: its kind's ``KindDef.lower``, or one
     opaque node when the kind has no lowering or ``spec`` no hyper-parameters for it."""
@@ -527,6 +581,8 @@ def spec_frame(spec: ModelSpec) -> Frame:
 def _layer_frame(frame: Frame, spec: ModelSpec, index: int) -> Frame:
     """A post-norm attention layer (``AttentionSpec.post_norm``, OLMo) post-normalises the FFN that
     follows it in the pattern too: they are one ``OlmoHybridAttentionDecoderLayer``."""
+    if spec.scaled_residual is not None:
+        return scaled_frame(frame, spec.scaled_residual, by_symbol(spec.pattern.flat[index]).kind)
     a, flat = spec.attention, spec.pattern.flat
     if a is None or not a.post_norm or index == 0 or by_symbol(flat[index]).role.mixes_tokens:
         return frame

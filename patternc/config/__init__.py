@@ -155,13 +155,18 @@ def _detect(
 
 
 def _family_of(model_type: object) -> str | None:
-    """The family a ``model_type`` names: its own name, or the text config type of a family whose
-    released configs wrap it (``qwen3_5_moe_text`` -> ``qwen3_5_moe``: ``Family.config_model_type``)."""
+    """The family a ``model_type`` names: its own name, the text config type of a family whose
+    released configs wrap it (``qwen3_5_moe_text`` -> ``qwen3_5_moe``: ``Family.config_model_type``), or
+    a released remote-code type of a ported family (``minimax_m1`` -> ``minimax``:
+    ``Family.released_model_types``)."""
     if not isinstance(model_type, str):
         return None
     if model_type in families.names():
         return model_type
-    return next((f.name for f in families.families() if f.config_model_type == model_type), None)
+    for found in families.families():
+        if model_type == found.config_model_type or model_type in found.released_model_types:
+            return found.name
+    return None
 
 
 def _from_architectures(archs: object) -> str | None:
@@ -459,6 +464,7 @@ def _spec(ctx: readers.Ctx[Any], family: str, pattern: Pattern, specs: dict[str,
             embedding_multiplier=specs.get("embedding_multiplier", 1.0),
             residual_multiplier=specs.get("residual_multiplier", 1.0),
             logits_scaling=specs.get("logits_scaling", 1.0),
+            scaled_residual=specs.get("scaled_residual"),
             **flavours,
         )
     except ValidationError as error:

@@ -56,6 +56,7 @@ BUILTIN: tuple[str, ...] = (
     "deepseek_v3",
     "lfm2",
     "lfm2_moe",
+    "minimax",
     "zamba2",
 )
 """The built-in families' module names (= their ``model_type``), in the order help texts list them."""
