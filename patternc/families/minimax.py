@@ -214,6 +214,14 @@ def _layout(ctx: Ctx[MiniMaxInput], n: int) -> tuple[str | None, str]:
         if m.layer_types is None:  # transformers builds its default alternation
             value = "".join(names[t] for t in default_layer_types(n))
             ctx.defaults_used[ctx.key("layer_types")] = default_layer_types(n)
+    if value is None and _remote(ctx) and not ctx.has(used) and ctx.has(ignored):
+        ctx.add(
+            "P917",
+            f"the `{m.model_type}` config has no `{ctx.prefix}attn_type_list`, the only layer list its remote "
+            "code reads (`layer_types` is transformers' spelling, for `model_type: minimax`)",
+            ignored,
+            label="not read by the remote code",
+        )
     if ctx.has(ignored) and other is not None and other != value:
         ctx.add(
             "P916",
@@ -281,7 +289,10 @@ def _rope(ctx: Ctx[MiniMaxInput], head_dim: int) -> RopeSpec | None:
 
 
 def _remote_keys_ignored(ctx: Ctx[MiniMaxInput]) -> None:
-    """A ``minimax`` config with a remote-only key that would change the model: transformers ignores it."""
+    """A ``minimax`` config with a remote-only key that would change the model: transformers ignores it;
+    ``shared_moe_mode`` without a shared expert has no effect in either spelling."""
+    if _shared_size(ctx) == 0:
+        ctx.vestigial(["shared_moe_mode"], "there is no shared expert (`shared_intermediate_size` is 0)")
     if _remote(ctx):
         return
     changes = {
@@ -297,7 +308,6 @@ def _remote_keys_ignored(ctx: Ctx[MiniMaxInput]) -> None:
                 key,
                 label="ignored by transformers",
             )
-    ctx.reported.update(k for k in ("shared_moe_mode",) if ctx.has(k))
 
 
 def _shared_size(ctx: Ctx[MiniMaxInput]) -> int:

@@ -238,6 +238,8 @@ def test_megatron_has_no_lightning_attention() -> None:
             "P906",
         ),
         ({"num_hidden_layers": 2, "layer_types": ["full_attention"] * 2, "num_experts_per_tok": 9}, "P908"),
+        ({"model_type": "minimax_m1", "num_hidden_layers": 1, "layer_types": ["full_attention"]}, "P917"),
+        ({"num_hidden_layers": 1, "layer_types": ["full_attention"], "shared_moe_mode": "sigmoid"}, "P913"),
     ],
 )
 def test_contradictions_are_diagnostics(data: dict[str, Any], code: str) -> None:
