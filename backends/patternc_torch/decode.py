@@ -37,6 +37,9 @@ def norm_step(norm: RMSNorm) -> Callable[[torch.Tensor], torch.Tensor]:
     eps = _scalar(norm.eps, weight.device)
     inv_size = 1.0 / weight.shape[-1]
 
+    if norm.unit_offset:
+        return norm.forward
+
     def step(x: torch.Tensor) -> torch.Tensor:
         h = _f32(x)
         length = torch.linalg.vector_norm(h, dim=-1, keepdim=True)

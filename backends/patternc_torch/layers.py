@@ -99,7 +99,12 @@ class RMSNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = _f32(x)
-        out = self.scale() * (h * _inv_rms(h, self.eps))
+        if self.unit_offset:
+            # Qwen's own arithmetic (``Qwen3NextRMSNorm``): the gated delta rule's chunked solve amplifies
+            # an ulp of difference in its input, so the zero-centred norm rounds exactly as transformers'
+            out = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps) * self.scale()
+        else:
+            out = self.scale() * (h * _inv_rms(h, self.eps))
         return out if out.dtype == x.dtype else out.to(x.dtype)
 
 

@@ -47,10 +47,12 @@ def _attention(spec: ModelSpec) -> Iterator[Diagnostic]:
     a = spec.attention
     if a is None:
         return
+    # multimodal RoPE (Qwen3.5's mrope_section, interleaved or not) is built: this backend takes text
+    # only, whose temporal, height and width positions are one and the same, and then every frequency
+    # pair rotates by that one position, which is plain (partial) RoPE
     for flag, name in (
         (a.qk_norm_whole, "q/k norms over the whole projection (OLMo's; per-head norms are built)"),
         (a.sliding_window is not None, "sliding-window attention"),
-        (a.rope is not None and a.rope.mrope_section is not None, "multimodal RoPE (Qwen3.5's mrope)"),
         (a.post_norm, "normalised outputs (OLMo's post-norm layers; new flavours are issue 15)"),
     ):
         if flag:

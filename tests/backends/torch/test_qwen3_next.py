@@ -21,6 +21,7 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 from patternc_torch.io import build, load_weights  # noqa: E402
+from patternc_torch.support import unsupported  # noqa: E402
 
 from patternc.config import read_config  # noqa: E402
 from patternc.ir import make_pattern  # noqa: E402
@@ -76,8 +77,8 @@ def _randomize(model: Any, seed: int) -> None:
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in model.named_parameters():
-            if name.endswith("A_log"):
-                p.copy_(torch.rand(p.shape, generator=gen) * 2 - 1)
+            if name.endswith("A_log"):  # decays exp(-exp(A_log) softplus(.)) of 0.03 to 0.7 a step, as trained
+                p.copy_(torch.rand(p.shape, generator=gen) * 2)
             elif name.endswith("dt_bias"):
                 p.copy_(torch.rand(p.shape, generator=gen) * 2 - 0.5)
             elif "norm" in name and name.endswith("weight"):
@@ -86,13 +87,16 @@ def _randomize(model: Any, seed: int) -> None:
                 p.copy_(torch.randn(p.shape, generator=gen) * (0.3 if p.dim() == 3 else 0.15))
 
 
-def _pair(config: Any, seed: int) -> tuple[Any, Any, ModelSpec]:
+def _pair(model_cls: Any, config: Any, seed: int) -> tuple[Any, Any, ModelSpec]:
+    """transformers' model of ``config`` (random weights) and the backend's, read from the same config
+    by its family and loaded from transformers' state dict."""
     reading = read_config(config.to_dict())
     assert reading.ok and reading.spec is not None, [d.message for d in reading.diagnostics]
     spec = reading.spec
+    assert unsupported(spec) == []
     config._attn_implementation = "eager"
     torch.manual_seed(0)
-    hf = transformers.Qwen3NextForCausalLM(config).eval()
+    hf = model_cls(config).eval()
     _randomize(hf, seed)
     ours = build(spec)
     load_weights(ours, dict(hf.state_dict()), "<transformers>")
@@ -103,57 +107,60 @@ def _ids(seed: int, batch: int, seq: int) -> Any:
     return torch.randint(0, VOCAB, (batch, seq), generator=torch.Generator().manual_seed(seed))
 
 
-@SETTINGS
-@given(qwen3_next_configs())
-def test_qwen3_next_parity(case: tuple[Any, int]) -> None:
-    config, seed = case
-    hf, ours, spec = _pair(config, seed)
-    seq = 70  # more than one chunk of the chunked delta rule (64)
+def _greedy_reference(hf: Any, config: Any, prompt: Any, new: int) -> Any:
+    if "full_attention" in config.layer_types:
+        mask = torch.ones_like(prompt)  # explicit: a prompt id equal to pad_token_id is no padding
+        return hf.generate(prompt, attention_mask=mask, max_new_tokens=new, do_sample=False, pad_token_id=0)
+    # transformers' cache cannot generate without an attention layer: greedy by full forwards
+    out = prompt
+    for _ in range(new):
+        out = torch.cat([out, hf(out, use_cache=False).logits[:, -1].argmax(-1, keepdim=True)], dim=1)
+    return out
+
+
+def check_parity(model_cls: Any, config: Any, seed: int) -> None:
+    """Full forward over more than one chunk of the delta rule (64 tokens), step-by-step decoding, a
+    left-padded batch (and its continuation token by token), greedy tokens: all as transformers'."""
+    hf, ours, spec = _pair(model_cls, config, seed)
+    flat = spec.pattern.flat
+    seq = 70
     ids = _ids(seed, 2, seq)
     with torch.no_grad():
         ref = hf(ids, use_cache=False).logits
+        assert torch.isfinite(ref).all()
         full = ours(ids).logits
+        assert float((full - ref).abs().max()) <= TOL, (flat, "full")
         state = ours.new_state(2, 4)  # small on purpose: the KV buffers must grow
         split = 1 + seed % 7
         steps = [ours(ids[:, :split], state=state).logits]
         steps += [ours(ids[:, i : i + 1], state=state).logits for i in range(split, seq)]
-    step = torch.cat(steps, dim=1)
-    assert torch.isfinite(ref).all()
-    assert float((full - ref).abs().max()) <= TOL, (spec.pattern.flat, "full")
-    assert float((step - ref).abs().max()) <= TOL, (spec.pattern.flat, "step")
+        assert float((torch.cat(steps, dim=1) - ref).abs().max()) <= TOL, (flat, "step")
+
+        seq, pad = 12, 1 + seed % 5
+        ids = _ids(seed + 1, 2, seq)
+        mask = torch.ones(2, seq, dtype=torch.long)
+        mask[1, :pad] = 0
+        ids[1, :pad] = 0
+        positions = (mask.cumsum(1) - 1).clamp(min=0)  # what transformers' generate passes for left padding
+        ref = hf(ids, attention_mask=mask, position_ids=positions, use_cache=False).logits
+        padded = ours(ids, attention_mask=mask).logits
+        assert float((padded - ref)[mask.bool()].abs().max()) <= TOL, (flat, "left-padded")
+        state = ours.new_state(2, 4)
+        ours(ids[:, :-3], attention_mask=mask[:, :-3], state=state)
+        tail = [ours(ids[:, i : i + 1], state=state).logits for i in range(seq - 3, seq)]
+        assert float((torch.cat(tail, dim=1) - ref[:, -3:]).abs().max()) <= TOL, (flat, "padded decode")
+
+        prompt = ids[:1, :6]
+        expected = _greedy_reference(hf, config, prompt, 8)
+        got = ours.generate(prompt, max_new_tokens=8)
+    assert torch.equal(got, expected), (flat, got, expected)
 
 
 @SETTINGS
 @given(qwen3_next_configs())
-def test_qwen3_next_left_padded_batch_and_greedy(case: tuple[Any, int]) -> None:
+def test_qwen3_next_parity(case: tuple[Any, int]) -> None:
     config, seed = case
-    hf, ours, spec = _pair(config, seed)
-    seq, pad = 12, 1 + seed % 5
-    ids = _ids(seed, 2, seq)
-    mask = torch.ones(2, seq, dtype=torch.long)
-    mask[1, :pad] = 0
-    ids[1, :pad] = 0
-    positions = (mask.cumsum(1) - 1).clamp(min=0)  # what transformers' generate passes for left padding
-    with torch.no_grad():
-        ref = hf(ids, attention_mask=mask, position_ids=positions, use_cache=False).logits
-        ours_out = ours(ids, attention_mask=mask).logits
-        real = mask.bool()
-        assert float((ours_out - ref)[real].abs().max()) <= TOL, (spec.pattern.flat, "left-padded")
-        # continue the padded batch token by token (the padded state path) against the full forward
-        state = ours.new_state(2, 4)
-        ours(ids[:, :-3], attention_mask=mask[:, :-3], state=state)
-        tail = [ours(ids[:, i : i + 1], state=state).logits for i in range(seq - 3, seq)]
-        assert float((torch.cat(tail, dim=1) - ref[:, -3:]).abs().max()) <= TOL, (spec.pattern.flat, "padded decode")
-        prompt = ids[:1, :6]
-        if "full_attention" in config.layer_types:
-            expected = hf.generate(prompt, max_new_tokens=8, do_sample=False, pad_token_id=0)
-        else:  # transformers' cache cannot generate without an attention layer: greedy by full forwards
-            expected = prompt
-            for _ in range(8):
-                picked = hf(expected, use_cache=False).logits[:, -1].argmax(-1, keepdim=True)
-                expected = torch.cat([expected, picked], dim=1)
-        got = ours.generate(prompt, max_new_tokens=8)
-    assert torch.equal(got, expected), (spec.pattern.flat, got, expected)
+    check_parity(transformers.Qwen3NextForCausalLM, config, seed)
 
 
 def test_mix_no_transformers_class_builds() -> None:
@@ -183,8 +190,6 @@ def test_mix_no_transformers_class_builds() -> None:
     spec = reading.spec.model_copy(
         update={"pattern": make_pattern("MG*-E" * 2), "mamba": mamba_spec(4, 2, 8), "source": "pattern"}
     )
-    from patternc_torch.support import unsupported
-
     assert unsupported(spec) == []
     model = build(spec)
     model.init_weights(seed=3, std=0.2)
