@@ -277,6 +277,10 @@ BUILTIN: tuple[KindDef, ...] = (
         "DeepSeek sparse attention",
         megatron=True,
         mla_family=True,
+        spec_field="dsa",
+        spec_class=f"{_MODEL}:DsaSpec",
+        cost=f"{_COSTS}:dsa_layer",
+        lower=f"{_GRAPH}:lower_dsa_layer",
         colours=("#CC79A7", "#000000"),
     ),
     KindDef(

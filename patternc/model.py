@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from patternc.ir import Pattern
 from patternc.kinds import kind_def
@@ -139,6 +139,42 @@ class MlaSpec(_Node):
         """``qk_head_dim ** -0.5``, times YaRN's mscale² when the scaling says so."""
         factor = self.rope_scaling.softmax_factor if self.rope_scaling is not None else 1.0
         return float(self.qk_head_dim**-0.5 * factor)
+
+
+class DsaSpec(_Node):
+    """DeepSeek sparse attention (``D``), as DeepSeek-V3.2 defines it (``DeepseekV32Attention``):
+    multi-head latent attention (``mla``, DeepSeek-V3's ``+`` unchanged) in which each query attends
+    only the ``index_topk`` keys a lightning indexer (``DeepseekV32Indexer``) scores highest.
+
+    The indexer reads the query latent (the output of ``q_a_layernorm``, so the query bottleneck is
+    required) through ``wq_b`` to ``index_n_heads`` heads of ``index_head_dim``, projects the hidden
+    state to one shared key (``wk``, then a LayerNorm with weight and bias, ``k_norm``), rotates the
+    first ``qk_rope_head_dim`` channels of both with the model's RoPE (half-split, never interleaved,
+    unlike the latent attention's), scores every cached key as ``sum_h w_h * relu(q_h . k)`` with
+    per-token head weights from ``weights_proj`` (hidden -> heads) and keeps the top ``index_topk``.
+    A token caches the latent attention's latent and rotary key plus the indexer's key."""
+
+    mla: MlaSpec
+    """The latent attention the indexer sparsifies (the query bottleneck, ``q_lora_rank``, is required)."""
+    index_n_heads: Positive
+    index_head_dim: Positive
+    """Per-head channels of the indexer's queries and of its one shared key; the first
+    ``qk_rope_head_dim`` of them rotate."""
+    index_topk: Positive
+    """Keys each query attends (all of them while the context is shorter)."""
+    index_norm_eps: PositiveFloat = 1e-6
+    """Epsilon of ``k_norm`` (``nn.LayerNorm(index_head_dim, eps=1e-6)``, fixed by transformers)."""
+
+    @model_validator(mode="after")
+    def _indexer_fits(self) -> DsaSpec:
+        if self.mla.q_lora_rank is None:
+            raise ValueError("the lightning indexer reads the query latent: `q_lora_rank` must be set")
+        if self.index_head_dim < self.mla.qk_rope_head_dim:
+            raise ValueError(
+                f"index_head_dim ({self.index_head_dim}) is smaller than the rotary channels "
+                f"qk_rope_head_dim ({self.mla.qk_rope_head_dim}) it rotates"
+            )
+        return self
 
 
 class MambaSpec(_Node):
@@ -321,6 +357,9 @@ class ModelSpec(_Node):
     short_conv: ShortConvSpec | None = Field(default=None, exclude_if=lambda v: v is None)
     """Gated short convolution (LFM2).  Left out of the JSON when None, so the documents of the
     families without it stay as they were."""
+    dsa: DsaSpec | None = Field(default=None, exclude_if=lambda v: v is None)
+    """DeepSeek sparse attention (DeepSeek-V3.2).  Left out of the JSON when None, so the documents of
+    the families without it stay as they were."""
     lightning: LightningSpec | None = Field(default=None, exclude_if=lambda v: v is None)
     """Lightning attention (MiniMax).  Left out of the JSON when None, so the documents of the
     families without it stay as they were."""

@@ -78,6 +78,12 @@ VOCABULARY: tuple[TargetName, ...] = (
         None,
         "transformers' DeepSeek-V3/V3.1/R1, DeepseekV3ForCausalLM (build only)",
     ),
+    TargetName(
+        "deepseek_v32",
+        ("transformers-deepseek_v32", "deepseek-v3.2"),
+        None,
+        "transformers' DeepSeek-V3.2-Exp/V3.2 (sparse attention), DeepseekV32ForCausalLM (build only)",
+    ),
     TargetName("lfm2", ("transformers-lfm2",), None, "transformers' LFM2, Lfm2ForCausalLM (build only)"),
     TargetName("lfm2_moe", ("transformers-lfm2_moe",), None, "transformers' LFM2-MoE, Lfm2MoeForCausalLM (build only)"),
     TargetName(

@@ -35,6 +35,7 @@ REFERENCES: dict[str, str] = {
     "qwen3_5_moe": "tests/fixtures/hub2/Qwen3.6-35B-A3B-NVFP4/config.json",
     "olmo_hybrid": "tests/fixtures/hub2/Olmo-Hybrid-7B/config.json",
     "deepseek_v3": "tests/fixtures/hub2/DeepSeek-V3-0324-NVFP4/config.json",
+    "deepseek_v32": "tests/fixtures/hub2/DeepSeek-V3.2-Exp/config.json",
     "lfm2": "tests/fixtures/hub2/LFM2-1.2B/config.json",
     "lfm2_moe": "tests/fixtures/hub2/LFM2-8B-A1B/config.json",
     "minimax": "tests/golden/configs/minimax.json",

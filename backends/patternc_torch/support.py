@@ -129,7 +129,10 @@ SUPPORT: dict[str, KindSupport] = {
     LayerKind.MLP: KindSupport(f"{_KINDS}:MLP_KIND", _mlp),
     LayerKind.MOE: KindSupport(f"{_KINDS}:MOE_KIND", _moe),
     LayerKind.GATED_DELTANET: KindSupport("patternc_torch.deltanet:GATED_DELTANET_KIND", _gated_deltanet),
-    LayerKind.DSA: KindSupport(),
+    LayerKind.DSA: KindSupport(
+        refusal="no module for DeepSeek sparse attention (latent attention with a lightning indexer choosing "
+        "top-k keys, DeepSeek-V3.2) yet (the torch backend's new kinds are issue 15)"
+    ),
     LayerKind.MLA: KindSupport(),
     LayerKind.SHORT_CONV: KindSupport(
         refusal="no module for LFM2's gated short convolution yet (the torch backend's new kinds are issue 15)"

@@ -10,12 +10,13 @@ model transformers builds on the meta device.  Pure integer arithmetic: no torch
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import cast
 
 from patternc.kinds import behaviour, kind_def
 from patternc.model import (
     AttentionSpec,
+    DsaSpec,
     GatedDeltaNetSpec,
     LightningSpec,
     MambaSpec,
@@ -48,6 +49,12 @@ class LayerCost:
     """FLOPs per token and attended key (``QKᵀ`` and ``AV``: ``4·heads·head_dim``)."""
     window: int | None = None
     """Sliding window: a token attends at most this many keys."""
+    top_k_keys: int | None = None
+    """Sparse attention (``D``): a token attends at most this many keys, chosen among all the cached
+    ones; unlike ``window``, the cache keeps every key."""
+    index_flops_per_key: int = 0
+    """FLOPs per token and cached key that no window or top-k caps (the lightning indexer scores
+    every key before choosing)."""
     kv_elems_per_token: int = 0
     """KV-cache elements per cached token and sequence (``2·kv_heads·head_dim``)."""
     state_elems: int = 0
@@ -57,8 +64,14 @@ class LayerCost:
 
     def flops_at(self, keys: int) -> int:
         """FLOPs of one token that attends ``keys`` keys (windowed)."""
-        attended = keys if self.window is None else min(keys, self.window)
-        return 2 * self.matmul + self.other_flops + self.attn_flops_per_key * attended
+        attended = min(keys, self.attended_cap) if self.attended_cap is not None else keys
+        return 2 * self.matmul + self.other_flops + self.attn_flops_per_key * attended + self.index_flops_per_key * keys
+
+    @property
+    def attended_cap(self) -> int | None:
+        """The most keys one token attends (``window`` or ``top_k_keys``; None: every key)."""
+        caps = [cap for cap in (self.window, self.top_k_keys) if cap is not None]
+        return min(caps) if caps else None
 
 
 class CostError(ValueError):
@@ -130,6 +143,36 @@ def mla_cost(h: int, a: MlaSpec) -> LayerCost:
         attn_flops_per_key=2 * qk + 2 * a.num_heads * a.v_head_dim,
         kv_elems_per_token=latent,
         param_breakdown=parts,
+    )
+
+
+def dsa_cost(h: int, d: DsaSpec) -> LayerCost:
+    """``DeepseekV32Attention``: DeepSeek-V3's latent attention (``mla_cost``) plus the lightning
+    indexer, ``wq_b`` (query latent -> heads x head dim), ``wk`` (hidden -> head dim), ``k_norm`` (a
+    LayerNorm: weight and bias) and ``weights_proj`` (hidden -> heads), none with a bias.  FLOPs: the
+    indexer's projections per token, its scores over every cached key (``2·heads·head_dim`` for the
+    dot products, ``2·heads`` for the head-weighted sum), and the latent attention over at most
+    ``index_topk`` keys (the sparse kernels' work; transformers' eager path masks a dense product).
+    The cache: the latent and the rotary key, plus the indexer's key."""
+    base = mla_cost(h, d.mla)
+    heads, dim = d.index_n_heads, d.index_head_dim
+    rank = d.mla.q_lora_rank or 0  # DsaSpec requires it
+    parts = (
+        ("indexer.wq_b", rank * heads * dim),
+        ("indexer.wk", h * dim),
+        ("indexer.k_norm", 2 * dim),
+        ("indexer.weights_proj", h * heads),
+    )
+    indexer = sum(n for _, n in parts)
+    return replace(
+        base,
+        params=base.params + indexer,
+        active=base.active + indexer,
+        matmul=base.matmul + rank * heads * dim + h * dim + h * heads,
+        top_k_keys=d.index_topk,
+        index_flops_per_key=2 * heads * dim + 2 * heads,
+        kv_elems_per_token=base.kv_elems_per_token + dim,
+        param_breakdown=base.param_breakdown + parts,
     )
 
 
@@ -306,6 +349,10 @@ def attention_layer(spec: ModelSpec) -> LayerCost | None:
 
 def mla_layer(spec: ModelSpec) -> LayerCost | None:
     return None if spec.mla is None else mla_cost(spec.hidden_size, spec.mla)
+
+
+def dsa_layer(spec: ModelSpec) -> LayerCost | None:
+    return None if spec.dsa is None else dsa_cost(spec.hidden_size, spec.dsa)
 
 
 def short_conv_layer(spec: ModelSpec) -> LayerCost | None:

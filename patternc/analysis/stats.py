@@ -142,12 +142,14 @@ def round_half_up(value: Fraction) -> int:
 
 
 def prefill_flops(cost: LayerCost, seq_len: int) -> Fraction:
-    """Mean FLOPs per token over a prefill of ``seq_len`` tokens (token t attends min(t, window) keys)."""
-    keys = seq_len * (seq_len + 1) // 2
-    if cost.window is not None and seq_len > cost.window:
-        w = cost.window
-        keys = w * (w + 1) // 2 + (seq_len - w) * w
-    return Fraction(2 * cost.matmul + cost.other_flops, 1) + Fraction(cost.attn_flops_per_key * keys, seq_len)
+    """Mean FLOPs per token over a prefill of ``seq_len`` tokens (token t attends min(t, window) keys,
+    or min(t, top-k) for sparse attention; a sparse attention's indexer scores all t)."""
+    scanned = keys = seq_len * (seq_len + 1) // 2
+    cap = cost.attended_cap
+    if cap is not None and seq_len > cap:
+        keys = cap * (cap + 1) // 2 + (seq_len - cap) * cap
+    flops = Fraction(cost.attn_flops_per_key * keys + cost.index_flops_per_key * scanned, seq_len)
+    return Fraction(2 * cost.matmul + cost.other_flops, 1) + flops
 
 
 def _row(index: int, kind: str, cost: LayerCost, seq_len: int, batch: int, size: int) -> LayerRow:

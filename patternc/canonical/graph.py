@@ -26,6 +26,7 @@ from typing import cast
 from patternc.kinds import LayerKind, behaviour, by_symbol, kind_def
 from patternc.model import (
     AttentionSpec,
+    DsaSpec,
     GatedDeltaNetSpec,
     LightningSpec,
     MambaSpec,
@@ -330,6 +331,41 @@ def lower_mla(frame: Frame, a: MlaSpec, label: str = "`+`") -> BlockGraph:
     return _close(b, frame, out)
 
 
+def lower_dsa(frame: Frame, d: DsaSpec, label: str = "`D`") -> BlockGraph:
+    """``DeepseekV32Attention``: DeepSeek-V3's latent attention (``lower_mla``, unchanged) whose
+    attention node also takes the lightning indexer's choice of ``index_topk`` keys: ``wq_b`` on the
+    query latent, ``wk`` then the ``k_norm`` LayerNorm on the block's input, RoPE on the first
+    ``qk_rope_head_dim`` channels of both (the model's rotary base and scaling, half-split layout),
+    ``weights_proj`` for the per-token head weights, then ReLU scores summed over heads, top-k."""
+    mla = lower_mla(frame, d.mla, label)
+    x = "input" if frame.post_norm else "norm"
+    b = _Builder(label, _symbol(LayerKind.DSA), {n.name: n for n in mla.nodes}, list(mla.edges))
+    heads, dim = d.index_n_heads, d.index_head_dim
+    rank = d.mla.q_lora_rank or 0  # DsaSpec requires it
+    q = b.linear("indexer.wq_b", "q_a_layernorm", rank, heads * dim, False)
+    k = b.linear("indexer.wk", x, frame.hidden_size, dim, False)
+    k_n = b.add("indexer.k_norm", "layernorm", k, size=dim, eps=d.index_norm_eps, bias=True)
+    weights = b.linear("indexer.weights_proj", x, frame.hidden_size, heads, False)
+    rotary = dict(b.nodes["rope"].attrs) | {"interleave": False} if "rope" in b.nodes else None
+    if rotary is not None:
+        q = k_n = b.add("indexer.rope", "rope", (q, "q"), (k_n, "k"), **rotary)
+    index = b.add(
+        "indexer",
+        "lightning_indexer",
+        (q, "q"),
+        (k_n, "k"),
+        (weights, "weights"),
+        heads=heads,
+        head_dim=dim,
+        scale=dim**-0.5,
+        head_weight_scale=heads**-0.5,
+        score_activation="relu",
+        top_k=d.index_topk,
+    )
+    b.edges.append(Edge(index, "sdpa", "index"))
+    return b.build()
+
+
 def _mlp(b: _Builder, x: str, prefix: str, size_in: int, inner: int, act: str, gated: bool, bias: bool) -> str:
     """``down(act(gate(x)) * up(x))`` when gated, ``down(act(up(x)))`` otherwise."""
     up = b.linear(f"{prefix}up_proj", x, size_in, inner, bias)
@@ -512,6 +548,10 @@ def lower_attention_layer(frame: Frame, spec: ModelSpec, label: str) -> BlockGra
 
 def lower_mla_layer(frame: Frame, spec: ModelSpec, label: str) -> BlockGraph | None:
     return None if spec.mla is None else lower_mla(frame, spec.mla, label)
+
+
+def lower_dsa_layer(frame: Frame, spec: ModelSpec, label: str) -> BlockGraph | None:
+    return None if spec.dsa is None else lower_dsa(frame, spec.dsa, label)
 
 
 def lower_mlp_layer(frame: Frame, spec: ModelSpec, label: str) -> BlockGraph | None:

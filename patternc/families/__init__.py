@@ -54,6 +54,7 @@ BUILTIN: tuple[str, ...] = (
     "qwen3_5_moe",
     "olmo_hybrid",
     "deepseek_v3",
+    "deepseek_v32",
     "lfm2",
     "lfm2_moe",
     "minimax",

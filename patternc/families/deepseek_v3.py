@@ -19,8 +19,9 @@ Input model, key names, layout reader and expresser (no target profile: ``build`
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 from patternc.canonical.archs import (
     Config,
@@ -106,6 +107,8 @@ class DeepseekV3Input(ConfigModel):
     """DeepSeek's remote code: ``noaux_tc``; transformers always selects with the correction bias."""
 
 
+Input = TypeVar("Input", bound=DeepseekV3Input)
+"""The input model of a DeepSeek family (``DeepseekV3Input`` or its DeepSeek-V3.2 extension)."""
 MLA = MlaKeys()
 MOE = MoeKeys(
     experts="n_routed_experts",
@@ -133,19 +136,25 @@ MOE = MoeKeys(
     ),
 )
 MLP = MlpKeys(intermediate_size="intermediate_size", activation="hidden_act", gated=True, unused=("intermediate_size",))
+NOT_SPARSE: Mapping[str, str] = MappingProxyType(
+    {
+        LayerKind.DSA: "DeepSeek-V3's latent attention attends every key: it has no lightning indexer (DeepSeek-V3.2's "
+        "`wq_b`, `wk`, `k_norm`, `weights_proj`) choosing `index_topk` keys per query, as this sparse attention has"
+    }
+)
+"""Why DeepSeek-V3 cannot build a ``D`` layer: the one thing DeepSeek-V3.2 adds to its attention."""
 _REMOTE_ONLY = {"scoring_func": "sigmoid", "topk_method": "noaux_tc", "moe_layer_freq": 1}
 """Keys only DeepSeek's remote code reads, and the value that means what transformers builds."""
 
 
-def _remote_only(ctx: Ctx[DeepseekV3Input]) -> None:
-    """P916 for a remote-code key whose value would build another model than transformers does."""
+def remote_only(ctx: Ctx[Input], cls: str = "DeepseekV3") -> None:
+    """P916 for a remote-code key whose value would build another model than transformers' ``cls`` does."""
     for key, builds in _REMOTE_ONLY.items():
         value = getattr(ctx.model, key)
         if value is not None and value != builds:
             ctx.add(
                 "P916",
-                f"{ctx.q(key)} is {value!r}, but transformers' DeepseekV3 ignores it and builds as if it were "
-                f"{builds!r}",
+                f"{ctx.q(key)} is {value!r}, but transformers' {cls} ignores it and builds as if it were {builds!r}",
                 key,
                 label="ignored by transformers",
             )
@@ -153,7 +162,7 @@ def _remote_only(ctx: Ctx[DeepseekV3Input]) -> None:
     derived = {"head_dim": m.qk_rope_head_dim, "qk_head_dim": m.qk_nope_head_dim + m.qk_rope_head_dim}
     for key, value in derived.items():
         given = getattr(m, key)
-        if given is not None and given != value:
+        if ctx.has(key) and given is not None and given != value:
             ctx.add(
                 "P916",
                 f"{ctx.q(key)} is {given}, but transformers derives it ({value}) and overwrites it",
@@ -162,7 +171,7 @@ def _remote_only(ctx: Ctx[DeepseekV3Input]) -> None:
             )
 
 
-def _mtp_depth(ctx: Ctx[DeepseekV3Input]) -> tuple[int, str]:
+def mtp_depth(ctx: Ctx[Input]) -> tuple[int, str]:
     """The MTP depth and the key it came from (``num_nextn_predict_layers`` over ``num_mtp_layers``)."""
     m = ctx.model
     if m.num_nextn_predict_layers is None:
@@ -185,19 +194,39 @@ def read(ctx: Ctx[DeepseekV3Input]) -> Built:
     n = ctx.get("num_hidden_layers")
     dense = ctx.get("first_k_dense_replace")
     ffn = [MLP_S if i < dense else MOE_S for i in range(n)]
-    main = "".join(MLA_S + f for f in ffn)
-    depths, mtp_key = _mtp_depth(ctx)
-    mtp = MLA_S + (MOE_S if n >= dense else MLP_S)  # remote code: layer n is MoE when n >= first_k_dense_replace
-    built = Built(main=main, main_key="num_hidden_layers", ffn_key="first_k_dense_replace")
+    dense_why = f"every layer is dense ({ctx.q('first_k_dense_replace')} >= the layer count)"
+    return read_stack(ctx, MLA_S, ffn, "first_k_dense_replace", dense_why, lambda: ("mla", read_mla(ctx, MLA)))
+
+
+def read_stack(
+    ctx: Ctx[Input],
+    mixer: str,
+    ffn: list[str],
+    ffn_key: str,
+    dense_why: str,
+    attention: Callable[[], tuple[str, object]],
+    cls: str = "DeepseekV3",
+) -> Built:
+    """The decoder stack of the DeepSeek families: ``mixer`` then ``ffn[i]`` per layer, the MTP
+    depths (one ``mixer`` + FFN layer each, MoE when ``num_hidden_layers >= first_k_dense_replace`` as
+    in DeepSeek's remote code), the remote-only keys, the attention's spec (``attention()`` gives its
+    ``ModelSpec`` field and value), the MoE, the dense MLP and the norm."""
+    n = len(ffn)
+    dense = ctx.get("first_k_dense_replace")
+    main = "".join(mixer + f for f in ffn)
+    depths, mtp_key = mtp_depth(ctx)
+    mtp = mixer + (MOE_S if n >= dense else MLP_S)  # remote code: layer n is MoE when n >= first_k_dense_replace
+    built = Built(main=main, main_key="num_hidden_layers", ffn_key=ffn_key)
     if depths:
         built.mtp, built.depths, built.mtp_key = mtp, depths, mtp_key
-    _remote_only(ctx)
+    remote_only(ctx, cls)
     ctx.get("hidden_act")  # one activation for every FFN, listed before the attention's keys in P911
-    built.specs["mla"] = read_mla(ctx, MLA)
+    field, value = attention()
+    built.specs[field] = value
     if MOE_S in main + built.mtp:
         built.specs["moe"] = read_moe(ctx, MOE)
     else:
-        ctx.vestigial(MOE.unused, f"every layer is dense ({ctx.q('first_k_dense_replace')} >= the layer count)")
+        ctx.vestigial(MOE.unused, dense_why)
     if MLP_S in main + built.mtp:
         built.specs["mlp"] = read_mlp(ctx, MLP)
     else:
@@ -206,7 +235,7 @@ def read(ctx: Ctx[DeepseekV3Input]) -> Built:
     return built
 
 
-def _rope_fields(a: MlaSpec | None) -> dict[str, Any]:
+def rope_fields(a: MlaSpec | None) -> dict[str, Any]:
     """``rope_parameters`` as transformers 5 writes it (YaRN's parameters beside the base)."""
     rope = a.rope if a is not None else RopeSpec(theta=10000.0)
     y = a.rope_scaling if a is not None else None
@@ -216,7 +245,7 @@ def _rope_fields(a: MlaSpec | None) -> dict[str, Any]:
     return {"rope_type": "yarn", "rope_theta": rope.theta, "factor": y.factor} | extra
 
 
-def _mla_fields(spec: ModelSpec) -> tuple[Config, list[Finding]]:
+def mla_fields(spec: ModelSpec) -> tuple[Config, list[Finding]]:
     a = spec.mla
     if a is None:
         return {}, []
@@ -246,7 +275,7 @@ def _mla_fields(spec: ModelSpec) -> tuple[Config, list[Finding]]:
     return cfg, findings
 
 
-def _moe_fields(spec: ModelSpec) -> tuple[Config, list[Finding]]:
+def moe_fields(spec: ModelSpec) -> tuple[Config, list[Finding]]:
     e = spec.moe
     if e is None or MOE_S not in spec.pattern.flat + (spec.pattern.mtp.flat if spec.pattern.mtp else ""):
         return {}, []
@@ -316,9 +345,9 @@ def express(spec: ModelSpec) -> Expression:
     pairs, structural = pair_layers(flat, arch)
     dense, layout = _layout(spec, pairs)
     depths, dense, mtp = _mtp(spec, dense, len(pairs))
-    mla_cfg, mla_found = _mla_fields(spec)
-    moe_cfg, moe_found = _moe_fields(spec)
-    structural = kind_findings(spec, KINDS, arch) + structural + layout + mla_found + moe_found + mtp
+    mla_cfg, mla_found = mla_fields(spec)
+    moe_cfg, moe_found = moe_fields(spec)
+    structural = kind_findings(spec, KINDS, arch, NOT_SPARSE) + structural + layout + mla_found + moe_found + mtp
     cfg: Config = (
         common_fields(spec, "rms_norm_eps")
         | {
@@ -327,7 +356,7 @@ def express(spec: ModelSpec) -> Expression:
             "hidden_act": ffn_activation(spec),
             "intermediate_size": spec.mlp.intermediate_size if spec.mlp else 18432,
             "num_nextn_predict_layers": depths,
-            "rope_parameters": _rope_fields(spec.mla),
+            "rope_parameters": rope_fields(spec.mla),
         }
         | mla_cfg
         | moe_cfg
@@ -336,45 +365,9 @@ def express(spec: ModelSpec) -> Expression:
         cfg["max_position_embeddings"] = spec.max_position_embeddings
     frame = Frame(spec.hidden_size, NormSpec(eps=as_float(cfg, "rms_norm_eps")))
     act = as_str(cfg, "hidden_act")
-    mla = None
-    if spec.mla is not None:
-        rope_cfg = as_dict(cfg, "rope_parameters")
-        yarn = None
-        if rope_cfg["rope_type"] == "yarn":
-            yarn = YarnSpec(**{k: v for k, v in rope_cfg.items() if k not in ("rope_type", "rope_theta")})
-        mla = MlaSpec(
-            num_heads=as_int(cfg, "num_attention_heads"),
-            q_lora_rank=None if cfg["q_lora_rank"] is None else as_int(cfg, "q_lora_rank"),
-            kv_lora_rank=as_int(cfg, "kv_lora_rank"),
-            qk_nope_head_dim=as_int(cfg, "qk_nope_head_dim"),
-            qk_rope_head_dim=as_int(cfg, "qk_rope_head_dim"),
-            v_head_dim=as_int(cfg, "v_head_dim"),
-            bias=bool(cfg["attention_bias"]),
-            latent_norm_eps=LATENT_NORM_EPS,
-            rope=RopeSpec(theta=rope_cfg["rope_theta"]),
-            rope_scaling=yarn,
-            rope_interleave=bool(cfg["rope_interleave"]),
-        )
+    mla = mla_from_config(cfg) if spec.mla is not None else None
     mlp = MlpSpec(intermediate_size=as_int(cfg, "intermediate_size"), activation=act, gated=True)
-    moe = None
-    if moe_cfg:
-        inter = as_int(cfg, "moe_intermediate_size")
-        moe = MoeSpec(
-            num_experts=as_int(cfg, "n_routed_experts"),
-            top_k=as_int(cfg, "num_experts_per_tok"),
-            intermediate_size=inter,
-            router="sigmoid",
-            score_correction_bias=True,
-            n_group=as_int(cfg, "n_group"),
-            topk_group=as_int(cfg, "topk_group"),
-            norm_topk_prob=bool(cfg["norm_topk_prob"]),
-            routed_scaling_factor=as_float(cfg, "routed_scaling_factor"),
-            expert_gated=True,
-            expert_activation=act,
-            shared_experts=1,
-            shared_intermediate_size=inter * as_int(cfg, "n_shared_experts"),
-            shared_gated=True,
-        )
+    moe = moe_from_config(cfg, act) if moe_cfg else None
 
     def mixer(j: int) -> BlockGraph:
         m = pairs[j][0]
@@ -390,6 +383,50 @@ def express(spec: ModelSpec) -> Expression:
 
     embed, head = model_blocks(spec, cfg, frame, tied=bool(cfg["tie_word_embeddings"]))
     return Expression(arch, cfg, structural, [embed, *paired_blocks(pairs, mixer, ffn, flat, KINDS), head])
+
+
+def mla_from_config(cfg: Config, interleave: bool | None = None) -> MlaSpec:
+    """The latent attention DeepSeek's modeling code builds from ``cfg`` (``interleave``: the rotary
+    layout when the class fixes it instead of reading ``rope_interleave``)."""
+    rope_cfg = as_dict(cfg, "rope_parameters")
+    yarn = None
+    if rope_cfg["rope_type"] == "yarn":
+        yarn = YarnSpec(**{k: v for k, v in rope_cfg.items() if k not in ("rope_type", "rope_theta")})
+    return MlaSpec(
+        num_heads=as_int(cfg, "num_attention_heads"),
+        q_lora_rank=None if cfg["q_lora_rank"] is None else as_int(cfg, "q_lora_rank"),
+        kv_lora_rank=as_int(cfg, "kv_lora_rank"),
+        qk_nope_head_dim=as_int(cfg, "qk_nope_head_dim"),
+        qk_rope_head_dim=as_int(cfg, "qk_rope_head_dim"),
+        v_head_dim=as_int(cfg, "v_head_dim"),
+        bias=bool(cfg["attention_bias"]),
+        latent_norm_eps=LATENT_NORM_EPS,
+        rope=RopeSpec(theta=rope_cfg["rope_theta"]),
+        rope_scaling=yarn,
+        rope_interleave=bool(cfg["rope_interleave"]) if interleave is None else interleave,
+    )
+
+
+def moe_from_config(cfg: Config, act: str) -> MoeSpec:
+    """``DeepseekV3MoE`` / ``DeepseekV32MoE`` from ``cfg``: the sigmoid, bias-corrected, group-limited
+    router, gated experts and one shared MLP ``n_shared_experts`` experts wide."""
+    inter = as_int(cfg, "moe_intermediate_size")
+    return MoeSpec(
+        num_experts=as_int(cfg, "n_routed_experts"),
+        top_k=as_int(cfg, "num_experts_per_tok"),
+        intermediate_size=inter,
+        router="sigmoid",
+        score_correction_bias=True,
+        n_group=as_int(cfg, "n_group"),
+        topk_group=as_int(cfg, "topk_group"),
+        norm_topk_prob=bool(cfg["norm_topk_prob"]),
+        routed_scaling_factor=as_float(cfg, "routed_scaling_factor"),
+        expert_gated=True,
+        expert_activation=act,
+        shared_experts=1,
+        shared_intermediate_size=inter * as_int(cfg, "n_shared_experts"),
+        shared_gated=True,
+    )
 
 
 FAMILY = Family(
