@@ -133,6 +133,7 @@ def _has(reasons: list[str], *needles: str) -> bool:
 
 def test_candidates_and_preference_are_fixed() -> None:
     assert candidates() == (
+        "deepseek_v32",
         "deepseek_v3",
         "minimax",
         "olmo_hybrid",

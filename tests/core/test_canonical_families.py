@@ -83,6 +83,29 @@ def _tiny(name: str) -> Any:
             shared_expert_intermediate_size=32,
             vocab_size=128,
         )
+    if name == "deepseek_v32":  # DeepSeek-V3's model plus a lightning indexer; a dense layer after an MoE one
+        return transformers.DeepseekV32Config(
+            num_hidden_layers=3,
+            mlp_layer_types=["dense", "sparse", "dense"],
+            hidden_size=64,
+            intermediate_size=128,
+            num_attention_heads=4,
+            num_key_value_heads=4,
+            q_lora_rank=32,
+            kv_lora_rank=16,
+            qk_nope_head_dim=16,
+            qk_rope_head_dim=8,
+            v_head_dim=16,
+            index_n_heads=2,
+            index_head_dim=16,
+            index_topk=8,
+            n_routed_experts=8,
+            n_group=2,
+            topk_group=1,
+            num_experts_per_tok=2,
+            moe_intermediate_size=32,
+            vocab_size=128,
+        )
     if name == "deepseek_v3":
         return transformers.DeepseekV3Config(
             num_hidden_layers=3,
@@ -125,7 +148,18 @@ def _tiny(name: str) -> Any:
 
 
 @pytest.mark.parametrize(
-    "name", ["nemotron_h", "bamba", "granitemoehybrid", "mamba2", "qwen3_next", "deepseek_v3", "qwen3_5", "qwen3_5_moe"]
+    "name",
+    [
+        "nemotron_h",
+        "bamba",
+        "granitemoehybrid",
+        "mamba2",
+        "qwen3_next",
+        "deepseek_v3",
+        "deepseek_v32",
+        "qwen3_5",
+        "qwen3_5_moe",
+    ],
 )
 def test_family_config_maps_to_its_own_architecture(name: str) -> None:
     reading = read_config(_tiny(name).to_dict())
