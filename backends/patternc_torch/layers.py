@@ -131,8 +131,12 @@ class GatedRMSNorm(nn.Module):
 
 
 def rope_frequencies(head_dim: int, partial_factor: float, theta: float) -> torch.Tensor:
+    """The inverse frequencies, computed on the CPU and moved to the default device: ``arange`` under
+    the meta device goes through torch's Python references, whose first call imports sympy (seconds of
+    a cold ``build --target torch`` of any model with RoPE)."""
     rotary = int(head_dim * partial_factor)
-    return 1.0 / (theta ** (torch.arange(0, rotary, 2, dtype=torch.float32) / rotary))
+    inv_freq = 1.0 / (theta ** (torch.arange(0, rotary, 2, dtype=torch.float32, device="cpu") / rotary))
+    return inv_freq.to(torch.get_default_device())
 
 
 def rope_tables(positions: torch.Tensor, inv_freq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
