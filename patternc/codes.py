@@ -507,7 +507,7 @@ _TABLE: tuple[Code, ...] = (
         "P914",
         "not-expressible",
         _E,
-        "a config whose layers patternc cannot express (Mamba-1, shared blocks, scaled RoPE)",
+        "a config whose layers patternc cannot express (shared blocks, scaled RoPE)",
         ("check", "config.json"),
     ),
     Code(

@@ -58,6 +58,7 @@ class LayerKind(StrEnum):
     MOE = "moe"
     SHORT_CONV = "short_conv"
     LIGHTNING = "lightning"
+    MAMBA1 = "mamba1"
 
 
 class Role(StrEnum):
@@ -349,6 +350,17 @@ BUILTIN: tuple[KindDef, ...] = (
         cost=f"{_COSTS}:lightning_layer",
         lower=f"{_GRAPH}:lower_lightning_layer",
         colours=("#ffffff", "#D55E00"),  # Okabe-Ito's eight fills are taken: attention's vermilion, inverted
+    ),
+    KindDef(
+        LayerKind.MAMBA1,
+        "S",
+        Role.SSM,
+        "Mamba-1 selective scan",
+        spec_field="mamba1",
+        spec_class=f"{_MODEL}:Mamba1Spec",
+        cost=f"{_COSTS}:mamba1_layer",
+        lower=f"{_GRAPH}:lower_mamba1_layer",
+        colours=("#ffffff", "#0072B2"),  # Okabe-Ito's eight fills are taken: Mamba2's blue, inverted
     ),
 )
 """The built-in kinds, in table order (the order of counts, alphabets and messages)."""

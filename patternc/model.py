@@ -298,6 +298,38 @@ class ScaledResidualSpec(_Node):
         return self.ffn_alpha, self.ffn_beta
 
 
+class Mamba1Spec(_Node):
+    """A Mamba-1 selective-scan mixer (``S``), as transformers' ``MambaMixer`` and ``JambaMambaMixer``
+    build it: ``in_proj`` to ``expand * hidden_size`` channels and as many gate channels; a causal
+    depthwise convolution; ``x_proj`` to the low-rank time step (``dt_rank``) and one B and one C of
+    ``state_size`` per token; ``dt_proj`` back to every channel; the per-channel scan with its own
+    ``A`` row (``A_log``: channels x ``state_size``) and skip ``D``; the output gated by SiLU of the
+    gate channels; ``out_proj``.  Unlike Mamba2 (``M``) it has no heads, no groups and no gated norm,
+    and its state matrix is per channel, so no renaming of weights maps one onto the other.  Its
+    constant state is the last ``conv_kernel - 1`` convolution inputs plus channels x ``state_size``."""
+
+    expand: Positive
+    """Inner channels per hidden channel (Jamba's ``mamba_expand``, Mamba's ``expand``)."""
+    state_size: Positive
+    """``mamba_d_state`` / ``state_size``: the state of each channel."""
+    conv_kernel: Positive
+    """``mamba_d_conv`` / ``conv_kernel``: tokens the depthwise convolution spans."""
+    dt_rank: Positive
+    """Rank of the time-step projection, ``"auto"`` resolved as transformers does: ``ceil(hidden_size / 16)``."""
+    conv_bias: bool = True
+    proj_bias: bool = False
+    """A bias on ``in_proj`` and ``out_proj`` (``x_proj`` never has one, ``dt_proj`` always)."""
+    activation: str = "silu"
+    """Applied after the convolution (``hidden_act``); the output gate is SiLU whatever this says."""
+    inner_norms: bool = False
+    """Jamba: RMSNorms (the model's epsilon) over the time step, B and C after ``x_proj``
+    (``dt_layernorm``, ``b_layernorm``, ``c_layernorm``); plain Mamba has none."""
+
+    def inner_size(self, hidden_size: int) -> int:
+        """The scan's channels: ``expand * hidden_size``."""
+        return self.expand * hidden_size
+
+
 class MlpSpec(_Node):
     """A dense MLP (``-``)."""
 
@@ -367,6 +399,9 @@ class ModelSpec(_Node):
     """MiniMax's weighted residuals from the normalised input; None: the plain pre-norm
     ``x + f(norm(x))`` (times ``residual_multiplier``) of every other family.  Left out of the JSON
     when None."""
+    mamba1: Mamba1Spec | None = Field(default=None, exclude_if=lambda v: v is None)
+    """Mamba-1 selective scan (Jamba, Mamba).  Left out of the JSON when None, so the documents of the
+    families without it stay as they were."""
     embedding_multiplier: PositiveFloat = 1.0
     residual_multiplier: PositiveFloat = 1.0
     logits_scaling: PositiveFloat = 1.0

@@ -28,7 +28,7 @@ REFERENCES: dict[str, str] = {
     "nemotron_h": "tests/fixtures/hub/Nemotron-H-8B-Base-8K/config.json",
     "bamba": "tests/golden/configs/bamba.json",
     "granitemoehybrid": "tests/golden/configs/granitemoehybrid-moe.json",
-    "jamba": "tests/golden/configs/jamba.json",
+    "jamba": "tests/fixtures/hub2/Jamba-1.5-Mini/config.json",
     "mamba2": "tests/golden/configs/mamba2.json",
     "qwen3_next": "tests/golden/configs/qwen3_next.json",
     "qwen3_5": "tests/fixtures/hub2/Qwen3.5-27B/config.json",

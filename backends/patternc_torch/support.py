@@ -137,6 +137,9 @@ SUPPORT: dict[str, KindSupport] = {
     LayerKind.SHORT_CONV: KindSupport(
         refusal="no module for LFM2's gated short convolution yet (the torch backend's new kinds are issue 15)"
     ),
+    LayerKind.MAMBA1: KindSupport(
+        refusal="no module for the Mamba-1 selective scan yet (the torch backend's new kinds are issue 15)"
+    ),
     LayerKind.LIGHTNING: KindSupport(
         refusal="no module for MiniMax's lightning attention yet (the torch backend's new kinds are issue 15)"
     ),

@@ -19,6 +19,7 @@ from patternc.model import (
     DsaSpec,
     GatedDeltaNetSpec,
     LightningSpec,
+    Mamba1Spec,
     MambaSpec,
     MlaSpec,
     MlpSpec,
@@ -29,6 +30,9 @@ from patternc.model import (
 
 SSM_FLOPS_PER_STATE = 5
 """Mamba2 recurrence per state element and token: decay multiply, ``Δx⊗B`` multiply and add, ``C·h`` multiply-add."""
+MAMBA1_FLOPS_PER_STATE = 6
+"""Mamba-1 recurrence per state element and token: ``Δ·A`` (its decay is per channel and state, not per
+head), the decay multiply, ``(Δx)·B`` multiply and add, ``C·h`` multiply-add (the ``exp`` not counted)."""
 GDN_FLOPS_PER_STATE = 7
 """Gated delta rule per state element and token: ``S·k`` (2), decay (1), rank-1 update (2), ``q·S`` (2)."""
 
@@ -287,6 +291,39 @@ def short_conv_cost(h: int, c: ShortConvSpec) -> LayerCost:
     )
 
 
+def mamba1_cost(h: int, m: Mamba1Spec) -> LayerCost:
+    """``MambaMixer`` / ``JambaMambaMixer``: ``in_proj`` (h -> 2i: x and the gate), depthwise
+    ``conv1d``, ``x_proj`` (i -> dt_rank + 2·state, no bias), ``dt_proj`` (dt_rank -> i, always a bias),
+    ``A_log`` (i x state), ``D`` (i), Jamba's ``dt``/``b``/``c`` RMSNorms, ``out_proj``.  Per token
+    besides the matmuls: the convolution (2·i·kernel) and the scan (``MAMBA1_FLOPS_PER_STATE`` per
+    state element).  The state: ``kernel - 1`` convolution inputs of i channels plus i x state."""
+    inner = m.inner_size(h)
+    xbc = m.dt_rank + 2 * m.state_size
+    in_proj = _linear(h, 2 * inner, m.proj_bias)
+    conv = inner * m.conv_kernel + (inner if m.conv_bias else 0)
+    dt_proj = _linear(m.dt_rank, inner, True)
+    parts = (
+        ("norm", h),
+        ("in_proj", in_proj),
+        ("conv1d", conv),
+        ("x_proj", inner * xbc),
+        ("dt_proj", dt_proj),
+        ("A_log+D", inner * m.state_size + inner),
+        ("dt/B/C norms", xbc if m.inner_norms else 0),
+        ("out_proj", _linear(inner, h, m.proj_bias)),
+    )
+    total = sum(n for _, n in parts)
+    ssm_state = inner * m.state_size
+    return LayerCost(
+        params=total,
+        active=total,
+        matmul=h * 2 * inner + inner * xbc + m.dt_rank * inner + inner * h,
+        other_flops=2 * inner * m.conv_kernel + MAMBA1_FLOPS_PER_STATE * ssm_state,
+        state_elems=inner * (m.conv_kernel - 1) + ssm_state,
+        param_breakdown=parts,
+    )
+
+
 def _ffn(h: int, size: int, gated: bool, bias: bool) -> int:
     """A dense FFN: ``up`` (and ``gate``) ``h -> size``, ``down`` ``size -> h``."""
     ups = 2 if gated else 1
@@ -361,6 +398,10 @@ def short_conv_layer(spec: ModelSpec) -> LayerCost | None:
 
 def lightning_layer(spec: ModelSpec) -> LayerCost | None:
     return None if spec.lightning is None else lightning_cost(spec.hidden_size, spec.lightning)
+
+
+def mamba1_layer(spec: ModelSpec) -> LayerCost | None:
+    return None if spec.mamba1 is None else mamba1_cost(spec.hidden_size, spec.mamba1)
 
 
 def mlp_layer(spec: ModelSpec) -> LayerCost | None:

@@ -29,6 +29,7 @@ from patternc.model import (
     DsaSpec,
     GatedDeltaNetSpec,
     LightningSpec,
+    Mamba1Spec,
     MambaSpec,
     MlaSpec,
     MlpSpec,
@@ -504,6 +505,50 @@ def lower_short_conv(frame: Frame, c: ShortConvSpec, label: str = "`C`") -> Bloc
     return _close(b, frame, out)
 
 
+def lower_mamba1(frame: Frame, m: Mamba1Spec, label: str = "`S`") -> BlockGraph:
+    """``MambaMixer`` / ``JambaMambaMixer``: ``in_proj`` to x and the gate z; x through the causal
+    depthwise convolution and ``hidden_act``; ``x_proj`` to the time step, B and C (Jamba: each through
+    its RMSNorm, the model's epsilon); ``dt_proj`` (with bias) back to every channel; the per-channel
+    selective scan (softplus time step, ``A_log``, skip ``D``) gated by SiLU(z); ``out_proj``."""
+    b, x = _open(frame, label, _symbol(LayerKind.MAMBA1))
+    h = frame.hidden_size
+    inner = m.inner_size(h)
+    proj = b.linear("in_proj", x, h, 2 * inner, m.proj_bias)
+    conv = b.add(
+        "conv1d",
+        "causal_conv1d",
+        (proj, "x"),
+        channels=inner,
+        kernel=m.conv_kernel,
+        bias=m.conv_bias,
+        activation=m.activation,
+    )
+    xbc = b.linear("x_proj", conv, inner, m.dt_rank + 2 * m.state_size, False)
+    streams = {"dt": m.dt_rank, "b": m.state_size, "c": m.state_size}
+    src = {name: (xbc, name) for name in streams}  # (node, port): the slices of x_proj's output
+    if m.inner_norms:
+        for name, size in streams.items():
+            normed = b.add(f"{name}_layernorm", "rmsnorm", src[name], size=size, eps=frame.norm.eps)
+            src[name] = (normed, name)
+    dt = b.add("dt_proj", "linear", src["dt"], size_in=m.dt_rank, size_out=inner, bias=True)
+    ssm = b.add(
+        "ssm",
+        "mamba1_scan",
+        (conv, "x"),
+        (dt, "dt"),
+        src["b"],
+        src["c"],
+        (proj, "z"),
+        channels=inner,
+        state=m.state_size,
+        dt_softplus=True,
+        skip=True,
+        gate_activation="silu",
+    )
+    out = b.linear("out_proj", ssm, inner, h, m.proj_bias)
+    return _close(b, frame, out)
+
+
 def lower_opaque(frame: Frame, symbol: str, label: str) -> BlockGraph:
     """A layer kind ModelSpec has no hyper-parameters for (``D``): one opaque node."""
     b, x = _open(frame, label, symbol)
@@ -603,6 +648,10 @@ def scaled_frame(frame: Frame, residual: ScaledResidualSpec, kind: str) -> Frame
     """The frame of a ``kind`` layer under MiniMax's weighted residuals (``ScaledResidualSpec``)."""
     alpha, beta = residual.factors(kind)
     return replace(frame, residual_alpha=alpha, residual_multiplier=beta, normed_residual=residual.normed)
+
+
+def lower_mamba1_layer(frame: Frame, spec: ModelSpec, label: str) -> BlockGraph | None:
+    return None if spec.mamba1 is None else lower_mamba1(frame, spec.mamba1, label)
 
 
 def lower_layer(frame: Frame, spec: ModelSpec, index: int, symbol: str) -> BlockGraph:
