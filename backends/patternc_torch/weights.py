@@ -10,7 +10,8 @@ stacked (``mixer.experts.up_proj`` is (experts, out, in), as transformers holds 
   feed_forward,block_sparse_moe,shared_mlp}``, one decoder layer per mixer + FFN pair), and Granite hub
   names (``block_sparse_moe.input_linear``/``output_linear``/``router.layer``);
 * transformers' ``Qwen3NextForCausalLM`` and Qwen's hub checkpoints (``model.layers.J.{linear_attn,self_attn,
-  mlp}``, ``mlp.shared_expert`` -> ``mixer.shared_experts``, per-expert ``mlp.experts.E.*_proj`` stacked).
+  mlp}``, ``mlp.shared_expert`` -> ``mixer.shared_experts``, per-expert ``mlp.experts.E.*_proj`` stacked), and
+  their MTP block (``mtp.fc``, ``mtp.pre_fc_norm_{embedding,hidden}``, ``mtp.layers.J``, ``mtp.norm``).
 """
 
 from __future__ import annotations
@@ -185,6 +186,10 @@ def _paired(tensors: dict[str, torch.Tensor], spec: ModelSpec) -> dict[str, torc
         if name in ("model.final_layernorm.weight", "model.norm.weight"):
             out["backbone.norm_f.weight"] = tensor
             continue
+        mtp = _qwen_mtp_name(name, spec)
+        if mtp is not None:
+            out[mtp] = tensor
+            continue
         match = layer_name.match(name)
         if not match or int(match.group(1)) >= len(pairs):
             out[name] = tensor
@@ -229,6 +234,48 @@ def _paired(tensors: dict[str, torch.Tensor], spec: ModelSpec) -> dict[str, torc
             out[name] = tensor
     out.check()
     return dict(out)
+
+
+_QWEN_MTP_LAYER = re.compile(r"^mtp\.layers\.(\d+)\.([a-z_]+)\.(.*)$")
+
+
+def _qwen_mtp_name(name: str, spec: ModelSpec) -> str | None:
+    """Qwen3-Next / Qwen3.5 hub MTP names -> the backend's DeepSeek-style MTP layers, or None.
+
+    Qwen's block is ``fc(cat(pre_fc_norm_embedding(emb), pre_fc_norm_hidden(h)))``, its decoder
+    layers ``mtp.layers.J`` (mixer + FFN pairs, in the one depth the family reads), then ``mtp.norm``:
+    the backend's ``eh_proj(cat(enorm(emb), hnorm(h)))``, layers, ``final_layernorm``."""
+    block = spec.pattern.mtp
+    if block is None or not name.startswith("mtp."):
+        return None
+    last = len(block.layers) - 1
+    fixed = {
+        "mtp.fc.weight": "mtp.layers.0.eh_proj.weight",
+        "mtp.pre_fc_norm_embedding.weight": "mtp.layers.0.enorm.weight",
+        "mtp.pre_fc_norm_hidden.weight": "mtp.layers.0.hnorm.weight",
+        "mtp.norm.weight": f"mtp.layers.{last}.final_layernorm.weight",
+    }
+    if name in fixed:
+        return fixed[name]
+    match = _QWEN_MTP_LAYER.match(name)
+    pairs, _ = pair_layers(block.flat, "mtp")
+    if not match or int(match.group(1)) >= len(pairs):
+        return None
+    mixer, ffn = pairs[int(match.group(1))]
+    part, rest = match.group(2), match.group(3)
+    if part in ("self_attn", "linear_attn"):
+        return f"mtp.layers.{mixer}.mixer.{rest}"
+    if part == "input_layernorm":
+        return f"mtp.layers.{mixer}.norm.{rest}"
+    if ffn is None:
+        return None
+    if part == "post_attention_layernorm":
+        return f"mtp.layers.{ffn}.norm.{rest}"
+    if part == "mlp":
+        if rest.startswith("shared_expert."):
+            rest = "shared_experts." + rest[len("shared_expert.") :]
+        return f"mtp.layers.{ffn}.mixer.{rest}"
+    return None
 
 
 class _Renamed(dict[str, torch.Tensor]):

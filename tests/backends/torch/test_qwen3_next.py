@@ -205,3 +205,69 @@ def test_mix_no_transformers_class_builds() -> None:
             again = torch.cat([again, model(again).logits[:, -1].argmax(-1, keepdim=True)], dim=1)
     assert float((torch.cat(steps, dim=1) - full).abs().max()) <= TOL
     assert torch.equal(greedy, again)
+
+
+def test_qwen_hub_names_with_the_mtp_block_load_strictly() -> None:
+    """Qwen3-Next's hub layout, MTP block included (``mtp.fc``, ``mtp.pre_fc_norm_embedding``,
+    ``mtp.pre_fc_norm_hidden``, ``mtp.layers.0``, ``mtp.norm``; experts one tensor each), loads into
+    the backend's model tensor for tensor."""
+    config = transformers.Qwen3NextConfig(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        num_hidden_layers=2,
+        layer_types=["linear_attention", "full_attention"],
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=8,
+        linear_num_key_heads=2,
+        linear_num_value_heads=4,
+        linear_key_head_dim=8,
+        linear_value_head_dim=8,
+        num_experts=4,
+        num_experts_per_tok=2,
+        moe_intermediate_size=16,
+        shared_expert_intermediate_size=24,
+    )
+    reading = read_config(config.to_dict() | {"mtp_num_hidden_layers": 1})
+    assert reading.ok and reading.spec is not None and reading.spec.pattern.mtp is not None
+    model = build(reading.spec)
+    model.init_weights(seed=1, std=0.3)
+    ours = model.state_dict()
+    hub: dict[str, Any] = {}
+    for name, tensor in ours.items():
+        if name.startswith("backbone.") or name == "lm_head.weight":
+            continue
+        part = name.split(".")
+        j, rest = int(part[2]), ".".join(part[3:])
+        fixed = {
+            "eh_proj.weight": "mtp.fc.weight",
+            "enorm.weight": "mtp.pre_fc_norm_embedding.weight",
+            "hnorm.weight": "mtp.pre_fc_norm_hidden.weight",
+            "final_layernorm.weight": "mtp.norm.weight",
+        }
+        if rest in fixed:
+            hub[fixed[rest]] = tensor
+        elif rest == "norm.weight":
+            hub[f"mtp.layers.0.{'input_layernorm' if j == 0 else 'post_attention_layernorm'}.weight"] = tensor
+        elif j == 0:
+            hub[f"mtp.layers.0.self_attn.{rest.removeprefix('mixer.')}"] = tensor
+        elif rest == "mixer.experts.gate_up_proj":
+            for e, per in enumerate(tensor):
+                gate, up = per.chunk(2, dim=0)
+                hub[f"mtp.layers.0.mlp.experts.{e}.gate_proj.weight"] = gate
+                hub[f"mtp.layers.0.mlp.experts.{e}.up_proj.weight"] = up
+        elif rest == "mixer.experts.down_proj":
+            for e, per in enumerate(tensor):
+                hub[f"mtp.layers.0.mlp.experts.{e}.down_proj.weight"] = per
+        else:
+            hub[f"mtp.layers.0.mlp.{rest.removeprefix('mixer.').replace('shared_experts.', 'shared_expert.')}"] = tensor
+    reference = transformers.Qwen3NextForCausalLM(config)
+    main = {name: torch.randn(t.shape) for name, t in reference.state_dict().items()}
+    fresh = build(reading.spec)
+    load_weights(fresh, main | hub, "<hub>")
+    loaded = fresh.state_dict()
+    assert all(torch.equal(loaded[name], tensor) for name, tensor in ours.items() if name.startswith("mtp."))
+    assert torch.equal(
+        loaded["backbone.layers.1.mixer.shared_expert_gate.weight"],
+        main["model.layers.0.mlp.shared_expert_gate.weight"],
+    )
