@@ -192,10 +192,25 @@ class MambaSpec(_Node):
     """Channels per group of the gated RMSNorm before the output projection."""
     activation: str = "silu"
     time_step_limit: tuple[float, float] = (0.0, float("inf"))
+    gated_norm: bool = Field(default=True, exclude_if=lambda v: v)
+    """Whether the scan output goes through the gated RMSNorm (weight ``inner_size``) before
+    ``out_proj``; False (Falcon-H1's ``mamba_rms_norm: false``): no norm, the output is only gated by
+    ``silu(z)``.  Left out of the JSON when True, so the other families' documents stay as they were."""
+    norm_before_gate: bool = Field(default=False, exclude_if=lambda v: not v)
+    """True (Falcon-H1's ``mamba_norm_before_gate``): ``norm(y) * silu(z)``; False: ``norm(y * silu(z))``
+    (Mamba2's ``MambaRMSNormGated``).  Left out of the JSON when False."""
+    out_proj_bias: bool | None = Field(default=None, exclude_if=lambda v: v is None)
+    """The bias of ``out_proj`` when it differs in kind from ``in_proj``'s (Falcon-H1's
+    ``projectors_bias``); None: ``proj_bias`` for both.  Left out of the JSON when None."""
 
     @property
     def inner_size(self) -> int:
         return self.num_heads * self.head_dim
+
+    @property
+    def out_bias(self) -> bool:
+        """Whether ``out_proj`` has a bias."""
+        return self.proj_bias if self.out_proj_bias is None else self.out_proj_bias
 
 
 class GatedDeltaNetSpec(_Node):
@@ -367,6 +382,30 @@ class MoeSpec(_Node):
     bias: bool = False
 
 
+class MupSpec(_Node):
+    """Falcon-H1's µP multipliers: constants that scale activations (no weights), each changing the
+    function the model computes, so the canonical map compares them field by field.  All 1.0 is a
+    model without them; the embedding's is ``ModelSpec.embedding_multiplier``, as for Granite."""
+
+    lm_head: float = 1.0
+    """``lm_head_multiplier``: the logits times this."""
+    attention_in: float = 1.0
+    """``attention_in_multiplier``: a parallel layer's normed input times this, for attention only."""
+    attention_out: float = 1.0
+    """``attention_out_multiplier``: the attention branch's output times this, before the sum."""
+    key: float = 1.0
+    """``key_multiplier``: the keys times this (after ``k_proj``, before RoPE)."""
+    ssm_in: float = 1.0
+    """``ssm_in_multiplier``: the Mamba2 branch's input times this."""
+    ssm_out: float = 1.0
+    """``ssm_out_multiplier``: the Mamba2 branch's output times this, before the sum."""
+    ssm: tuple[float, float, float, float, float] = (1.0, 1.0, 1.0, 1.0, 1.0)
+    """``ssm_multipliers``: ``in_proj``'s output times these, per section (z, x, B, C, dt): the
+    non-persistent ``mup_vector`` buffer."""
+    mlp: tuple[float, float] = (1.0, 1.0)
+    """``mlp_multipliers``: the MLP's gate projection times the first, its output times the second."""
+
+
 class ModelSpec(_Node):
     """A whole model: the layer stack and the hyper-parameters of every kind it uses."""
 
@@ -389,6 +428,9 @@ class ModelSpec(_Node):
     short_conv: ShortConvSpec | None = Field(default=None, exclude_if=lambda v: v is None)
     """Gated short convolution (LFM2).  Left out of the JSON when None, so the documents of the
     families without it stay as they were."""
+    mup: MupSpec | None = Field(default=None, exclude_if=lambda v: v is None)
+    """Falcon-H1's µP multipliers (branch, key, MLP and ``in_proj`` section scales).  Left out of the
+    JSON when None."""
     dsa: DsaSpec | None = Field(default=None, exclude_if=lambda v: v is None)
     """DeepSeek sparse attention (DeepSeek-V3.2).  Left out of the JSON when None, so the documents of
     the families without it stay as they were."""

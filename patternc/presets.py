@@ -122,10 +122,17 @@ def spec_for_pattern(
 
     ``source_map`` points each layer back into the pattern's text, for the caret of a ``P601``.
     """
+    from patternc.source import Span
+
     missing = tuple(
-        no_defaults(layer.kind, layer.symbol, span, preset)
+        no_defaults(
+            "parallel layer" if layer.parallel else layer.kind,
+            layer.spelling,
+            Span(span.start, span.start + len(layer.spelling)) if span is not None and layer.parallel else span,
+            preset,
+        )
         for layer, span in layers_and_spans(pattern, source_map)
-        if layer.kind not in preset.kinds
+        if layer.kind not in preset.kinds or layer.parallel  # Nemotron-H's configs have no parallel layer
     )
     if missing:
         return Sized(None, missing)

@@ -87,6 +87,9 @@ VOCABULARY: tuple[TargetName, ...] = (
     TargetName("lfm2", ("transformers-lfm2",), None, "transformers' LFM2, Lfm2ForCausalLM (build only)"),
     TargetName("lfm2_moe", ("transformers-lfm2_moe",), None, "transformers' LFM2-MoE, Lfm2MoeForCausalLM (build only)"),
     TargetName(
+        "falcon_h1", ("transformers-falcon_h1",), None, "transformers' Falcon-H1, FalconH1ForCausalLM (build only)"
+    ),
+    TargetName(
         "minimax",
         ("transformers-minimax",),
         None,

@@ -17,6 +17,10 @@ def decoder_layers(flat: str, source: str | None) -> int | None:
     from patternc import families  # here, not at import: `patternc check` of a bare pattern never needs it
 
     family = families.find(source)
+    if "[" in flat:  # a parallel layer (`[*M]`) is one layer: its first mixer stands for it
+        import re
+
+        flat = re.sub(r"\[([^\]]*)\]", lambda found: found.group(1)[:1], flat)
     if family is None or not family.paired_layers or not flat or len(flat) % 2:
         return None
     pairs = zip(flat[::2], flat[1::2], strict=True)

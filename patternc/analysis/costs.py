@@ -187,13 +187,13 @@ def mamba_cost(h: int, m: MambaSpec) -> LayerCost:
     proj = inner + conv_dim + m.num_heads
     in_proj = _linear(h, proj, m.proj_bias)
     conv = conv_dim * m.conv_kernel + (conv_dim if m.conv_bias else 0)
-    out_proj = _linear(inner, h, m.proj_bias)
+    out_proj = _linear(inner, h, m.out_bias)
     parts = (
         ("norm", h),
         ("in_proj", in_proj),
         ("conv1d", conv),
         ("dt_bias+A_log+D", 3 * m.num_heads),
-        ("gated_norm", inner),
+        ("gated_norm", inner if m.gated_norm else 0),
         ("out_proj", out_proj),
     )
     total = sum(n for _, n in parts)
@@ -420,6 +420,25 @@ def layer_cost(spec: ModelSpec, kind: str) -> LayerCost:
     if cost is None:
         raise CostError(kind)
     return cost
+
+
+def parallel_cost(h: int, costs: tuple[LayerCost, ...]) -> LayerCost:
+    """One parallel layer (``[*M]``): its mixers side by side on one normed input, so the sum of their
+    costs with a single pre-norm (each mixer's cost counts one ``h``-sized norm); their KV caches and
+    states add up, and an attention mixer's window stays its own."""
+    shared_norms = (len(costs) - 1) * h
+    windows = [c.window for c in costs if c.attn_flops_per_key]
+    return LayerCost(
+        params=sum(c.params for c in costs) - shared_norms,
+        active=sum(c.active for c in costs) - shared_norms,
+        matmul=sum(c.matmul for c in costs),
+        other_flops=sum(c.other_flops for c in costs),
+        attn_flops_per_key=sum(c.attn_flops_per_key for c in costs),
+        window=windows[0] if len(windows) == 1 else None,
+        kv_elems_per_token=sum(c.kv_elems_per_token for c in costs),
+        state_elems=sum(c.state_elems for c in costs),
+        param_breakdown=(("norm", h), *((name, n) for c in costs for name, n in c.param_breakdown if name != "norm")),
+    )
 
 
 def mtp_overhead(h: int) -> int:

@@ -11,7 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from patternc.analysis.costs import LayerCost, layer_cost, mtp_overhead
+from patternc.analysis.costs import LayerCost, layer_cost, mtp_overhead, parallel_cost
+from patternc.ir import Layer
 from patternc.model import ModelSpec
 from patternc.symbols import BY_KIND, SYMBOL_ORDER
 
@@ -156,7 +157,7 @@ def _row(index: int, kind: str, cost: LayerCost, seq_len: int, batch: int, size:
     cached = seq_len if cost.window is None else min(seq_len, cost.window)
     return LayerRow(
         index=index,
-        symbol=BY_KIND[kind].symbol,
+        symbol=_spelling(kind),
         kind=str(kind),
         params=cost.params,
         active=cost.active,
@@ -165,6 +166,27 @@ def _row(index: int, kind: str, cost: LayerCost, seq_len: int, batch: int, size:
         kv_cache_bytes=cost.kv_elems_per_token * cached * batch * size,
         state_bytes=cost.state_elems * batch * size,
     )
+
+
+_PARALLEL_JOIN = "&"
+"""Joins the kinds of a parallel layer into its row's kind (``attention&mamba2``, spelled ``[*M]``)."""
+
+
+def _key(layer: Layer) -> str:
+    """The row kind of ``layer``: its kind, or its mixers joined for a parallel layer."""
+    return _PARALLEL_JOIN.join(layer.kinds) if layer.parallel else layer.kind
+
+
+def _spelling(key: str) -> str:
+    kinds = key.split(_PARALLEL_JOIN)
+    symbols = "".join(BY_KIND[k].symbol for k in kinds)
+    return symbols if len(kinds) == 1 else f"[{symbols}]"
+
+
+def _order(key: str) -> tuple[int, int]:
+    """Single kinds in table order, then the parallel combinations, by their first kind."""
+    kinds = key.split(_PARALLEL_JOIN)
+    return (len(kinds) > 1, SYMBOL_ORDER[BY_KIND[kinds[0]].symbol])
 
 
 def model_stats(
@@ -185,7 +207,11 @@ def model_stats(
     h, vocab = spec.hidden_size, spec.vocab_size
     pattern = spec.pattern
     costs = {kind: layer_cost(spec, kind) for kind in sorted(pattern.kinds(), key=str)}
-    rows = [_row(layer.index, layer.kind, costs[layer.kind], seq_len, batch, size) for layer in pattern.layers]
+    if pattern.has_parallel:  # each parallel layer's combination is one more "kind" of row: `attention&mamba2`
+        for layer in (*pattern.layers, *(pattern.mtp.layers if pattern.mtp else ())):
+            if layer.parallel:
+                costs[_key(layer)] = parallel_cost(h, tuple(costs[k] for k in layer.kinds))
+    rows = [_row(layer.index, _key(layer), costs[_key(layer)], seq_len, batch, size) for layer in pattern.layers]
     embedding = vocab * h
     lm_head = 0 if tied(spec) else vocab * h
     final_norm = h
@@ -194,16 +220,16 @@ def model_stats(
     total = embedding + lm_head + final_norm + layers_params
     active = embedding + lm_head + final_norm + layers_active
     head_flops = 2 * vocab * h
-    prefill = sum((prefill_flops(costs[layer.kind], seq_len) for layer in pattern.layers), Fraction(0)) + head_flops
-    decode = sum(costs[layer.kind].flops_at(seq_len) for layer in pattern.layers) + head_flops
+    prefill = sum((prefill_flops(costs[_key(layer)], seq_len) for layer in pattern.layers), Fraction(0)) + head_flops
+    decode = sum(costs[_key(layer)].flops_at(seq_len) for layer in pattern.layers) + head_flops
     per_kind = []
-    for kind in sorted(costs, key=lambda k: SYMBOL_ORDER[BY_KIND[k].symbol]):
-        count = sum(1 for layer in pattern.layers if layer.kind == kind)
+    for kind in sorted(costs, key=_order):
+        count = sum(1 for layer in pattern.layers if _key(layer) == kind)
         if count:
             per_kind.append(
                 KindParams(
                     kind=str(kind),
-                    symbol=BY_KIND[kind].symbol,
+                    symbol=_spelling(kind),
                     layers=count,
                     params=count * costs[kind].params,
                     active=count * costs[kind].active,
@@ -213,7 +239,7 @@ def model_stats(
     mtp_params = mtp_prefill = mtp_decode = mtp_bytes = 0
     if pattern.mtp is not None:
         mtp_rows = [
-            _row(layer.index, layer.kind, costs[layer.kind], seq_len, batch, size) for layer in pattern.mtp.layers
+            _row(layer.index, _key(layer), costs[_key(layer)], seq_len, batch, size) for layer in pattern.mtp.layers
         ]
         overhead = mtp_overhead(h)
         per_depth = overhead + sum(r.params for r in mtp_rows)
@@ -226,7 +252,7 @@ def model_stats(
         mtp_bytes = mtp_params * size
         mtp = MtpStats(
             depths=depths,
-            pattern=pattern.mtp.flat,
+            pattern="".join(pattern.mtp.spelled),
             params_per_depth=per_depth,
             overhead_per_depth=overhead,
             layers=mtp_rows,

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import cast
 
-from patternc.kinds import LayerKind, behaviour, by_symbol, kind_def
+from patternc.kinds import SYMBOL_ORDER, LayerKind, behaviour, by_symbol, kind_def
 from patternc.model import (
     AttentionSpec,
     DsaSpec,
@@ -221,18 +221,21 @@ def lower_mamba(frame: Frame, m: MambaSpec, label: str = "`M`") -> BlockGraph:
         groups=m.n_groups,
         dt_limit=m.time_step_limit,
     )
-    normed = b.add(
-        "gated_norm",
-        "gated_rmsnorm",
-        (ssm, "x"),
-        (proj, "z"),
-        size=inner,
-        group_size=m.norm_group_size,
-        eps=frame.norm.eps,
-        gate_activation="silu",
-        norm_before_gate=False,
-    )
-    out = b.linear("out_proj", normed, inner, frame.hidden_size, m.proj_bias)
+    if m.gated_norm:
+        normed = b.add(
+            "gated_norm",
+            "gated_rmsnorm",
+            (ssm, "x"),
+            (proj, "z"),
+            size=inner,
+            group_size=m.norm_group_size,
+            eps=frame.norm.eps,
+            gate_activation="silu",
+            norm_before_gate=m.norm_before_gate,
+        )
+    else:  # Falcon-H1 without `mamba_rms_norm`: the scan output gated by silu(z), no norm
+        normed = b.add("gate", "silu_gate", (ssm, "x"), (proj, "z"))
+    out = b.linear("out_proj", normed, inner, frame.hidden_size, m.out_bias)
     return _close(b, frame, out)
 
 
@@ -600,7 +603,76 @@ def lower_dsa_layer(frame: Frame, spec: ModelSpec, label: str) -> BlockGraph | N
 
 
 def lower_mlp_layer(frame: Frame, spec: ModelSpec, label: str) -> BlockGraph | None:
-    return None if spec.mlp is None else lower_mlp(frame, spec.mlp, label)
+    if spec.mlp is None:
+        return None
+    block = lower_mlp(frame, spec.mlp, label)
+    if spec.mup is not None and spec.mlp.gated:  # Falcon-H1: the gate projection and the output scaled
+        block = scale_after(block, "gate_proj", "gate_multiplier", spec.mup.mlp[0])
+        block = scale_after(block, "down_proj", "down_multiplier", spec.mup.mlp[1])
+    return block
+
+
+def scale_after(block: BlockGraph, src: str, name: str, factor: float | str) -> BlockGraph:
+    """``block`` with a ``scale`` node ``name`` (times ``factor``) between node ``src`` and every node
+    that read it: how a µP multiplier (Falcon-H1) enters a kind's graph without a second lowering.
+    A factor of 1 (every one of a list of factors) adds nothing: the graph stays the kind's own."""
+    if all(float(f) == 1.0 for f in str(factor).split(",")):
+        return block
+    nodes = (*block.nodes, Node(name, "scale", (("factor", _clean(factor)),)))
+    edges = (*(replace(e, src=name) if e.src == src else e for e in block.edges), Edge(src, name))
+    return BlockGraph(block.label, block.kind, nodes, edges)
+
+
+def _branch_factors(spec: ModelSpec, kind: str) -> tuple[float, float]:
+    """A parallel branch's input and output multipliers (Falcon-H1's µP; 1.0 without them)."""
+    mup = spec.mup
+    if mup is None:
+        return 1.0, 1.0
+    if kind == LayerKind.ATTENTION:
+        return mup.attention_in, mup.attention_out
+    if kind == LayerKind.MAMBA2:
+        return mup.ssm_in, mup.ssm_out
+    return 1.0, 1.0
+
+
+def lower_parallel_layer(frame: Frame, spec: ModelSpec, kinds: tuple[str, ...], label: str) -> BlockGraph:
+    """A parallel layer (``[*M]``): one pre-norm, each mixer's graph on it (its own norm and residual
+    dropped, its nodes prefixed by its symbol), each branch scaled in and out, the branches summed,
+    and one residual add: ``FalconH1DecoderLayer.forward``.  The sum is commutative, so the branches
+    are laid out in table order, whatever order the pattern wrote them in."""
+    b, x = _open(frame, label, "[" + "".join(kind_def(k).symbol for k in kinds) + "]")
+    outs: list[str] = []
+    for kind in sorted(kinds, key=lambda k: SYMBOL_ORDER[kind_def(k).symbol]):
+        symbol = kind_def(kind).symbol
+        ref = kind_def(kind).lower
+        lowered = None if ref is None else cast(Lowering, behaviour(ref))(replace(frame, post_norm=False), spec, label)
+        block = lower_opaque(frame, symbol, label) if lowered is None else lowered
+        if kind == LayerKind.ATTENTION and spec.mup is not None:
+            block = scale_after(block, "k_proj", "key_multiplier", spec.mup.key)
+        if kind == LayerKind.MAMBA2 and spec.mup is not None:
+            block = scale_after(block, "in_proj", "mup_vector", ",".join(str(f) for f in spec.mup.ssm))
+        factor_in, factor_out = _branch_factors(spec, kind)
+        entry = x if factor_in == 1.0 else b.add(f"{symbol}.in_scale", "scale", x, factor=factor_in)
+        rename = {"norm": entry}
+        branch_out = ""
+        for node in block.nodes:
+            if node.name not in ("input", "norm", "residual"):
+                rename[node.name] = f"{symbol}.{node.name}"
+                b.nodes[rename[node.name]] = replace(node, name=rename[node.name])
+        for edge in block.edges:
+            if edge.dst == "norm":  # the shared pre-norm stands for the branch's own
+                continue
+            if edge.dst == "residual":
+                if edge.port == "branch":
+                    branch_out = rename[edge.src]
+                continue
+            b.edges.append(Edge(rename[edge.src], rename[edge.dst], edge.port))
+        scaled = (
+            branch_out if factor_out == 1.0 else b.add(f"{symbol}.out_scale", "scale", branch_out, factor=factor_out)
+        )
+        outs.append(scaled)
+    total = b.add("sum", "add", *((out, f"branch{i}") for i, out in enumerate(outs)))
+    return _close(b, frame, total)
 
 
 def lower_moe_layer(frame: Frame, spec: ModelSpec, label: str) -> BlockGraph | None:
@@ -658,6 +730,11 @@ def lower_layer(frame: Frame, spec: ModelSpec, index: int, symbol: str) -> Block
     """The block of main-stack layer ``index`` of ``spec``: its kind's ``KindDef.lower``, or one
     opaque node when the kind has no lowering or ``spec`` no hyper-parameters for it."""
     label = layer_label(index, symbol)
+    parallel = spec.pattern.layers[index].parallel if index < spec.pattern.num_layers else ()
+    if parallel and symbol == spec.pattern.flat[index]:
+        kinds = (by_symbol(symbol).kind, *parallel)
+        spelled = spec.pattern.layers[index].spelling
+        return lower_parallel_layer(frame, spec, kinds, layer_label(index, spelled))
     ref = by_symbol(symbol).lower
     block = None if ref is None else cast(Lowering, behaviour(ref))(frame, spec, label)
     return lower_opaque(frame, symbol, label) if block is None else block
@@ -686,5 +763,8 @@ def lower_spec(spec: ModelSpec) -> list[BlockGraph]:
         lower_layer(_layer_frame(frame, spec, layer.index), spec, layer.index, layer.symbol)
         for layer in spec.pattern.layers
     )
-    blocks.append(lower_head(frame, spec.vocab_size, spec.tie_embeddings, spec.logits_scaling))
+    head = lower_head(frame, spec.vocab_size, spec.tie_embeddings, spec.logits_scaling)
+    if spec.mup is not None:  # Falcon-H1: the logits times lm_head_multiplier
+        head = scale_after(head, "lm_head", "lm_head_multiplier", spec.mup.lm_head)
+    blocks.append(head)
     return blocks

@@ -200,6 +200,16 @@ def split(
         )
     if not as_written:
         _refuse_what_check_refuses(result, json_output, source)
+    if loaded.spec.pattern.has_parallel:  # the proposal is Megatron-Core's string, which has no `[*M]`
+        from patternc.diagnostics import diag
+
+        refusal = diag(
+            "P018",
+            "`split` proposes Megatron-Core's pipeline layout, and Megatron-Core has no parallel layers (`[*M]`)",
+            None,
+            help="a Falcon-H1 model is served by its own family's code (vLLM, SGLang, transformers), not by Megatron",
+        )
+        fail([refusal], loaded.source, json_output=json_output, what=source)
     flat = loaded.spec.pattern.flat
     given = loaded.pattern
     problems: list[Diagnostic] = []

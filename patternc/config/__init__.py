@@ -465,6 +465,7 @@ def _spec(ctx: readers.Ctx[Any], family: str, pattern: Pattern, specs: dict[str,
             residual_multiplier=specs.get("residual_multiplier", 1.0),
             logits_scaling=specs.get("logits_scaling", 1.0),
             scaled_residual=specs.get("scaled_residual"),
+            **({"mup": specs["mup"]} if "mup" in specs else {}),  # Falcon-H1's multipliers
             **flavours,
         )
     except ValidationError as error:

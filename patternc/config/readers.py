@@ -136,6 +136,9 @@ class Built:
     ffn_key: str | None = None
     """The key that places the MoE layers when another key places the mixers (Jamba's
     ``expert_layer_period``): a diagnostic about the FFN kinds (``P201``) points there."""
+    parallel: dict[int, str] = dataclasses.field(default_factory=dict)
+    """Main layer index -> the symbols of the mixers that run beside ``main[index]`` (Falcon-H1:
+    ``{0: "M"}`` with ``main`` ``*-``, the layer ``[*M]``); ``make_pattern`` takes it as is."""
 
 
 # -- layout helpers ----------------------------------------------------------------------------
@@ -298,7 +301,7 @@ def combine(ctx: Ctx[Any], built: Built, main: str) -> Pattern | None:
         source_map = SourceMap(
             main=list(range(len(main))), mtp=list(range(first_mtp, first_mtp + len(mtp))), text_length=length
         )
-        pattern, found = check_pattern(make_pattern(main, mtp=mtp, depths=depths), source_map)
+        pattern, found = check_pattern(make_pattern(main, mtp=mtp, depths=depths, parallel=built.parallel), source_map)
     main_span = ctx.span(built.main_key) if built.main_key else None
     mtp_span = ctx.span(built.mtp_key) if built.mtp_key else None
     ffn_span = ctx.span(built.ffn_key) if built.ffn_key else None

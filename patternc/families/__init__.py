@@ -57,6 +57,7 @@ BUILTIN: tuple[str, ...] = (
     "deepseek_v32",
     "lfm2",
     "lfm2_moe",
+    "falcon_h1",
     "minimax",
     "zamba2",
 )

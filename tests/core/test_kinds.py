@@ -127,7 +127,12 @@ def test_every_spec_field_belongs_to_a_kind() -> None:
         name
         for name, field in ModelSpec.model_fields.items()
         if any(isinstance(a, type) and issubclass(a, BaseModel) for a in getattr(field.annotation, "__args__", ()))
-    } - {"pattern", "norm", "scaled_residual"}  # model-wide nodes (MiniMax's residuals span every kind)
+    } - {
+        "pattern",
+        "norm",
+        "scaled_residual",
+        "mup",
+    }  # model-wide nodes (MiniMax's residuals span every kind; Falcon-H1's multipliers)
     assert spec_classes == per_kind
 
 
