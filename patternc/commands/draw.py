@@ -200,6 +200,16 @@ def draw(
     _early_exists(output, force, loaded.source)
     assert loaded.pattern is not None
     pattern = loaded.pattern
+    if pattern.has_parallel:  # one cell per layer, coloured by its kind: a `[*M]` would show as `*` alone
+        from patternc.diagnostics import diag
+
+        problem = diag(
+            "P018",
+            "`draw` has no cell for a parallel layer (`[*M]`): it would draw it as its first mixer alone",
+            None,
+            help="`patternc check` and `patternc stats` show parallel layers; `fmt` spells them",
+        )
+        _fail([problem], loaded.source)
     values: tuple[int, ...] | None = None
     mtp_values: tuple[int, ...] | None = None
     label = ""

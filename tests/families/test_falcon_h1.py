@@ -247,3 +247,9 @@ def test_split_refuses_parallel_layers_and_a_bare_pattern_has_no_preset() -> Non
     assert result.exit_code == 1 and "P018" in result.output
     result = CliRunner().invoke(app, ["stats", "-[*M]-"])
     assert result.exit_code == 1 and "P601" in result.output and "`[*M]`" in result.output
+
+
+def test_draw_refuses_rather_than_draw_a_parallel_layer_as_one_mixer(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["draw", "([*M]-){2}", "-o", str(tmp_path / "x.svg")])
+    assert result.exit_code == 1 and "P018" in result.output
+    assert not (tmp_path / "x.svg").exists()
