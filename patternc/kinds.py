@@ -57,6 +57,7 @@ class LayerKind(StrEnum):
     MLP = "mlp"
     MOE = "moe"
     SHORT_CONV = "short_conv"
+    KDA = "kda"
     LIGHTNING = "lightning"
     MAMBA1 = "mamba1"
 
@@ -361,6 +362,17 @@ BUILTIN: tuple[KindDef, ...] = (
         cost=f"{_COSTS}:mamba1_layer",
         lower=f"{_GRAPH}:lower_mamba1_layer",
         colours=("#ffffff", "#0072B2"),  # Okabe-Ito's eight fills are taken: Mamba2's blue, inverted
+    ),
+    KindDef(
+        LayerKind.KDA,
+        "K",
+        Role.SSM,
+        "Kimi delta attention",
+        spec_field="kda",
+        spec_class=f"{_MODEL}:KdaSpec",
+        cost=f"{_COSTS}:kda_layer",
+        lower=f"{_GRAPH}:lower_kda_layer",
+        colours=("#ffffff", "#56B4E9"),  # Okabe-Ito's eight fills are taken: gated DeltaNet's sky blue, inverted
     ),
 )
 """The built-in kinds, in table order (the order of counts, alphabets and messages)."""

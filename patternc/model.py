@@ -123,12 +123,18 @@ class MlaSpec(_Node):
     ``b`` projections)."""
     latent_norm_eps: PositiveFloat = 1e-6
     """Epsilon of the two latent RMSNorms (transformers builds them with its default, not ``rms_norm_eps``)."""
-    rope: RopeSpec
-    """The rotary base; it rotates the ``qk_rope_head_dim`` channels whole (``partial_factor`` 1)."""
+    rope: RopeSpec | None
+    """The rotary base; it rotates the ``qk_rope_head_dim`` channels whole (``partial_factor`` 1).
+    None: nothing rotates (Kimi Linear's ``KimiLinearAttention``, "MLA with NoPE"): the
+    ``qk_rope_head_dim`` channels stay, a query slice and one key slice shared by every head, but carry
+    no position, so that the full layers learn position only from the KDA layers between them."""
     rope_scaling: YarnSpec | None = None
     """YaRN scaling (DeepSeek-V3's released configs use it); None: plain RoPE."""
     rope_interleave: bool = True
     """Whether the rotary channels are stored interleaved (DeepSeek's checkpoints) and de-interleaved first."""
+    output_gate: bool = Field(default=False, exclude_if=lambda v: not v)
+    """Ling 3's ``BailingHybridAttention``: ``g_proj`` (hidden -> one gate per head) and the attention
+    output of each head times ``sigmoid`` of its gate, before ``o_proj``.  Left out of the JSON when False."""
 
     @property
     def qk_head_dim(self) -> int:
@@ -239,6 +245,36 @@ class GatedDeltaNetSpec(_Node):
     """Epsilon of the gated output RMSNorm when it is not the model's ``rms_norm_eps`` (OLMo Hybrid
     fixes it at 1e-5, FLA's ``FusedRMSNormGated`` default); None: the model's.  Left out of the
     JSON when None."""
+
+
+class KdaSpec(_Node):
+    """Kimi delta attention (``K``), as in Kimi Linear (``KimiLinearDeltaAttention``): ``q_proj``,
+    ``k_proj``, ``v_proj`` (hidden -> ``num_heads * head_dim`` each), one causal depthwise convolution
+    over the three (no bias, the model's ``hidden_act``), L2-normalised q and k, the gated delta rule
+    with a decay per key channel (Qwen's gated DeltaNet decays per head: that is the difference), beta
+    ``sigmoid(b_proj(x))`` per head, an output RMSNorm per head gated by ``sigmoid`` of the output gate,
+    ``o_proj``.  The forget gate is ``f(x) + dt_bias`` (one bias per channel) scaled by ``exp(A_log)``
+    (one per head).  Keys and values have the same head size, so the state is ``num_heads * head_dim²``
+    plus the convolution's window."""
+
+    num_heads: Positive
+    head_dim: Positive
+    """Per-head channels of q, k and v alike."""
+    conv_kernel: Positive
+    """Tokens the depthwise convolution spans (``short_conv_kernel_size``)."""
+    gate_rank: Positive | None
+    """Rank of the forget gate's and the output gate's projections: Kimi's ``f_a_proj`` / ``f_b_proj``
+    and ``g_a_proj`` / ``g_b_proj`` go through ``head_dim`` channels; None: one full-rank projection
+    each (Ling's ``f_proj`` and ``g_proj``)."""
+    gate_lower_bound: float | None = Field(default=None, exclude_if=lambda v: v is None)
+    """Ling's bounded ("safe") forget gate, ``lower_bound * sigmoid(exp(A_log) * (f + dt_bias))``;
+    None: Kimi's ``-exp(A_log) * softplus(f + dt_bias)``, unbounded below.  Left out of the JSON when None."""
+    activation: str = "silu"
+    """The convolution's activation: transformers passes the model's ``hidden_act``."""
+
+    @property
+    def inner_size(self) -> int:
+        return self.num_heads * self.head_dim
 
 
 class ShortConvSpec(_Node):
@@ -444,6 +480,9 @@ class ModelSpec(_Node):
     mamba1: Mamba1Spec | None = Field(default=None, exclude_if=lambda v: v is None)
     """Mamba-1 selective scan (Jamba, Mamba).  Left out of the JSON when None, so the documents of the
     families without it stay as they were."""
+    kda: KdaSpec | None = Field(default=None, exclude_if=lambda v: v is None)
+    """Kimi delta attention (Kimi Linear, Ling/Ring linear).  Left out of the JSON when None, so the
+    documents of the families without it stay as they were."""
     embedding_multiplier: PositiveFloat = 1.0
     residual_multiplier: PositiveFloat = 1.0
     logits_scaling: PositiveFloat = 1.0

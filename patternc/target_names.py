@@ -84,6 +84,12 @@ VOCABULARY: tuple[TargetName, ...] = (
         None,
         "transformers' DeepSeek-V3.2-Exp/V3.2 (sparse attention), DeepseekV32ForCausalLM (build only)",
     ),
+    TargetName(
+        "kimi_linear",
+        ("transformers-kimi_linear", "kimi-linear"),
+        None,
+        "transformers' Kimi Linear (and Kimi-K3's language model), KimiLinearForCausalLM (build only)",
+    ),
     TargetName("lfm2", ("transformers-lfm2",), None, "transformers' LFM2, Lfm2ForCausalLM (build only)"),
     TargetName("lfm2_moe", ("transformers-lfm2_moe",), None, "transformers' LFM2-MoE, Lfm2MoeForCausalLM (build only)"),
     TargetName(

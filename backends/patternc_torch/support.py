@@ -143,6 +143,10 @@ SUPPORT: dict[str, KindSupport] = {
     LayerKind.LIGHTNING: KindSupport(
         refusal="no module for MiniMax's lightning attention yet (the torch backend's new kinds are issue 15)"
     ),
+    LayerKind.KDA: KindSupport(
+        refusal="no module for Kimi delta attention (Kimi Linear, Ling/Ring linear) yet "
+        "(the torch backend's new kinds are issue 15)"
+    ),
 }
 """Every layer kind -> what the backend does with it; the checks run in this order."""
 

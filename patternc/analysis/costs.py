@@ -18,6 +18,7 @@ from patternc.model import (
     AttentionSpec,
     DsaSpec,
     GatedDeltaNetSpec,
+    KdaSpec,
     LightningSpec,
     Mamba1Spec,
     MambaSpec,
@@ -131,19 +132,21 @@ def mla_cost(h: int, a: MlaSpec) -> LayerCost:
         q_matmul = h * r + r * qk
     kv_b = a.kv_lora_rank * a.num_heads * (a.qk_nope_head_dim + a.v_head_dim)
     o = a.num_heads * a.v_head_dim * h
+    gate = h * a.num_heads if a.output_gate else 0  # Ling's head-wise ``g_proj``, no bias
     parts = (
         ("norm", h),
         *q_parts,
         ("kv_a_proj_with_mqa", _linear(h, latent, a.bias)),
         ("kv_a_layernorm", a.kv_lora_rank),
         ("kv_b_proj", kv_b),
+        *((("g_proj", gate),) if gate else ()),
         ("o_proj", _linear(a.num_heads * a.v_head_dim, h, a.bias)),
     )
     total = sum(n for _, n in parts)
     return LayerCost(
         params=total,
         active=total,
-        matmul=q_matmul + h * latent + kv_b + o,
+        matmul=q_matmul + h * latent + kv_b + gate + o,
         attn_flops_per_key=2 * qk + 2 * a.num_heads * a.v_head_dim,
         kv_elems_per_token=latent,
         param_breakdown=parts,
@@ -390,6 +393,52 @@ def mla_layer(spec: ModelSpec) -> LayerCost | None:
 
 def dsa_layer(spec: ModelSpec) -> LayerCost | None:
     return None if spec.dsa is None else dsa_cost(spec.hidden_size, spec.dsa)
+
+
+def kda_cost(h: int, k: KdaSpec) -> LayerCost:
+    """``KimiLinearDeltaAttention`` (Ling's ``BailingHybridDeltaAttention`` when ``gate_rank`` is None):
+    ``q_proj``, ``k_proj``, ``v_proj`` (h -> inner each), a bias-free depthwise ``conv1d`` over the three,
+    the forget gate (``f_a_proj`` h -> rank, ``f_b_proj`` rank -> inner; or one ``f_proj`` h -> inner),
+    its ``dt_bias`` (inner) and ``A_log`` (one per head), ``b_proj`` (h -> heads), the output gate (as the
+    forget gate's projections), ``o_norm`` (one head's weights), ``o_proj``; no biases.  Per token
+    besides the matmuls: the convolution and the delta rule, ``GDN_FLOPS_PER_STATE`` per state element
+    (the decay is per key channel instead of per head, still one multiply).  The state is the
+    convolution's last ``kernel - 1`` inputs plus ``heads x head_dim x head_dim``."""
+    inner, heads = k.inner_size, k.num_heads
+
+    def gate(name: str) -> tuple[tuple[str, int], ...]:
+        if k.gate_rank is None:
+            return ((f"{name}_proj", h * inner),)
+        return ((f"{name}_a_proj", h * k.gate_rank), (f"{name}_b_proj", k.gate_rank * inner))
+
+    conv_dim = 3 * inner
+    forget, output = gate("f"), gate("g")
+    parts = (
+        ("norm", h),
+        ("q_proj+k_proj+v_proj", 3 * h * inner),
+        ("conv1d", conv_dim * k.conv_kernel),
+        *forget,
+        ("dt_bias+A_log", inner + heads),
+        ("b_proj", h * heads),
+        *output,
+        ("o_norm", k.head_dim),
+        ("o_proj", inner * h),
+    )
+    total = sum(n for _, n in parts)
+    state = heads * k.head_dim * k.head_dim
+    gates = sum(n for _, n in (*forget, *output))
+    return LayerCost(
+        params=total,
+        active=total,
+        matmul=3 * h * inner + gates + h * heads + inner * h,
+        other_flops=2 * conv_dim * k.conv_kernel + GDN_FLOPS_PER_STATE * state,
+        state_elems=conv_dim * (k.conv_kernel - 1) + state,
+        param_breakdown=parts,
+    )
+
+
+def kda_layer(spec: ModelSpec) -> LayerCost | None:
+    return None if spec.kda is None else kda_cost(spec.hidden_size, spec.kda)
 
 
 def short_conv_layer(spec: ModelSpec) -> LayerCost | None:

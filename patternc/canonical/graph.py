@@ -28,6 +28,7 @@ from patternc.model import (
     AttentionSpec,
     DsaSpec,
     GatedDeltaNetSpec,
+    KdaSpec,
     LightningSpec,
     Mamba1Spec,
     MambaSpec,
@@ -36,6 +37,7 @@ from patternc.model import (
     ModelSpec,
     MoeSpec,
     NormSpec,
+    RopeSpec,
     ScaledResidualSpec,
     ShortConvSpec,
 )
@@ -287,7 +289,9 @@ def lower_attention(frame: Frame, a: AttentionSpec, label: str = "`*`") -> Block
 
 def lower_mla(frame: Frame, a: MlaSpec, label: str = "`+`") -> BlockGraph:
     """``DeepseekV3Attention``: query bottleneck (or ``q_proj``), the shared latent and rotary key,
-    their expansion per head, RoPE (YaRN when scaled) on the rotary channels, softmax, ``o_proj``."""
+    their expansion per head, RoPE (YaRN when scaled) on the rotary channels, softmax, ``o_proj``.
+    Kimi Linear's NoPE flavour (``rope`` None) has no rotation node: the rotary channels enter the
+    attention as they are; Ling's output gate (``output_gate``) scales each head by ``sigmoid(g_proj(x))``."""
     b, x = _open(frame, label, _symbol(LayerKind.MLA))
     h, heads = frame.hidden_size, a.num_heads
     if a.q_lora_rank is None:
@@ -301,14 +305,43 @@ def lower_mla(frame: Frame, a: MlaSpec, label: str = "`+`") -> BlockGraph:
         "kv_a_layernorm", "rmsnorm", (kv_a, "latent"), size=a.kv_lora_rank, eps=a.latent_norm_eps, unit_offset=False
     )
     kv_b = b.linear("kv_b_proj", kv_n, a.kv_lora_rank, heads * (a.qk_nope_head_dim + a.v_head_dim), False)
+    if a.rope is None:
+        q_rope, k_rope = (q, "q_rope"), (kv_a, "k_rope")
+    else:
+        q_rope, k_rope = (_mla_rope(b, a, a.rope, q, kv_a), "q_rope"), (_MLA_ROPE, "k_rope")
+    attn = b.add(
+        "sdpa",
+        "latent_attention",
+        (q, "q_nope"),
+        q_rope,
+        (kv_b, "kv"),
+        k_rope,
+        heads=heads,
+        nope_dim=a.qk_nope_head_dim,
+        rope_dim=a.qk_rope_head_dim,
+        v_dim=a.v_head_dim,
+        scale=a.softmax_scale,
+    )
+    if a.output_gate:
+        g = b.linear("g_proj", x, h, heads, False)
+        attn = b.add("output_gate", "head_gate", (attn, "x"), (g, "gate"), heads=heads, activation="sigmoid")
+    out = b.linear("o_proj", attn, heads * a.v_head_dim, h, a.bias)
+    return _close(b, frame, out)
+
+
+_MLA_ROPE = "rope"
+
+
+def _mla_rope(b: _Builder, a: MlaSpec, r: RopeSpec, q: str, kv_a: str) -> str:
+    """MLA's rotation of the query's and the shared key's rotary channels (YaRN when scaled)."""
     y = a.rope_scaling
-    rope = b.add(
-        "rope",
+    return b.add(
+        _MLA_ROPE,
         "rope",
         (q, "q"),
         (kv_a, "k"),
-        theta=a.rope.theta,
-        partial_factor=a.rope.partial_factor,
+        theta=r.theta,
+        partial_factor=r.partial_factor,
         rotary_dim=a.qk_rope_head_dim,
         interleave=a.rope_interleave,
         yarn_factor=None if y is None else y.factor,
@@ -318,21 +351,6 @@ def lower_mla(frame: Frame, a: MlaSpec, label: str = "`+`") -> BlockGraph:
         yarn_mscale_all_dim=None if y is None else y.mscale_all_dim,
         yarn_attention_factor=None if y is None else y.attention_factor,
     )
-    attn = b.add(
-        "sdpa",
-        "latent_attention",
-        (q, "q_nope"),
-        (rope, "q_rope"),
-        (kv_b, "kv"),
-        (rope, "k_rope"),
-        heads=heads,
-        nope_dim=a.qk_nope_head_dim,
-        rope_dim=a.qk_rope_head_dim,
-        v_dim=a.v_head_dim,
-        scale=a.softmax_scale,
-    )
-    out = b.linear("o_proj", attn, heads * a.v_head_dim, h, a.bias)
-    return _close(b, frame, out)
 
 
 def lower_dsa(frame: Frame, d: DsaSpec, label: str = "`D`") -> BlockGraph:
@@ -552,6 +570,67 @@ def lower_mamba1(frame: Frame, m: Mamba1Spec, label: str = "`S`") -> BlockGraph:
     return _close(b, frame, out)
 
 
+def lower_kda(frame: Frame, k: KdaSpec, label: str = "`K`") -> BlockGraph:
+    """``KimiLinearDeltaAttention``: ``q_proj``, ``k_proj``, ``v_proj`` into one causal depthwise
+    convolution (the model's activation); the forget gate (low-rank ``f_a_proj`` -> ``f_b_proj``, or
+    Ling's ``f_proj``) with ``dt_bias`` and ``A_log`` (Kimi: ``-exp(A) * softplus``; Ling's bounded gate:
+    ``lower_bound * sigmoid(exp(A) * .)``); beta from ``b_proj``; the delta rule with a decay per key
+    channel on L2-normalised q and k; the per-head RMSNorm gated by ``sigmoid`` of the output gate
+    (``g_a_proj`` -> ``g_b_proj``, or Ling's ``g_proj``); ``o_proj``."""
+    b, x = _open(frame, label, _symbol(LayerKind.KDA))
+    h, inner = frame.hidden_size, k.inner_size
+    streams = [b.linear(f"{n}_proj", x, h, inner, False) for n in "qkv"]
+    qkv = b.add("qkv", "concat", *((s, n) for s, n in zip(streams, "qkv", strict=True)))
+    conv = b.add(
+        "conv1d",
+        "causal_conv1d",
+        (qkv, "qkv"),
+        channels=3 * inner,
+        kernel=k.conv_kernel,
+        bias=False,
+        activation=k.activation,
+    )
+
+    def gate(name: str) -> str:
+        if k.gate_rank is None:
+            return b.linear(f"{name}_proj", x, h, inner, False)
+        low = b.linear(f"{name}_a_proj", x, h, k.gate_rank, False)
+        return b.linear(f"{name}_b_proj", low, k.gate_rank, inner, False)
+
+    decay = b.add(
+        "forget_gate",
+        "kda_decay",
+        (gate("f"), "f"),
+        heads=k.num_heads,
+        channels=inner,
+        lower_bound=k.gate_lower_bound,
+    )
+    beta = b.linear("b_proj", x, h, k.num_heads, False)
+    rule = b.add(
+        "delta_rule",
+        "kda_delta_rule",
+        (conv, "qkv"),
+        (decay, "g"),
+        (beta, "b"),
+        heads=k.num_heads,
+        k_dim=k.head_dim,
+        v_dim=k.head_dim,
+    )
+    normed = b.add(
+        "o_norm",
+        "gated_rmsnorm",
+        (rule, "x"),
+        (gate("g"), "z"),
+        size=k.head_dim,
+        group_size=k.head_dim,
+        eps=frame.norm.eps,
+        gate_activation="sigmoid",
+        norm_before_gate=True,
+    )
+    out = b.linear("o_proj", normed, inner, h, False)
+    return _close(b, frame, out)
+
+
 def lower_opaque(frame: Frame, symbol: str, label: str) -> BlockGraph:
     """A layer kind ModelSpec has no hyper-parameters for (``D``): one opaque node."""
     b, x = _open(frame, label, symbol)
@@ -681,6 +760,10 @@ def lower_moe_layer(frame: Frame, spec: ModelSpec, label: str) -> BlockGraph | N
 
 def lower_gated_deltanet_layer(frame: Frame, spec: ModelSpec, label: str) -> BlockGraph | None:
     return None if spec.gated_deltanet is None else lower_gated_deltanet(frame, spec.gated_deltanet, label)
+
+
+def lower_kda_layer(frame: Frame, spec: ModelSpec, label: str) -> BlockGraph | None:
+    return None if spec.kda is None else lower_kda(frame, spec.kda, label)
 
 
 def lower_short_conv_layer(frame: Frame, spec: ModelSpec, label: str) -> BlockGraph | None:

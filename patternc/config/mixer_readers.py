@@ -280,7 +280,14 @@ class MlaKeys:
     v_head_dim: str = "v_head_dim"
     bias: str | None = "attention_bias"
     rope_interleave: str | None = "rope_interleave"
-    """The key of the interleaved rotary layout, or None when the family never interleaves."""
+    """The key of the interleaved rotary layout, or None when the family fixes it (``interleaved``)."""
+    interleaved: bool = False
+    """The rotary layout when ``rope_interleave`` is None: Ling's ``BailingHybridAttention`` always
+    de-interleaves (``apply_rotary_pos_emb_interleave``), DeepSeek's follows its key."""
+    rotary: bool = True
+    """False: the family rotates nothing (Kimi Linear's NoPE MLA), so no RoPE key is read."""
+    output_gate: bool = False
+    """Ling's head-wise sigmoid output gate (``g_proj``)."""
 
 
 YARN_FIELDS = (
@@ -346,7 +353,22 @@ def read_mla(ctx: Ctx[Any], keys: MlaKeys) -> MlaSpec | None:
     rope_dim = ctx.get(keys.qk_rope_head_dim)
     v_dim = ctx.need(keys.v_head_dim, "multi-head latent attention")
     bias = ctx.get(keys.bias) if keys.bias is not None else False
-    interleave = ctx.get(keys.rope_interleave) if keys.rope_interleave is not None else False
+    interleave = ctx.get(keys.rope_interleave) if keys.rope_interleave is not None else keys.interleaved
+    if not keys.rotary:
+        if v_dim is None:
+            return None
+        return MlaSpec(
+            num_heads=heads,
+            q_lora_rank=q_rank,
+            kv_lora_rank=kv_rank,
+            qk_nope_head_dim=nope,
+            qk_rope_head_dim=rope_dim,
+            v_head_dim=v_dim,
+            bias=bias,
+            rope=None,
+            rope_interleave=False,
+            output_gate=keys.output_gate,
+        )
     if rope_dim % 2:
         ctx.add(
             "P906",
@@ -369,4 +391,5 @@ def read_mla(ctx: Ctx[Any], keys: MlaKeys) -> MlaSpec | None:
         rope=rope[0],
         rope_scaling=rope[1],
         rope_interleave=bool(interleave),
+        output_gate=keys.output_gate,
     )

@@ -55,6 +55,7 @@ BUILTIN: tuple[str, ...] = (
     "olmo_hybrid",
     "deepseek_v3",
     "deepseek_v32",
+    "kimi_linear",
     "lfm2",
     "lfm2_moe",
     "falcon_h1",

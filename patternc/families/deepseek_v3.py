@@ -237,7 +237,7 @@ def read_stack(
 
 def rope_fields(a: MlaSpec | None) -> dict[str, Any]:
     """``rope_parameters`` as transformers 5 writes it (YaRN's parameters beside the base)."""
-    rope = a.rope if a is not None else RopeSpec(theta=10000.0)
+    rope = a.rope if a is not None and a.rope is not None else RopeSpec(theta=10000.0)
     y = a.rope_scaling if a is not None else None
     if y is None:
         return {"rope_type": "default", "rope_theta": rope.theta}
@@ -250,8 +250,14 @@ def mla_fields(spec: ModelSpec) -> tuple[Config, list[Finding]]:
     if a is None:
         return {}, []
     findings = []
-    if a.rope.partial_factor != 1.0 or a.latent_norm_eps != LATENT_NORM_EPS:
-        first = spec.pattern.flat.index(MLA_S) if MLA_S in spec.pattern.flat else None
+    first = spec.pattern.flat.index(MLA_S) if MLA_S in spec.pattern.flat else None
+    if a.rope is None:
+        findings.append(Finding(MLA_S, first, "DeepSeek-V3 rotates its qk_rope_head_dim channels; this has no RoPE"))
+    if a.output_gate:
+        findings.append(
+            Finding(MLA_S, first, "DeepSeek-V3's attention has no output gate; this one gates each head by a sigmoid")
+        )
+    if a.rope is not None and (a.rope.partial_factor != 1.0 or a.latent_norm_eps != LATENT_NORM_EPS):
         findings.append(
             Finding(
                 MLA_S,

@@ -135,6 +135,7 @@ def test_candidates_and_preference_are_fixed() -> None:
     assert candidates() == (
         "deepseek_v32",
         "deepseek_v3",
+        "kimi_linear",
         "falcon_h1",
         "minimax",
         "olmo_hybrid",

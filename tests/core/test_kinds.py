@@ -153,6 +153,9 @@ TABLE_MODULES = {"patternc/kinds.py", "patternc/symbols.py", "patternc/dialects.
 NOT_LAYERS: dict[tuple[str, str, str | None], str] = {
     ("patternc/analysis/text.py", "human", "G"): "a decimal prefix (giga)",
     ("patternc/analysis/text.py", "human", "M"): "a decimal prefix (mega)",
+    ("patternc/analysis/text.py", "human", "K"): "a decimal prefix (kilo)",
+    ("patternc/cli.py", "check", "K"): "the metavar of `--pp` (pipeline ranks)",
+    ("patternc/cli_common.py", "<module>", "K"): "the metavar of `--pp` (pipeline ranks)",
     ("patternc/draw.py", "human", "G"): "a decimal prefix (giga)",
     ("patternc/draw.py", "human", "M"): "a decimal prefix (mega)",
     ("patternc/cli.py", "_read_pattern", "-"): "the stdin argument",
