@@ -238,13 +238,17 @@ def verify(carried: Carried, source: Mapping[str, Any], config: Any, arch: str) 
     differs, or that the class does not keep, moves to ``dropped`` with what was written instead.
 
     ``save_pretrained`` writes ``to_diff_dict()``, which leaves out values equal to the base class
-    defaults; such a key still reads back with its value, so it counts as written."""
+    defaults; such a key still reads back with its value (it is in ``to_dict()``), so it counts as
+    written.  A key the class accepts but never serialises (transformers 5 turns ``rope_scaling`` into
+    ``rope_parameters``, and a class without RoPE keeps neither) is dropped, with its reason."""
     written = config.to_diff_dict()
+    kept = config.to_dict()  # every key the class serialises; an attribute it only reads (5.x's `rope_scaling`) is not
     missing = object()
     for spelled, into in list(carried.written.items()):
         if into in IDENTITY_KEYS or spelled in carried.carriers:
             continue
-        value = written[into] if into in written else getattr(config, into, missing)
+        real = getattr(config, "attribute_map", {}).get(into, into)  # e.g. Kimi's num_local_experts -> num_experts
+        value = written[real] if real in written else kept.get(real, missing)
         if value is missing:
             del carried.written[spelled]
             carried.dropped[spelled] = f"transformers' `{arch}` config does not keep `{into}` (it derives it)"

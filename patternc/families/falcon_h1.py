@@ -222,8 +222,8 @@ def _structure(spec: ModelSpec, arch: str) -> tuple[int, list[Finding]]:
         expected = PARALLEL if layer.index % 2 == 0 else frozenset({LayerKind.MLP})
         if frozenset(layer.kinds) != expected or len(layer.kinds) != len(expected):
             what = "attention and Mamba2 in parallel, `[*M]`" if layer.index % 2 == 0 else "an MLP `-`"
-            findings.append(
-                Finding(layer.spelling, layer.index, f"{arch}'s decoder layer {layer.index // 2} has {what} here")
+            findings.append(  # no decoder index in the text, so the map merges the same finding across layers
+                Finding(layer.spelling, layer.index, f"{arch} has {what} here (every decoder layer is `[*M]-`)")
             )
     if len(layers) % 2:
         findings.append(Finding("pattern", None, f"{arch} pairs every `[*M]` with an MLP; the last layer has none"))

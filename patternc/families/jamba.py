@@ -321,7 +321,9 @@ def express(spec: ModelSpec) -> Expression:
     arch = "jamba"
     flat = spec.pattern.flat
     pairs, structural = pair_layers(flat, arch)
-    why = {LayerKind.MAMBA2: "Jamba's Mamba layers are Mamba-1 (x_proj/dt_proj selective scan), not Mamba2"}
+    why: dict[str, str] = {
+        LayerKind.MAMBA2: "Jamba's Mamba layers are Mamba-1 (x_proj/dt_proj selective scan), not Mamba2"
+    }
     structural = kind_findings(spec, KINDS, arch, why) + structural + mtp_findings(spec, arch)
     attn_period, attn_offset, found = _placement(flat, pairs, ATTENTION_S, "attn_layer")
     structural += found

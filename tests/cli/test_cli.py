@@ -468,7 +468,7 @@ def test_fmt_of_a_long_part_bounds_its_cubic_search(monkeypatch: pytest.MonkeyPa
 
     lengths: list[int] = []
     real = fmt_module._shortest
-    monkeypatch.setattr(fmt_module, "_shortest", lambda text: lengths.append(len(text)) or real(text))
+    monkeypatch.setattr(fmt_module, "_shortest", lambda text, *rest: lengths.append(len(text)) or real(text, *rest))
     fmt_module._unit_spelling.cache_clear()
     rng = random.Random(1)
     text = "".join(rng.choice("M-*") for _ in range(3000)) + "".join("M" * i + "-" for i in range(1, 60))

@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("torch", "transformers", "safetensors")
 ALLOWED_CYCLES = [frozenset({"patternc.diagnostics", "patternc.render"})]
 
+
 def _modules() -> dict[str, Path]:
     """Dotted module name -> file, for the core package and every package under ``backends/``."""
     found: dict[str, Path] = {}

@@ -176,6 +176,8 @@ NOT_LAYERS: dict[tuple[str, str, str | None], str] = {
     ("backends/patternc_torch/model.py", "<module>", "D"): "the Mamba2 parameter `D`",
     ("backends/patternc_torch/model.py", "HybridLM.init_weights", "D"): "the Mamba2 parameter `D`",
     ("backends/patternc_transformers/carry.py", "<module>", "*"): "a marker value of `Carried.written`",
+    ("backends/patternc_transformers/hubnames.py", "_form", "*"): "the expert-index wildcard of transformers' "
+    "conversion-mapping patterns",
 }
 """String constants made of layer characters that do not mean layers: (file, scope, literal or None
 for every literal of the scope) -> what they mean."""
