@@ -17,7 +17,8 @@ Figures, each printed with PASS or FAIL; the exit status is 1 when any target is
     repetition form ``(M-){n}``): in-process after a warm-up, and cold through the console script
     with the pattern on stdin (target: 100k layers <= 1 s cold, and t(100k)/t(10k) <= 15, i.e.
     linear growth; quadratic growth would give about 100).
-(e) cold ``python -m patternc check`` of the same pattern, this checkout against an older commit
+(e) cold ``python -m patternc check`` of the same pattern and of the Nemotron-H-8B hub config.json
+    (the config path: family detection, the reader, the canonical map), this checkout against an older commit
     (``--baseline REF``, default the last commit before the one-home redesign of issue 13), both
     from a git worktree on ``PYTHONPATH`` with this interpreter, runs interleaved so that machine
     load hits both alike (target: this checkout's median at or under the baseline's, within 5 %
@@ -203,15 +204,19 @@ def figure_d(cold_runs: int) -> None:
         )
 
 
-def _worktree_check(tree: Path) -> list[str]:
-    """The argv of a cold ``python -m patternc check`` that imports patternc from ``tree``."""
+HUB_CONFIG = "tests/fixtures/hub/Nemotron-H-8B-Base-8K/config.json"
+"""A released config present in every compared commit (figure (e)'s config input)."""
+
+
+def _worktree_check(tree: Path, source: str) -> list[str]:
+    """The argv of a cold ``python -m patternc check SOURCE`` that imports patternc from ``tree``."""
     return [
         sys.executable,
         "-c",
         f"import sys; sys.path.insert(0, {str(tree)!r}); sys.argv[0] = 'patternc'; "
         "from patternc.cli import main; main()",
         "check",
-        NEMOTRON_H_8B,
+        source,
     ]
 
 
@@ -229,22 +234,27 @@ def figure_e(ref: str, runs: int) -> None:
             ["git", "-C", str(ROOT), "diff", "--quiet", "HEAD", "--", "patternc"], check=False
         ).returncode:
             print("    note: patternc/ has uncommitted changes; 'now' measures HEAD")
+        inputs = {"pattern": lambda tree: NEMOTRON_H_8B, "config": lambda tree: str(tree / HUB_CONFIG)}
+        times: dict[tuple[str, str], list[float]] = {}
         try:
-            argv = {name: _worktree_check(tree) for name, tree in trees.items()}
-            for name in argv:
-                wall(argv[name])  # warm the file cache
-            times: dict[str, list[float]] = {"now": [], "baseline": []}
-            for _ in range(runs):
-                for name in ("baseline", "now"):
-                    times[name].append(wall(argv[name]))
+            for what, source in inputs.items():
+                argv = {name: _worktree_check(tree, source(tree)) for name, tree in trees.items()}
+                for name in argv:
+                    wall(argv[name])  # warm the file cache
+                for _ in range(runs):
+                    for name in ("baseline", "now"):
+                        times.setdefault((what, name), []).append(wall(argv[name]))
         finally:
             for tree in trees.values():
                 subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=False)
-    now, base = statistics.median(times["now"]), statistics.median(times["baseline"])
-    print(f"    now      median {now:.3f} s ({fmt_times(times['now'])})")
-    print(f"    baseline median {base:.3f} s ({fmt_times(times['baseline'])})")
-    print(f"    ratio now / baseline = {now / base:.3f}")
-    verdict(f"cold check at or under {ref}'s", now <= base * BASELINE_NOISE, f"{now:.3f} s vs {base:.3f} s")
+    for what in inputs:
+        now, base = statistics.median(times[what, "now"]), statistics.median(times[what, "baseline"])
+        print(f"    {what}: now      median {now:.3f} s ({fmt_times(times[what, 'now'])})")
+        print(f"    {what}: baseline median {base:.3f} s ({fmt_times(times[what, 'baseline'])})")
+        print(f"    {what}: ratio now / baseline = {now / base:.3f}")
+        verdict(
+            f"cold check of a {what} at or under {ref}'s", now <= base * BASELINE_NOISE, f"{now:.3f} s vs {base:.3f} s"
+        )
 
 
 def load_note() -> str:
