@@ -90,6 +90,12 @@ VOCABULARY: tuple[TargetName, ...] = (
         None,
         "transformers' Kimi Linear (and Kimi-K3's language model), KimiLinearForCausalLM (build only)",
     ),
+    TargetName(
+        "bailing_hybrid",
+        ("transformers-bailing_hybrid", "bailing-hybrid", "ling-linear"),
+        None,
+        "transformers' Ling 3 / Ring 3 linear (BailingMoeV3), BailingHybridForCausalLM (build only)",
+    ),
     TargetName("lfm2", ("transformers-lfm2",), None, "transformers' LFM2, Lfm2ForCausalLM (build only)"),
     TargetName("lfm2_moe", ("transformers-lfm2_moe",), None, "transformers' LFM2-MoE, Lfm2MoeForCausalLM (build only)"),
     TargetName(

@@ -37,6 +37,7 @@ REFERENCES: dict[str, str] = {
     "deepseek_v3": "tests/fixtures/hub2/DeepSeek-V3-0324-NVFP4/config.json",
     "deepseek_v32": "tests/fixtures/hub2/DeepSeek-V3.2-Exp/config.json",
     "kimi_linear": "tests/fixtures/hub2/Kimi-Linear-48B-A3B-Instruct/config.json",
+    "bailing_hybrid": "tests/fixtures/hub2/Ling-3.0-flash/config.json",
     "falcon_h1": "tests/fixtures/hub2/Falcon-H1-0.5B-Instruct/config.json",
     "lfm2": "tests/fixtures/hub2/LFM2-1.2B/config.json",
     "lfm2_moe": "tests/fixtures/hub2/LFM2-8B-A1B/config.json",

@@ -79,7 +79,10 @@ def choose_target(spec: ModelSpec, target: str) -> tuple[str | None, str | None,
     if target == "auto":
         if result.architecture is not None:
             return result.architecture, result.architecture, []
-        notes = [f"{arch}: {reason}" for arch, reasons in result.reasons.items() for reason in reasons]
+        # The family the config was read as first: why its own class cannot build it is what its reader
+        # needs most, and the capped list must not lose it behind the other candidates' reasons.
+        ordered = sorted(result.reasons.items(), key=lambda item: item[0] != spec.source)
+        notes = [f"{arch}: {reason}" for arch, reasons in ordered for reason in reasons]
         return (
             None,
             None,

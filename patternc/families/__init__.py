@@ -56,6 +56,7 @@ BUILTIN: tuple[str, ...] = (
     "deepseek_v3",
     "deepseek_v32",
     "kimi_linear",
+    "bailing_hybrid",
     "lfm2",
     "lfm2_moe",
     "falcon_h1",

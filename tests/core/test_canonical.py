@@ -136,6 +136,7 @@ def test_candidates_and_preference_are_fixed() -> None:
         "deepseek_v32",
         "deepseek_v3",
         "kimi_linear",
+        "bailing_hybrid",
         "falcon_h1",
         "minimax",
         "olmo_hybrid",
