@@ -46,19 +46,18 @@ from patternc.canonical.archs import (
     common_fields,
     ffn_activation,
     kind_findings,
-    model_blocks,
     pair_layers,
-    paired_blocks,
 )
-from patternc.canonical.graph import BlockGraph, Frame, layer_label, lower_kda, lower_mla, lower_mlp, lower_moe
+from patternc.canonical.graph import Frame
 from patternc.config.ffn_readers import MlpKeys, MoeKeys, read_mlp, read_moe
 from patternc.config.mixer_readers import MlaKeys, read_mla
 from patternc.config.models import Activation, ConfigModel, Eps, NonNegFloat, NonNegInt, PosFloat, PosInt, TokenId
 from patternc.config.readers import Built, Ctx, list_symbols
 from patternc.families.deepseek_v3 import mla_from_config, rope_fields
 from patternc.families.family import Family
+from patternc.families.kimi_linear import latent_hybrid_blocks, routed_moe
 from patternc.kinds import LayerKind, symbol_of
-from patternc.model import KdaSpec, MlpSpec, ModelSpec, MoeSpec, NormSpec
+from patternc.model import KdaSpec, MlpSpec, ModelSpec, NormSpec
 
 KINDS = (LayerKind.KDA, LayerKind.MLA, LayerKind.MLP, LayerKind.MOE)
 """The layer kinds the family builds."""
@@ -563,43 +562,9 @@ def express(spec: ModelSpec) -> Expression:
             activation=act,
         )
     mlp = MlpSpec(intermediate_size=as_int(cfg, "intermediate_size"), activation=act, gated=True)
-    moe = None
-    if moe_cfg:
-        inter = as_int(cfg, "moe_intermediate_size")
-        moe = MoeSpec(
-            num_experts=as_int(cfg, "num_local_experts"),
-            top_k=as_int(cfg, "num_experts_per_tok"),
-            intermediate_size=inter,
-            router="sigmoid",
-            score_correction_bias=True,
-            n_group=as_int(cfg, "n_group"),
-            topk_group=as_int(cfg, "topk_group"),
-            norm_topk_prob=bool(cfg["norm_topk_prob"]),
-            routed_scaling_factor=as_float(cfg, "routed_scaling_factor"),
-            expert_gated=True,
-            expert_activation=act,
-            shared_experts=1,
-            shared_intermediate_size=inter * as_int(cfg, "n_shared_experts"),
-            shared_gated=True,
-        )
-
-    def mixer(j: int) -> BlockGraph:
-        m = pairs[j][0]
-        if flat[m] == MLA_S and mla is not None:
-            return lower_mla(frame, mla, layer_label(m, MLA_S))
-        if kda is not None:
-            return lower_kda(frame, kda, layer_label(m, KDA_S))
-        return lower_mlp(frame, mlp, layer_label(m, flat[m]))  # no Ling-expressible mixer: stand-in
-
-    def ffn(j: int) -> BlockGraph:
-        m, f = pairs[j]
-        label = layer_label(f if f is not None else m, MLP_S)
-        if f is not None and flat[f] == MOE_S and moe is not None:
-            return lower_moe(frame, moe, label)
-        return lower_mlp(frame, mlp, label)
-
-    embed, head = model_blocks(spec, cfg, frame, tied=False)
-    return Expression(arch, cfg, structural, [embed, *paired_blocks(pairs, mixer, ffn, flat, KINDS), head])
+    moe = routed_moe(cfg, act) if moe_cfg else None
+    blocks = latent_hybrid_blocks(spec, cfg, frame, pairs, (mla, kda, mlp, moe))
+    return Expression(arch, cfg, structural, blocks)
 
 
 FAMILY = Family(

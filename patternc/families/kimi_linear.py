@@ -600,25 +600,46 @@ def express(spec: ModelSpec) -> Expression:
             activation=act,
         )
     mlp = MlpSpec(intermediate_size=as_int(cfg, "intermediate_size"), activation=act, gated=True)
-    moe = None
-    if moe_cfg:
-        inter = as_int(cfg, "moe_intermediate_size")
-        moe = MoeSpec(
-            num_experts=as_int(cfg, "num_local_experts"),
-            top_k=as_int(cfg, "num_experts_per_tok"),
-            intermediate_size=inter,
-            router="sigmoid",
-            score_correction_bias=True,
-            n_group=as_int(cfg, "n_group"),
-            topk_group=as_int(cfg, "topk_group"),
-            norm_topk_prob=bool(cfg["norm_topk_prob"]),
-            routed_scaling_factor=as_float(cfg, "routed_scaling_factor"),
-            expert_gated=True,
-            expert_activation=act,
-            shared_experts=1,
-            shared_intermediate_size=inter * as_int(cfg, "n_shared_experts"),
-            shared_gated=True,
-        )
+    moe = routed_moe(cfg, act) if moe_cfg else None
+    blocks = latent_hybrid_blocks(spec, cfg, frame, pairs, (mla, kda, mlp, moe))
+    return Expression(arch, cfg, structural, blocks)
+
+
+def routed_moe(cfg: Config, act: str) -> MoeSpec:
+    """The DeepSeek-style MoE that Kimi Linear and Ling (``bailing_hybrid``) build from their config
+    fields: sigmoid router with the correction-bias buffer, group-limited top-k, routed scaling, and one
+    gated shared expert ``n_shared_experts`` times ``moe_intermediate_size`` wide."""
+    inter = as_int(cfg, "moe_intermediate_size")
+    return MoeSpec(
+        num_experts=as_int(cfg, "num_local_experts"),
+        top_k=as_int(cfg, "num_experts_per_tok"),
+        intermediate_size=inter,
+        router="sigmoid",
+        score_correction_bias=True,
+        n_group=as_int(cfg, "n_group"),
+        topk_group=as_int(cfg, "topk_group"),
+        norm_topk_prob=bool(cfg["norm_topk_prob"]),
+        routed_scaling_factor=as_float(cfg, "routed_scaling_factor"),
+        expert_gated=True,
+        expert_activation=act,
+        shared_experts=1,
+        shared_intermediate_size=inter * as_int(cfg, "n_shared_experts"),
+        shared_gated=True,
+    )
+
+
+def latent_hybrid_blocks(
+    spec: ModelSpec,
+    cfg: Config,
+    frame: Frame,
+    pairs: list[tuple[int, int | None]],
+    flavours: tuple[MlaSpec | None, KdaSpec | None, MlpSpec, MoeSpec | None],
+) -> list[tuple[int | None, BlockGraph]]:
+    """What a KDA + MLA hybrid (Kimi Linear, Ling) computes from its fields: each decoder layer is the
+    latent attention or the KDA mixer, then the dense MLP or the MoE; an untied head.  A mixer the
+    family cannot express is lowered as the MLP, a stand-in the comparison then refuses."""
+    mla, kda, mlp, moe = flavours
+    flat = spec.pattern.flat
 
     def mixer(j: int) -> BlockGraph:
         m = pairs[j][0]
@@ -626,7 +647,7 @@ def express(spec: ModelSpec) -> Expression:
             return lower_mla(frame, mla, layer_label(m, MLA_S))
         if kda is not None:
             return lower_kda(frame, kda, layer_label(m, KDA_S))
-        return lower_mlp(frame, mlp, layer_label(m, flat[m]))  # no Kimi-expressible mixer: stand-in
+        return lower_mlp(frame, mlp, layer_label(m, flat[m]))
 
     def ffn(j: int) -> BlockGraph:
         m, f = pairs[j]
@@ -636,7 +657,7 @@ def express(spec: ModelSpec) -> Expression:
         return lower_mlp(frame, mlp, label)
 
     embed, head = model_blocks(spec, cfg, frame, tied=False)
-    return Expression(arch, cfg, structural, [embed, *paired_blocks(pairs, mixer, ffn, flat, KINDS), head])
+    return [embed, *paired_blocks(pairs, mixer, ffn, flat, KINDS), head]
 
 
 FAMILY = Family(
