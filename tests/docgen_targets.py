@@ -22,7 +22,7 @@ INTRO = """\
 `--targets` prints the portability table for every profile. API: `patternc.targets.check_target`,
 `portability`, `render_table`, `PROFILES`. Profiles answer *load and run*; exact math equivalence is the
 canonical map's question. Sources: `§N` = a section of the peer survey, `product.md` = the product
-card (both are the project's design notes, kept beside this repository in `../shared/design/`, not in it); \
+card (both are the project's design notes, kept in the workspace's design folder, outside this repository); \
 `verified` = run in
 `tests/backends/transformers/test_targets_transformers.py`; `wheels` = read from released transformers wheels.
 """
