@@ -162,6 +162,8 @@ class Frame:
 
 
 _Spec = TypeVar("_Spec", contravariant=True)
+_RELABEL_CACHE_SIZE = 4096
+"""Distinct (frame, spec) blocks kept per lowering; a whole model has a few dozen."""
 
 
 class _Lowering(Protocol[_Spec]):
@@ -181,6 +183,8 @@ def _relabelled(lower: _Lowering[_Spec]) -> _Lowering[_Spec]:
         except TypeError:  # a spec with an unhashable field: computed each time
             return lower(frame, spec, label)
         if found is None:
+            if len(cache) >= _RELABEL_CACHE_SIZE:  # bounded: a long-lived process maps many models
+                cache.clear()
             found = cache[key] = lower(frame, spec, label)
         return found if found.label == label else replace(found, label=label)
 
