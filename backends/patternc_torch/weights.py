@@ -99,7 +99,11 @@ def unusable_dtypes(checkpoint: Checkpoint) -> list[str]:
     from patternc_checkpoint import FLOAT_DTYPES
 
     tensors = checkpoint.tensors
-    return sorted(f"{name}: {info.dtype}" for name, info in tensors.items() if info.dtype not in FLOAT_DTYPES)
+    return sorted(
+        f"{name}: {info.dtype}"
+        for name, info in tensors.items()
+        if info.dtype not in FLOAT_DTYPES and text_name(name) is not None
+    )
 
 
 def _unreadable(directory: Path, code: str, message: str, help: str | None = None) -> PatternError:
@@ -113,6 +117,28 @@ def stand_ins(checkpoint: Checkpoint) -> dict[str, torch.Tensor]:
 
 _LAYER = re.compile(r"^([a-z_]+)\.layers\.(\d+)\.")
 
+_TEXT_PREFIX = "model.language_model."
+"""Where a multimodal checkpoint (Qwen3.5 / Qwen3.6, saved by ``…ForConditionalGeneration``) keeps
+its language model: read as ``model.`` (transformers' ``…ForCausalLM`` reads the same tensors)."""
+_OTHER_TOWERS = ("model.visual.", "model.vision_tower.")
+"""The vision encoder's tensors in such a checkpoint: not part of the text model this backend builds,
+so they are neither read nor reported as unexpected (transformers' ``Qwen3_5ForCausalLM`` also
+ignores ``model.visual.*`` on load)."""
+
+
+def text_name(name: str) -> str | None:
+    """A checkpoint name as the text model's name: the multimodal prefix read as ``model.``; None for
+    a vision-tower tensor, which the text model leaves out."""
+    if name.startswith(_TEXT_PREFIX):
+        return "model." + name[len(_TEXT_PREFIX) :]
+    if name.startswith(_OTHER_TOWERS):
+        return None
+    return name
+
+
+def _text_tensors(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {renamed: t for name, t in tensors.items() if (renamed := text_name(name)) is not None}
+
 
 def layer_groups(checkpoint: Checkpoint, directory: Path) -> Iterator[dict[str, torch.Tensor]]:
     """The checkpoint's tensors one layer at a time (every other tensor on its own), read from disk as
@@ -122,7 +148,10 @@ def layer_groups(checkpoint: Checkpoint, directory: Path) -> Iterator[dict[str, 
 
     groups: dict[tuple[str, str], list[str]] = defaultdict(list)
     for name in checkpoint.tensors:
-        match = _LAYER.match(name)
+        text = text_name(name)
+        if text is None:  # a vision tower's tensor: never read
+            continue
+        match = _LAYER.match(text)
         groups[(match.group(1), match.group(2)) if match else ("", name)].append(name)
     reader = TensorReader()
     try:
@@ -314,7 +343,7 @@ class _Renamed(dict[str, torch.Tensor]):
 def paired_names(names: Iterable[str]) -> bool:
     """Whether checkpoint names are Bamba / GraniteMoeHybrid's (one decoder layer per mixer + FFN pair)."""
     return any(
-        name.startswith("model.embed_tokens.")
+        (text_name(name) or "").startswith("model.embed_tokens.")
         or ".block_sparse_moe." in name
         or ".feed_forward." in name
         or ".pre_ff_layernorm." in name
@@ -327,8 +356,10 @@ def to_backend_names(
 ) -> dict[str, torch.Tensor]:
     """Rename a checkpoint's tensors to this backend's names (unknown names pass through unchanged).
 
-    ``paired`` says which naming the checkpoint uses when ``tensors`` is only a part of it.
+    ``paired`` says which naming the checkpoint uses when ``tensors`` is only a part of it.  A
+    multimodal checkpoint's language model is read, its vision tower left out (``text_name``).
     """
+    tensors = _text_tensors(tensors)
     if paired if paired is not None else paired_names(tensors):
         tensors = _paired(tensors, spec)
     else:

@@ -75,3 +75,40 @@ def test_qwen3_5_parity(case: tuple[Any, int]) -> None:
 def test_qwen3_5_moe_parity(case: tuple[Any, int]) -> None:
     config, seed = case
     check_parity(transformers.Qwen3_5MoeForCausalLM, config, seed)
+
+
+@pytest.mark.parametrize("moe", [False, True], ids=["dense", "moe"])
+def test_multimodal_checkpoint_loads_its_language_model(moe: bool, tmp_path: Any) -> None:
+    """A checkpoint saved by ``Qwen3_5(Moe)ForConditionalGeneration`` (the released Qwen3.5 / 3.6
+    layout: ``model.language_model.*``, a vision tower under ``model.visual.*``, per-expert tensors on
+    the hub) loads strictly into the text model, the tower left out, and gives that model's logits."""
+    import patternc
+
+    prefix = "Qwen3_5Moe" if moe else "Qwen3_5"
+    text: dict[str, Any] = dict(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        num_hidden_layers=2,
+        layer_types=["linear_attention", "full_attention"],
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        linear_num_key_heads=2,
+        linear_num_value_heads=4,
+        linear_key_head_dim=8,
+        linear_value_head_dim=8,
+        intermediate_size=48,
+    )
+    if moe:
+        text |= dict(num_experts=4, num_experts_per_tok=2, moe_intermediate_size=16, shared_expert_intermediate_size=24)
+    vision = dict(depth=1, hidden_size=32, intermediate_size=48, num_heads=2, out_hidden_size=32, patch_size=4)
+    config = getattr(transformers, f"{prefix}Config")(text_config=text, vision_config=vision)
+    torch.manual_seed(0)
+    reference = getattr(transformers, f"{prefix}ForConditionalGeneration")(config).eval()
+    reference.save_pretrained(tmp_path)
+    model = patternc.torch_model(str(tmp_path))
+    ids = torch.randint(0, VOCAB, (2, 7), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = reference(input_ids=ids).logits
+        got = model(ids).logits
+    assert float((got - expected).abs().max()) <= 1e-4
