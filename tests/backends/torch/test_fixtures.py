@@ -51,3 +51,51 @@ def test_hub_config_builds_the_transformers_model_on_meta(path: Path | None) -> 
     assert sum(t.numel() for t in mine.values()) == sum(t.numel() for t in theirs.values())
     if path is None:  # Super without its MTP depth: NVIDIA reports 120.6B in total
         assert 120.6e9 <= sum(t.numel() for t in mine.values()) < 120.7e9
+
+
+RELEASED = sorted((Path(__file__).resolve().parents[2] / "fixtures" / "hub2").glob("*/config.json"))
+REMOTE_CODE_ONLY = {
+    "MiniMax-M1": "minimax_m1 is remote code: transformers has no class for it (never trust_remote_code)"
+}
+"""Released configs whose ``model_type`` transformers does not ship: there is no reference to build."""
+NOT_A_MODEL = {"Kimi-K3": "its `hidden_act: situ` is not an activation transformers has: `check` exits 1 (P906)"}
+"""Released configs patternc refuses to read (tested in tests/families/)."""
+
+
+def _released_reference(raw: dict[str, Any]) -> Any:
+    """transformers' causal LM for a released config, on meta (its own class: never remote code)."""
+    raw = {k: v for k, v in raw.items() if k not in ("auto_map", "quantization_config")}
+    config = transformers.AutoConfig.for_model(**raw)
+    with torch.device("meta"):
+        return transformers.AutoModelForCausalLM.from_config(config)
+
+
+@pytest.mark.parametrize("path", RELEASED, ids=lambda p: p.parent.name)
+def test_released_config_builds_the_transformers_model_on_meta(path: Path) -> None:
+    """Every released config of every family builds on meta with exactly the tensors transformers'
+    class has (names mapped by the loader, shapes equal, the same count): what a checkpoint of the
+    family must give the model, checked at the released sizes."""
+    from patternc_torch.support import unsupported
+
+    from patternc.config import read_config
+
+    name = path.parent.name
+    if name in NOT_A_MODEL:
+        assert read_config(json.loads(path.read_text(encoding="utf-8"))).spec is None, NOT_A_MODEL[name]
+        return
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    spec = read_config(raw).spec
+    assert spec is not None
+    refused = unsupported(spec)
+    if refused:
+        pytest.skip("; ".join(d.message for d in refused))
+    if name in REMOTE_CODE_ONLY:
+        patternc.torch_model(path, device="meta", dtype=torch.bfloat16)
+        return
+    ours = patternc.torch_model(path, device="meta", dtype=torch.bfloat16)
+    reference = _released_reference(raw)
+    theirs = to_backend_names(dict(reference.state_dict()), ours.spec)
+    mine = {n: t for n, t in ours.state_dict().items() if not n.startswith("mtp.")}
+    missing, unexpected, mismatched = check_names(theirs, mine, ours.spec.tie_embeddings)
+    assert (missing, unexpected, mismatched) == ([], [], [])
+    assert sum(t.numel() for t in mine.values()) == sum(t.numel() for t in theirs.values())
