@@ -1,6 +1,6 @@
 """Cold construction on the meta device: a Nemotron 3 Super-shaped config, patternc vs transformers (a script).
 
-    python tests/benchmarks/meta_build.py [--runs N]
+    python tests/benchmarks/meta_build.py [--runs N] [--released]
 
 Each run is a fresh interpreter (cold start is the point): the clock starts after ``import torch``
 and stops when the model exists on the meta device; patternc's time includes importing patternc and
@@ -8,6 +8,11 @@ reading the config, transformers' includes importing transformers and building i
 config has Super's published sizes (88 layers: 40 Mamba, 40 latent MoE, 8 attention; hidden 4096;
 512 experts, top 22, latent 1024; vocabulary 131072; one `*E` MTP depth); the order of its layers is
 approximated. Prints the best of ``--runs`` for each, their ratio, and the parameter counts.
+
+``--released`` times every released config under ``tests/fixtures/hub2`` the same way (one row per
+config: patternc's cold meta build, ``patternc build DIR --target torch``'s model, against transformers'
+own class for the ``model_type`` from the same config; the issue's target is under 2 s), and prints the
+P401 reason for a config whose kinds the torch backend does not build.
 """
 
 from __future__ import annotations
@@ -16,6 +21,9 @@ import argparse
 import json
 import subprocess
 import sys
+from pathlib import Path
+
+RELEASED = Path(__file__).resolve().parents[1] / "fixtures" / "hub2"
 
 SUPER = {
     "model_type": "nemotron_h",
@@ -67,12 +75,32 @@ main = total = sum(p.numel() for p in model.parameters())
 }
 
 
-def child(impl: str) -> dict[str, float]:
+RELEASED_CHILD = {
+    "patternc": """
+import patternc
+model = patternc.torch_model(PATH, device="meta", dtype=torch.bfloat16)
+main = sum(p.numel() for n, p in model.named_parameters() if not n.startswith("mtp."))
+total = sum(p.numel() for p in model.parameters())
+""",
+    "transformers": """
+import transformers
+raw = {k: v for k, v in CONFIG.items() if k not in ("auto_map", "quantization_config")}
+config = transformers.AutoConfig.for_model(**raw)
+with torch.device("meta"):
+    model = transformers.AutoModelForCausalLM.from_config(config)
+main = total = sum(p.numel() for p in model.parameters())
+""",
+}
+
+
+def child(impl: str, path: Path | None = None) -> dict[str, float]:
+    config = SUPER if path is None else json.loads((path / "config.json").read_text(encoding="utf-8"))
     code = (
         "import json, time, torch\n"
-        f"CONFIG = json.loads({json.dumps(json.dumps(SUPER))})\n"
+        f"CONFIG = json.loads({json.dumps(json.dumps(config))})\n"
+        f"PATH = {str(path / 'config.json') if path else ''!r}\n"
         "start = time.perf_counter()\n"
-        + CHILD[impl]
+        + (CHILD if path is None else RELEASED_CHILD)[impl]
         + "print(json.dumps({'seconds': time.perf_counter() - start, 'main': main, 'total': total}))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -80,10 +108,51 @@ def child(impl: str) -> dict[str, float]:
     return result
 
 
+def refusal(path: Path) -> str | None:
+    """Why patternc does not build the released config at ``path`` (None: it builds)."""
+    from patternc_torch.support import unsupported
+
+    from patternc.config import read_config
+
+    reading = read_config(json.loads((path / "config.json").read_text(encoding="utf-8")))
+    if reading.spec is None:
+        return "not read: " + "; ".join(d.code for d in reading.diagnostics if d.severity == "error")
+    return "; ".join(d.message for d in unsupported(reading.spec)) or None
+
+
+def released(runs: int) -> None:
+    print(f"Released configs on meta, cold, best of {runs} fresh interpreters (target: under 2 s):")
+    print(f"  {'config':40} {'patternc':>9} {'transformers':>13} {'parameters (no MTP)':>22}  same count")
+    for path in sorted(p for p in RELEASED.iterdir() if (p / "config.json").is_file()):
+        why = refusal(path)
+        if why is not None:
+            print(f"  {path.name:40} skipped: {why[:110]}")
+            continue
+        best: dict[str, float] = {}
+        count: dict[str, float] = {}
+        for _ in range(runs):
+            for impl in ("transformers", "patternc"):
+                try:
+                    result = child(impl, path)
+                except subprocess.CalledProcessError:  # no transformers class (remote code only)
+                    continue
+                best[impl] = min(best.get(impl, float("inf")), result["seconds"])
+                count[impl] = result["main"]
+        theirs = f"{best['transformers']:.2f} s" if "transformers" in best else "no class"
+        same = count.get("transformers") == count["patternc"] if "transformers" in count else "-"
+        verdict = "PASS" if best["patternc"] < 2.0 else "FAIL"
+        billions = count["patternc"] / 1e9
+        print(f"  {path.name:40} {best['patternc']:7.2f} s {theirs:>13} {billions:20.2f}B  {same}  {verdict}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--released", action="store_true", help="time every released config instead")
     args = parser.parse_args()
+    if args.released:
+        released(args.runs)
+        return
     best: dict[str, dict[str, float]] = {}
     for _ in range(args.runs):
         for impl in ("transformers", "patternc"):  # alternating: both see the same share of a busy machine
