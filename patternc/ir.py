@@ -18,7 +18,7 @@ from patternc.symbols import BY_KIND, BY_SYMBOL, SYMBOL_ORDER, LayerKind
 IR_SCHEMA_VERSION: Literal[1] = 1
 
 
-class _Node(BaseModel, frozen=True, extra="forbid", use_attribute_docstrings=True):
+class _Node(BaseModel, frozen=True, extra="forbid"):
     """Base of every IR node: immutable, strict about unknown fields."""
 
 

@@ -24,7 +24,7 @@ PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 
 
-class _Node(BaseModel, frozen=True, extra="forbid", use_attribute_docstrings=True):
+class _Node(BaseModel, frozen=True, extra="forbid"):
     """Base of the hyper-parameter nodes."""
 
 

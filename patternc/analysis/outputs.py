@@ -20,7 +20,7 @@ from patternc.source import Source
 OUTPUT_SCHEMA_VERSION: Literal[1] = 1
 
 
-class _Out(BaseModel, frozen=True, extra="forbid", use_attribute_docstrings=True):
+class _Out(BaseModel, frozen=True, extra="forbid"):
     """Base of the output models."""
 
 

@@ -21,7 +21,7 @@ STATS_SCHEMA_VERSION: Literal[1] = 1
 DTYPE_BYTES: dict[str, int] = {"bf16": 2, "fp16": 2, "fp32": 4}
 
 
-class _Out(BaseModel, frozen=True, extra="forbid", use_attribute_docstrings=True):
+class _Out(BaseModel, frozen=True, extra="forbid"):
     """Base of the output models."""
 
 

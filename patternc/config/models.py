@@ -61,7 +61,7 @@ Activation = Literal[
 class ConfigModel(BaseModel):
     """Base of the families' input models: strict types, unknown keys kept in ``model_extra``."""
 
-    model_config = ConfigDict(strict=True, extra="allow", use_attribute_docstrings=True, defer_build=True)
+    model_config = ConfigDict(strict=True, extra="allow", defer_build=True)
 
     model_type: str | None = None
     architectures: list[str] | None = None
