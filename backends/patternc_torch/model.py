@@ -128,7 +128,7 @@ class HybridLM(nn.Module):
                 if name.endswith("norm.weight") or leaf in ("D",) or "layernorm" in name or "enorm" in name:
                     param.fill_(1.0)
                 elif leaf == "A_log":
-                    param.copy_(torch.log(torch.arange(1, param.numel() + 1, dtype=torch.float32)))
+                    param.copy_(torch.log(torch.arange(1, param.numel() + 1, dtype=torch.float32)).view(param.shape))
                 elif leaf == "dt_bias":
                     dt = torch.exp(
                         torch.rand(param.numel(), generator=gen) * (math.log(0.1) - math.log(0.001)) + math.log(0.001)

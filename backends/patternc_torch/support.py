@@ -92,6 +92,12 @@ def _gated_deltanet(spec: ModelSpec) -> Iterator[Diagnostic]:
             yield _refuse(f"gated DeltaNet with {name}", "not implemented (Qwen3-Next's and Qwen3.5's layouts are)")
 
 
+def _kda(spec: ModelSpec) -> Iterator[Diagnostic]:
+    k = spec.kda
+    if k is not None and k.activation not in _ACTIVATIONS:
+        yield _refuse("Kimi delta attention", f"unknown convolution activation {k.activation!r}")
+
+
 def _mlp(spec: ModelSpec) -> Iterator[Diagnostic]:
     if spec.mlp is not None and spec.mlp.activation not in _ACTIVATIONS:
         yield _refuse("the MLP", f"unknown activation {spec.mlp.activation!r}")
@@ -143,10 +149,7 @@ SUPPORT: dict[str, KindSupport] = {
     LayerKind.LIGHTNING: KindSupport(
         refusal="no module for MiniMax's lightning attention yet (the torch backend's new kinds are issue 15)"
     ),
-    LayerKind.KDA: KindSupport(
-        refusal="no module for Kimi delta attention (Kimi Linear, Ling/Ring linear) yet "
-        "(the torch backend's new kinds are issue 15)"
-    ),
+    LayerKind.KDA: KindSupport("patternc_torch.kda:KDA_KIND", _kda),
 }
 """Every layer kind -> what the backend does with it; the checks run in this order."""
 

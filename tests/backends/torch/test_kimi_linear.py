@@ -1,0 +1,258 @@
+"""Kimi Linear on the torch backend against transformers' ``KimiLinearForCausalLM``, fp32 CPU, same weights.
+
+Hypothesis draws tiny ``KimiLinearConfig`` objects (the mix of ``layer_types`` or the released
+configs' 1-based ``linear_attn_config`` lists, dense-first ``first_k_dense_replace`` or explicit
+``mlp_layer_types``, the sigmoid-routed MoE with group-limited top-k, KDA heads and sizes); each is
+read into the IR by the ``kimi_linear`` family (the path ``patternc build <config> --target torch``
+takes), built by the backend, and loaded with transformers' state dict through the backend's own name
+mapping.  The logits agree within 1e-4 for the full forward (over more than one 64-token chunk of the
+KDA rule), for step-by-step decoding (prefill, then the one-token decode path), and for a left-padded
+batch, and greedy generation picks the same tokens.  The KDA layer alone is also compared with
+transformers' ``KimiLinearDeltaAttention`` (prefill and the recurrent step), and its decode state is
+shown to stay the same size whatever the context.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from patternc_torch.io import build, load_weights  # noqa: E402
+from patternc_torch.kda import KimiDeltaAttention  # noqa: E402
+from patternc_torch.layers import Context  # noqa: E402
+from patternc_torch.state import InferenceState  # noqa: E402
+from patternc_torch.support import refusal, unsupported  # noqa: E402
+
+from patternc.config import read_config  # noqa: E402
+from patternc.kinds import LayerKind  # noqa: E402
+from patternc.model import KdaSpec, ModelSpec  # noqa: E402
+
+TOL = 1e-4
+VOCAB = 97
+SETTINGS = settings(
+    max_examples=6,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    phases=(Phase.explicit, Phase.generate),  # shrinking a failing model config takes minutes and says little
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+MIXERS = ["linear_attention", "full_attention"] if refusal(LayerKind.MLA) is None else ["linear_attention"]
+"""``full_attention`` (latent attention, ``+``) once the backend builds it."""
+
+
+@st.composite
+def kimi_configs(draw: st.DrawFn) -> tuple[Any, int]:
+    n = draw(st.integers(1, 4))
+    mixers = draw(st.lists(st.sampled_from(MIXERS), min_size=n, max_size=n))
+    heads, head_dim = draw(st.sampled_from([(2, 8), (4, 8), (2, 16)]))
+    layout: dict[str, Any] = {}
+    if draw(st.booleans()):
+        layout["layer_types"] = mixers
+    else:  # the released spelling: 1-based layer numbers in linear_attn_config
+        layout["linear_attn_config"] = {
+            "full_attn_layers": [i + 1 for i, m in enumerate(mixers) if m == "full_attention"],
+            "kda_layers": [i + 1 for i, m in enumerate(mixers) if m == "linear_attention"],
+            "num_heads": heads,
+            "head_dim": head_dim,
+            "short_conv_kernel_size": draw(st.sampled_from([2, 4])),
+        }
+    if draw(st.booleans()):
+        layout["mlp_layer_types"] = draw(st.lists(st.sampled_from(["dense", "sparse"]), min_size=n, max_size=n))
+    else:
+        layout["first_k_dense_replace"] = draw(st.integers(0, n))
+    n_group, topk_group = draw(st.sampled_from([(1, 1), (2, 1), (3, 2)]))
+    config = transformers.KimiLinearConfig(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        intermediate_size=48,
+        num_hidden_layers=n,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        q_lora_rank=draw(st.sampled_from([None, 16])),
+        kv_lora_rank=16,
+        qk_nope_head_dim=8,
+        qk_rope_head_dim=4,
+        v_head_dim=8,
+        linear_num_heads=heads,
+        linear_head_dim=head_dim,
+        linear_conv_kernel_dim=4,
+        num_local_experts=6,
+        num_experts_per_tok=2,
+        n_group=n_group,
+        topk_group=topk_group,
+        moe_intermediate_size=16,
+        n_shared_experts=draw(st.sampled_from([1, 2])),
+        routed_scaling_factor=draw(st.sampled_from([1.0, 2.446])),
+        norm_topk_prob=draw(st.booleans()),
+        rms_norm_eps=1e-5,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+        **layout,
+    )
+    return config, draw(st.integers(0, 2**16))
+
+
+def randomize(model: Any, seed: int) -> None:
+    """Bigger-than-init weights so that routing, gating, the per-channel decay and the norms all matter."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("A_log"):  # exp(A_log) of 1 to 7, as FLA's init (log of 1..16)
+                p.copy_(torch.rand(p.shape, generator=gen) * 2)
+            elif name.endswith("dt_bias"):
+                p.copy_(torch.rand(p.shape, generator=gen) * 2 - 2.5)
+            elif "norm" in name and name.endswith("weight"):
+                p.copy_(1.0 + 0.2 * torch.randn(p.shape, generator=gen))
+            else:
+                p.copy_(torch.randn(p.shape, generator=gen) * (0.3 if p.dim() == 3 else 0.15))
+        for name, b in model.named_buffers():
+            if name.endswith("e_score_correction_bias"):
+                b.copy_(torch.randn(b.shape, generator=gen) * 0.1)
+
+
+def pair(model_cls: Any, config: Any, seed: int) -> tuple[Any, Any, ModelSpec]:
+    """transformers' model of ``config`` (random weights) and the backend's, read from the same config
+    by its family and loaded from transformers' state dict."""
+    reading = read_config(config.to_dict())
+    assert reading.ok and reading.spec is not None, [d.message for d in reading.diagnostics]
+    spec = reading.spec
+    assert unsupported(spec) == [], [d.message for d in unsupported(spec)]
+    config._attn_implementation = "eager"
+    torch.manual_seed(0)
+    hf = model_cls(config).eval()
+    randomize(hf, seed)
+    ours = build(spec)
+    load_weights(ours, dict(hf.state_dict()), "<transformers>")
+    return hf, ours, spec
+
+
+def ids_of(seed: int, batch: int, seq: int) -> Any:
+    return torch.randint(0, VOCAB, (batch, seq), generator=torch.Generator().manual_seed(seed))
+
+
+def greedy_reference(hf: Any, config: Any, prompt: Any, new: int) -> Any:
+    """transformers' greedy tokens: ``generate`` with an explicit all-ones mask (a prompt id equal to
+    ``pad_token_id`` is no padding); by full forwards when every layer is linear (transformers' cache
+    cannot generate without an attention layer)."""
+    if "full_attention" in config.layer_types:
+        mask = torch.ones_like(prompt)
+        return hf.generate(prompt, attention_mask=mask, max_new_tokens=new, do_sample=False, pad_token_id=0)
+    out = prompt
+    for _ in range(new):
+        out = torch.cat([out, hf(out, use_cache=False).logits[:, -1].argmax(-1, keepdim=True)], dim=1)
+    return out
+
+
+def check_parity(model_cls: Any, config: Any, seed: int) -> None:
+    """Full forward over more than one chunk of the KDA rule (64 tokens), step-by-step decoding (the
+    decode path itself: ``_can_step``), a left-padded batch (and its continuation token by token),
+    greedy tokens: all as transformers'."""
+    hf, ours, spec = pair(model_cls, config, seed)
+    flat = spec.pattern.flat
+    seq = 70
+    ids = ids_of(seed, 2, seq)
+    with torch.no_grad():
+        ref = hf(ids, use_cache=False).logits
+        assert torch.isfinite(ref).all()
+        full = ours(ids).logits
+        assert float((full - ref).abs().max()) <= TOL, (flat, "full", float((full - ref).abs().max()))
+        state = ours.new_state(2, 4)  # small on purpose: the caches must grow
+        split = 1 + seed % 7
+        steps = [ours(ids[:, :split], state=state).logits]
+        assert ours._can_step(state), flat
+        steps += [ours(ids[:, i : i + 1], state=state).logits for i in range(split, seq)]
+        assert float((torch.cat(steps, dim=1) - ref).abs().max()) <= TOL, (flat, "step")
+
+        seq, pad = 12, 1 + seed % 5
+        ids = ids_of(seed + 1, 2, seq)
+        mask = torch.ones(2, seq, dtype=torch.long)
+        mask[1, :pad] = 0
+        ids[1, :pad] = 0
+        positions = (mask.cumsum(1) - 1).clamp(min=0)  # what transformers' generate passes for left padding
+        ref = hf(ids, attention_mask=mask, position_ids=positions, use_cache=False).logits
+        padded = ours(ids, attention_mask=mask).logits
+        assert float((padded - ref)[mask.bool()].abs().max()) <= TOL, (flat, "left-padded")
+        state = ours.new_state(2, 4)
+        ours(ids[:, :-3], attention_mask=mask[:, :-3], state=state)
+        tail = [ours(ids[:, i : i + 1], state=state).logits for i in range(seq - 3, seq)]
+        assert float((torch.cat(tail, dim=1) - ref[:, -3:]).abs().max()) <= TOL, (flat, "padded decode")
+
+        prompt = ids[:1, :6]
+        expected = greedy_reference(hf, config, prompt, 8)
+        got = ours.generate(prompt, max_new_tokens=8)
+    assert torch.equal(got, expected), (flat, got, expected)
+
+
+@SETTINGS
+@given(kimi_configs())
+def test_kimi_linear_parity(case: tuple[Any, int]) -> None:
+    config, seed = case
+    check_parity(transformers.KimiLinearForCausalLM, config, seed)
+
+
+@pytest.mark.parametrize("seq", [5, 64, 130])
+def test_kda_layer_matches_transformers(seq: int) -> None:
+    """The KDA mixer alone, on transformers' ``KimiLinearDeltaAttention``'s own weights (loaded by name,
+    strictly): the chunked prefill (one chunk, exactly one, several) and then the recurrent step."""
+    from transformers.models.kimi_linear.modeling_kimi_linear import KimiLinearDeltaAttention
+
+    config = transformers.KimiLinearConfig(
+        hidden_size=32,
+        num_hidden_layers=1,
+        layer_types=["linear_attention"],
+        mlp_layer_types=["dense"],
+        linear_num_heads=2,
+        linear_head_dim=8,
+        linear_conv_kernel_dim=4,
+    )
+    ref = KimiLinearDeltaAttention(config, 0)
+    randomize(ref, seq)
+    ours = KimiDeltaAttention(KdaSpec(num_heads=2, head_dim=8, conv_kernel=4, gate_rank=8), 32, config.rms_norm_eps, 0)
+    ours.load_state_dict(ref.state_dict(), strict=True)
+    x = torch.randn(2, seq + 3, 32, generator=torch.Generator().manual_seed(seq))
+    state = InferenceState(2)
+    with torch.no_grad():
+        expected = ref(x)
+        prefill = ours(x[:, :seq], Context(None, None, None, False, None, 0))
+        ours(x[:, :seq], Context(state, None, None, False, None, 0))
+        steps = [ours(x[:, i : i + 1], Context(state, None, None, False, None, i)) for i in range(seq, seq + 3)]
+    assert float((prefill - expected[:, :seq]).abs().max()) < 1e-5
+    assert float((torch.cat(steps, dim=1) - expected[:, seq:]).abs().max()) < 1e-5
+
+
+def test_kda_state_is_constant() -> None:
+    """Decode state per KDA layer: the convolution window and one head_dim x head_dim float32 state per
+    head, whatever the context (prefill of 8 tokens or of 600, then decoding)."""
+    config = transformers.KimiLinearConfig(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        intermediate_size=48,
+        num_hidden_layers=2,
+        layer_types=["linear_attention", "linear_attention"],
+        mlp_layer_types=["dense", "dense"],
+        linear_num_heads=2,
+        linear_head_dim=8,
+        linear_conv_kernel_dim=4,
+    )
+    reading = read_config(config.to_dict())
+    assert reading.spec is not None
+    model = build(reading.spec)
+    model.init_weights(seed=1)
+    sizes = []
+    with torch.no_grad():
+        for seq in (8, 600):
+            state = model.new_state(1, 4)
+            model(ids_of(seq, 1, seq), state=state)
+            model(ids_of(seq, 1, 1), state=state)
+            sizes.append(
+                [*sorted((i, tuple(state.conv[i].shape), tuple(state.ssm[i].shape)) for i in state.ssm), len(state.kv)]
+            )
+    assert sizes[0] == sizes[1] == [(0, (1, 48, 3), (1, 2, 8, 8)), (2, (1, 48, 3), (1, 2, 8, 8)), 0]
