@@ -71,6 +71,18 @@ _QWEN3_NEXT: dict[str, Any] = {
     "moe_intermediate_size": 16,
     "shared_expert_intermediate_size": 16,
 }
+_KIMI_LINEAR: dict[str, Any] = {
+    "model_type": "kimi_linear",
+    "vocab_size": VOCAB,
+    "hidden_size": HIDDEN,
+    "intermediate_size": 48,
+    "num_hidden_layers": 1,
+    "layer_types": ["linear_attention"],
+    "mlp_layer_types": ["dense"],
+    "linear_num_heads": 2,
+    "linear_head_dim": 8,
+    "linear_conv_kernel_dim": 4,
+}
 
 DONORS: dict[str, dict[str, Any]] = {
     "M": _NEMOTRON_H,
@@ -78,6 +90,7 @@ DONORS: dict[str, dict[str, Any]] = {
     "-": _NEMOTRON_H,
     "E": _NEMOTRON_H,
     "G": _QWEN3_NEXT,
+    "K": _KIMI_LINEAR,
 }
 """Symbol -> a tiny config whose family reading holds that kind's hyper-parameters."""
 
