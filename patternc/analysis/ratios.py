@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from patternc.diagnostics import Diagnostic, diag
-from patternc.kinds import LayerKind, kind_def
+from patternc.kinds import LayerKind, Role, kind_def, kinds
 from patternc.limits import DEFAULT_LIMITS
 
 _MAMBA = kind_def(LayerKind.MAMBA2).symbol
@@ -133,15 +133,24 @@ def generate(
     layout: str = "blocks",
     mtp_depths: int = 0,
     mtp_pattern: str | None = None,
+    mixer: str = _MAMBA,
+    attention_kind: str = _ATTENTION,
 ) -> Generated:
     """A pattern of ``num_layers`` layers with the requested ratios, or diagnostics saying why not.
 
     ``mtp_depths`` appends that many multi-token-prediction parts, each ``mtp_pattern`` (default:
-    attention and the model's FFN, ``*E`` with ``moe``, else ``*-``).
+    attention and the model's FFN, ``*E`` with ``moe``, else ``*-``).  ``mixer`` spells the
+    linear-time mixers (every layer that is neither attention nor FFN: Mamba2 by default, or gated
+    DeltaNet, KDA, lightning, Mamba-1, short convolution) and ``attention_kind`` the attention layers
+    (``*``, or latent ``+`` / sparse ``D``): the placement does not depend on them, so Qwen3-Next's
+    ``G``-and-``*`` or Kimi Linear's ``K``-and-``+`` stacks come from the same ratios.
     """
     if layout not in LAYOUTS:
         raise ValueError(f"layout is one of {LAYOUTS}")
-    problems: list[Diagnostic] = []
+    problems: list[Diagnostic] = [
+        *_symbol_problem("--mixer", mixer, Role.SSM),
+        *_symbol_problem("--attention-kind", attention_kind, Role.ATTENTION),
+    ]
     for name, value in (("--attention", attention_ratio), ("--mlp", mlp_ratio)):
         if not 0.0 <= value <= 1.0:
             problems.append(
@@ -182,7 +191,7 @@ def generate(
     symbol = _MOE if moe else _MLP
     mtp = None
     if mtp_depths > 0 or mtp_pattern is not None:
-        mtp, found = _mtp_part(mtp_pattern, symbol, mtp_depths)
+        mtp, found = _mtp_part(mtp_pattern, symbol, mtp_depths, attention_kind)
         if found:
             return Generated(None, 0, 0, problems + found, None, mtp_pattern or "")
     if problems:
@@ -239,9 +248,10 @@ def generate(
         if text.count(_ATTENTION) != attention or text.count(_MLP) != mlp:
             problems.append(_miscount(text, attention, mlp, symbol))
             return Generated(None, attention, mlp, problems)
-        return Generated(text.replace(_MLP, symbol) + suffix * mtp_depths, attention, mlp, problems, mtp)
+        main = _spelled(text.replace(_MLP, symbol), mixer, attention_kind)
+        return Generated(main + suffix * mtp_depths, attention, mlp, problems, mtp)
     if layout == "spread":
-        main = even_pattern(num_layers, attention, mlp, mlp_symbol=symbol)
+        main = _spelled(even_pattern(num_layers, attention, mlp, mlp_symbol=symbol), mixer, attention_kind)
         return Generated(main + suffix * mtp_depths, attention, mlp, problems, mtp)
     mixers = num_layers - mlp
     if mlp > mixers:
@@ -255,14 +265,38 @@ def generate(
             )
         )
         return Generated(None, attention, mlp, problems)
-    main = block_pattern(num_layers, attention, mlp, ffn_symbol=symbol)
+    main = _spelled(block_pattern(num_layers, attention, mlp, ffn_symbol=symbol), mixer, attention_kind)
     return Generated(main + suffix * mtp_depths, attention, mlp, problems, mtp)
 
 
-def _mtp_part(text: str | None, ffn_symbol: str, depths: int) -> tuple[str | None, list[Diagnostic]]:
-    """One MTP depth's layers: ``text`` (``--mtp-pattern``) checked as a main pattern, or ``*`` and the FFN."""
+def _spelled(pattern: str, mixer: str, attention_kind: str) -> str:
+    """``pattern`` (placed with ``M`` and ``*``) with the requested mixer and attention symbols."""
+    table: dict[str, str | int | None] = {_MAMBA: mixer, _ATTENTION: attention_kind}
+    return pattern.translate(str.maketrans(table))
+
+
+def _symbol_problem(option: str, symbol: str, role: Role) -> list[Diagnostic]:
+    """P607 when ``symbol`` is not one character spelling a kind of ``role``."""
+    allowed = [d for d in kinds() if d.role is role]
+    if any(d.symbol == symbol for d in allowed):
+        return []
+    what = "an attention" if role is Role.ATTENTION else "a linear-time mixer"
+    return [
+        diag(
+            "P607",
+            f"{option} is {symbol!r}, which is not the symbol of {what} kind",
+            None,
+            help=f"give one of {', '.join(f'`{d.symbol}` ({d.description})' for d in allowed)}",
+        )
+    ]
+
+
+def _mtp_part(
+    text: str | None, ffn_symbol: str, depths: int, attention_kind: str = _ATTENTION
+) -> tuple[str | None, list[Diagnostic]]:
+    """One MTP depth's layers: ``text`` (``--mtp-pattern``) checked as a main pattern, or attention and the FFN."""
     if text is None:
-        return _ATTENTION + ffn_symbol, []
+        return attention_kind + ffn_symbol, []
     if depths < 1:
         return None, [
             diag(
@@ -274,7 +308,7 @@ def _mtp_part(text: str | None, ffn_symbol: str, depths: int) -> tuple[str | Non
         ]
     from patternc.api import analyze
 
-    analysis = analyze(text, "megatron", origin="--mtp-pattern")
+    analysis = analyze(text, "patternc", origin="--mtp-pattern")
     errors = [d for d in analysis.diagnostics if d.severity.value == "error"]
     if errors or analysis.pattern is None:
         return None, errors

@@ -40,6 +40,18 @@ def gen(
             "--mtp-pattern", metavar="PART", help="The layers of one MTP depth (default `*-`, `*E` with --moe)."
         ),
     ] = None,
+    mixer: Annotated[
+        str,
+        typer.Option(
+            "--mixer",
+            metavar="SYMBOL",
+            help="The symbol of the linear-time mixers: M (Mamba2), G, K, L, S or C.",
+        ),
+    ] = "M",
+    attention_kind: Annotated[
+        str,
+        typer.Option("--attention-kind", metavar="SYMBOL", help="The symbol of the attention layers: *, + or D."),
+    ] = "*",
     megatron_compatible: Annotated[
         bool,
         typer.Option("--megatron-compatible", help="Reproduce Megatron-Core's pattern_from_ratios exactly."),
@@ -64,6 +76,8 @@ def gen(
         layout=layout.value,
         mtp_depths=mtp,
         mtp_pattern=mtp_pattern,
+        mixer=mixer,
+        attention_kind=attention_kind,
     )
     source = Source(result.source_text, "--mtp-pattern" if result.source_text else "<argv>")
     if result.pattern is None or has_errors(result.diagnostics):

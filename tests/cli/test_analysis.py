@@ -21,6 +21,7 @@ from patternc.analysis import (
 from patternc.analysis.pipeline import stage_costs
 from patternc.api import analyze
 from patternc.cli import app
+from patternc.kinds import Role, kinds
 
 NANO = str(Path(__file__).resolve().parents[1] / "fixtures" / "hub" / "NVIDIA-Nemotron-3-Nano-30B-A3B-BF16")
 
@@ -199,3 +200,52 @@ def test_gen_cli(args: list[str], out: str | None) -> None:
         assert result.stdout.strip() == out
     else:
         assert result.stdout.strip() == megatron_pattern_from_ratios(10, 0.2, 0.4)
+
+
+@given(
+    st.integers(1, 40),
+    st.floats(0, 0.5),
+    st.floats(0, 0.5),
+    st.sampled_from([d.symbol for d in kinds() if d.role is Role.SSM]),
+    st.sampled_from([d.symbol for d in kinds() if d.role is Role.ATTENTION]),
+    st.sampled_from(["blocks", "spread"]),
+)
+@settings(max_examples=100, deadline=None)
+def test_gen_mixer_and_attention_kind_respell_the_same_placement(
+    n: int, attention: float, mlp: float, mixer: str, attention_kind: str, layout: str
+) -> None:
+    """``--mixer`` / ``--attention-kind`` change the symbols, never the placement, and the result
+    reads back through the patternc dialect with the requested counts."""
+    plain = generate(n, attention, mlp, layout=layout)
+    spelled = generate(n, attention, mlp, layout=layout, mixer=mixer, attention_kind=attention_kind)
+    assert [d.code for d in spelled.diagnostics] == [d.code for d in plain.diagnostics]
+    if plain.pattern is None:
+        assert spelled.pattern is None
+        return
+    assert spelled.pattern is not None
+    assert spelled.pattern == plain.pattern.translate(str.maketrans({"M": mixer, "*": attention_kind}))
+    assert spelled.pattern.count(attention_kind) == spelled.attention
+    assert not analyze(spelled.pattern, "patternc").diagnostics
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["--mixer", "X"], "P607", "--mixer is 'X', which is not the symbol of a linear-time mixer kind"),
+        (["--mixer", "*"], "P607", "--mixer is '*'"),
+        (["--attention-kind", "M"], "P607", "--attention-kind is 'M', which is not the symbol of an attention kind"),
+    ],
+)
+def test_gen_refuses_a_symbol_of_the_wrong_role(args: list[str], code: str, message: str) -> None:
+    result = runner.invoke(app, ["gen", "--layers", "8", "--attention", "0.25", *args])
+    assert result.exit_code == 1
+    assert f"[{code}]" in result.output and message in result.output
+
+
+def test_gen_cli_qwen3_next_and_kimi_linear_stacks() -> None:
+    args = ["gen", "--layers", "12", "--attention", "0.25", "--mlp", "0.5", "--moe", "--mixer", "G"]
+    result = runner.invoke(app, args)
+    assert (result.exit_code, result.stdout.strip()) == (0, "GE*EGE*EGE*E")
+    args = ["gen", "--layers", "8", "--attention", "0.25", "--mixer", "K", "--attention-kind", "+", "--mtp", "1"]
+    result = runner.invoke(app, args)
+    assert (result.exit_code, result.stdout.strip()) == (0, "KK+KKK+K/+-")
