@@ -140,9 +140,7 @@ SUPPORT: dict[str, KindSupport] = {
         "top-k keys, DeepSeek-V3.2) yet (the torch backend's new kinds are issue 15)"
     ),
     LayerKind.MLA: KindSupport(),
-    LayerKind.SHORT_CONV: KindSupport(
-        refusal="no module for LFM2's gated short convolution yet (the torch backend's new kinds are issue 15)"
-    ),
+    LayerKind.SHORT_CONV: KindSupport("patternc_torch.shortconv:SHORT_CONV_KIND"),
     LayerKind.MAMBA1: KindSupport(
         refusal="no module for the Mamba-1 selective scan yet (the torch backend's new kinds are issue 15)"
     ),

@@ -11,7 +11,11 @@ stacked (``mixer.experts.up_proj`` is (experts, out, in), as transformers holds 
   names (``block_sparse_moe.input_linear``/``output_linear``/``router.layer``);
 * transformers' ``Qwen3NextForCausalLM`` and Qwen's hub checkpoints (``model.layers.J.{linear_attn,self_attn,
   mlp}``, ``mlp.shared_expert`` -> ``mixer.shared_experts``, per-expert ``mlp.experts.E.*_proj`` stacked), and
-  their MTP block (``mtp.fc``, ``mtp.pre_fc_norm_{embedding,hidden}``, ``mtp.layers.J``, ``mtp.norm``).
+  their MTP block (``mtp.fc``, ``mtp.pre_fc_norm_{embedding,hidden}``, ``mtp.layers.J``, ``mtp.norm``);
+* transformers' ``Lfm2ForCausalLM`` / ``Lfm2MoeForCausalLM`` and Liquid's hub names (``model.layers.J.{conv,
+  self_attn,operator_norm,ffn_norm,feed_forward}``, ``w1``/``w3``/``w2`` -> gate/up/down, per-expert
+  ``feed_forward.experts.E.w*`` stacked, ``expert_bias``, ``model.embedding_norm``), and ``JambaForCausalLM``
+  (``model.layers.J.{mamba,self_attn,feed_forward}``, ``feed_forward.router``, per-expert hub tensors).
 """
 
 from __future__ import annotations
@@ -212,7 +216,7 @@ def _paired(tensors: dict[str, torch.Tensor], spec: ModelSpec) -> dict[str, torc
         if name == "model.embed_tokens.weight":
             out["backbone.embeddings.weight"] = tensor
             continue
-        if name in ("model.final_layernorm.weight", "model.norm.weight"):
+        if name in ("model.final_layernorm.weight", "model.norm.weight", "model.embedding_norm.weight"):
             out["backbone.norm_f.weight"] = tensor
             continue
         mtp = _qwen_mtp_name(name, spec)
@@ -225,16 +229,17 @@ def _paired(tensors: dict[str, torch.Tensor], spec: ModelSpec) -> dict[str, torc
             continue
         j, part, rest = int(match.group(1)), match.group(2), match.group(3)
         mixer, ffn = pairs[j]
-        if part in ("mamba", "self_attn", "linear_attn"):
+        if part in ("mamba", "self_attn", "linear_attn", "conv"):
+            rest = _LFM2_ATTENTION.get(rest, rest) if part == "self_attn" else rest
             out[f"backbone.layers.{mixer}.mixer.{rest}"] = tensor
-        elif part == "input_layernorm" and rest == "weight":
+        elif part in ("input_layernorm", "operator_norm") and rest == "weight":
             out[f"backbone.layers.{mixer}.norm.weight"] = tensor
         elif ffn is None:
             out[name] = tensor
-        elif part in ("pre_ff_layernorm", "post_attention_layernorm") and rest == "weight":
+        elif part in ("pre_ff_layernorm", "post_attention_layernorm", "ffn_norm") and rest == "weight":
             out[f"backbone.layers.{ffn}.norm.weight"] = tensor
         elif part == "feed_forward":
-            out[f"backbone.layers.{ffn}.mixer.{rest}"] = tensor
+            out[f"backbone.layers.{ffn}.mixer.{_feed_forward_name(rest)}"] = tensor
         elif part == "mlp":  # Qwen3-Next / Qwen3.5: a dense MLP, or the MoE with its gated shared expert
             if rest.startswith("shared_expert."):
                 rest = "shared_experts." + rest[len("shared_expert.") :]
@@ -263,6 +268,30 @@ def _paired(tensors: dict[str, torch.Tensor], spec: ModelSpec) -> dict[str, torc
             out[name] = tensor
     out.check()
     return dict(out)
+
+
+_LFM2_ATTENTION = {
+    "out_proj.weight": "o_proj.weight",
+    "q_layernorm.weight": "q_norm.weight",
+    "k_layernorm.weight": "k_norm.weight",
+}
+"""LFM2's attention names -> the backend's (its convolution's ``in_proj``/``conv``/``out_proj`` are kept)."""
+
+_LFM2_MLP = re.compile(r"^((?:experts\.\d+\.)?)w([123])\.weight$")
+_LFM2_PROJ = {"1": "gate_proj", "2": "down_proj", "3": "up_proj"}
+_FEED_FORWARD = {
+    "router.weight": "gate.weight",  # Jamba's router
+    "expert_bias": "gate.e_score_correction_bias",  # LFM2-MoE's selection bias, a buffer beside its router
+}
+
+
+def _feed_forward_name(rest: str) -> str:
+    """A ``feed_forward.`` tensor of LFM2 / LFM2-MoE (``w1`` gate, ``w3`` up, ``w2`` down, per expert on
+    the hub) or Jamba (``router``) -> the backend's MLP / MoE name."""
+    match = _LFM2_MLP.match(rest)
+    if match:
+        return f"{match.group(1)}{_LFM2_PROJ[match.group(2)]}.weight"
+    return _FEED_FORWARD.get(rest, rest)
 
 
 _QWEN_MTP_LAYER = re.compile(r"^mtp\.layers\.(\d+)\.([a-z_]+)\.(.*)$")

@@ -83,6 +83,18 @@ _KIMI_LINEAR: dict[str, Any] = {
     "linear_head_dim": 8,
     "linear_conv_kernel_dim": 4,
 }
+_LFM2: dict[str, Any] = {
+    "model_type": "lfm2",
+    "vocab_size": VOCAB,
+    "hidden_size": HIDDEN,
+    "intermediate_size": 48,
+    "block_multiple_of": 16,
+    "num_hidden_layers": 2,
+    "layer_types": ["conv", "full_attention"],
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "conv_L_cache": 3,
+}
 
 DONORS: dict[str, dict[str, Any]] = {
     "M": _NEMOTRON_H,
@@ -91,6 +103,7 @@ DONORS: dict[str, dict[str, Any]] = {
     "E": _NEMOTRON_H,
     "G": _QWEN3_NEXT,
     "K": _KIMI_LINEAR,
+    "C": _LFM2,
 }
 """Symbol -> a tiny config whose family reading holds that kind's hyper-parameters."""
 

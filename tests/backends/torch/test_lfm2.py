@@ -1,0 +1,154 @@
+"""LFM2 on the torch backend against transformers' ``Lfm2ForCausalLM``, fp32 CPU, same weights.
+
+Hypothesis draws tiny ``Lfm2Config`` objects (the mix of gated short convolutions and attention given
+by ``layer_types`` or by the older ``full_attn_idxs``, the convolution's span and bias, kv heads,
+the MLP width rule, tied embeddings); each is read into the IR by the ``lfm2`` family (the path
+``patternc build <config> --target torch`` takes), built by the backend, and loaded with
+transformers' state dict through the backend's own name mapping.  ``check_family_parity`` (shared
+with the LFM2-MoE and Jamba tests) compares the full forward, step-by-step decoding (prefill, then
+the one-token decode path), a left-padded batch and its continuation, within 1e-4, and greedy tokens.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from patternc_torch.io import build, load_weights  # noqa: E402
+from patternc_torch.support import unsupported  # noqa: E402
+
+from patternc.config import read_config  # noqa: E402
+from patternc.kinds import by_symbol  # noqa: E402
+from patternc.model import ModelSpec  # noqa: E402
+from tests.backends.torch.test_qwen3_next import SETTINGS, TOL, VOCAB  # noqa: E402
+
+
+def randomize(model: Any, seed: int) -> None:
+    """Bigger-than-init weights so that the gates, decays, routing and norms all matter: norm weights
+    around 1, Mamba-1 decays of a few per cent to most of the state a step, expert biases that move the
+    selection."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("A_log"):
+                p.copy_(torch.rand(p.shape, generator=gen) * 2)
+            elif "norm" in name and name.endswith("weight"):
+                p.copy_(1.0 + 0.2 * torch.randn(p.shape, generator=gen))
+            else:
+                p.copy_(torch.randn(p.shape, generator=gen) * (0.3 if p.dim() == 3 else 0.15))
+        for name, b in model.named_buffers():
+            if name.endswith("expert_bias"):
+                b.copy_(torch.randn(b.shape, generator=gen) * 0.5)
+
+
+def pair(model_cls: Any, config: Any, seed: int, raw: dict[str, Any] | None = None) -> tuple[Any, Any, ModelSpec]:
+    """transformers' model of ``config`` (random weights) and the backend's, read from ``raw`` (the
+    config's dict by default) by its family and loaded from transformers' state dict."""
+    reading = read_config(raw if raw is not None else config.to_dict())
+    assert reading.ok and reading.spec is not None, [d.message for d in reading.diagnostics]
+    spec = reading.spec
+    assert unsupported(spec) == []
+    config._attn_implementation = "eager"
+    torch.manual_seed(0)
+    hf = model_cls(config).eval()
+    randomize(hf, seed)
+    ours = build(spec)
+    load_weights(ours, dict(hf.state_dict()), "<transformers>")
+    return hf, ours, spec
+
+
+def ids_for(seed: int, batch: int, seq: int) -> Any:
+    return torch.randint(0, VOCAB, (batch, seq), generator=torch.Generator().manual_seed(seed))
+
+
+def greedy_reference(hf: Any, layer_types: list[str], prompt: Any, new: int) -> Any:
+    if "full_attention" in layer_types:
+        mask = torch.ones_like(prompt)  # explicit: a prompt id equal to pad_token_id is no padding
+        return hf.generate(prompt, attention_mask=mask, max_new_tokens=new, do_sample=False, pad_token_id=0)
+    # transformers' cache cannot generate without an attention layer: greedy by full forwards
+    out = prompt
+    for _ in range(new):
+        out = torch.cat([out, hf(out, use_cache=False).logits[:, -1].argmax(-1, keepdim=True)], dim=1)
+    return out
+
+
+def check_family_parity(
+    model_cls: Any, config: Any, seed: int, layer_types: list[str], raw: dict[str, Any] | None = None
+) -> None:
+    """Full forward, step-by-step decoding through the real decode path, a left-padded batch (and its
+    continuation token by token), greedy tokens: all as transformers'."""
+    hf, ours, spec = pair(model_cls, config, seed, raw)
+    flat = spec.pattern.flat
+    seq = 40
+    ids = ids_for(seed, 2, seq)
+    with torch.no_grad():
+        ref = hf(ids, use_cache=False).logits
+        assert torch.isfinite(ref).all()
+        full = ours(ids).logits
+        assert float((full - ref).abs().max()) <= TOL, (flat, "full")
+        state = ours.new_state(2, 4)  # small on purpose: the KV buffers must grow
+        split = 1 + seed % 7
+        steps = [ours(ids[:, :split], state=state).logits]
+        assert ours._can_step(state), (flat, "the one-token decode path is not taken")
+        steps += [ours(ids[:, i : i + 1], state=state).logits for i in range(split, seq)]
+        assert float((torch.cat(steps, dim=1) - ref).abs().max()) <= TOL, (flat, "step")
+        for index, conv in state.conv.items():  # constant state: the window, whatever the length
+            flavour = spec.flavour(by_symbol(flat[index]).kind)
+            assert conv.shape[-1] == getattr(flavour, "conv_kernel", 0) - 1, (flat, index)
+
+        seq, pad = 12, 1 + seed % 5
+        ids = ids_for(seed + 1, 2, seq)
+        mask = torch.ones(2, seq, dtype=torch.long)
+        mask[1, :pad] = 0
+        ids[1, :pad] = 0
+        positions = (mask.cumsum(1) - 1).clamp(min=0)  # what transformers' generate passes for left padding
+        ref = hf(ids, attention_mask=mask, position_ids=positions, use_cache=False).logits
+        padded = ours(ids, attention_mask=mask).logits
+        assert float((padded - ref)[mask.bool()].abs().max()) <= TOL, (flat, "left-padded")
+        state = ours.new_state(2, 4)
+        ours(ids[:, :-3], attention_mask=mask[:, :-3], state=state)
+        tail = [ours(ids[:, i : i + 1], state=state).logits for i in range(seq - 3, seq)]
+        assert float((torch.cat(tail, dim=1) - ref[:, -3:]).abs().max()) <= TOL, (flat, "padded decode")
+
+        prompt = ids[:1, :6]
+        expected = greedy_reference(hf, layer_types, prompt, 8)
+        got = ours.generate(prompt, max_new_tokens=8)
+    assert torch.equal(got, expected), (flat, got, expected)
+
+
+@st.composite
+def lfm2_configs(draw: st.DrawFn) -> tuple[Any, int, dict[str, Any]]:
+    layers = draw(st.lists(st.sampled_from(["conv", "full_attention"]), min_size=1, max_size=4))
+    config = transformers.Lfm2Config(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        intermediate_size=48,
+        block_multiple_of=16,
+        block_auto_adjust_ff_dim=draw(st.booleans()),
+        num_hidden_layers=len(layers),
+        layer_types=layers,
+        num_attention_heads=4,
+        num_key_value_heads=draw(st.sampled_from([1, 2, 4])),
+        conv_L_cache=draw(st.sampled_from([1, 2, 3, 4])),
+        conv_bias=draw(st.booleans()),
+        tie_word_embeddings=draw(st.booleans()),
+        norm_eps=1e-5,
+    )
+    raw = config.to_dict()
+    if draw(st.booleans()):  # the first released configs: attention placed by full_attn_idxs only
+        del raw["layer_types"]
+        raw["full_attn_idxs"] = [i for i, kind in enumerate(layers) if kind == "full_attention"]
+    return config, draw(st.integers(0, 2**16)), raw
+
+
+@SETTINGS
+@given(lfm2_configs())
+def test_lfm2_parity(case: tuple[Any, int, dict[str, Any]]) -> None:
+    config, seed, raw = case
+    check_family_parity(transformers.Lfm2ForCausalLM, config, seed, config.layer_types, raw)
