@@ -15,7 +15,12 @@ stacked (``mixer.experts.up_proj`` is (experts, out, in), as transformers holds 
 * transformers' ``Lfm2ForCausalLM`` / ``Lfm2MoeForCausalLM`` and Liquid's hub names (``model.layers.J.{conv,
   self_attn,operator_norm,ffn_norm,feed_forward}``, ``w1``/``w3``/``w2`` -> gate/up/down, per-expert
   ``feed_forward.experts.E.w*`` stacked, ``expert_bias``, ``model.embedding_norm``), and ``JambaForCausalLM``
-  (``model.layers.J.{mamba,self_attn,feed_forward}``, ``feed_forward.router``, per-expert hub tensors).
+  (``model.layers.J.{mamba,self_attn,feed_forward}``, ``feed_forward.router``, per-expert hub tensors);
+* transformers' ``KimiLinearForCausalLM`` / ``BailingHybridForCausalLM`` (``model.layers.J.{self_attn,mlp}``, the
+  KDA mixer's ``forget_gate.*``) and their released names (``_kimi_ling_names``: Kimi's ``block_sparse_moe``
+  with per-expert ``w1``/``w3``/``w2``, Ling's ``word_embeddings``, ``attention``, ``attention.dense`` and
+  ``gate.expert_bias``, the forget gate's tensors beside the mixer, ``q_conv1d``/``k_conv1d``/``v_conv1d``
+  concatenated into one ``conv1d``).
 """
 
 from __future__ import annotations
@@ -205,8 +210,61 @@ def _stack_experts(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
+_KIMI_LING_RENAMES = (
+    (re.compile(r"^model\.word_embeddings\."), "model.embed_tokens."),
+    (re.compile(r"^(model\.layers\.\d+)\.attention\."), r"\1.self_attn."),
+    (re.compile(r"\.self_attn\.dense\."), ".self_attn.o_proj."),
+    (re.compile(r"\.self_attn\.(f_a_proj|f_b_proj|f_proj)\."), r".self_attn.forget_gate.\1."),
+    (re.compile(r"\.self_attn\.(dt_bias|A_log)$"), r".self_attn.forget_gate.\1"),
+    (re.compile(r"\.block_sparse_moe\."), ".mlp."),
+    (re.compile(r"\.mlp\.gate\.expert_bias$"), ".mlp.gate.e_score_correction_bias"),
+    (re.compile(r"\.experts\.(\d+)\.w1\.weight$"), r".experts.\1.gate_proj.weight"),
+    (re.compile(r"\.experts\.(\d+)\.w3\.weight$"), r".experts.\1.up_proj.weight"),
+    (re.compile(r"\.experts\.(\d+)\.w2\.weight$"), r".experts.\1.down_proj.weight"),
+)
+"""Kimi Linear's and Ling's released names -> transformers' (the renames of its ``conversion_mapping``
+for ``kimi_linear`` and ``bailing_hybrid``): Ling's ``word_embeddings``, ``attention`` and
+``attention.dense``, the forget gate's tensors beside the KDA mixer, Kimi's ``block_sparse_moe`` with
+per-expert ``w1``/``w3``/``w2`` (gate, up, down), Ling's router ``expert_bias``."""
+_KDA_CONVS = ("q_conv1d.weight", "k_conv1d.weight", "v_conv1d.weight")
+"""The released KDA checkpoints' three convolutions, one per stream, that transformers (and this
+backend) hold as one ``conv1d`` over q, k and v side by side."""
+
+
+def _kimi_ling_names(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A Kimi Linear or Ling checkpoint's released names as transformers' (``_KIMI_LING_RENAMES``),
+    and each KDA layer's ``q_conv1d`` / ``k_conv1d`` / ``v_conv1d`` concatenated into ``conv1d`` (the
+    three come in one layer group: ``layer_groups``); a layer holding only some of them keeps them
+    as they are, to be reported by name."""
+    out = _Renamed()
+    convs: dict[str, dict[str, torch.Tensor]] = defaultdict(dict)
+    for source, tensor in tensors.items():
+        name = source
+        for pattern, replacement in _KIMI_LING_RENAMES:
+            name = pattern.sub(replacement, name)
+        prefix, _, leaf = name.rpartition(".")
+        stem, _, conv = prefix.rpartition(".")
+        if f"{conv}.{leaf}" in _KDA_CONVS:
+            convs[stem][f"{conv}.{leaf}"] = tensor
+            continue
+        out.source = source
+        out[name] = tensor
+    for stem, parts in convs.items():
+        if set(parts) == set(_KDA_CONVS):
+            out.source = f"{stem}.q_conv1d.weight"
+            out[f"{stem}.conv1d.weight"] = torch.cat([parts[conv] for conv in _KDA_CONVS], dim=0)
+        else:
+            for conv, tensor in parts.items():
+                out.source = f"{stem}.{conv}"
+                out[f"{stem}.{conv}"] = tensor
+    out.check()
+    return dict(out)
+
+
 def _paired(tensors: dict[str, torch.Tensor], spec: ModelSpec) -> dict[str, torch.Tensor]:
     """Bamba / GraniteMoeHybrid decoder layers (mixer + FFN) -> one backbone layer each."""
+    if spec.kda is not None or spec.mla is not None:
+        tensors = _kimi_ling_names(tensors)
     pairs, _ = pair_layers(spec.pattern.flat, "paired")
     flat = spec.pattern.flat
     out = _Renamed()
@@ -372,7 +430,7 @@ class _Renamed(dict[str, torch.Tensor]):
 def paired_names(names: Iterable[str]) -> bool:
     """Whether checkpoint names are Bamba / GraniteMoeHybrid's (one decoder layer per mixer + FFN pair)."""
     return any(
-        (text_name(name) or "").startswith("model.embed_tokens.")
+        (text_name(name) or "").startswith(("model.embed_tokens.", "model.word_embeddings."))
         or ".block_sparse_moe." in name
         or ".feed_forward." in name
         or ".pre_ff_layernorm." in name

@@ -28,7 +28,13 @@ from patternc_torch.support import unsupported  # noqa: E402
 
 from patternc.config import read_config  # noqa: E402
 from patternc.model import KdaSpec  # noqa: E402
-from tests.backends.torch.test_kimi_linear import SETTINGS, VOCAB, check_parity, randomize  # noqa: E402
+from tests.backends.torch.test_kimi_linear import (  # noqa: E402
+    SETTINGS,
+    VOCAB,
+    check_parity,
+    check_released_names,
+    randomize,
+)
 
 
 def _builds_latent_attention() -> bool:
@@ -139,3 +145,43 @@ def test_ling_kda_layer_matches_transformers(safe: bool) -> None:
         steps = [ours(x[:, i : i + 1], Context(state, None, None, False, None, i)) for i in range(130, 133)]
     assert float((prefill - expected[:, :130]).abs().max()) < 1e-5
     assert float((torch.cat(steps, dim=1) - expected[:, 130:]).abs().max()) < 1e-5
+
+
+def test_ling_released_names_load_strictly(tmp_path: Any) -> None:
+    config = transformers.BailingHybridConfig(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        intermediate_size=48,
+        num_hidden_layers=2,
+        layer_types=[MIXERS[-1], "linear_attention"],
+        mlp_layer_types=["dense", "sparse"],
+        num_attention_heads=4,
+        head_dim=8,
+        kv_lora_rank=16,
+        qk_nope_head_dim=8,
+        qk_rope_head_dim=4,
+        v_head_dim=8,
+        num_local_experts=4,
+        num_experts_per_tok=2,
+        n_group=1,
+        topk_group=1,
+        moe_intermediate_size=16,
+        num_mtp_layers=0,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+    )
+    layer = "model.layers.1"
+    check_released_names(
+        transformers.BailingHybridForCausalLM,
+        config,
+        tmp_path,
+        {
+            "model.word_embeddings.weight",
+            f"{layer}.attention.q_conv1d.weight",
+            f"{layer}.attention.f_proj.weight",
+            f"{layer}.attention.dense.weight",
+            f"{layer}.mlp.experts.3.gate_proj.weight",
+            f"{layer}.mlp.gate.expert_bias",
+        },
+    )

@@ -256,3 +256,59 @@ def test_kda_state_is_constant() -> None:
                 [*sorted((i, tuple(state.conv[i].shape), tuple(state.ssm[i].shape)) for i in state.ssm), len(state.kv)]
             )
     assert sizes[0] == sizes[1] == [(0, (1, 48, 3), (1, 2, 8, 8)), (2, (1, 48, 3), (1, 2, 8, 8)), 0]
+
+
+def check_released_names(model_cls: Any, config: Any, tmp_path: Any, expected: set[str]) -> None:
+    """transformers' ``save_pretrained`` writes the released layout (its conversion mapping reversed):
+    ``patternc.torch_model(directory)`` (the backend's ``torch_model``) reads the config by the family
+    and loads those names strictly, and the logits are transformers' own."""
+    from patternc_torch import torch_model
+
+    hf, _, _ = pair(model_cls, config, 5)
+    hf.save_pretrained(tmp_path)
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "model.safetensors"), "pt") as saved:
+        names = set(saved.keys())
+    assert expected <= names, sorted(expected - names)  # the released spellings are the ones loaded here
+    ours = torch_model(tmp_path)
+    ids = ids_of(9, 2, 20)
+    with torch.no_grad():
+        assert float((ours(ids).logits - hf(ids, use_cache=False).logits).abs().max()) <= TOL
+
+
+def test_kimi_released_names_load_strictly(tmp_path: Any) -> None:
+    config = transformers.KimiLinearConfig(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        intermediate_size=48,
+        num_hidden_layers=2,
+        layer_types=[MIXERS[-1], "linear_attention"],
+        mlp_layer_types=["dense", "sparse"],
+        num_attention_heads=4,
+        kv_lora_rank=16,
+        qk_nope_head_dim=8,
+        qk_rope_head_dim=4,
+        v_head_dim=8,
+        linear_num_heads=2,
+        linear_head_dim=8,
+        num_local_experts=4,
+        num_experts_per_tok=2,
+        moe_intermediate_size=16,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+    )
+    layer = "model.layers.1"
+    check_released_names(
+        transformers.KimiLinearForCausalLM,
+        config,
+        tmp_path,
+        {
+            f"{layer}.self_attn.q_conv1d.weight",
+            f"{layer}.self_attn.f_a_proj.weight",
+            f"{layer}.self_attn.A_log",
+            f"{layer}.block_sparse_moe.experts.3.w1.weight",
+            f"{layer}.block_sparse_moe.gate.e_score_correction_bias",
+        },
+    )
