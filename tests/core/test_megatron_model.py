@@ -1,0 +1,212 @@
+"""Megatron-Core builds the model `build --target megatron` describes: every tensor, by name, shape and count.
+
+The arguments come from ``patternc build PATTERN --target megatron --pp N`` (its
+``megatron_args.json`` command line); Megatron-Core 0.19.2's own ``HybridModelBuilder`` builds
+``HybridModel`` from them on the CPU, one pipeline stage at a time (how, and what stands in for
+the CUDA-only pieces: ``tests/megatron_model.py`` and ``docs/backends/megatron.md``).  Each
+tensor Megatron's checkpoint would hold is mapped through the name table (``hf_sources``) to the
+transformers tensors it holds, and compared with patternc's torch model (``patternc.torch_model``
+on the meta device): every tensor of one is exactly once in the other, shapes equal, and the element
+count equals ``patternc stats``'s parameter total (main model + MTP).  Skipped where megatron-core,
+triton or einops is missing; the build with Megatron's own Transformer Engine spec runs only on a GPU.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from patternc.cli import app
+from tests.core.test_megatron_validation import _pattern_spec
+
+megatron = pytest.importorskip(
+    "tests.megatron_model",
+    reason="megatron-core 0.19.2 (with triton and einops) is not installed",
+    exc_type=ImportError,
+)
+torch = pytest.importorskip("torch")
+patternc_torch = pytest.importorskip("patternc_torch")
+
+# (id, pattern, pp): dense, MoE, MTP (one and two depths), pipeline-split (with MoE and MTP on the last stage)
+CASES = [
+    ("dense", "M-M*-", 1),
+    ("moe", "MEM*E", 1),
+    ("mtp", "M*-E/*E", 1),
+    ("mtp-two-depths", "M-M*-/*-/*-", 1),
+    ("pp2-dense-mtp", "(M-M*-){2}/*-", 2),
+    ("pp2-moe", "(MEM*E){2}", 2),
+]
+
+
+def _written_command_line(pattern: str, pp: int, out: Path) -> list[str]:
+    """What ``patternc build PATTERN --target megatron --pp N`` writes for Megatron's command line."""
+    result = CliRunner().invoke(app, ["build", pattern, "--target", "megatron", "--pp", str(pp), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    document = json.loads((out / "megatron_args.json").read_text(encoding="utf-8"))
+    command_line: list[str] = document["command_line"]
+    return command_line
+
+
+def _stats_total(pattern: str) -> int:
+    """``patternc stats PATTERN --json``: the checkpoint's elements, main model and MTP block."""
+    result = CliRunner().invoke(app, ["stats", pattern, "--json"])
+    assert result.exit_code == 0, result.output
+    params = json.loads(result.output)["params"]
+    total: int = params["total"] + params["mtp"]
+    return total
+
+
+def _expected_shape(sources: list[tuple[str, int | None]], reference: dict[str, Any]) -> tuple[int, ...]:
+    """The shape of the Megatron tensor that holds ``sources``: dim-0 concatenation, or one expert's slice."""
+    shapes = [
+        tuple(reference[name].shape[1:] if expert is not None else reference[name].shape) for name, expert in sources
+    ]
+    rest = {shape[1:] for shape in shapes}
+    assert len(rest) == 1, f"{sources}: {shapes} do not concatenate on dim 0"
+    return (sum(shape[0] for shape in shapes), *rest.pop())
+
+
+@pytest.mark.parametrize(("pattern", "pp"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_megatron_builds_every_tensor_of_patternc_model(pattern: str, pp: int, tmp_path: Path) -> None:
+    argv = _written_command_line(pattern, pp, tmp_path / "megatron")
+    spec = _pattern_spec(pattern)
+    reference = patternc_torch.torch_model(spec, device="meta").state_dict()
+    mtp_layers = len(spec.pattern.mtp.flat) if spec.pattern.mtp else 0
+    gated = bool(spec.mlp and spec.mlp.gated)
+    unified = next(a.split("=", 1)[1] for a in argv if a.startswith("--hybrid-layer-pattern="))
+    segments = unified.split("/")[0].split("|")
+    assert len(segments) == pp
+
+    covered: Counter[tuple[str, int | None]] = Counter()
+    megatron_elements = 0
+    for rank in range(pp):
+        stage = megatron.build(argv, pp_rank=rank)
+        model = stage.model
+        # the stage holds the layers of patternc's `|` segment, with the embedding first and the head last
+        assert "".join(model.decoder.layer_type_list) == segments[rank]
+        assert stage.layer_offset == sum(len(s) for s in segments[:rank])
+        tensors = megatron.stored_tensors(model)
+        has_mtp = rank == pp - 1 and mtp_layers > 0
+        assert ("embedding.word_embeddings.weight" in tensors) == (rank == 0 or has_mtp)  # MTP embeds too
+        assert ("output_layer.weight" in tensors) == (rank == pp - 1)
+        assert any(name.startswith("mtp.") for name in tensors) == has_mtp
+        for name, tensor in tensors.items():
+            if megatron.is_replica(model, name):  # the last stage's copy of the first stage's embedding
+                assert rank > 0 and tuple(tensor.shape) == tuple(reference["backbone.embeddings.weight"].shape)
+                continue
+            sources = megatron.hf_sources(name, stage.layer_offset, mtp_layers, gated_mlp=gated)
+            missing = [source for source, _ in sources if source not in reference]
+            assert not missing, f"{name}: patternc's model has no {missing}"
+            assert tuple(tensor.shape) == _expected_shape(sources, reference), name
+            covered.update(sources)
+            megatron_elements += tensor.numel()
+
+    assert all(count == 1 for count in covered.values()), [k for k, c in covered.items() if c > 1]
+    by_name: dict[str, set[int | None]] = {}
+    for name, expert in covered:
+        by_name.setdefault(name, set()).add(expert)
+    assert set(by_name) == set(reference), (set(reference) - set(by_name), set(by_name) - set(reference))
+    for name, experts in by_name.items():  # a stacked expert tensor: every expert, each once
+        if experts != {None}:
+            assert experts == set(range(reference[name].shape[0])), name
+    assert megatron_elements == sum(t.numel() for t in reference.values()) == _stats_total(pattern)
+
+
+def test_name_table_refuses_an_unknown_tensor() -> None:
+    """A Megatron tensor the table does not know fails loudly (a new Megatron module must be mapped, not skipped)."""
+    with pytest.raises(KeyError, match=r"linear_qkv\.layer_norm_weight"):
+        megatron.hf_sources("decoder.layers.0.self_attention.linear_qkv.layer_norm_weight", 0, 0)
+    assert megatron.hf_sources("mtp.layers.1.final_layernorm.weight", 0, 2) == [
+        ("mtp.layers.3.final_layernorm.weight", None)
+    ]
+    assert megatron.hf_sources("decoder.layers.1.mlp.experts.local_experts.3.linear_fc2.weight", 4, 0) == [
+        ("backbone.layers.5.mixer.experts.down_proj", 3)
+    ]
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("transformer_engine") is not None, reason="Transformer Engine is installed"
+)
+def test_the_written_spec_needs_transformer_engine(tmp_path: Path) -> None:
+    """Why the CPU build uses Megatron's local spec: the spec the arguments name builds TE modules only.
+
+    Without Transformer Engine, ``megatron.core.extensions.transformer_engine`` puts a MagicMock in
+    place of the ``transformer_engine`` module, so its ``TE*`` layer classes are mocks, not classes:
+    the first layer fails (``AttributeError: Mock object has no attribute 'module' when instantiating
+    MambaMixer``), and ``TENorm`` raises ``ImportError: Transformer Engine is not installed``.
+    """
+    argv = _written_command_line("M-M*-", 1, tmp_path / "megatron")
+    index = argv.index("--spec")
+    module, attribute = argv[index + 1 : index + 3]
+    written = getattr(importlib.import_module(module), attribute)
+    megatron.init_parallel_state()
+    _, config = megatron.oracle.validate([*argv, *megatron.CPU_RUN_FLAGS])
+    config.hybrid_stack_spec = written
+    pg = megatron.ProcessGroupCollection.use_mpu_process_groups()
+    from megatron.core.extensions import transformer_engine as te
+
+    assert not isinstance(te.TELayerNormColumnParallelLinear, type)
+    with megatron.cpu_build(), pytest.raises(AttributeError, match="Mock object has no attribute 'module'"):
+        megatron.HybridModelBuilder(config).build_model(pg)
+    with pytest.raises(ImportError, match="Transformer Engine is not installed"):
+        te.TENorm(config=config.transformer, hidden_size=64)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA torch allocates on the device")
+def test_megatron_allocates_on_cuda_whatever_use_cpu_initialization_says(tmp_path: Path) -> None:
+    """Why ``cpu_build`` answers ``torch.cuda.current_device()``: the MoE router's expert bias is put there."""
+    argv = _written_command_line("*E", 1, tmp_path / "megatron")
+    megatron.init_parallel_state()
+    _, config = megatron.oracle.validate([*argv, *megatron.CPU_RUN_FLAGS])
+    config.hybrid_stack_spec = megatron.cpu_stack_spec()
+    pg = megatron.ProcessGroupCollection.use_mpu_process_groups()
+    with pytest.raises(AssertionError, match="Torch not compiled with CUDA enabled"):
+        megatron.HybridModelBuilder(config).build_model(pg)
+
+
+_TE_NAMES = {
+    "mixer.in_proj.layer_norm_weight": "norm.weight",
+    "self_attention.linear_qkv.layer_norm_weight": "input_layernorm.weight",
+    "mlp.linear_fc1.layer_norm_weight": "pre_mlp_layernorm.weight",
+}
+"""Megatron's TE spec fuses each layer's pre-norm into its first linear; the local spec's name for it."""
+
+
+def _local_name(te_name: str) -> str:
+    """The local spec's name of a tensor of the TE spec (``hybrid_stack_spec``, the one the arguments name)."""
+    for te, local in _TE_NAMES.items():
+        if te_name.endswith("." + te):
+            return te_name[: -len(te)] + local
+    head, sep, tail = te_name.rpartition(".mlp.experts.")
+    # TEGroupedMLP: linear_fc1.weight{k} -> local_experts.{k}.linear_fc1.weight
+    if sep and tail.startswith("linear_fc"):
+        fc, _, rest = tail.partition(".weight")
+        return f"{head}.mlp.experts.local_experts.{rest}.{fc}.weight"
+    return te_name
+
+
+@pytest.mark.skipif(
+    not torch.cuda.is_available()
+    or importlib.util.find_spec("transformer_engine") is None
+    or importlib.util.find_spec("mamba_ssm") is None,
+    reason="Megatron's own TE spec needs CUDA, Transformer Engine and mamba_ssm",
+)
+@pytest.mark.parametrize(("pattern", "pp"), [c[1:] for c in CASES if c[2] == 1], ids=[c[0] for c in CASES if c[2] == 1])
+def test_on_gpu_the_written_spec_builds_the_same_tensors(pattern: str, pp: int, tmp_path: Path) -> None:
+    """The spec ``--spec`` names, unmodified, on CUDA: the same tensors as the CPU build (TE names mapped)."""
+    argv = _written_command_line(pattern, pp, tmp_path / "megatron")
+    cpu = {k: tuple(v.shape) for k, v in megatron.stored_tensors(megatron.build(argv).model).items()}
+    index = argv.index("--spec")
+    module, attribute = argv[index + 1 : index + 3]
+    _, config = megatron.oracle.validate(argv)
+    config.hybrid_stack_spec = getattr(importlib.import_module(module), attribute)
+    megatron.tp_random.model_parallel_cuda_manual_seed(0)
+    model = megatron.HybridModelBuilder(config).build_model(megatron.ProcessGroupCollection.use_mpu_process_groups())
+    gpu = {_local_name(k): tuple(v.shape) for k, v in megatron.stored_tensors(model).items()}
+    assert gpu == cpu
