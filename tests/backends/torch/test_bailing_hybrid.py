@@ -156,6 +156,7 @@ def test_ling_released_names_load_strictly(tmp_path: Any) -> None:
         layer_types=[MIXERS[-1], "linear_attention"],
         mlp_layer_types=["dense", "sparse"],
         num_attention_heads=4,
+        num_key_value_heads=4,
         head_dim=8,
         kv_lora_rank=16,
         qk_nope_head_dim=8,
