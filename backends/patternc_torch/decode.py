@@ -61,7 +61,12 @@ def dense(linear: torch.nn.Linear) -> Callable[[torch.Tensor], torch.Tensor]:
 
 def block_step(block: Block, inner: StepFn) -> StepFn:
     """``Block.forward`` for one token per row: ``x + inner(norm(x)) * residual_multiplier``, where
-    ``inner`` is the mixer's step (its kind's ``TorchKind.step``, ``patternc_torch.kinds``)."""
+    ``inner`` is the mixer's step (its kind's ``TorchKind.step``, ``patternc_torch.kinds``).  A Block
+    variant with a residual of its own (``lightning.ScaledResidualBlock``) wraps ``inner`` with its
+    ``step`` method instead."""
+    own: Callable[[StepFn], StepFn] | None = getattr(block, "step", None)
+    if own is not None:
+        return own(inner)
     norm = norm_step(block.norm)
     multiplier = block.residual_multiplier
 

@@ -24,6 +24,7 @@ from patternc_torch.layers import (
     rope_frequencies,
     rope_tables,
 )
+from patternc_torch.lightning import ScaledResidualBlock
 from patternc_torch.state import InferenceState
 
 FP32_PARAMETERS = ("A_log", "D", "dt_bias", "gate.weight", "gate.e_score_correction_bias")
@@ -89,6 +90,8 @@ class _Mtp(nn.Module):
 
 def build_layer(spec: ModelSpec, symbol: str, index: int) -> Block:
     mixer = build_mixer(spec, symbol, index)
+    if spec.scaled_residual is not None:  # MiniMax: alpha * norm(x) + beta * f(norm(x)) (patternc_torch.lightning)
+        return ScaledResidualBlock(symbol, mixer, spec)
     return Block(symbol, mixer, spec.hidden_size, spec.norm.eps, spec.residual_multiplier, spec.norm.unit_offset)
 
 

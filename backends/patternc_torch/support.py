@@ -98,6 +98,35 @@ def _kda(spec: ModelSpec) -> Iterator[Diagnostic]:
         yield _refuse("Kimi delta attention", f"unknown convolution activation {k.activation!r}")
 
 
+def _lightning(spec: ModelSpec) -> Iterator[Diagnostic]:
+    lightning = spec.lightning
+    if lightning is None:
+        return
+    if lightning.activation not in _ACTIVATIONS:
+        yield _refuse("lightning attention", f"unknown activation {lightning.activation!r}")
+    mtp = spec.pattern.mtp
+    if mtp is not None and kind_def(LayerKind.LIGHTNING).symbol in mtp.flat:
+        yield _refuse(
+            "lightning attention in an MTP block",
+            "its decay follows from the layer's place among the main stack's decoder layers; an MTP layer has none",
+        )
+
+
+def _scaled_residual(spec: ModelSpec) -> Iterator[Diagnostic]:
+    """MiniMax's weighted residuals (``ScaledResidualSpec``) are built for the main stack's layers."""
+    if spec.scaled_residual is None:
+        return
+    if spec.pattern.mtp is not None:
+        yield _refuse("MTP blocks with weighted residuals (scaled_residual)", "not implemented")
+    if spec.residual_multiplier != 1.0:
+        yield _refuse(
+            "weighted residuals (scaled_residual) with a residual_multiplier",
+            "the two scale the same branch; no family has both",
+        )
+    if spec.pattern.has_parallel:
+        yield _refuse("parallel layers with weighted residuals (scaled_residual)", "not implemented")
+
+
 def _mlp(spec: ModelSpec) -> Iterator[Diagnostic]:
     if spec.mlp is not None and spec.mlp.activation not in _ACTIVATIONS:
         yield _refuse("the MLP", f"unknown activation {spec.mlp.activation!r}")
@@ -144,9 +173,7 @@ SUPPORT: dict[str, KindSupport] = {
     LayerKind.MAMBA1: KindSupport(
         refusal="no module for the Mamba-1 selective scan yet (the torch backend's new kinds are issue 15)"
     ),
-    LayerKind.LIGHTNING: KindSupport(
-        refusal="no module for MiniMax's lightning attention yet (the torch backend's new kinds are issue 15)"
-    ),
+    LayerKind.LIGHTNING: KindSupport("patternc_torch.lightning:LIGHTNING_KIND", _lightning),
     LayerKind.KDA: KindSupport("patternc_torch.kda:KDA_KIND", _kda),
 }
 """Every layer kind -> what the backend does with it; the checks run in this order."""
@@ -180,13 +207,7 @@ def unsupported(spec: ModelSpec) -> list[Diagnostic]:
     for kind in sorted(used - refused.keys(), key=lambda k: kind_def(k).symbol):
         if spec.flavour(kind) is None:
             out.append(_refuse(f"`{kind_def(kind).symbol}` layers", "the model has no hyper-parameters for this kind"))
-    if spec.scaled_residual is not None:
-        out.append(
-            _refuse(
-                "MiniMax's weighted residuals from the normalised input (scaled_residual)",
-                "every block is `x + f(norm(x))` (new flavours are issue 15)",
-            )
-        )
+    out.extend(_scaled_residual(spec))
     for kind, support in SUPPORT.items():
         if kind in used and support.check is not None:
             out.extend(support.check(spec))

@@ -20,7 +20,10 @@ stacked (``mixer.experts.up_proj`` is (experts, out, in), as transformers holds 
   KDA mixer's ``forget_gate.*``) and their released names (``_kimi_ling_names``: Kimi's ``block_sparse_moe``
   with per-expert ``w1``/``w3``/``w2``, Ling's ``word_embeddings``, ``attention``, ``attention.dense`` and
   ``gate.expert_bias``, the forget gate's tensors beside the mixer, ``q_conv1d``/``k_conv1d``/``v_conv1d``
-  concatenated into one ``conv1d``).
+  concatenated into one ``conv1d``);
+* transformers' ``MiniMaxForCausalLM`` (``self_attn`` for both attention kinds, ``mlp.gate``,
+  ``mlp.experts.gate_up_proj``; the lightning layers' derived buffers dropped) and MiniMax's hub names
+  (``block_sparse_moe.gate``, per-expert ``block_sparse_moe.experts.E.w1/w3/w2``: gate, up, down).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from patternc.diagnostics import PatternError, diag
 from patternc.kinds import LayerKind, by_symbol
 from patternc.model import ModelSpec
 from patternc.source import Source
+from patternc_torch.lightning import DERIVED_BUFFERS
 
 if TYPE_CHECKING:
     from patternc_checkpoint import Checkpoint
@@ -288,7 +292,10 @@ def _paired(tensors: dict[str, torch.Tensor], spec: ModelSpec) -> dict[str, torc
         j, part, rest = int(match.group(1)), match.group(2), match.group(3)
         mixer, ffn = pairs[j]
         if part in ("mamba", "self_attn", "linear_attn", "conv"):
-            rest = _LFM2_ATTENTION.get(rest, rest) if part == "self_attn" else rest
+            lightning = by_symbol(flat[mixer]).kind == LayerKind.LIGHTNING  # MiniMax's, under `self_attn`
+            if lightning and rest in DERIVED_BUFFERS:
+                continue  # MiniMax's slopes and decays: recomputed from the layer's place, not weights
+            rest = _LFM2_ATTENTION.get(rest, rest) if part == "self_attn" and not lightning else rest
             out[f"backbone.layers.{mixer}.mixer.{rest}"] = tensor
         elif part in ("input_layernorm", "operator_norm") and rest == "weight":
             out[f"backbone.layers.{mixer}.norm.weight"] = tensor
@@ -303,7 +310,13 @@ def _paired(tensors: dict[str, torch.Tensor], spec: ModelSpec) -> dict[str, torc
                 rest = "shared_experts." + rest[len("shared_expert.") :]
             out[f"backbone.layers.{ffn}.mixer.{rest}"] = tensor
         elif part == "block_sparse_moe":
+            expert = _MIXTRAL_EXPERT.match(rest)  # MiniMax's hub names: experts.E.w1 (gate), w3 (up), w2 (down)
+            if expert:
+                proj = {"1": "gate_proj", "2": "down_proj", "3": "up_proj"}[expert.group(2)]
+                out[f"backbone.layers.{ffn}.mixer.experts.{expert.group(1)}.{proj}.weight"] = tensor
+                continue
             renamed = {
+                "gate.weight": "gate.weight",
                 "router.weight": "gate.weight",
                 "router.layer.weight": "gate.weight",
                 "experts.gate_up_proj": "experts.gate_up_proj",
@@ -351,6 +364,8 @@ def _feed_forward_name(rest: str) -> str:
         return f"{match.group(1)}{_LFM2_PROJ[match.group(2)]}.weight"
     return _FEED_FORWARD.get(rest, rest)
 
+
+_MIXTRAL_EXPERT = re.compile(r"^experts\.(\d+)\.w([123])\.weight$")
 
 _QWEN_MTP_LAYER = re.compile(r"^mtp\.layers\.(\d+)\.([a-z_]+)\.(.*)$")
 

@@ -15,7 +15,14 @@ from patternc_torch.support import SUPPORT, unsupported  # noqa: E402
 from patternc.api import analyze, parse  # noqa: E402
 from patternc.diagnostics import PatternError  # noqa: E402
 from patternc.kinds import KindDef, Role, kind_def, kinds, registered_kind  # noqa: E402
-from patternc.model import GatedDeltaNetSpec, KdaSpec, Mamba1Spec, ModelSpec, ShortConvSpec  # noqa: E402
+from patternc.model import (  # noqa: E402
+    GatedDeltaNetSpec,
+    KdaSpec,
+    LightningSpec,
+    Mamba1Spec,
+    ModelSpec,
+    ShortConvSpec,
+)
 from patternc.presets import spec_for_pattern  # noqa: E402
 
 TOY = KindDef("toy_scan", "T", Role.SSM, "toy scan mixer")
@@ -35,6 +42,7 @@ FLAVOURS = {
     "kda": KdaSpec(num_heads=2, head_dim=8, conv_kernel=4, gate_rank=8),
     "short_conv": ShortConvSpec(conv_kernel=3),
     "mamba1": Mamba1Spec(expand=2, state_size=8, conv_kernel=4, dt_rank=4, inner_norms=True),
+    "lightning": LightningSpec(num_heads=4, head_dim=8, block_size=16),
 }
 """Hyper-parameters of the built kinds the bare-pattern preset (Nemotron-H's sizes) does not define."""
 

@@ -95,6 +95,20 @@ _LFM2: dict[str, Any] = {
     "num_key_value_heads": 2,
     "conv_L_cache": 3,
 }
+_MINIMAX: dict[str, Any] = {
+    "model_type": "minimax",
+    "vocab_size": VOCAB,
+    "hidden_size": HIDDEN,
+    "intermediate_size": 16,
+    "num_hidden_layers": 2,
+    "layer_types": ["linear_attention", "full_attention"],
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "head_dim": 8,
+    "num_local_experts": 4,
+    "num_experts_per_tok": 2,
+    "block_size": 8,
+}
 
 DONORS: dict[str, dict[str, Any]] = {
     "M": _NEMOTRON_H,
@@ -104,6 +118,7 @@ DONORS: dict[str, dict[str, Any]] = {
     "G": _QWEN3_NEXT,
     "K": _KIMI_LINEAR,
     "C": _LFM2,
+    "L": _MINIMAX,
 }
 """Symbol -> a tiny config whose family reading holds that kind's hyper-parameters."""
 
