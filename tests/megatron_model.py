@@ -41,7 +41,9 @@ and Megatron's own ``HybridModelBuilder.build_model`` builds the model from the 
   tied head, or the MTP block's embedding), is skipped: the replica keeps its zeros.
 
 ``hf_sources`` is the name table: each Megatron tensor and the transformers (patternc torch
-backend) tensors it holds.
+backend) tensors it holds; ``to_megatron`` converts a transformers state_dict through it.  The
+forward pass (``logits``) runs Megatron's own modules on the CPU but for mamba_ssm's scan kernel,
+answered by ``chunk_scan_reference`` on Megatron's non-fused Mamba path (``FORWARD_RUN_FLAGS``).
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ import os
 import re
 import socket
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from unittest import mock
 
@@ -323,3 +325,158 @@ def hf_sources(name: str, layer_offset: int, mtp_layers: int, *, gated_mlp: bool
         index = depth * mtp_layers + (mtp_layers - 1 if what == "final_layernorm" else 0)
         return [(f"mtp.layers.{index}.{what}.weight", None)]
     raise KeyError(f"no transformers name for Megatron's tensor {name!r}")
+
+
+_TE_NAMES = {
+    "mixer.in_proj.layer_norm_weight": "norm.weight",
+    "self_attention.linear_qkv.layer_norm_weight": "input_layernorm.weight",
+    "mlp.linear_fc1.layer_norm_weight": "pre_mlp_layernorm.weight",
+}
+"""Megatron's TE spec fuses each layer's pre-norm into its first linear; the local spec's name for it."""
+
+
+def te_to_local(te_name: str) -> str:
+    """The local spec's name of a tensor of the TE spec (``hybrid_stack_spec``, the one the arguments name)."""
+    for te, local in _TE_NAMES.items():
+        if te_name.endswith("." + te):
+            return te_name[: -len(te)] + local
+    head, sep, tail = te_name.rpartition(".mlp.experts.")
+    # TEGroupedMLP: linear_fc1.weight{k} -> local_experts.{k}.linear_fc1.weight
+    if sep and tail.startswith("linear_fc"):
+        fc, _, rest = tail.partition(".weight")
+        return f"{head}.mlp.experts.local_experts.{rest}.{fc}.weight"
+    return te_name
+
+
+# -- weights and the forward pass ----------------------------------------------------------------
+
+
+def to_megatron(
+    hf: dict[str, torch.Tensor],
+    stage: Stage,
+    mtp_layers: int,
+    *,
+    heads: int,
+    kv_heads: int,
+    gated_mlp: bool,
+    local_name: Callable[[str], str] = str,
+) -> dict[str, torch.Tensor]:
+    """Megatron's tensors of ``stage`` from a transformers state_dict, through ``hf_sources``.
+
+    One source is copied (an expert's slice taken); ``linear_qkv`` interleaves the query heads of
+    each query group with that group's key and value head (Megatron splits its output per group:
+    ``[ng, (np / ng + 2) * hn]``); other fused tensors (``[gate; up]``) are concatenated on dim 0.
+    ``local_name`` gives the name table's (local spec) name of a model tensor: ``te_to_local`` for a
+    model built from the TE spec.
+    """
+    out: dict[str, torch.Tensor] = {}
+    for name in stored_tensors(stage.model):
+        if is_replica(stage.model, name):
+            out[name] = hf["backbone.embeddings.weight"]
+            continue
+        sources = hf_sources(local_name(name), stage.layer_offset, mtp_layers, gated_mlp=gated_mlp)
+        parts = [hf[source] if expert is None else hf[source][expert] for source, expert in sources]
+        if ".linear_qkv." in name:
+            q, k, v = parts
+            rest = q.shape[1:]
+            q = q.reshape(kv_heads, heads // kv_heads, -1, *rest)
+            k, v = k.reshape(kv_heads, 1, -1, *rest), v.reshape(kv_heads, 1, -1, *rest)
+            out[name] = torch.cat([q, k, v], dim=1).reshape(-1, *rest)
+        else:
+            out[name] = torch.cat(parts) if len(parts) > 1 else parts[0]
+    return out
+
+
+def load(stage: Stage, tensors: dict[str, torch.Tensor]) -> None:
+    """Copy ``tensors`` into the stage's model; every stored tensor exactly, shapes equal."""
+    state = stored_tensors(stage.model)
+    assert set(tensors) == set(state), set(tensors) ^ set(state)
+    with torch.no_grad():
+        for name, tensor in tensors.items():
+            assert state[name].shape == tensor.shape, name
+            state[name].copy_(tensor.to(state[name].device))
+
+
+def chunk_scan_reference(
+    x: torch.Tensor,
+    dt: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    chunk_size: int,
+    D: torch.Tensor | None = None,
+    z: torch.Tensor | None = None,
+    dt_bias: torch.Tensor | None = None,
+    dt_softplus: bool = False,
+    dt_limit: tuple[float, float] = (0.0, float("inf")),
+    return_final_states: bool = False,
+    initial_states: torch.Tensor | None = None,
+    **unused: Any,
+) -> torch.Tensor:
+    """mamba_ssm's ``mamba_chunk_scan_combined`` (a Triton kernel) as a plain recurrence, one position at a time.
+
+    x (b, l, h, p), dt (b, l, h), A (h,), B and C (b, l, g, n), D (h,): for each position t,
+    ``dt = softplus(dt + dt_bias)`` clamped to ``dt_limit``; ``state = exp(dt * A) * state +
+    dt * x ⊗ B``; ``y = state · C + D * x`` (heads share their group's B and C); ``y * silu(z)``
+    when ``z`` is given.  The chunking changes only the order of the sums, not the function.
+    """
+    assert initial_states is None and not return_final_states and not unused.get("seq_idx")
+    b, length, heads, _ = x.shape
+    per_group = heads // B.shape[2]
+    dt = dt.float() + (dt_bias.float() if dt_bias is not None else 0.0)
+    dt = torch.nn.functional.softplus(dt) if dt_softplus else dt
+    dt = dt.clamp(min=dt_limit[0], max=dt_limit[1])
+    Bh = B.float().repeat_interleave(per_group, dim=2)  # (b, l, h, n)
+    Ch = C.float().repeat_interleave(per_group, dim=2)
+    state = x.new_zeros(b, heads, x.shape[3], B.shape[3], dtype=torch.float32)
+    ys = []
+    for t in range(length):
+        decay = torch.exp(dt[:, t] * A.float())  # (b, h)
+        state = state * decay[..., None, None] + (dt[:, t, :, None] * x[:, t].float())[..., None] * Bh[:, t, :, None]
+        ys.append(torch.einsum("bhpn,bhn->bhp", state, Ch[:, t]))
+    y = torch.stack(ys, dim=1)
+    if D is not None:
+        y = y + x.float() * (D.float()[:, None] if D.dim() == 1 else D.float())
+    if z is not None:
+        y = y * torch.nn.functional.silu(z.float())
+    return y.to(x.dtype)
+
+
+FORWARD_RUN_FLAGS = ["--disable-mamba-mem-eff-path"]
+"""Megatron's other Mamba path (``_ssm_prefill``, the one its inference takes): its convolution has a
+torch fallback (``causal_conv1d_fn is None``) and its scan is one ``mamba_chunk_scan_combined`` call.
+The default training path is one fused mamba_ssm kernel (``mamba_split_conv1d_scan_combined``)."""
+
+
+@contextlib.contextmanager
+def cpu_forward() -> Iterator[None]:
+    """Megatron's forward on the CPU: mamba_ssm's scan kernel answered by ``chunk_scan_reference``, and
+    ``torch.cuda.current_device()`` by the CPU (``DotProductAttention`` takes its score buffer from
+    Megatron's global memory buffer, allocated there)."""
+    with (
+        mock.patch.object(mamba_mixer, "mamba_chunk_scan_combined", chunk_scan_reference),
+        mock.patch.object(torch.cuda, "current_device", lambda: torch.device("cpu")),
+    ):
+        yield
+
+
+def logits(stages: list[Stage], input_ids: torch.Tensor) -> torch.Tensor:
+    """Megatron's logits (batch, seq, vocab) for ``input_ids`` (batch, seq), causal, no labels.
+
+    Pipeline stages run in order, each stage's output (hidden states, seq-first) set as the next
+    one's input tensor, as Megatron's pipeline schedule does between ranks.  On a CUDA device,
+    Megatron's own kernels run (no stand-in).
+    """
+    b, s = input_ids.shape
+    device = input_ids.device
+    positions = torch.arange(s, device=device).expand(b, s)
+    mask = torch.ones(s, s, dtype=torch.bool, device=device).triu(1)[None, None]  # True: masked out
+    out: torch.Tensor | None = None
+    with torch.no_grad(), cpu_forward() if device.type == "cpu" else contextlib.nullcontext():
+        for stage in stages:
+            stage.model.eval()
+            if out is not None:
+                stage.model.set_input_tensor(out)
+            out = stage.model(input_ids if stage.model.pre_process else None, positions, mask)
+    assert out is not None
+    return out

@@ -7,7 +7,9 @@ the CUDA-only pieces: ``tests/megatron_model.py`` and ``docs/backends/megatron.m
 tensor Megatron's checkpoint would hold is mapped through the name table (``hf_sources``) to the
 transformers tensors it holds, and compared with patternc's torch model (``patternc.torch_model``
 on the meta device): every tensor of one is exactly once in the other, shapes equal, and the element
-count equals ``patternc stats``'s parameter total (main model + MTP).  Skipped where megatron-core,
+count equals ``patternc stats``'s parameter total (main model + MTP).  Then both models get the same
+random weights (converted to Megatron's names) and Megatron's forward pass gives patternc's logits
+within 1e-4 (mamba_ssm's scan kernel answered by a plain recurrence on the CPU).  Skipped where megatron-core,
 triton or einops is missing; the build with Megatron's own Transformer Engine spec runs only on a GPU.
 """
 
@@ -170,27 +172,6 @@ def test_megatron_allocates_on_cuda_whatever_use_cpu_initialization_says(tmp_pat
         megatron.HybridModelBuilder(config).build_model(pg)
 
 
-_TE_NAMES = {
-    "mixer.in_proj.layer_norm_weight": "norm.weight",
-    "self_attention.linear_qkv.layer_norm_weight": "input_layernorm.weight",
-    "mlp.linear_fc1.layer_norm_weight": "pre_mlp_layernorm.weight",
-}
-"""Megatron's TE spec fuses each layer's pre-norm into its first linear; the local spec's name for it."""
-
-
-def _local_name(te_name: str) -> str:
-    """The local spec's name of a tensor of the TE spec (``hybrid_stack_spec``, the one the arguments name)."""
-    for te, local in _TE_NAMES.items():
-        if te_name.endswith("." + te):
-            return te_name[: -len(te)] + local
-    head, sep, tail = te_name.rpartition(".mlp.experts.")
-    # TEGroupedMLP: linear_fc1.weight{k} -> local_experts.{k}.linear_fc1.weight
-    if sep and tail.startswith("linear_fc"):
-        fc, _, rest = tail.partition(".weight")
-        return f"{head}.mlp.experts.local_experts.{rest}.{fc}.weight"
-    return te_name
-
-
 @pytest.mark.skipif(
     not torch.cuda.is_available()
     or importlib.util.find_spec("transformer_engine") is None
@@ -200,6 +181,7 @@ def _local_name(te_name: str) -> str:
 @pytest.mark.parametrize(("pattern", "pp"), [c[1:] for c in CASES if c[2] == 1], ids=[c[0] for c in CASES if c[2] == 1])
 def test_on_gpu_the_written_spec_builds_the_same_tensors(pattern: str, pp: int, tmp_path: Path) -> None:
     """The spec ``--spec`` names, unmodified, on CUDA: the same tensors as the CPU build (TE names mapped)."""
+    megatron.init_parallel_state()
     argv = _written_command_line(pattern, pp, tmp_path / "megatron")
     cpu = {k: tuple(v.shape) for k, v in megatron.stored_tensors(megatron.build(argv).model).items()}
     index = argv.index("--spec")
@@ -208,5 +190,122 @@ def test_on_gpu_the_written_spec_builds_the_same_tensors(pattern: str, pp: int, 
     config.hybrid_stack_spec = getattr(importlib.import_module(module), attribute)
     megatron.tp_random.model_parallel_cuda_manual_seed(0)
     model = megatron.HybridModelBuilder(config).build_model(megatron.ProcessGroupCollection.use_mpu_process_groups())
-    gpu = {_local_name(k): tuple(v.shape) for k, v in megatron.stored_tensors(model).items()}
+    gpu = {megatron.te_to_local(k): tuple(v.shape) for k, v in megatron.stored_tensors(model).items()}
     assert gpu == cpu
+
+
+def _random_weights(model: Any, seed: int) -> dict[str, Any]:
+    """Every tensor of patternc's torch model drawn at random (norms near 1, Mamba's A and dt in their ranges).
+
+    Initialisation leaves norms at 1 and some Mamba tensors constant, which would hide a swapped
+    or misplaced tensor; the time steps stay within [0.01, 0.1] after softplus, away from any clamp.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    state = model.state_dict()
+    with torch.no_grad():
+        for name, tensor in state.items():
+            noise = torch.randn(tensor.shape, generator=generator)
+            if name.endswith("A_log"):
+                tensor.copy_(torch.log(1 + 15 * torch.rand(tensor.shape, generator=generator)))
+            elif name.endswith("dt_bias"):
+                dt = 0.01 + 0.09 * torch.rand(tensor.shape, generator=generator)
+                tensor.copy_(dt + torch.log(-torch.expm1(-dt)))  # softplus⁻¹
+            elif name.rsplit(".", 2)[-2].endswith(("norm", "norm_f")):
+                tensor.copy_(1 + 0.1 * noise)
+            else:
+                tensor.copy_(0.1 * noise)
+    return state
+
+
+# (id, pattern, --set overrides, pp): the Mamba mixer with one and two groups (its gated norm per group),
+# attention with grouped KV heads, MLP, MoE with a shared expert and expert bias, an MTP config, two stages
+LOGIT_CASES = [
+    ("dense", "M-M*-", [], 1),
+    ("moe-mtp", "MEM*E/*E", [], 1),
+    ("mamba-groups", "M*M-", ["n_groups=2"], 1),
+    ("pp2", "(M*-E){2}", [], 2),
+]
+
+
+@pytest.mark.parametrize(("pattern", "sets", "pp"), [c[1:] for c in LOGIT_CASES], ids=[c[0] for c in LOGIT_CASES])
+def test_megatron_logits_equal_patternc_torch_model(pattern: str, sets: list[str], pp: int, tmp_path: Path) -> None:
+    """The same random weights in both (converted to Megatron's names): logits within 1e-4 (fp32, CPU).
+
+    Megatron runs its own modules except mamba_ssm's scan kernel, answered by a plain recurrence
+    (``chunk_scan_reference``), on its inference path for Mamba (``--disable-mamba-mem-eff-path``).
+    """
+    options = [arg for item in sets for arg in ("--set", item)]
+    result = CliRunner().invoke(
+        app, ["build", pattern, *options, "--target", "megatron", "--pp", str(pp), "-o", str(tmp_path / "m")]
+    )
+    assert result.exit_code == 0, result.output
+    argv = json.loads((tmp_path / "m" / "megatron_args.json").read_text(encoding="utf-8"))["command_line"]
+    spec = _pattern_spec(pattern, **{k: json.loads(v) for k, v in (item.split("=", 1) for item in sets)})
+    reference = patternc_torch.torch_model(spec, device="cpu", dtype=torch.float32)
+    weights = _random_weights(reference, seed=len(pattern))
+    stages = [megatron.build([*argv, *megatron.FORWARD_RUN_FLAGS], pp_rank=rank) for rank in range(pp)]
+    attention = spec.attention
+    assert attention is not None
+    for stage in stages:
+        megatron.load(
+            stage,
+            megatron.to_megatron(
+                weights,
+                stage,
+                len(spec.pattern.mtp.flat) if spec.pattern.mtp else 0,
+                heads=attention.num_heads,
+                kv_heads=attention.num_kv_heads,
+                gated_mlp=bool(spec.mlp and spec.mlp.gated),
+            ),
+        )
+    input_ids = torch.randint(0, spec.vocab_size, (2, 19), generator=torch.Generator().manual_seed(1))
+    reference.eval()
+    with torch.no_grad():
+        want = reference(input_ids).logits
+    got = megatron.logits(stages, input_ids)
+    assert got.shape == want.shape
+    assert torch.allclose(got, want, atol=1e-4, rtol=0), (got - want).abs().max()
+
+
+@pytest.mark.skipif(
+    not torch.cuda.is_available()
+    or importlib.util.find_spec("transformer_engine") is None
+    or importlib.util.find_spec("mamba_ssm") is None,
+    reason="Megatron's own TE spec and Mamba kernels need CUDA, Transformer Engine and mamba_ssm",
+)
+@pytest.mark.parametrize(("pattern", "sets", "pp"), [c[1:] for c in LOGIT_CASES if c[3] == 1])
+def test_on_gpu_megatron_logits_with_its_own_kernels(pattern: str, sets: list[str], pp: int, tmp_path: Path) -> None:
+    """The unmodified spec and Megatron's default (fused, memory-efficient) Mamba path on CUDA, fp32, no TF32."""
+    options = [arg for item in sets for arg in ("--set", item)]
+    result = CliRunner().invoke(app, ["build", pattern, *options, "--target", "megatron", "-o", str(tmp_path / "m")])
+    assert result.exit_code == 0, result.output
+    argv = json.loads((tmp_path / "m" / "megatron_args.json").read_text(encoding="utf-8"))["command_line"]
+    spec = _pattern_spec(pattern, **{k: json.loads(v) for k, v in (item.split("=", 1) for item in sets)})
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    reference = patternc_torch.torch_model(spec, device="cpu", dtype=torch.float32)
+    weights = _random_weights(reference, seed=len(pattern))
+    megatron.init_parallel_state()
+    megatron.tp_random.model_parallel_cuda_manual_seed(0)
+    _, config = megatron.oracle.validate(argv)
+    index = argv.index("--spec")
+    config.hybrid_stack_spec = getattr(importlib.import_module(argv[index + 1]), argv[index + 2])
+    model = megatron.HybridModelBuilder(config).build_model(megatron.ProcessGroupCollection.use_mpu_process_groups())
+    stage = megatron.Stage(model.cuda(), 0)
+    attention = spec.attention
+    assert attention is not None
+    converted = megatron.to_megatron(
+        weights,
+        stage,
+        len(spec.pattern.mtp.flat) if spec.pattern.mtp else 0,
+        heads=attention.num_heads,
+        kv_heads=attention.num_kv_heads,
+        gated_mlp=bool(spec.mlp and spec.mlp.gated),
+        local_name=megatron.te_to_local,
+    )
+    megatron.load(stage, converted)
+    input_ids = torch.randint(0, spec.vocab_size, (2, 19), generator=torch.Generator().manual_seed(1))
+    reference.cuda().eval()
+    with torch.no_grad():
+        want = reference(input_ids.cuda()).logits
+    got = megatron.logits([stage], input_ids.cuda())
+    assert torch.allclose(got, want, atol=1e-4, rtol=0), (got - want).abs().max()
