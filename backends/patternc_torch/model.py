@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from patternc.kinds import Role, by_symbol
+from patternc.kinds import LayerKind, Role, by_symbol
 from patternc.model import ModelSpec
 from patternc_torch.arguments import check_generation, check_input, invalid
 from patternc_torch.decode import StepFn, norm_step
@@ -88,6 +88,25 @@ class _Mtp(nn.Module):
         self.layers = nn.ModuleList(layers)
 
 
+_LATENT = frozenset({LayerKind.MLA, LayerKind.DSA})
+
+
+def _rope(spec: ModelSpec) -> tuple[torch.Tensor | None, float]:
+    """The model's RoPE inverse frequencies (None: nothing rotates) and the factor its cos/sin tables
+    are multiplied by: attention's, else the latent attention's (``patternc_torch.latent``; YaRN's
+    attention factor).  ``support`` refuses a model whose two kinds would need different tables."""
+    a = spec.attention
+    used = spec.pattern.kinds()
+    if a is not None and a.rope is not None and (LayerKind.ATTENTION in used or not used & _LATENT):
+        return rope_frequencies(a.head_dim, a.rope.partial_factor, a.rope.theta), 1.0
+    if not used & _LATENT:
+        return None, 1.0
+    from patternc_torch.latent import latent_rope
+
+    latent = latent_rope(spec)
+    return (None, 1.0) if latent is None else latent
+
+
 def build_layer(spec: ModelSpec, symbol: str, index: int) -> Block:
     mixer = build_mixer(spec, symbol, index)
     if spec.scaled_residual is not None:  # MiniMax: alpha * norm(x) + beta * f(norm(x)) (patternc_torch.lightning)
@@ -105,8 +124,7 @@ class HybridLM(nn.Module):
         self.lm_head = nn.Linear(spec.hidden_size, spec.vocab_size, bias=False)
         self.tie_weights()
         self.mtp = _Mtp(spec, spec.pattern.num_layers) if spec.pattern.mtp is not None else None
-        a = spec.attention
-        inv_freq = rope_frequencies(a.head_dim, a.rope.partial_factor, a.rope.theta) if a and a.rope else None
+        inv_freq, self.rope_factor = _rope(spec)
         self.register_buffer("rope_inv_freq", inv_freq, persistent=False)
         self._has_attention = any(by_symbol(layer.symbol).role is Role.ATTENTION for layer in self._all_layers())
         self._screened: ScreenedHead | None = None
@@ -157,9 +175,9 @@ class HybridLM(nn.Module):
     def reset_buffers(self) -> None:
         """The buffers' values after ``to_empty``: RoPE frequencies computed, router biases zero."""
         with torch.no_grad():
-            a = self.spec.attention
-            if isinstance(self.rope_inv_freq, torch.Tensor) and a is not None and a.rope is not None:
-                self.rope_inv_freq.copy_(rope_frequencies(a.head_dim, a.rope.partial_factor, a.rope.theta))
+            inv_freq, _ = _rope(self.spec)
+            if isinstance(self.rope_inv_freq, torch.Tensor) and inv_freq is not None:
+                self.rope_inv_freq.copy_(inv_freq)
             for name, buffer in self.named_buffers():
                 if name.endswith("e_score_correction_bias"):
                     buffer.zero_()
@@ -171,6 +189,13 @@ class HybridLM(nn.Module):
                 tensor.data = tensor.data.float()
 
     # -- forward -------------------------------------------------------------------------------
+
+    def _rope_tables(self, positions: torch.Tensor, inv_freq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """cos, sin for ``positions``, times YaRN's attention factor when the model's RoPE has one."""
+        cos, sin = rope_tables(positions, inv_freq)
+        if self.rope_factor != 1.0:
+            cos, sin = cos * self.rope_factor, sin * self.rope_factor
+        return cos, sin
 
     def new_state(self, batch: int, capacity: int = 256) -> InferenceState:
         return InferenceState(batch, capacity)
@@ -214,7 +239,7 @@ class HybridLM(nn.Module):
             state.next_position = first + added
         inv_freq = self.rope_inv_freq
         rope = (
-            rope_tables(position_ids, inv_freq)
+            self._rope_tables(position_ids, inv_freq)
             if position_ids is not None and isinstance(inv_freq, torch.Tensor)
             else None
         )
@@ -324,7 +349,7 @@ class HybridLM(nn.Module):
         inv_freq = self.rope_inv_freq
         if isinstance(inv_freq, torch.Tensor):
             positions = torch.full((b, 1), start, dtype=torch.long, device=input_ids.device)
-            rope = rope_tables(positions, inv_freq)
+            rope = self._rope_tables(positions, inv_freq)
         h = F.embedding(input_ids.view(b), self.backbone.embeddings.weight)
         if self.spec.embedding_multiplier != 1.0:
             h = h * self.spec.embedding_multiplier

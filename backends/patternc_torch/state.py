@@ -25,6 +25,9 @@ class InferenceState:
         self.kv: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         self.conv: dict[int, torch.Tensor] = {}
         self.ssm: dict[int, torch.Tensor] = {}
+        self.latent: dict[int, torch.Tensor] = {}
+        """(batch, capacity, width) per latent-attention layer (``patternc_torch.latent``): each position's
+        normed latent and rotated key (and, for sparse attention, the indexer's key), never expanded K/V."""
 
     def reserve(self, new_tokens: int) -> None:
         """Make room for ``new_tokens`` more positions in every KV buffer (and the key mask)."""
@@ -34,6 +37,8 @@ class InferenceState:
         capacity = max(need, 2 * self.capacity)
         for index, (k, v) in self.kv.items():
             self.kv[index] = (_grow(k, capacity), _grow(v, capacity))
+        for index, latent in self.latent.items():
+            self.latent[index] = _grow(latent.unsqueeze(1), capacity).squeeze(1)
         if self.key_mask is not None:
             grown = torch.ones(self.batch, capacity, dtype=torch.bool, device=self.key_mask.device)
             grown[:, : self.capacity] = self.key_mask

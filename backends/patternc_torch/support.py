@@ -127,6 +127,39 @@ def _scaled_residual(spec: ModelSpec) -> Iterator[Diagnostic]:
         yield _refuse("parallel layers with weighted residuals (scaled_residual)", "not implemented")
 
 
+def _latent(spec: ModelSpec) -> Iterator[Diagnostic]:
+    """Latent attention (``+`` and ``D``) shares one RoPE table with attention (``*``) in a model: they
+    must rotate the same channels at the same frequencies (``patternc_torch.model`` builds one table)."""
+    mla = spec.mla if spec.mla is not None else spec.dsa.mla if spec.dsa is not None else None
+    if mla is None:
+        return
+    if spec.mla is not None and spec.dsa is not None and spec.mla != spec.dsa.mla:
+        yield _refuse(
+            "`+` and `D` layers in one model", "their latent attentions differ (one RoPE table and cache layout)"
+        )
+    if mla.qk_rope_head_dim % 2 and mla.rope is not None:
+        yield _refuse("latent attention", f"the rotary dimension {mla.qk_rope_head_dim} is odd")
+    a = spec.attention
+    if a is None or a.rope is None or mla.rope is None or LayerKind.ATTENTION not in spec.pattern.kinds():
+        return
+    same = (
+        int(a.head_dim * a.rope.partial_factor) == mla.qk_rope_head_dim
+        and a.rope.theta == mla.rope.theta
+        and mla.rope_scaling is None
+    )
+    if not same:
+        yield _refuse(
+            "attention and latent attention with different RoPE in one model",
+            "the model builds one rotary table (same rotary dimension and base, no YaRN, for both)",
+        )
+
+
+def _sparse(spec: ModelSpec) -> Iterator[Diagnostic]:
+    """``D``'s check: the latent attention's (once, when ``+`` layers run it too)."""
+    if LayerKind.MLA not in spec.pattern.kinds():
+        yield from _latent(spec)
+
+
 def _mlp(spec: ModelSpec) -> Iterator[Diagnostic]:
     if spec.mlp is not None and spec.mlp.activation not in _ACTIVATIONS:
         yield _refuse("the MLP", f"unknown activation {spec.mlp.activation!r}")
@@ -168,7 +201,7 @@ SUPPORT: dict[str, KindSupport] = {
         refusal="no module for DeepSeek sparse attention (latent attention with a lightning indexer choosing "
         "top-k keys, DeepSeek-V3.2) yet (the torch backend's new kinds are issue 15)"
     ),
-    LayerKind.MLA: KindSupport(),
+    LayerKind.MLA: KindSupport("patternc_torch.latent:MLA_KIND", _latent),
     LayerKind.SHORT_CONV: KindSupport("patternc_torch.shortconv:SHORT_CONV_KIND"),
     LayerKind.MAMBA1: KindSupport(
         refusal="no module for the Mamba-1 selective scan yet (the torch backend's new kinds are issue 15)"

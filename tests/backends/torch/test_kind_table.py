@@ -20,7 +20,9 @@ from patternc.model import (  # noqa: E402
     KdaSpec,
     LightningSpec,
     Mamba1Spec,
+    MlaSpec,
     ModelSpec,
+    RopeSpec,
     ShortConvSpec,
 )
 from patternc.presets import spec_for_pattern  # noqa: E402
@@ -43,6 +45,15 @@ FLAVOURS = {
     "short_conv": ShortConvSpec(conv_kernel=3),
     "mamba1": Mamba1Spec(expand=2, state_size=8, conv_kernel=4, dt_rank=4, inner_norms=True),
     "lightning": LightningSpec(num_heads=4, head_dim=8, block_size=16),
+    "mla": MlaSpec(
+        num_heads=4,
+        q_lora_rank=16,
+        kv_lora_rank=16,
+        qk_nope_head_dim=8,
+        qk_rope_head_dim=8,
+        v_head_dim=8,
+        rope=RopeSpec(theta=10000.0),
+    ),
 }
 """Hyper-parameters of the built kinds the bare-pattern preset (Nemotron-H's sizes) does not define."""
 

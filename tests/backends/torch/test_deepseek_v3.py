@@ -1,0 +1,267 @@
+"""DeepSeek-V3 on the torch backend against transformers' ``DeepseekV3ForCausalLM``, fp32 CPU, same weights.
+
+Hypothesis draws tiny ``DeepseekV3Config`` objects (``first_k_dense_replace``, ``n_group`` /
+``topk_group``, a query bottleneck or a full-rank ``q_proj``, the rotary and value head sizes, the
+interleaved or half-split rotary layout, plain RoPE or YaRN with DeepSeek's mscale); each is read into
+the IR by the ``deepseek_v3`` family (the path ``patternc build <config> --target torch`` takes),
+built by the backend and loaded with transformers' state dict through the backend's name mapping.
+The logits agree within 1e-4 for the full forward, for step-by-step decoding (prefill, then the
+one-token decode path, whose latent attention reads only the compressed cache), for a left-padded
+batch, and greedy generation picks the same tokens.  The decode cache holds ``kv_lora_rank +
+qk_rope_head_dim`` numbers per position per layer, and the released checkpoints' per-expert names load.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from patternc_torch.io import build, load_weights  # noqa: E402
+from patternc_torch.latent import LatentAttention  # noqa: E402
+from patternc_torch.support import unsupported  # noqa: E402
+
+from patternc.config import read_config  # noqa: E402
+from patternc.model import ModelSpec  # noqa: E402
+
+TOL = 1e-4
+VOCAB = 97
+SETTINGS = settings(
+    max_examples=6,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+
+@st.composite
+def latent_fields(draw: st.DrawFn) -> dict[str, Any]:
+    """The attention and MoE keys both DeepSeek configs share, tiny, with the flavours the released
+    configs use (YaRN with mscale, grouped routing, the query bottleneck) and their alternatives."""
+    n = draw(st.integers(1, 4))
+    groups = draw(st.sampled_from([(1, 1), (2, 1), (4, 2)]))
+    rope_dim = draw(st.sampled_from([4, 8]))
+    rope: dict[str, Any] = {"rope_type": "default", "rope_theta": draw(st.sampled_from([10000.0, 500.0]))}
+    if draw(st.booleans()):
+        rope |= {
+            "rope_type": "yarn",
+            "factor": draw(st.sampled_from([4.0, 40.0])),
+            "original_max_position_embeddings": 32,
+            "beta_fast": 32,
+            "beta_slow": 1,
+            "mscale": 1.0,
+            "mscale_all_dim": draw(st.sampled_from([1.0, 0.7])),
+        }
+    heads = draw(st.sampled_from([2, 4]))
+    return {
+        "vocab_size": VOCAB,
+        "hidden_size": 32,
+        "intermediate_size": 48,
+        "moe_intermediate_size": 16,
+        "num_hidden_layers": n,
+        "num_attention_heads": heads,
+        "num_key_value_heads": heads,  # read only by transformers' repeat_kv: one latent serves every head
+        "n_shared_experts": draw(st.sampled_from([1, 2])),
+        "n_routed_experts": 8,
+        "n_group": groups[0],
+        "topk_group": groups[1],
+        "num_experts_per_tok": 2,
+        "first_k_dense_replace": draw(st.integers(0, n)),
+        "norm_topk_prob": draw(st.booleans()),
+        "routed_scaling_factor": draw(st.sampled_from([1.0, 2.5])),
+        "kv_lora_rank": draw(st.sampled_from([8, 16])),
+        "qk_rope_head_dim": rope_dim,
+        "qk_nope_head_dim": draw(st.sampled_from([4, 8])),
+        "v_head_dim": draw(st.sampled_from([8, 12])),
+        "rope_parameters": rope,
+        "max_position_embeddings": 128,
+        "tie_word_embeddings": draw(st.booleans()),
+        "rms_norm_eps": 1e-6,
+    }
+
+
+@st.composite
+def deepseek_v3_configs(draw: st.DrawFn) -> tuple[Any, int]:
+    fields = draw(latent_fields())
+    config = transformers.DeepseekV3Config(
+        **fields,
+        q_lora_rank=draw(st.sampled_from([None, 12])),
+        rope_interleave=draw(st.booleans()),
+        num_mtp_layers=0,  # transformers builds no MTP module (its weights are dropped on load)
+    )
+    return config, draw(st.integers(0, 2**16))
+
+
+def randomize(model: Any, seed: int) -> None:
+    """Bigger-than-init weights, norms away from 1 and a score-correction bias, so that routing, the
+    latent norms and the rotary channels all matter."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" in name and name.endswith("weight"):
+                p.copy_(1.0 + 0.2 * torch.randn(p.shape, generator=gen))
+            else:
+                p.copy_(torch.randn(p.shape, generator=gen) * (0.3 if p.dim() == 3 else 0.15))
+        for name, buffer in model.named_buffers():
+            if name.endswith("e_score_correction_bias"):
+                buffer.copy_(0.1 * torch.randn(buffer.shape, generator=gen))
+
+
+def pair(model_cls: Any, config: Any, seed: int) -> tuple[Any, Any, ModelSpec]:
+    """transformers' model of ``config`` (random weights) and the backend's, read from the same config
+    by its family and loaded from transformers' state dict."""
+    reading = read_config(config.to_dict())
+    assert reading.ok and reading.spec is not None, [d.message for d in reading.diagnostics]
+    spec = reading.spec
+    assert unsupported(spec) == []
+    config._attn_implementation = "eager"
+    torch.manual_seed(0)
+    hf = model_cls(config).eval()
+    randomize(hf, seed)
+    ours = build(spec)
+    load_weights(ours, dict(hf.state_dict()), "<transformers>")
+    return hf, ours, spec
+
+
+def ids(seed: int, batch: int, seq: int) -> Any:
+    return torch.randint(0, VOCAB, (batch, seq), generator=torch.Generator().manual_seed(seed))
+
+
+def check_parity(model_cls: Any, config: Any, seed: int, seq: int = 24) -> None:
+    """Full forward, step-by-step decoding through the compressed cache (the real decode path), a
+    left-padded batch (and its continuation token by token), greedy tokens: all as transformers'."""
+    hf, ours, spec = pair(model_cls, config, seed)
+    flat = spec.pattern.flat
+    tokens = ids(seed, 2, seq)
+    with torch.no_grad():
+        ref = hf(tokens, use_cache=False).logits
+        assert torch.isfinite(ref).all()
+        full = ours(tokens).logits
+        assert float((full - ref).abs().max()) <= TOL, (flat, "full")
+        state = ours.new_state(2, 4)  # small on purpose: the latent buffers must grow
+        split = 1 + seed % 7
+        steps = [ours(tokens[:, :split], state=state).logits]
+        assert ours._can_step(state), "the one-token decode path must serve the steps"
+        steps += [ours(tokens[:, i : i + 1], state=state).logits for i in range(split, seq)]
+        assert float((torch.cat(steps, dim=1) - ref).abs().max()) <= TOL, (flat, "step")
+        assert state.kv == {} and sorted(state.latent) == [i for i, s in enumerate(flat) if s in "+D"]
+
+        n, pad = 12, 1 + seed % 5
+        tokens = ids(seed + 1, 2, n)
+        mask = torch.ones(2, n, dtype=torch.long)
+        mask[1, :pad] = 0
+        tokens[1, :pad] = 0
+        positions = (mask.cumsum(1) - 1).clamp(min=0)  # what transformers' generate passes for left padding
+        ref = hf(tokens, attention_mask=mask, position_ids=positions, use_cache=False).logits
+        padded = ours(tokens, attention_mask=mask).logits
+        assert float((padded - ref)[mask.bool()].abs().max()) <= TOL, (flat, "left-padded")
+        state = ours.new_state(2, 4)
+        ours(tokens[:, :-3], attention_mask=mask[:, :-3], state=state)
+        tail = [ours(tokens[:, i : i + 1], state=state).logits for i in range(n - 3, n)]
+        assert float((torch.cat(tail, dim=1) - ref[:, -3:]).abs().max()) <= TOL, (flat, "padded decode")
+
+        prompt = tokens[:1, :6]
+        expected = hf.generate(
+            prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=8, do_sample=False, pad_token_id=0
+        )
+        got = ours.generate(prompt, max_new_tokens=8, eos_token_id=config.eos_token_id)  # both stop there
+    assert torch.equal(got, expected), (flat, got, expected)
+
+
+@SETTINGS
+@given(deepseek_v3_configs())
+def test_deepseek_v3_parity(case: tuple[Any, int]) -> None:
+    config, seed = case
+    check_parity(transformers.DeepseekV3ForCausalLM, config, seed)
+
+
+def test_the_decode_cache_is_the_latent_and_the_rotary_key() -> None:
+    """Per position and layer the state holds ``kv_lora_rank + qk_rope_head_dim`` numbers: the fraction
+    ``(kv_lora_rank + qk_rope_head_dim) / (heads x (qk_head_dim + v_head_dim))`` of the keys and values
+    an expanded cache would hold (2 x heads x head dim when the key and value heads are one size)."""
+    config = transformers.DeepseekV3Config(
+        vocab_size=VOCAB,
+        hidden_size=64,
+        intermediate_size=48,
+        num_hidden_layers=3,
+        num_attention_heads=8,
+        num_key_value_heads=8,
+        kv_lora_rank=16,
+        q_lora_rank=24,
+        qk_rope_head_dim=8,
+        qk_nope_head_dim=8,
+        v_head_dim=16,
+        first_k_dense_replace=3,
+        num_mtp_layers=0,
+    )
+    reading = read_config(config.to_dict())
+    assert reading.spec is not None
+    model = build(reading.spec)
+    model.init_weights(seed=2, std=0.2)
+    prompt, new = 11, 5
+    with torch.no_grad():
+        state = model.new_state(2, prompt + new)
+        model(ids(0, 2, prompt), state=state)
+        for i in range(new):
+            model(ids(i + 1, 2, 1), state=state)
+    assert state.offset == prompt + new and state.kv == {} and sorted(state.latent) == [0, 2, 4]
+    per_position = sum(buffer.shape[-1] for buffer in state.latent.values())
+    assert per_position == 3 * (16 + 8)
+    expanded = 3 * 8 * ((8 + 8) + 16)  # heads x (qk_head_dim + v_head_dim) per layer
+    assert per_position / expanded == (16 + 8) / (2 * 8 * 16)
+    attention = model.backbone.layers[0].mixer
+    assert isinstance(attention, LatentAttention) and attention.cache_width == 16 + 8
+
+
+def test_released_per_expert_names_load_strictly() -> None:
+    """DeepSeek's hub checkpoints store one tensor per expert (``mlp.experts.E.{gate,up,down}_proj.weight``)
+    where transformers stacks them; both load into the same model, tensor for tensor."""
+    config = transformers.DeepseekV3Config(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        intermediate_size=48,
+        moe_intermediate_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        n_routed_experts=4,
+        n_group=2,
+        topk_group=1,
+        num_experts_per_tok=2,
+        first_k_dense_replace=1,
+        kv_lora_rank=16,
+        q_lora_rank=12,
+        qk_rope_head_dim=8,
+        qk_nope_head_dim=8,
+        v_head_dim=8,
+        num_mtp_layers=0,
+    )
+    hf = transformers.DeepseekV3ForCausalLM(config)
+    randomize(hf, 3)
+    stacked = dict(hf.state_dict())
+    hub: dict[str, Any] = {}
+    for name, tensor in stacked.items():
+        if name.endswith("experts.gate_up_proj"):
+            prefix = name.removesuffix("gate_up_proj")
+            for e, per in enumerate(tensor):
+                gate, up = per.chunk(2, dim=0)
+                hub[f"{prefix}{e}.gate_proj.weight"], hub[f"{prefix}{e}.up_proj.weight"] = gate, up
+        elif name.endswith("experts.down_proj"):
+            prefix = name.removesuffix("down_proj")
+            for e, per in enumerate(tensor):
+                hub[f"{prefix}{e}.down_proj.weight"] = per
+        else:
+            hub[name] = tensor
+    reading = read_config(config.to_dict())
+    assert reading.spec is not None
+    a, b = build(reading.spec), build(reading.spec)
+    load_weights(a, stacked, "<transformers>")
+    load_weights(b, hub, "<hub>")
+    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+        assert torch.equal(x, y), name
