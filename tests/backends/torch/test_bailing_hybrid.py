@@ -24,9 +24,7 @@ transformers = pytest.importorskip("transformers")
 from patternc_torch.kda import KimiDeltaAttention  # noqa: E402
 from patternc_torch.layers import Context  # noqa: E402
 from patternc_torch.state import InferenceState  # noqa: E402
-from patternc_torch.support import unsupported  # noqa: E402
 
-from patternc.config import read_config  # noqa: E402
 from patternc.model import KdaSpec  # noqa: E402
 from tests.backends.torch.test_kimi_linear import (  # noqa: E402
     SETTINGS,
@@ -36,38 +34,18 @@ from tests.backends.torch.test_kimi_linear import (  # noqa: E402
     randomize,
 )
 
-
-def _builds_latent_attention() -> bool:
-    """Whether the backend builds Ling's latent attention (RoPE'd, interleaved, output-gated ``+``)."""
-    config = transformers.BailingHybridConfig(
-        vocab_size=VOCAB,
-        hidden_size=32,
-        num_hidden_layers=1,
-        layer_types=["full_attention"],
-        num_attention_heads=4,
-        head_dim=8,
-        kv_lora_rank=16,
-        qk_nope_head_dim=8,
-        qk_rope_head_dim=4,
-        v_head_dim=8,
-        num_mtp_layers=0,
-    )
-    reading = read_config(config.to_dict())
-    return reading.spec is not None and unsupported(reading.spec) == []
-
-
-MIXERS = ["linear_attention", "full_attention"] if _builds_latent_attention() else ["linear_attention"]
-"""``full_attention`` (Ling's latent attention, ``+``) once the backend builds it."""
+MIXERS = ["linear_attention", "full_attention"]
+"""KDA (``K``) and Ling's latent attention with interleaved RoPE and a per-head output gate (``+``)."""
 
 
 @st.composite
 def ling_configs(draw: st.DrawFn) -> tuple[Any, int]:
     n = draw(st.integers(1, 4))
     layout: dict[str, Any] = {}
-    if draw(st.booleans()) or MIXERS == ["linear_attention"]:
+    if draw(st.booleans()):
         layout["layer_types"] = draw(st.lists(st.sampled_from(MIXERS), min_size=n, max_size=n))
     else:  # the released spelling: every group's last layer is latent attention
-        layout["layer_group_size"] = draw(st.integers(1, 3))
+        layout["layer_group_size"] = draw(st.integers(2, 4))
     if draw(st.booleans()):
         layout["mlp_layer_types"] = draw(st.lists(st.sampled_from(["dense", "sparse"]), min_size=n, max_size=n))
     else:
@@ -153,7 +131,7 @@ def test_ling_released_names_load_strictly(tmp_path: Any) -> None:
         hidden_size=32,
         intermediate_size=48,
         num_hidden_layers=2,
-        layer_types=[MIXERS[-1], "linear_attention"],
+        layer_types=["full_attention", "linear_attention"],
         mlp_layer_types=["dense", "sparse"],
         num_attention_heads=4,
         num_key_value_heads=4,

@@ -27,10 +27,9 @@ from patternc_torch.io import build, load_weights  # noqa: E402
 from patternc_torch.kda import KimiDeltaAttention  # noqa: E402
 from patternc_torch.layers import Context  # noqa: E402
 from patternc_torch.state import InferenceState  # noqa: E402
-from patternc_torch.support import refusal, unsupported  # noqa: E402
+from patternc_torch.support import unsupported  # noqa: E402
 
 from patternc.config import read_config  # noqa: E402
-from patternc.kinds import LayerKind  # noqa: E402
 from patternc.model import KdaSpec, ModelSpec  # noqa: E402
 
 TOL = 1e-4
@@ -43,8 +42,8 @@ SETTINGS = settings(
     phases=(Phase.explicit, Phase.generate),  # shrinking a failing model config takes minutes and says little
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-MIXERS = ["linear_attention", "full_attention"] if refusal(LayerKind.MLA) is None else ["linear_attention"]
-"""``full_attention`` (latent attention, ``+``) once the backend builds it."""
+MIXERS = ["linear_attention", "full_attention"]
+"""KDA (``K``) and Kimi's latent attention without RoPE (``+``)."""
 
 
 @st.composite
@@ -285,7 +284,7 @@ def test_kimi_released_names_load_strictly(tmp_path: Any) -> None:
         hidden_size=32,
         intermediate_size=48,
         num_hidden_layers=2,
-        layer_types=[MIXERS[-1], "linear_attention"],
+        layer_types=["full_attention", "linear_attention"],
         mlp_layer_types=["dense", "sparse"],
         num_attention_heads=4,
         num_key_value_heads=4,
