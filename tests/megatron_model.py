@@ -51,11 +51,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import os
 import re
-import socket
+import tempfile
 import warnings
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -139,22 +139,23 @@ def cpu_stack_spec() -> ModuleSpec:
     return swapped
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def init_parallel_state() -> None:
     """torch.distributed (gloo, world size 1) and Megatron's parallel state, once per process."""
     if not torch.distributed.is_initialized():
-        os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
-        os.environ.setdefault("MASTER_PORT", str(_free_port()))
-        torch.distributed.init_process_group("gloo", rank=0, world_size=1)
+        # a file store, not TCP: no port to find free on a machine shared with other test runs
+        store = Path(tempfile.mkdtemp(prefix="patternc-megatron-")) / "store"
+        torch.distributed.init_process_group("gloo", init_method=store.as_uri(), rank=0, world_size=1)
     if not parallel_state.model_parallel_is_initialized():
         parallel_state.initialize_model_parallel(1, 1)
     tp_random.initialize_rng_tracker(inference_rng_tracker=True, force_reset=True)
+
+
+def teardown_parallel_state() -> None:
+    """Undo ``init_parallel_state``: other tests in the session may start torch.distributed themselves."""
+    if parallel_state.model_parallel_is_initialized():
+        parallel_state.destroy_model_parallel()
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 class StageGroup:

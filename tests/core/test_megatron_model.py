@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib
 import json
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,14 @@ megatron = pytest.importorskip(
 )
 torch = pytest.importorskip("torch")
 patternc_torch = pytest.importorskip("patternc_torch")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _parallel_state() -> Iterator[None]:
+    """torch.distributed and Megatron's parallel state live for this module only."""
+    yield
+    megatron.teardown_parallel_state()
+
 
 # (id, pattern, pp): dense, MoE, MTP (one and two depths), pipeline-split (with MoE and MTP on the last stage)
 CASES = [
