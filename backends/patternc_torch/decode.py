@@ -150,6 +150,7 @@ def attention_step(attn: Attention) -> StepFn:
     scale = attn.scale
     gqa = kv_heads != heads
     plain = not attn.output_gate and attn.q_norm is None and attn.k_norm is None
+    window = attn.sliding_window
 
     def step(x: torch.Tensor, state: InferenceState, start: int, rope: Rope | None) -> torch.Tensor:
         b = x.shape[0]
@@ -169,13 +170,16 @@ def attention_step(attn: Attention) -> StepFn:
         end = start + 1
         k_buf[:, :, start:end] = k
         v_buf[:, :, start:end] = v
+        first = 0 if window is None else max(0, end - window)  # a sliding window: the last `window` keys
         if q.dtype == torch.float32 and not q.is_cuda:
             # one query per row: two batched products and a softmax beat the fused kernel's setup on CPU
-            keys = k_buf[:, :, :end].reshape(b * kv_heads, end, hd)
+            n = end - first
+            keys = k_buf[:, :, first:end].reshape(b * kv_heads, n, hd)
             scores = torch.bmm(q.reshape(b * kv_heads, r, hd), keys.transpose(1, 2)).mul_(scale)
-            out = torch.bmm(torch.softmax(scores, dim=-1), v_buf[:, :, :end].reshape(b * kv_heads, end, hd))
+            out = torch.bmm(torch.softmax(scores, dim=-1), v_buf[:, :, first:end].reshape(b * kv_heads, n, hd))
         else:
-            out = F.scaled_dot_product_attention(q, k_buf[:, :, :end], v_buf[:, :, :end], scale=scale, enable_gqa=gqa)
+            k_seen, v_seen = k_buf[:, :, first:end], v_buf[:, :, first:end]
+            out = F.scaled_dot_product_attention(q, k_seen, v_seen, scale=scale, enable_gqa=gqa)
         out = out.reshape(b, heads * hd)
         return o_proj(out if gate is None else out * torch.sigmoid(gate))
 

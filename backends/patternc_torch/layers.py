@@ -174,6 +174,9 @@ class Attention(nn.Module):
         self.v_proj = nn.Linear(hidden, self.kv_heads * self.head_dim, bias=spec.qkv_bias)
         self.o_proj = nn.Linear(self.heads * self.head_dim, hidden, bias=spec.out_bias)
         self.scale = spec.scale if spec.scale is not None else self.head_dim**-0.5
+        self.sliding_window = spec.sliding_window
+        """Each query sees the last ``sliding_window`` positions, its own included (``HybridLM._context``
+        masks them; the decode step reads only those keys); None: every earlier position."""
         self.q_norm: RMSNorm | None = None
         self.k_norm: RMSNorm | None = None
         if spec.qk_norm:

@@ -249,11 +249,18 @@ class HybridLM(nn.Module):
         if self._has_attention:
             keys = start + t
             key_mask = state.key_mask[:, :keys] if state is not None and state.key_mask is not None else token_mask
-            if key_mask is None and start == 0 and t > 1:
+            a = self.spec.attention
+            # a sliding window (transformers' `kv_idx > q_idx - sliding_window`) matters once it is shorter
+            window = (
+                a.sliding_window if a is not None and a.sliding_window is not None and keys > a.sliding_window else None
+            )
+            if key_mask is None and start == 0 and t > 1 and window is None:
                 is_causal = True
-            elif key_mask is not None or t > 1:
+            elif key_mask is not None or t > 1 or window is not None:
                 q_pos = torch.arange(start, start + t, device=device).view(t, 1)
                 allowed = torch.arange(keys, device=device).view(1, keys) <= q_pos  # (t, keys)
+                if window is not None:
+                    allowed = allowed & (torch.arange(keys, device=device).view(1, keys) > q_pos - window)
                 allowed = allowed.view(1, 1, t, keys)
                 if key_mask is not None:
                     allowed = allowed & key_mask.view(b, 1, 1, keys)

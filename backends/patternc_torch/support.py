@@ -52,7 +52,6 @@ def _attention(spec: ModelSpec) -> Iterator[Diagnostic]:
     # pair rotates by that one position, which is plain (partial) RoPE
     for flag, name in (
         (a.qk_norm_whole, "q/k norms over the whole projection (OLMo's; per-head norms are built)"),
-        (a.sliding_window is not None, "sliding-window attention"),
         (a.post_norm, "normalised outputs (OLMo's post-norm layers; new flavours are issue 15)"),
     ):
         if flag:

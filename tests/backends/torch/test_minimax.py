@@ -1,15 +1,17 @@
 """MiniMax on the torch backend against transformers' ``MiniMaxForCausalLM``, fp32 CPU, same weights.
 
 Hypothesis draws tiny ``MiniMaxConfig`` objects: the mix of ``layer_types`` (lightning and softmax
-attention), the lightning block size (so that the 40-token prompt spans several blocks, or one), MoE
-sizes, the six residual factors, kv heads, tied embeddings.  Each is read into the IR by the
+attention), the lightning block size (so that the 40-token prompt spans several blocks, or one), the
+softmax layers' sliding window (none, or shorter than the prompts), MoE sizes, the six residual
+factors, kv heads, tied embeddings.  Each is read into the IR by the
 ``minimax`` family, in transformers' spelling (``layer_types``, ``*_alpha_factor``) or in the released
 configs' (``model_type: minimax_text_01``, ``attn_type_list``, ``layernorm_*_alpha``, ``postnorm``),
 built by the backend and loaded with transformers' state dict through the backend's own name mapping.
 The logits agree within 1e-4 for the full forward, for step-by-step decoding (prefill, then the
 one-token decode path), for a left-padded batch and its continuation, and greedy generation picks the
-same tokens.  MiniMax's hub names load strictly; a config of MiniMax-M1's released shapes builds on
-the meta device, tensor for tensor transformers' model, in under 2 s.
+same tokens.  MiniMax's hub names load strictly, and so does the directory transformers'
+``save_pretrained`` writes (``patternc.torch_model(directory)``); a config of MiniMax-M1's released
+shapes builds on the meta device, tensor for tensor transformers' model, in under 2 s.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ def minimax_configs(draw: st.DrawFn) -> tuple[Any, bool, int]:
         num_local_experts=experts,
         num_experts_per_tok=draw(st.integers(1, experts)),
         block_size=draw(st.sampled_from([8, 16, 256])),
+        sliding_window=draw(st.sampled_from([None, None, 5, 16])),
         rope_parameters={"rope_type": "default", "rope_theta": draw(st.sampled_from([10000.0, 1e6]))},
         tie_word_embeddings=draw(st.booleans()),
         rms_norm_eps=1e-5,
@@ -213,10 +216,8 @@ def test_minimax_hub_names_load_strictly() -> None:
         num_local_experts=3,
         num_experts_per_tok=2,
     )
-    hf = transformers.MiniMaxForCausalLM(config)
-    with torch.no_grad():
-        for p in hf.parameters():
-            p.copy_(torch.randn(p.shape))
+    hf = transformers.MiniMaxForCausalLM(config).eval()
+    _randomize(hf, 7)
     hub: dict[str, Any] = {}
     for name, tensor in hf.state_dict().items():
         if name.rsplit(".", 1)[-1] in DERIVED_BUFFERS:
@@ -242,6 +243,34 @@ def test_minimax_hub_names_load_strictly() -> None:
     ids = _ids(0, 1, 9)
     with torch.no_grad():
         assert float((from_hub(ids).logits - hf(ids).logits).abs().max()) <= TOL
+
+
+def test_what_save_pretrained_writes_loads_from_its_directory(tmp_path: Path) -> None:
+    """transformers writes MiniMax's hub names (per-expert ``w1``/``w2``/``w3``) and the lightning
+    layers' buffers; ``patternc.torch_model(directory)`` reads its config and loads them strictly."""
+    config = transformers.MiniMaxConfig(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        intermediate_size=16,
+        num_hidden_layers=2,
+        layer_types=["linear_attention", "full_attention"],
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=8,
+        num_local_experts=3,
+        num_experts_per_tok=2,
+        block_size=8,
+        mlp_alpha_factor=2.0,
+        sliding_window=4,
+    )
+    hf = transformers.MiniMaxForCausalLM(config).eval()
+    _randomize(hf, 3)
+    hf.save_pretrained(tmp_path)
+    model = patternc.torch_model(tmp_path)
+    assert model.weights_from is not None
+    ids = _ids(4, 2, 19)
+    with torch.no_grad():
+        assert float((model(ids).logits - hf(ids).logits).abs().max()) <= TOL
 
 
 M1_SHAPED = {
