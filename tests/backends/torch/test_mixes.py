@@ -109,6 +109,21 @@ _MINIMAX: dict[str, Any] = {
     "num_experts_per_tok": 2,
     "block_size": 8,
 }
+_DEEPSEEK_V3: dict[str, Any] = {
+    "model_type": "deepseek_v3",
+    "vocab_size": VOCAB,
+    "hidden_size": HIDDEN,
+    "intermediate_size": 48,
+    "num_hidden_layers": 1,
+    "first_k_dense_replace": 1,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 4,
+    "q_lora_rank": 16,
+    "kv_lora_rank": 16,
+    "qk_nope_head_dim": 8,
+    "qk_rope_head_dim": 4,
+    "v_head_dim": 8,
+}
 
 DONORS: dict[str, dict[str, Any]] = {
     "M": _NEMOTRON_H,
@@ -117,6 +132,7 @@ DONORS: dict[str, dict[str, Any]] = {
     "E": _NEMOTRON_H,
     "G": _QWEN3_NEXT,
     "K": _KIMI_LINEAR,
+    "+": _DEEPSEEK_V3,
     "C": _LFM2,
     "L": _MINIMAX,
 }
