@@ -197,10 +197,11 @@ def _stage(group: StageGroup) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def cpu_build() -> Iterator[None]:
-    """The stand-ins of the module docstring, for the duration of a build."""
+def cpu_build(device: str = "cpu") -> Iterator[None]:
+    """The stand-ins of the module docstring, for the duration of a build on ``device`` (cpu or meta)."""
     with (
-        mock.patch.object(torch.cuda, "current_device", lambda: torch.device("cpu")),
+        torch.device(device),
+        mock.patch.object(torch.cuda, "current_device", lambda: torch.device(device)),
         mock.patch.object(hybrid_block, "TENorm", WrappedTorchNorm),
         mock.patch.object(mamba_mixer, "HAVE_MAMBA_SSM", True),
         mock.patch.object(mamba_mixer, "ExtendedRMSNorm", GatedRMSNorm),
@@ -215,17 +216,25 @@ class Stage:
     """The global index of this stage's first decoder layer."""
 
 
-def build(argv: list[str], pp_rank: int = 0) -> Stage:
-    """Megatron's HybridModel for pipeline rank ``pp_rank`` from ``argv`` (`build --target megatron`'s)."""
+META_RUN_FLAGS = ["--init-model-with-meta-device", "--no-persist-layer-norm", "--no-gradient-accumulation-fusion"]
+"""A build on the meta device, as Megatron's ``get_model`` does it (``with torch.device('meta')``): shapes
+without memory, for published configs at full size."""
+
+
+def build(argv: list[str], pp_rank: int = 0, *, meta: bool = False) -> Stage:
+    """Megatron's HybridModel for pipeline rank ``pp_rank`` from ``argv`` (`build --target megatron`'s).
+
+    ``meta``: on the meta device (``META_RUN_FLAGS``), else on the CPU (``CPU_RUN_FLAGS``).
+    """
     init_parallel_state()
-    args, config = oracle.validate([*argv, *CPU_RUN_FLAGS])
+    args, config = oracle.validate([*argv, *(META_RUN_FLAGS if meta else CPU_RUN_FLAGS)])
     config.hybrid_stack_spec = cpu_stack_spec()
     pg = ProcessGroupCollection.use_mpu_process_groups()
     pp = args.pipeline_model_parallel_size
     stage = contextlib.nullcontext() if pp == 1 else _stage(StageGroup(pp_rank, pp))
     if pp > 1:
         pg.pp = StageGroup(pp_rank, pp)
-    with warnings.catch_warnings(), cpu_build(), stage:
+    with warnings.catch_warnings(), cpu_build("meta" if meta else "cpu"), stage:
         warnings.simplefilter("ignore")
         model = HybridModelBuilder(config).build_model(pg)
     layers = model.decoder.layers

@@ -26,6 +26,7 @@ import pytest
 from typer.testing import CliRunner
 
 from patternc.cli import app
+from patternc.config import read_config
 from tests.core.test_megatron_validation import _pattern_spec
 
 megatron = pytest.importorskip(
@@ -55,20 +56,20 @@ CASES = [
 ]
 
 
-def _written_command_line(pattern: str, pp: int, out: Path) -> list[str]:
-    """What ``patternc build PATTERN --target megatron --pp N`` writes for Megatron's command line."""
-    result = CliRunner().invoke(app, ["build", pattern, "--target", "megatron", "--pp", str(pp), "-o", str(out)])
+def _written_command_line(source: str, pp: int, out: Path) -> list[str]:
+    """What ``patternc build SOURCE --target megatron --pp N`` writes for Megatron's command line."""
+    result = CliRunner().invoke(app, ["build", source, "--target", "megatron", "--pp", str(pp), "-o", str(out)])
     assert result.exit_code == 0, result.output
     document = json.loads((out / "megatron_args.json").read_text(encoding="utf-8"))
     command_line: list[str] = document["command_line"]
     return command_line
 
 
-def _stats_total(pattern: str) -> int:
-    """``patternc stats PATTERN --json``: the checkpoint's elements, main model and MTP block."""
-    result = CliRunner().invoke(app, ["stats", pattern, "--json"])
+def _stats_total(source: str) -> int:
+    """``patternc stats SOURCE --json``: the checkpoint's elements, main model and MTP block."""
+    result = CliRunner().invoke(app, ["stats", source, "--json"])
     assert result.exit_code == 0, result.output
-    params = json.loads(result.output)["params"]
+    params = json.loads(result.stdout)["params"]  # warnings (P909 on published configs) go to stderr
     total: int = params["total"] + params["mtp"]
     return total
 
@@ -85,8 +86,30 @@ def _expected_shape(sources: list[tuple[str, int | None]], reference: dict[str, 
 
 @pytest.mark.parametrize(("pattern", "pp"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_megatron_builds_every_tensor_of_patternc_model(pattern: str, pp: int, tmp_path: Path) -> None:
-    argv = _written_command_line(pattern, pp, tmp_path / "megatron")
-    spec = _pattern_spec(pattern)
+    out = tmp_path / "megatron"
+    _assert_same_tensors(_pattern_spec(pattern), _written_command_line(pattern, pp, out), pp, pattern, meta=False)
+
+
+HUB = Path(__file__).parents[1] / "fixtures" / "hub"
+
+
+@pytest.mark.parametrize(
+    ("fixture", "pp"),
+    [("Nemotron-H-8B-Base-8K", 4), ("NVIDIA-Nemotron-3-Nano-30B-A3B-BF16", 1)],
+)
+def test_megatron_builds_published_configs_at_full_size_on_meta(fixture: str, pp: int, tmp_path: Path) -> None:
+    """Published configs at their real size (8.1B, 31.6B elements) on the meta device, as Megatron's
+    ``--init-model-with-meta-device`` builds them: a dense model split over 4 stages, a 128-expert MoE."""
+    config = str(HUB / fixture / "config.json")
+    spec = read_config(Path(config)).spec
+    assert spec is not None
+    argv = _written_command_line(config, pp, tmp_path / "megatron")
+    _assert_same_tensors(spec, argv, pp, config, meta=True)
+
+
+def _assert_same_tensors(spec: Any, argv: list[str], pp: int, source: str, *, meta: bool) -> None:
+    """Megatron's model from ``argv``, stage by stage: the layers of each `|` segment, and every tensor
+    of patternc's torch model once, shapes equal, element counts equal to ``stats SOURCE``'s."""
     reference = patternc_torch.torch_model(spec, device="meta").state_dict()
     mtp_layers = len(spec.pattern.mtp.flat) if spec.pattern.mtp else 0
     gated = bool(spec.mlp and spec.mlp.gated)
@@ -97,12 +120,13 @@ def test_megatron_builds_every_tensor_of_patternc_model(pattern: str, pp: int, t
     covered: Counter[tuple[str, int | None]] = Counter()
     megatron_elements = 0
     for rank in range(pp):
-        stage = megatron.build(argv, pp_rank=rank)
+        stage = megatron.build(argv, pp_rank=rank, meta=meta)
         model = stage.model
         # the stage holds the layers of patternc's `|` segment, with the embedding first and the head last
         assert "".join(model.decoder.layer_type_list) == segments[rank]
         assert stage.layer_offset == sum(len(s) for s in segments[:rank])
         tensors = megatron.stored_tensors(model)
+        assert all(t.device.type == ("meta" if meta else "cpu") for t in tensors.values())
         has_mtp = rank == pp - 1 and mtp_layers > 0
         assert ("embedding.word_embeddings.weight" in tensors) == (rank == 0 or has_mtp)  # MTP embeds too
         assert ("output_layer.weight" in tensors) == (rank == pp - 1)
@@ -126,7 +150,7 @@ def test_megatron_builds_every_tensor_of_patternc_model(pattern: str, pp: int, t
     for name, experts in by_name.items():  # a stacked expert tensor: every expert, each once
         if experts != {None}:
             assert experts == set(range(reference[name].shape[0])), name
-    assert megatron_elements == sum(t.numel() for t in reference.values()) == _stats_total(pattern)
+    assert megatron_elements == sum(t.numel() for t in reference.values()) == _stats_total(source)
 
 
 def test_name_table_refuses_an_unknown_tensor() -> None:
@@ -203,6 +227,18 @@ def test_on_gpu_the_written_spec_builds_the_same_tensors(pattern: str, pp: int, 
     assert gpu == cpu
 
 
+def _overrides(sets: list[str]) -> dict[str, Any]:
+    """``--set KEY=VALUE`` items as the config values ``patternc build`` reads (JSON, else a string)."""
+    out: dict[str, Any] = {}
+    for item in sets:
+        key, value = item.split("=", 1)
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
 def _random_weights(model: Any, seed: int) -> dict[str, Any]:
     """Every tensor of patternc's torch model drawn at random (norms near 1, Mamba's A and dt in their ranges).
 
@@ -227,11 +263,13 @@ def _random_weights(model: Any, seed: int) -> dict[str, Any]:
 
 
 # (id, pattern, --set overrides, pp): the Mamba mixer with one and two groups (its gated norm per group),
-# attention with grouped KV heads, MLP, MoE with a shared expert and expert bias, an MTP config, two stages
+# attention with grouped KV heads, MLP (relu² and GELU), MoE with a shared expert and expert bias, an MTP
+# config, two stages
 LOGIT_CASES = [
     ("dense", "M-M*-", [], 1),
     ("moe-mtp", "MEM*E/*E", [], 1),
     ("mamba-groups", "M*M-", ["n_groups=2"], 1),
+    ("gelu", "M*-", ["mlp_hidden_act=gelu"], 1),
     ("pp2", "(M*-E){2}", [], 2),
 ]
 
@@ -249,7 +287,7 @@ def test_megatron_logits_equal_patternc_torch_model(pattern: str, sets: list[str
     )
     assert result.exit_code == 0, result.output
     argv = json.loads((tmp_path / "m" / "megatron_args.json").read_text(encoding="utf-8"))["command_line"]
-    spec = _pattern_spec(pattern, **{k: json.loads(v) for k, v in (item.split("=", 1) for item in sets)})
+    spec = _pattern_spec(pattern, **_overrides(sets))
     reference = patternc_torch.torch_model(spec, device="cpu", dtype=torch.float32)
     weights = _random_weights(reference, seed=len(pattern))
     stages = [megatron.build([*argv, *megatron.FORWARD_RUN_FLAGS], pp_rank=rank) for rank in range(pp)]
@@ -289,7 +327,7 @@ def test_on_gpu_megatron_logits_with_its_own_kernels(pattern: str, sets: list[st
     result = CliRunner().invoke(app, ["build", pattern, *options, "--target", "megatron", "-o", str(tmp_path / "m")])
     assert result.exit_code == 0, result.output
     argv = json.loads((tmp_path / "m" / "megatron_args.json").read_text(encoding="utf-8"))["command_line"]
-    spec = _pattern_spec(pattern, **{k: json.loads(v) for k, v in (item.split("=", 1) for item in sets)})
+    spec = _pattern_spec(pattern, **_overrides(sets))
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
     reference = patternc_torch.torch_model(spec, device="cpu", dtype=torch.float32)
     weights = _random_weights(reference, seed=len(pattern))
