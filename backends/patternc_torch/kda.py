@@ -70,7 +70,8 @@ def chunk_kda(
     ``chunk_kimi_delta_attention`` step for step (same products, same reductions, same order), so that
     the rounding is the same: the delta rule's solve amplifies an ulp.  The pairwise per-channel decay
     (chunk x chunk x d values per chunk) is built one chunk at a time instead of for the whole sequence
-    at once, which holds the memory to one chunk's worth and changes no value.
+    at once, and once instead of twice (the UT system and the intra-chunk scores both take it): memory
+    for one chunk's worth, half the exponentials, and no value changed.
     """
     b, t, h, dk = k.shape
     dv = v.shape[-1]
@@ -88,18 +89,17 @@ def chunk_kda(
     diagonal = torch.triu(torch.ones(chunk_size, chunk_size, dtype=torch.bool, device=q.device), diagonal=0)
     strict = torch.triu(torch.ones(chunk_size, chunk_size, dtype=torch.bool, device=q.device), diagonal=1)
 
-    def decay(i: int) -> torch.Tensor:
-        """exp(g_r - g_c) per channel for rows r >= c of chunk ``i`` (zero above the diagonal): (b, h, c, c, d)."""
+    # per chunk, the pairwise per-channel decay exp(g_r - g_c) (rows r >= c; chunk x chunk x d values)
+    # feeds both the UT system and the intra-chunk scores: built once, used for both, then dropped
+    ut, intra = [], []
+    for i in range(n):
         g_i = g[:, :, i]
-        return (g_i.unsqueeze(-2) - g_i.unsqueeze(-3)).masked_fill(strict[..., None], float("-inf")).exp()
-
-    attn = torch.stack(
-        [
-            -(k_beta[:, :, i].unsqueeze(-2) * k[:, :, i].unsqueeze(-3) * decay(i)).sum(dim=-1).masked_fill(diagonal, 0)
-            for i in range(n)
-        ],
-        dim=2,
-    )
+        decay = (g_i.unsqueeze(-2) - g_i.unsqueeze(-3)).masked_fill(strict[..., None], float("-inf")).exp()
+        ut.append(
+            -(k_beta[:, :, i].unsqueeze(-2) * k[:, :, i].unsqueeze(-3) * decay).sum(dim=-1).masked_fill(diagonal, 0)
+        )
+        intra.append((q[:, :, i].unsqueeze(-2) * k[:, :, i].unsqueeze(-3) * decay).sum(dim=-1).masked_fill(strict, 0))
+    attn = torch.stack(ut, dim=2)
     for i in range(1, chunk_size):
         row = attn[..., i, :i].clone()
         sub = attn[..., :i, :i].clone()
@@ -112,9 +112,8 @@ def chunk_kda(
     for i in range(n):
         q_i, k_i, v_i, g_i = q[:, :, i], k[:, :, i], v[:, :, i], g[:, :, i]
         inter = (q_i * g_i.exp()) @ S
-        intra = (q_i.unsqueeze(-2) * k_i.unsqueeze(-3) * decay(i)).sum(dim=-1).masked_fill(strict, 0)
         v_new = v_i - k_cumdecay[:, :, i] @ S
-        out[:, :, i] = inter + intra @ v_new
+        out[:, :, i] = inter + intra[i] @ v_new
         S = S * g_i[:, :, -1].exp().unsqueeze(-1) + (k_i * (g_i[:, :, -1:] - g_i).exp()).transpose(-1, -2) @ v_new
     out = out.reshape(b, h, -1, dv)[:, :, :t]
     return out.transpose(1, 2).contiguous(), S

@@ -314,3 +314,23 @@ def test_kimi_released_names_load_strictly(tmp_path: Any) -> None:
             f"{layer}.block_sparse_moe.gate.e_score_correction_bias",
         },
     )
+
+
+@pytest.mark.parametrize(("t", "heads", "dim"), [(5, 2, 8), (64, 3, 16), (130, 2, 8)])
+def test_chunked_rule_is_transformers_to_the_bit(t: int, heads: int, dim: int) -> None:
+    """``chunk_kda`` (one decay tensor per chunk, used twice) gives transformers' ``chunk_kimi_delta_attention``
+    bit for bit, from a non-zero initial state: the same products in the same order."""
+    from patternc_torch.kda import chunk_kda, l2norm
+    from transformers.models.kimi_linear.modeling_kimi_linear import chunk_kimi_delta_attention
+
+    gen = torch.Generator().manual_seed(t)
+    q, k, v = (torch.randn(2, t, heads, dim, generator=gen) for _ in range(3))
+    g = -torch.rand(2, t, heads, dim, generator=gen) * 2
+    beta = torch.rand(2, t, heads, generator=gen)
+    state = torch.randn(2, heads, dim, dim, generator=gen)
+    with torch.no_grad():
+        out, final = chunk_kda(l2norm(q), l2norm(k), v, g, beta, state)
+        ref, ref_final = chunk_kimi_delta_attention(
+            q, k, v, g, beta, initial_state=state, output_final_state=True, use_qk_l2norm_in_kernel=True
+        )
+    assert torch.equal(out, ref) and torch.equal(final, ref_final)
