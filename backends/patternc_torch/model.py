@@ -165,6 +165,9 @@ class HybridLM(nn.Module):
             for module in self.modules():  # zero-centred norms store w - 1: the identity scale is zero
                 if isinstance(module, RMSNorm) and module.unit_offset:
                     module.weight.zero_()
+                init = getattr(module, "init_like_transformers", None)  # what a name cannot say (Mamba-1's A)
+                if callable(init):
+                    init()
 
     def tie_weights(self) -> None:
         """One tensor for the embedding table and the head when the spec ties them (again after

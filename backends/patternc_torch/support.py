@@ -159,6 +159,12 @@ def _sparse(spec: ModelSpec) -> Iterator[Diagnostic]:
         yield from _latent(spec)
 
 
+def _mamba1(spec: ModelSpec) -> Iterator[Diagnostic]:
+    m = spec.mamba1
+    if m is not None and m.activation not in _ACTIVATIONS:
+        yield _refuse("the Mamba-1 mixer", f"unknown activation {m.activation!r}")
+
+
 def _mlp(spec: ModelSpec) -> Iterator[Diagnostic]:
     if spec.mlp is not None and spec.mlp.activation not in _ACTIVATIONS:
         yield _refuse("the MLP", f"unknown activation {spec.mlp.activation!r}")
@@ -202,9 +208,7 @@ SUPPORT: dict[str, KindSupport] = {
     ),
     LayerKind.MLA: KindSupport("patternc_torch.latent:MLA_KIND", _latent),
     LayerKind.SHORT_CONV: KindSupport("patternc_torch.shortconv:SHORT_CONV_KIND"),
-    LayerKind.MAMBA1: KindSupport(
-        refusal="no module for the Mamba-1 selective scan yet (the torch backend's new kinds are issue 15)"
-    ),
+    LayerKind.MAMBA1: KindSupport("patternc_torch.mamba1:MAMBA1_KIND", _mamba1),
     LayerKind.LIGHTNING: KindSupport("patternc_torch.lightning:LIGHTNING_KIND", _lightning),
     LayerKind.KDA: KindSupport("patternc_torch.kda:KDA_KIND", _kda),
 }

@@ -101,6 +101,9 @@ def check_family_parity(
         for index, conv in state.conv.items():  # constant state: the window, whatever the length
             flavour = spec.flavour(by_symbol(flat[index]).kind)
             assert conv.shape[-1] == getattr(flavour, "conv_kernel", 0) - 1, (flat, index)
+        if spec.mamba1 is not None:  # and a Mamba-1 layer's SSM state: channels x state_size
+            shape = (2, spec.mamba1.inner_size(spec.hidden_size), spec.mamba1.state_size)
+            assert all(state.ssm[i].shape == shape for i, s in enumerate(flat) if s == "S"), flat
 
         seq, pad = 12, 1 + seed % 5
         ids = ids_for(seed + 1, 2, seq)

@@ -124,6 +124,20 @@ _DEEPSEEK_V3: dict[str, Any] = {
     "qk_rope_head_dim": 4,
     "v_head_dim": 8,
 }
+_JAMBA: dict[str, Any] = {
+    "model_type": "jamba",
+    "vocab_size": VOCAB,
+    "hidden_size": HIDDEN,
+    "intermediate_size": 48,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "attn_layer_period": 2,
+    "attn_layer_offset": 1,
+    "num_experts": 1,
+    "mamba_d_state": 8,
+    "mamba_expand": 2,
+}
 
 DONORS: dict[str, dict[str, Any]] = {
     "M": _NEMOTRON_H,
@@ -135,6 +149,7 @@ DONORS: dict[str, dict[str, Any]] = {
     "+": _DEEPSEEK_V3,
     "C": _LFM2,
     "L": _MINIMAX,
+    "S": _JAMBA,
 }
 """Symbol -> a tiny config whose family reading holds that kind's hyper-parameters."""
 
