@@ -201,6 +201,45 @@ def test_slopes_and_residual_factors_follow_each_layer() -> None:
     assert not torch.equal(first.decays(torch.device("cpu"))[0], last.decays(torch.device("cpu"))[0])
 
 
+def test_the_residual_before_the_norm_postnorm_false() -> None:
+    """A released config with ``postnorm: false`` (the remote code's other form, which transformers does
+    not build) adds ``alpha * x``, the block's input, not its normed input; decoding equals the forward."""
+    config = transformers.MiniMaxConfig(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        intermediate_size=16,
+        num_hidden_layers=2,
+        layer_types=["linear_attention", "full_attention"],
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=8,
+        num_local_experts=3,
+        num_experts_per_tok=2,
+        block_size=8,
+        linear_attn_alpha_factor=1.5,
+        linear_attn_beta_factor=0.7,
+    )
+    spec = read_config(released_spelling(config) | {"postnorm": False}).spec
+    assert spec is not None and spec.scaled_residual is not None and not spec.scaled_residual.normed
+    assert unsupported(spec) == []
+    model = build(spec)
+    model.init_weights(seed=2, std=0.2)
+    first = model.backbone.layers[0]
+    assert isinstance(first, ScaledResidualBlock)
+    ids = _ids(6, 2, 21)
+    with torch.no_grad():
+        x = model.backbone.embeddings(ids)
+        ctx = model._context(ids, None, None, None)
+        by_hand = 1.5 * x + 0.7 * first.mixer(first.norm(x), ctx)
+        assert float((first(x, ctx) - by_hand).abs().max()) <= 1e-6
+        full = model(ids).logits
+        state = model.new_state(2)
+        steps = [model(ids[:, :5], state=state).logits]
+        assert model._can_step(state)
+        steps += [model(ids[:, i : i + 1], state=state).logits for i in range(5, 21)]
+    assert float((torch.cat(steps, dim=1) - full).abs().max()) <= TOL
+
+
 def test_minimax_hub_names_load_strictly() -> None:
     """The released checkpoints' names (``block_sparse_moe.gate``, per-expert ``w1``/``w3``/``w2``: gate,
     up, down; no derived buffers) load into the model tensor for tensor."""
