@@ -281,7 +281,7 @@ def _paired(tensors: dict[str, torch.Tensor], spec: ModelSpec) -> dict[str, torc
         if name in ("model.final_layernorm.weight", "model.norm.weight", "model.embedding_norm.weight"):
             out["backbone.norm_f.weight"] = tensor
             continue
-        mtp = _qwen_mtp_name(name, spec)
+        mtp = _qwen_mtp_name(name, spec) or _ling_mtp_name(name, spec, len(pairs))
         if mtp is not None:
             out[mtp] = tensor
             continue
@@ -366,6 +366,49 @@ def _feed_forward_name(rest: str) -> str:
 
 
 _MIXTRAL_EXPERT = re.compile(r"^experts\.(\d+)\.w([123])\.weight$")
+
+_LING_MTP_FUSION = {"enorm": True, "hnorm": True, "eh_proj": True, "final_layernorm": False}
+"""The MTP depth's own tensors in a Ling checkpoint (first layer of the depth: True; last: False)."""
+
+
+def _ling_mtp_name(name: str, spec: ModelSpec, main_layers: int) -> str | None:
+    """Ling's MTP depths -> the backend's DeepSeek-style MTP layers, or None.
+
+    The released Ling checkpoints store depth ``d`` as decoder layer ``num_hidden_layers + d``
+    (``model.layers.{n + d}``: the latent attention and its FFN under the decoder layer's names, and
+    beside them ``enorm``, ``hnorm``, ``eh_proj`` and ``final_layernorm``, the names SGLang's Ling MTP
+    loader reads); transformers ignores those tensors (``_keys_to_ignore_on_load_unexpected``).  Only
+    for a model with KDA layers: DeepSeek stores its MTP layer the same way but names its norm
+    ``shared_head.norm`` and repeats the embedding and head there, which this does not map."""
+    block = spec.pattern.mtp
+    match = _LING_MTP_DECODER.match(name)
+    if block is None or spec.kda is None or not match:  # a KDA model with MTP depths: Ling
+        return None
+    depth = int(match.group(1)) - main_layers
+    if not 0 <= depth < block.depths:
+        return None
+    pairs, _ = pair_layers(block.flat, "mtp")
+    if len(pairs) != 1:
+        return None
+    mixer, ffn = pairs[0]
+    first, size = depth * len(block.layers), len(block.layers)
+    part, rest = match.group(2), match.group(3)
+    if part in _LING_MTP_FUSION and rest == "weight":
+        return f"mtp.layers.{first if _LING_MTP_FUSION[part] else first + size - 1}.{part}.{rest}"
+    if part == "self_attn":
+        return f"mtp.layers.{first + mixer}.mixer.{rest}"
+    if part == "input_layernorm":
+        return f"mtp.layers.{first + mixer}.norm.{rest}"
+    if ffn is None:
+        return None
+    if part == "post_attention_layernorm":
+        return f"mtp.layers.{first + ffn}.norm.{rest}"
+    if part == "mlp":
+        return f"mtp.layers.{first + ffn}.mixer.{rest}"
+    return None
+
+
+_LING_MTP_DECODER = re.compile(r"^model\.layers\.(\d+)\.([a-z_]+)\.(.*)$")
 
 _QWEN_MTP_LAYER = re.compile(r"^mtp\.layers\.(\d+)\.([a-z_]+)\.(.*)$")
 

@@ -164,3 +164,71 @@ def test_ling_released_names_load_strictly(tmp_path: Any) -> None:
             f"{layer}.mlp.gate.expert_bias",
         },
     )
+
+
+def test_ling_released_mtp_depth_loads_strictly() -> None:
+    """Ling's MTP depth as the released checkpoints store it, decoder layer ``num_hidden_layers`` (its
+    ``attention``, ``mlp`` with per-expert tensors and ``expert_bias``, its norms, and ``enorm``,
+    ``hnorm``, ``eh_proj``, ``final_layernorm``), loads tensor for tensor into the backend's MTP block;
+    transformers' own names load the main layers beside it."""
+    from patternc_torch.io import build, load_weights
+
+    from patternc.config import read_config
+
+    config = transformers.BailingHybridConfig(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        intermediate_size=48,
+        num_hidden_layers=2,
+        layer_types=["linear_attention", "full_attention"],
+        first_k_dense_replace=1,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        head_dim=8,
+        kv_lora_rank=16,
+        qk_nope_head_dim=8,
+        qk_rope_head_dim=4,
+        v_head_dim=8,
+        num_local_experts=4,
+        num_experts_per_tok=2,
+        n_group=1,
+        topk_group=1,
+        moe_intermediate_size=16,
+        num_mtp_layers=1,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+    )
+    spec = read_config(config.to_dict()).spec
+    assert spec is not None and spec.pattern.mtp is not None and spec.pattern.mtp.flat == "+E"
+    model = build(spec)
+    model.init_weights(seed=2, std=0.3)
+    ours = {name: t for name, t in model.state_dict().items() if name.startswith("mtp.")}
+    released: dict[str, Any] = {}
+    for name, tensor in ours.items():
+        j, rest = int(name.split(".")[2]), ".".join(name.split(".")[3:])
+        part = rest.split(".")[0]
+        if part in ("enorm", "hnorm", "eh_proj", "final_layernorm"):
+            released[f"model.layers.2.{rest}"] = tensor
+        elif rest == "norm.weight":
+            released[f"model.layers.2.{'input_layernorm' if j == 0 else 'post_attention_layernorm'}.weight"] = tensor
+        elif j == 0:
+            released[f"model.layers.2.attention.{rest.removeprefix('mixer.').replace('o_proj.', 'dense.')}"] = tensor
+        elif rest == "mixer.experts.gate_up_proj":
+            for e, per in enumerate(tensor):
+                gate, up = per.chunk(2, dim=0)
+                released[f"model.layers.2.mlp.experts.{e}.gate_proj.weight"] = gate
+                released[f"model.layers.2.mlp.experts.{e}.up_proj.weight"] = up
+        elif rest == "mixer.experts.down_proj":
+            for e, per in enumerate(tensor):
+                released[f"model.layers.2.mlp.experts.{e}.down_proj.weight"] = per
+        else:
+            rest = rest.removeprefix("mixer.").replace("gate.e_score_correction_bias", "gate.expert_bias")
+            released[f"model.layers.2.mlp.{rest}"] = tensor
+    main = {
+        name: torch.randn(t.shape) for name, t in transformers.BailingHybridForCausalLM(config).state_dict().items()
+    }
+    fresh = build(spec)
+    load_weights(fresh, main | released, "<hub>")
+    loaded = fresh.state_dict()
+    assert all(torch.equal(loaded[name], tensor) for name, tensor in ours.items())
