@@ -490,3 +490,73 @@ def logits(stages: list[Stage], input_ids: torch.Tensor) -> torch.Tensor:
             out = stage.model(input_ids if stage.model.pre_process else None, positions, mask)
     assert out is not None
     return out
+
+
+# -- torch_dist checkpoints -----------------------------------------------------------------------
+
+TORCH_DIST_METADATA = {
+    "sharded_backend": "torch_dist",
+    "sharded_backend_version": 1,
+    "common_backend": "torch",
+    "common_backend_version": 1,
+}
+"""``metadata.json`` of a Megatron-Core ``torch_dist`` checkpoint directory (``dist_checkpointing.save``)."""
+
+
+def checkpoint_tensors(stage: Stage) -> dict[str, torch.Tensor]:
+    """The tensors a ``torch_dist`` checkpoint of ``stage`` holds, by checkpoint key, each whole (tp = 1).
+
+    Read from Megatron's own ``sharded_state_dict()`` with its factories applied: the TE spec's
+    keys (the local spec remaps its norms), ``in_proj.weight`` split into ``.z .x .B .C .dt``,
+    ``conv1d.{weight,bias}`` into ``.x .B .C``, each layer's experts stacked on a leading axis
+    (``mlp.experts.experts.linear_fc1.weight``, (experts, ffn, hidden)).  TE's ``_extra_state``
+    objects are left out: the local spec has none to write.
+    """
+    from megatron.core.dist_checkpointing.dict_utils import nested_values
+    from megatron.core.dist_checkpointing.mapping import ShardedTensor, apply_factories
+
+    with cpu_build():
+        sharded = stage.model.sharded_state_dict()
+    apply_factories(sharded)
+    out: dict[str, torch.Tensor] = {}
+    for item in nested_values(sharded):
+        if not isinstance(item, ShardedTensor):
+            continue
+        whole = out.setdefault(item.key, torch.zeros(item.global_shape, dtype=item.data.dtype))
+        n = item.prepend_axis_num  # leading axes the local tensor does not have (the expert index)
+        index = tuple(slice(o, o + 1) for o in item.global_offset[:n]) + tuple(
+            slice(o, o + size) for o, size in zip(item.global_offset[n:], item.data.shape, strict=True)
+        )
+        whole[index] = item.data.detach().reshape(whole[index].shape)
+    return out
+
+
+def write_torch_dist(tensors: dict[str, torch.Tensor], directory: Path) -> None:
+    """A ``torch_dist`` checkpoint written by torch's own ``torch.distributed.checkpoint.save`` (no Megatron
+    code), plus the ``metadata.json`` and (empty) ``common.pt`` Megatron's loader reads beside it."""
+    import json
+
+    import torch.distributed.checkpoint as dcp
+
+    dcp.save(tensors, checkpoint_id=str(directory))
+    (directory / "metadata.json").write_text(json.dumps(TORCH_DIST_METADATA), encoding="utf-8")
+    torch.save({}, directory / "common.pt")
+
+
+def load_torch_dist(stage: Stage, directory: Path) -> None:
+    """Megatron-Core's ``dist_checkpointing.load`` of ``directory`` into ``stage``'s model.
+
+    ``StrictHandling.LOG_ALL``: the checkpoint has no ``_extra_state`` objects (see
+    ``checkpoint_tensors``), which Megatron then only logs; a tensor the checkpoint lacks is left out
+    of what the load returns, and the assertion below names it.
+    """
+    from megatron.core import dist_checkpointing
+    from megatron.core.dist_checkpointing.validation import StrictHandling
+
+    with cpu_build():
+        loaded = dist_checkpointing.load(
+            stage.model.sharded_state_dict(), str(directory), strict=StrictHandling.LOG_ALL
+        )
+    result = stage.model.load_state_dict(loaded, strict=False)
+    missing = [k for k in result.missing_keys if not k.endswith("._extra_state")]
+    assert not missing and not result.unexpected_keys, (missing, result.unexpected_keys)

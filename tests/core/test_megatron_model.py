@@ -356,3 +356,49 @@ def test_on_gpu_megatron_logits_with_its_own_kernels(pattern: str, sets: list[st
         want = reference(input_ids.cuda()).logits
     got = megatron.logits([stage], input_ids.cuda())
     assert torch.allclose(got, want, atol=1e-4, rtol=0), (got - want).abs().max()
+
+
+def test_a_torch_dist_checkpoint_written_by_torch_loads_into_megatron(tmp_path: Path) -> None:
+    """The checkpoint format a ``build --target megatron --weights`` writer has to produce, end to end.
+
+    patternc's torch model's random weights, converted to Megatron's names, are written as a
+    ``torch_dist`` checkpoint by torch's own DCP writer (keys and layout: ``checkpoint_tensors``;
+    Megatron's own saver calls ``torch.cuda.synchronize()``); Megatron-Core's ``dist_checkpointing.load``
+    reads it into a freshly built model, which then gives patternc's logits.
+    """
+    pattern = "MEM*E/*E"
+    argv = _written_command_line(pattern, 1, tmp_path / "m")
+    spec = _pattern_spec(pattern)
+    attention = spec.attention
+    assert attention is not None
+    reference = patternc_torch.torch_model(spec, device="cpu", dtype=torch.float32)
+    weights = _random_weights(reference, seed=7)
+    source = megatron.build([*argv, *megatron.FORWARD_RUN_FLAGS])
+    megatron.load(
+        source,
+        megatron.to_megatron(
+            weights,
+            source,
+            len(spec.pattern.mtp.flat),
+            heads=attention.num_heads,
+            kv_heads=attention.num_kv_heads,
+            gated_mlp=False,
+        ),
+    )
+    tensors = megatron.checkpoint_tensors(source)
+    assert "decoder.layers.0.mixer.in_proj.layer_norm_weight" in tensors  # the TE spec's key
+    assert {f"decoder.layers.0.mixer.in_proj.weight.{part}" for part in ("z", "x", "B", "C", "dt")} <= set(tensors)
+    experts = tensors["decoder.layers.1.mlp.experts.experts.linear_fc1.weight"]
+    assert torch.equal(experts, weights["backbone.layers.1.mixer.experts.up_proj"])  # transformers' own stacking
+    assert sum(t.numel() for t in tensors.values()) == _stats_total(pattern)
+    megatron.write_torch_dist(tensors, tmp_path / "ckpt")
+
+    target = megatron.build([*argv, *megatron.FORWARD_RUN_FLAGS])
+    megatron.load_torch_dist(target, tmp_path / "ckpt")
+    loaded, written = megatron.stored_tensors(target.model), megatron.stored_tensors(source.model)
+    assert all(torch.equal(loaded[k], written[k]) for k in written)
+    input_ids = torch.randint(0, spec.vocab_size, (1, 11), generator=torch.Generator().manual_seed(3))
+    reference.eval()
+    with torch.no_grad():
+        want = reference(input_ids).logits
+    assert torch.allclose(megatron.logits([target], input_ids), want, atol=1e-4, rtol=0)
