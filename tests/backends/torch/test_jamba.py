@@ -22,7 +22,7 @@ transformers = pytest.importorskip("transformers")
 
 from patternc_torch.io import load_weights  # noqa: E402
 
-from tests.backends.torch.test_lfm2 import check_family_parity, ids_for, pair  # noqa: E402
+from tests.backends.torch.test_lfm2 import check_family_parity, check_prompt_in_pieces, ids_for, pair  # noqa: E402
 from tests.backends.torch.test_qwen3_next import SETTINGS, TOL, VOCAB  # noqa: E402
 
 
@@ -101,3 +101,22 @@ def test_jamba_hub_names_load_strictly() -> None:
     ids = ids_for(3, 2, 10)
     with torch.no_grad():
         assert float((ours(ids).logits - hf(ids, use_cache=False).logits).abs().max()) <= TOL
+
+
+def test_jamba_prompt_in_pieces() -> None:
+    """Unlike transformers' reference scan, which restarts from a zero state, a second multi-token
+    prefill continues the Mamba-1 state."""
+    config = transformers.JambaConfig(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        intermediate_size=48,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        attn_layer_period=3,
+        attn_layer_offset=1,
+        num_experts=1,
+        mamba_d_state=8,
+        mamba_expand=2,
+    )
+    check_prompt_in_pieces(pair(transformers.JambaForCausalLM, config, 6)[1])

@@ -155,3 +155,30 @@ def lfm2_configs(draw: st.DrawFn) -> tuple[Any, int, dict[str, Any]]:
 def test_lfm2_parity(case: tuple[Any, int, dict[str, Any]]) -> None:
     config, seed, raw = case
     check_family_parity(transformers.Lfm2ForCausalLM, config, seed, config.layer_types, raw)
+
+
+def check_prompt_in_pieces(model: Any) -> None:
+    """A prompt fed in pieces (prefill, a second multi-token prefill on the state, then single tokens)
+    gives the full forward's logits: each piece starts from the state the previous one left."""
+    ids = ids_for(7, 2, 30)
+    with torch.no_grad():
+        full = model(ids).logits
+        state = model.new_state(2, 4)
+        pieces = [model(ids[:, :9], state=state).logits, model(ids[:, 9:22], state=state).logits]
+        pieces += [model(ids[:, i : i + 1], state=state).logits for i in range(22, 30)]
+    assert float((torch.cat(pieces, dim=1) - full).abs().max()) <= TOL
+
+
+def test_lfm2_prompt_in_pieces() -> None:
+    config = transformers.Lfm2Config(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        intermediate_size=48,
+        block_multiple_of=16,
+        num_hidden_layers=3,
+        layer_types=["conv", "full_attention", "conv"],
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        conv_bias=True,
+    )
+    check_prompt_in_pieces(pair(transformers.Lfm2ForCausalLM, config, 4)[1])
