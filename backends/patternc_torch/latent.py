@@ -266,8 +266,11 @@ class Indexer(nn.Module):
         return torch.matmul(weights.unsqueeze(-2), scores).squeeze(-2)
 
     def select(self, scores: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
-        """``allowed`` (b, t, keys) narrowed to each query's ``index_topk`` best-scoring allowed keys."""
-        scores = scores.masked_fill(~allowed, float("-inf"))
+        """``allowed`` (b, t, keys) narrowed to each query's ``index_topk`` best-scoring allowed keys.
+
+        The disallowed scores get the dtype's minimum added, as transformers' additive mask does, so that
+        top-k sees the same row (and breaks ties among equal scores the same way)."""
+        scores = scores + torch.zeros_like(scores).masked_fill_(~allowed, torch.finfo(scores.dtype).min)
         top = scores.topk(min(self.topk, scores.shape[-1]), dim=-1).indices
         chosen = torch.zeros_like(allowed).scatter_(-1, top, True)
         return allowed & chosen

@@ -202,10 +202,7 @@ SUPPORT: dict[str, KindSupport] = {
     LayerKind.MLP: KindSupport(f"{_KINDS}:MLP_KIND", _mlp),
     LayerKind.MOE: KindSupport(f"{_KINDS}:MOE_KIND", _moe),
     LayerKind.GATED_DELTANET: KindSupport("patternc_torch.deltanet:GATED_DELTANET_KIND", _gated_deltanet),
-    LayerKind.DSA: KindSupport(
-        refusal="no module for DeepSeek sparse attention (latent attention with a lightning indexer choosing "
-        "top-k keys, DeepSeek-V3.2) yet (the torch backend's new kinds are issue 15)"
-    ),
+    LayerKind.DSA: KindSupport("patternc_torch.latent:DSA_KIND", _sparse),
     LayerKind.MLA: KindSupport("patternc_torch.latent:MLA_KIND", _latent),
     LayerKind.SHORT_CONV: KindSupport("patternc_torch.shortconv:SHORT_CONV_KIND"),
     LayerKind.MAMBA1: KindSupport("patternc_torch.mamba1:MAMBA1_KIND", _mamba1),

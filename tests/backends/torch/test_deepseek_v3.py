@@ -133,9 +133,36 @@ def ids(seed: int, batch: int, seq: int) -> Any:
     return torch.randint(0, VOCAB, (batch, seq), generator=torch.Generator().manual_seed(seed))
 
 
-def check_parity(model_cls: Any, config: Any, seed: int, seq: int = 24) -> None:
+def cached_steps(hf: Any, tokens: Any, split: int, mask: Any = None) -> Any:
+    """transformers' own logits for ``tokens[:, :split]`` then one token at a time through its cache
+    (``mask``: left padding, with the positions ``generate`` passes)."""
+    positions = None if mask is None else (mask.cumsum(1) - 1).clamp(min=0)
+
+    def call(part: slice, cache: Any) -> Any:
+        return hf(
+            tokens[:, part],
+            attention_mask=None if mask is None else mask[:, : part.stop],
+            position_ids=None if positions is None else positions[:, part],
+            cache=cache,
+            use_cache=True,
+        )
+
+    out = call(slice(0, split), None)
+    logits, cache = [out.logits], out.past_key_values
+    for i in range(split, tokens.shape[1]):
+        out = call(slice(i, i + 1), cache)
+        logits.append(out.logits)
+        cache = out.past_key_values
+    return torch.cat(logits, dim=1)
+
+
+def check_parity(model_cls: Any, config: Any, seed: int, seq: int = 24, cached_reference: bool = False) -> None:
     """Full forward, step-by-step decoding through the compressed cache (the real decode path), a
-    left-padded batch (and its continuation token by token), greedy tokens: all as transformers'."""
+    left-padded batch (and its continuation token by token), greedy tokens: all as transformers'.
+
+    ``cached_reference``: the step-by-step logits are compared with transformers' own decoding through
+    its cache, not with its full forward (sparse attention: a top-k tie is broken one way in a row of
+    every key and another in a row of the cached ones, by transformers as by this backend)."""
     hf, ours, spec = pair(model_cls, config, seed)
     flat = spec.pattern.flat
     tokens = ids(seed, 2, seq)
@@ -149,6 +176,8 @@ def check_parity(model_cls: Any, config: Any, seed: int, seq: int = 24) -> None:
         steps = [ours(tokens[:, :split], state=state).logits]
         assert ours._can_step(state), "the one-token decode path must serve the steps"
         steps += [ours(tokens[:, i : i + 1], state=state).logits for i in range(split, seq)]
+        if cached_reference:
+            ref = cached_steps(hf, tokens, split)
         assert float((torch.cat(steps, dim=1) - ref).abs().max()) <= TOL, (flat, "step")
         assert state.kv == {} and sorted(state.latent) == [i for i, s in enumerate(flat) if s in "+D"]
 
@@ -164,6 +193,8 @@ def check_parity(model_cls: Any, config: Any, seed: int, seq: int = 24) -> None:
         state = ours.new_state(2, 4)
         ours(tokens[:, :-3], attention_mask=mask[:, :-3], state=state)
         tail = [ours(tokens[:, i : i + 1], state=state).logits for i in range(n - 3, n)]
+        if cached_reference:
+            ref = cached_steps(hf, tokens, n - 3, mask)
         assert float((torch.cat(tail, dim=1) - ref[:, -3:]).abs().max()) <= TOL, (flat, "padded decode")
 
         prompt = tokens[:1, :6]

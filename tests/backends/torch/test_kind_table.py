@@ -16,6 +16,7 @@ from patternc.api import analyze, parse  # noqa: E402
 from patternc.diagnostics import PatternError  # noqa: E402
 from patternc.kinds import KindDef, Role, kind_def, kinds, registered_kind  # noqa: E402
 from patternc.model import (  # noqa: E402
+    DsaSpec,
     GatedDeltaNetSpec,
     KdaSpec,
     LightningSpec,
@@ -53,6 +54,20 @@ FLAVOURS = {
         qk_rope_head_dim=8,
         v_head_dim=8,
         rope=RopeSpec(theta=10000.0),
+    ),
+    "dsa": DsaSpec(
+        mla=MlaSpec(
+            num_heads=4,
+            q_lora_rank=16,
+            kv_lora_rank=16,
+            qk_nope_head_dim=8,
+            qk_rope_head_dim=8,
+            v_head_dim=8,
+            rope=RopeSpec(theta=10000.0),
+        ),
+        index_n_heads=2,
+        index_head_dim=16,
+        index_topk=4,
     ),
 }
 """Hyper-parameters of the built kinds the bare-pattern preset (Nemotron-H's sizes) does not define."""

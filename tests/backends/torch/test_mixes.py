@@ -138,6 +138,13 @@ _JAMBA: dict[str, Any] = {
     "mamba_d_state": 8,
     "mamba_expand": 2,
 }
+_DEEPSEEK_V32: dict[str, Any] = _DEEPSEEK_V3 | {
+    "model_type": "deepseek_v32",
+    "index_n_heads": 16,
+    "index_head_dim": 16,
+    "index_topk": 5,  # below the mixes' lengths: the indexer's choice matters
+}
+"""The latent attention is ``_DEEPSEEK_V3``'s: ``+`` and ``D`` in one model share one RoPE table."""
 
 DONORS: dict[str, dict[str, Any]] = {
     "M": _NEMOTRON_H,
@@ -147,6 +154,7 @@ DONORS: dict[str, dict[str, Any]] = {
     "G": _QWEN3_NEXT,
     "K": _KIMI_LINEAR,
     "+": _DEEPSEEK_V3,
+    "D": _DEEPSEEK_V32,
     "C": _LFM2,
     "L": _MINIMAX,
     "S": _JAMBA,
