@@ -210,8 +210,10 @@ class Runnable(Backend, Protocol):
         """The backend's model object for ``source`` (a ModelSpec, a config dict, a file or directory)."""
         ...
 
-    def session(self, *, device: str | None, dtype: str | None) -> Session:
-        """A session on ``device`` (None: the backend's choice) in ``dtype``; bad ones raise ``PatternError``."""
+    def session(self, *, device: str | None, dtype: str | None, compile: bool | None = None) -> Session:
+        """A session on ``device`` (None: the backend's choice) in ``dtype``; bad ones raise ``PatternError``.
+        ``compile``: run the decode step compiled (the backend falls back to its eager step when it cannot;
+        None: the backend's default)."""
         ...
 
 

@@ -85,10 +85,10 @@ class TorchBackend:
     load = staticmethod(torch_model)
     """``patternc.torch_model``: the registry serves this function as the runnable backend's ``load``."""
 
-    def session(self, *, device: str | None, dtype: str | None) -> TorchSession:
+    def session(self, *, device: str | None, dtype: str | None, compile: bool | None = None) -> TorchSession:
         from patternc_torch.session import TorchSession
 
-        return TorchSession(device, dtype)
+        return TorchSession(device, dtype, compile=compile)
 
 
 backend = TorchBackend()

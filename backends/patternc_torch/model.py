@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -128,6 +128,8 @@ class HybridLM(nn.Module):
         self.register_buffer("rope_inv_freq", inv_freq, persistent=False)
         self._has_attention = any(by_symbol(layer.symbol).role is Role.ATTENTION for layer in self._all_layers())
         self._screened: ScreenedHead | None = None
+        self._compiled: Any = None
+        """The compiled decode step (``patternc_torch.compiled.CompiledDecode``), once asked for."""
         self.weights_from: str | None = None
         """The checkpoint directory ``torch_model`` loaded the weights from; None: initialised here."""
 
@@ -427,6 +429,7 @@ class HybridLM(nn.Module):
         generator: torch.Generator | None = None,
         screen_head: bool = True,
         on_token: Callable[[int], None] | None = None,
+        compile: bool | None = None,
     ) -> torch.Tensor:
         """Prompt + up to ``max_new_tokens`` ids (b, t + new); greedy unless ``do_sample``.
 
@@ -441,6 +444,10 @@ class HybridLM(nn.Module):
         ``on_token(n)`` is called each time the n-th new token of every row has been picked (the first
         right after the prompt's forward pass), so that a caller can time the prompt and the decode
         steps apart (``patternc run`` reports tokens per second); it must not touch the model.
+
+        ``compile=True`` runs the decode steps through ``torch.compile`` (``patternc_torch.compiled``:
+        the same arithmetic, checked against the eager step once, falling back to it with a
+        ``RuntimeWarning`` when it cannot compile); None takes ``compiled.DEFAULT`` (eager).
         """
         embeddings = self.backbone.embeddings.weight
         check_input(input_ids, attention_mask, embeddings.shape[0], embeddings)
@@ -454,6 +461,10 @@ class HybridLM(nn.Module):
         done = torch.zeros(b, dtype=torch.bool, device=input_ids.device)
         fast = self._can_step(state)
         plan = self._decode_plan() if fast else None
+        if plan is not None and max_new_tokens > 1 and (compile if compile is not None else _compile_default()):
+            from patternc_torch.compiled import compiled_plan
+
+            plan = compiled_plan(self, plan, state)
         screen = self._screen() if plan is not None and not do_sample and screen_head and max_new_tokens > 1 else None
         picked: torch.Tensor | None = None
         for step in range(max_new_tokens):
@@ -476,6 +487,12 @@ class HybridLM(nn.Module):
             else:
                 out = self(nxt.unsqueeze(1), state=state, logits_to_keep=1)
         return torch.cat(tokens, dim=1)
+
+
+def _compile_default() -> bool:
+    from patternc_torch.compiled import DEFAULT
+
+    return DEFAULT
 
 
 def _pick(

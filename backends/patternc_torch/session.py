@@ -28,12 +28,14 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 class TorchSession:
     """One ``patternc run``: the device chosen at once, then ``open`` (model and tokenizer), then ``generate``."""
 
-    def __init__(self, device: str | None, dtype: str | None) -> None:
-        """``device`` None: cuda when this torch sees one, else cpu.  The meta device computes nothing: P407."""
+    def __init__(self, device: str | None, dtype: str | None, *, compile: bool | None = None) -> None:
+        """``device`` None: cuda when this torch sees one, else cpu.  The meta device computes nothing: P407.
+        ``compile``: ``HybridLM.generate``'s (the compiled decode step, ``patternc_torch.compiled``)."""
         self._device = device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")
         if model_device(self._device) == torch.device("meta"):
             raise invalid("`run` computes, and the meta device holds no values", help="use --device cpu or cuda")
         self._dtype = dtype
+        self._compile = compile
         self._model: HybridLM | None = None
         self._tokenizer: Any = None
 
@@ -110,6 +112,7 @@ class TorchSession:
             eos_token_id=eos,
             generator=generator,
             on_token=on_token,
+            compile=self._compile,
         )
         return [out[i, width:].tolist() for i in range(len(rows))]
 

@@ -89,6 +89,15 @@ def run(
         str | None, typer.Option("--device", help="cpu, cuda, cuda:1… (default: cuda when available, else cpu)")
     ] = None,
     dtype: Annotated[str | None, typer.Option("--dtype", help="float32, bfloat16 or float16.")] = None,
+    compile: Annotated[
+        bool | None,
+        typer.Option(
+            "--compile/--no-compile",
+            help="Decode with the compiled step (torch.compile; falls back to the eager step when it cannot). "
+            "Default: the backend's (eager).",
+            show_default=False,
+        ),
+    ] = None,
     full: Annotated[bool, typer.Option("--full", help="Print the prompt too.")] = False,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print one JSON object (schema run-output): ids, text, timings.")
@@ -122,7 +131,7 @@ def run(
 
     report = RunReport(model, json_output, quiet)
     try:  # the torch backend, through the registry; every refusal is a PatternError with codes
-        session = runnable("torch").session(device=device, dtype=dtypes[dtype] if dtype else None)
+        session = runnable("torch").session(device=device, dtype=dtypes[dtype] if dtype else None, compile=compile)
         loaded: Any = _bare_pattern(model)  # sized as `build` and `stats` size it, or None for a model
         session.open(
             model if loaded is None else loaded,
