@@ -282,8 +282,11 @@ def _paired(tensors: dict[str, torch.Tensor], spec: ModelSpec) -> dict[str, torc
             out["backbone.norm_f.weight"] = tensor
             continue
         mtp = _qwen_mtp_name(name, spec) or _ling_mtp_name(name, spec, len(pairs))
+        if mtp is None:
+            mtp = _deepseek_mtp_name(name, spec, len(pairs))
         if mtp is not None:
-            out[mtp] = tensor
+            if mtp != SHARED_COPY:
+                out[mtp] = tensor
             continue
         match = layer_name.match(name)
         if not match or int(match.group(1)) >= len(pairs):
@@ -404,6 +407,53 @@ def _ling_mtp_name(name: str, spec: ModelSpec, main_layers: int) -> str | None:
     if part == "post_attention_layernorm":
         return f"mtp.layers.{first + ffn}.norm.{rest}"
     if part == "mlp":
+        return f"mtp.layers.{first + ffn}.mixer.{rest}"
+    return None
+
+
+SHARED_COPY = ""
+"""``_deepseek_mtp_name``'s answer for a tensor that repeats one of the model's own (not read)."""
+_DEEPSEEK_MTP_OWN = {
+    "enorm.weight": (True, "enorm.weight"),
+    "hnorm.weight": (True, "hnorm.weight"),
+    "eh_proj.weight": (True, "eh_proj.weight"),
+    "shared_head.norm.weight": (False, "final_layernorm.weight"),
+}
+"""A DeepSeek MTP depth's own tensors -> (on the depth's first layer, else its last; the backend's name)."""
+
+
+def _deepseek_mtp_name(name: str, spec: ModelSpec, main_layers: int) -> str | None:
+    """DeepSeek-V3 / V3.2's released MTP depths -> the backend's MTP layers, ``SHARED_COPY``, or None.
+
+    The hub checkpoints store depth ``d`` as decoder layer ``num_hidden_layers + d``: the latent
+    attention and its FFN under the decoder layer's names, ``enorm``, ``hnorm``, ``eh_proj``, the final
+    ``shared_head.norm``, and copies of the embedding and the head (``embed_tokens``,
+    ``shared_head.head``: the model's own tensors again, DeepSeek's MTP shares them, so they are not
+    read).  transformers drops the whole layer (``_keys_to_ignore_on_load_unexpected``).  Only for a
+    latent-attention model without KDA layers (Ling's depths, named otherwise, are ``_ling_mtp_name``'s)."""
+    block = spec.pattern.mtp
+    match = _LING_MTP_DECODER.match(name)
+    if block is None or spec.kda is not None or (spec.mla is None and spec.dsa is None) or not match:
+        return None
+    depth = int(match.group(1)) - main_layers
+    pairs, _ = pair_layers(block.flat, "mtp")
+    if not 0 <= depth < block.depths or len(pairs) != 1:
+        return None
+    mixer, ffn = pairs[0]
+    first, size = depth * len(block.layers), len(block.layers)
+    part, rest = match.group(2), match.group(3)
+    own = _DEEPSEEK_MTP_OWN.get(f"{part}.{rest}")
+    if own is not None:
+        return f"mtp.layers.{first if own[0] else first + size - 1}.{own[1]}"
+    if f"{part}.{rest}" in ("embed_tokens.weight", "shared_head.head.weight"):
+        return SHARED_COPY
+    if part == "self_attn":
+        return f"mtp.layers.{first + mixer}.mixer.{rest}"
+    if part == "input_layernorm":
+        return f"mtp.layers.{first + mixer}.norm.{rest}"
+    if ffn is not None and part == "post_attention_layernorm":
+        return f"mtp.layers.{first + ffn}.norm.{rest}"
+    if ffn is not None and part == "mlp":
         return f"mtp.layers.{first + ffn}.mixer.{rest}"
     return None
 

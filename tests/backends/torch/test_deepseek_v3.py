@@ -296,3 +296,80 @@ def test_released_per_expert_names_load_strictly() -> None:
     load_weights(b, hub, "<hub>")
     for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
         assert torch.equal(x, y), name
+
+
+def test_released_mtp_layer_loads_strictly(tmp_path: Any) -> None:
+    """The hub's MTP depth is decoder layer ``num_hidden_layers`` (``enorm``, ``hnorm``, ``eh_proj``, the
+    layer's attention and MoE, ``shared_head.norm``, and copies of the embedding and the head): it loads
+    into the backend's MTP block tensor for tensor, from a state dict and from a checkpoint directory,
+    the copies not read; transformers' names for the main layers load beside it."""
+    from safetensors.torch import save_file
+
+    import patternc
+
+    config = transformers.DeepseekV3Config(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        intermediate_size=48,
+        moe_intermediate_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        n_routed_experts=4,
+        n_group=2,
+        topk_group=1,
+        num_experts_per_tok=2,
+        first_k_dense_replace=1,
+        kv_lora_rank=16,
+        q_lora_rank=12,
+        qk_rope_head_dim=8,
+        qk_nope_head_dim=8,
+        v_head_dim=8,
+        num_mtp_layers=1,
+    )
+    reading = read_config(config.to_dict())
+    assert reading.spec is not None and reading.spec.pattern.mtp is not None
+    model = build(reading.spec)
+    model.init_weights(seed=5, std=0.3)
+    ours = model.state_dict()
+    hf = transformers.DeepseekV3ForCausalLM(config)
+    main = {name: torch.randn(t.shape) for name, t in hf.state_dict().items()}
+    own = {
+        "enorm.weight": "enorm.weight",
+        "hnorm.weight": "hnorm.weight",
+        "eh_proj.weight": "eh_proj.weight",
+        "final_layernorm.weight": "shared_head.norm.weight",
+    }
+    hub: dict[str, Any] = {
+        "model.layers.2.embed_tokens.weight": main["model.embed_tokens.weight"].clone(),
+        "model.layers.2.shared_head.head.weight": main["lm_head.weight"].clone(),
+    }
+    for name, tensor in ours.items():
+        if not name.startswith("mtp."):
+            continue
+        j, rest = int(name.split(".")[2]), ".".join(name.split(".")[3:])
+        if rest in own:
+            hub[f"model.layers.2.{own[rest]}"] = tensor
+        elif rest == "norm.weight":
+            hub[f"model.layers.2.{'input_layernorm' if j == 0 else 'post_attention_layernorm'}.weight"] = tensor
+        elif j == 0:
+            hub[f"model.layers.2.self_attn.{rest.removeprefix('mixer.')}"] = tensor
+        elif rest == "mixer.experts.gate_up_proj":
+            for e, per in enumerate(tensor):
+                gate, up = per.chunk(2, dim=0)
+                hub[f"model.layers.2.mlp.experts.{e}.gate_proj.weight"] = gate
+                hub[f"model.layers.2.mlp.experts.{e}.up_proj.weight"] = up
+        elif rest == "mixer.experts.down_proj":
+            for e, per in enumerate(tensor):
+                hub[f"model.layers.2.mlp.experts.{e}.down_proj.weight"] = per
+        else:
+            hub[f"model.layers.2.mlp.{rest.removeprefix('mixer.')}"] = tensor
+    fresh = build(reading.spec)
+    load_weights(fresh, main | hub, "<hub>")
+    loaded = fresh.state_dict()
+    assert all(torch.equal(loaded[name], t) for name, t in ours.items() if name.startswith("mtp."))
+    assert torch.equal(loaded["backbone.layers.3.mixer.gate.weight"], main["model.layers.1.mlp.gate.weight"])
+    (tmp_path / "config.json").write_text(config.to_json_string(), encoding="utf-8")
+    save_file({name: t.contiguous() for name, t in (main | hub).items()}, str(tmp_path / "model.safetensors"))
+    from_disk = patternc.torch_model(str(tmp_path)).state_dict()
+    assert all(torch.equal(from_disk[name], t) for name, t in loaded.items())
