@@ -101,6 +101,10 @@ def mamba_step(mixer: Mamba2Mixer) -> StepFn:
     A = -torch.exp(_f32(mixer.A_log))
     D = _f32(mixer.D).view(h, 1)
     gate_norm = mixer.norm
+    if gate_norm is None or gate_norm.before_gate or mixer.in_scales is not None:
+        # Falcon-H1's flavours (no norm, the norm before the gate, the µP vector): the module's own
+        # arithmetic, its states updated in place as below
+        return _mixer_step(mixer)
     group = gate_norm.group_size
     gate_w = _f32(gate_norm.weight)
     gate_eps = _scalar(gate_norm.eps, gate_w.device)
@@ -142,6 +146,17 @@ def mamba_step(mixer: Mamba2Mixer) -> StepFn:
     return step
 
 
+def _mixer_step(mixer: Mamba2Mixer) -> StepFn:
+    """``Mamba2Mixer.step`` as a decode closure (``A`` computed once)."""
+    index = mixer.index
+    A = -torch.exp(_f32(mixer.A_log))
+
+    def step(x: torch.Tensor, state: InferenceState, start: int, rope: Rope | None) -> torch.Tensor:
+        return mixer.step(x, state.conv[index], state.ssm[index], A)
+
+    return step
+
+
 def attention_step(attn: Attention) -> StepFn:
     index = attn.index
     heads, kv_heads, hd = attn.heads, attn.kv_heads, attn.head_dim
@@ -149,7 +164,7 @@ def attention_step(attn: Attention) -> StepFn:
     q_proj, k_proj, v_proj, o_proj = dense(attn.q_proj), dense(attn.k_proj), dense(attn.v_proj), dense(attn.o_proj)
     scale = attn.scale
     gqa = kv_heads != heads
-    plain = not attn.output_gate and attn.q_norm is None and attn.k_norm is None
+    plain = not attn.output_gate and attn.q_norm is None and attn.k_norm is None and attn.key_multiplier == 1.0
     window = attn.sliding_window
 
     def step(x: torch.Tensor, state: InferenceState, start: int, rope: Rope | None) -> torch.Tensor:
@@ -158,7 +173,7 @@ def attention_step(attn: Attention) -> StepFn:
         if plain:
             q = q_proj(x).view(b, heads, 1, hd)
             k = k_proj(x).view(b, kv_heads, 1, hd)
-        else:  # q/k norms, gated output: the module's own projections (Qwen3-Next)
+        else:  # q/k norms, gated output, key multiplier: the module's own projections (Qwen3-Next, Falcon-H1)
             q_heads, gate = attn.queries(x)
             q = q_heads.view(b, heads, 1, hd)
             k = attn.keys(x).view(b, kv_heads, 1, hd)
@@ -189,6 +204,13 @@ def attention_step(attn: Attention) -> StepFn:
 def mlp_step(mlp: MLP) -> StepFn:
     up, down = dense(mlp.up_proj), dense(mlp.down_proj)
     act = mlp.act
+    if mlp.gated and mlp.multipliers != (1.0, 1.0):  # Falcon-H1's µP multipliers: the module's own arithmetic
+
+        def scaled(x: torch.Tensor, state: InferenceState, start: int, rope: Rope | None) -> torch.Tensor:
+            out: torch.Tensor = mlp(x)
+            return out
+
+        return scaled
     if mlp.gated:
         gate = dense(mlp.gate_proj)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import cast
+from typing import Protocol, cast, runtime_checkable
 
 from torch import nn
 
@@ -48,7 +48,10 @@ def _attention(spec: ModelSpec, index: int) -> nn.Module | None:
 
 def _mlp(spec: ModelSpec, index: int) -> nn.Module | None:
     m = spec.mlp
-    return None if m is None else MLP(spec.hidden_size, m.intermediate_size, m.activation, m.gated, m.bias)
+    if m is None:
+        return None
+    multipliers = spec.mup.mlp if spec.mup is not None and m.gated else (1.0, 1.0)  # Falcon-H1's µP
+    return MLP(spec.hidden_size, m.intermediate_size, m.activation, m.gated, m.bias, multipliers)
 
 
 def _moe(spec: ModelSpec, index: int) -> nn.Module | None:
@@ -83,11 +86,31 @@ def build_mixer(spec: ModelSpec, symbol: str, index: int) -> nn.Module:
     return mixer
 
 
+@runtime_checkable
+class PlansOwnStep(Protocol):
+    """A block variant that plans its own decode step (a parallel layer, ``patternc_torch.parallel``:
+    one step per branch, summed), instead of one kind's step inside the block's norm and residual."""
+
+    def decode_step(self) -> StepFn: ...
+
+    def decode_ready(self, state: InferenceState) -> bool: ...
+
+
 def decode_steps(layers: list[Block]) -> list[StepFn]:
     """One decode closure per layer: its kind's step, inside the block's norm and residual."""
-    return [block_step(block, torch_kind(block.symbol).step(block.mixer)) for block in layers]
+    return [
+        block.decode_step()
+        if isinstance(block, PlansOwnStep)
+        else block_step(block, torch_kind(block.symbol).step(block.mixer))
+        for block in layers
+    ]
 
 
 def ready(layers: list[Block], state: InferenceState) -> bool:
     """Whether ``state`` holds what every layer's step reads."""
-    return all(torch_kind(block.symbol).ready(block.mixer, state) for block in layers)
+    return all(
+        block.decode_ready(state)
+        if isinstance(block, PlansOwnStep)
+        else torch_kind(block.symbol).ready(block.mixer, state)
+        for block in layers
+    )

@@ -76,6 +76,14 @@ def _scalar(value: float, device: torch.device) -> torch.Tensor:
     return torch.tensor(value, dtype=torch.float32, device=device)
 
 
+@functools.cache
+def _sections(sizes: tuple[int, ...], factors: tuple[float, ...], device: torch.device) -> torch.Tensor:
+    """A float32 vector of ``factors[i]`` repeated ``sizes[i]`` times (Falcon-H1's ``mup_vector``),
+    computed once: it is a constant of the config, not a weight (never in a checkpoint)."""
+    parts = [torch.full((n,), f, dtype=torch.float32, device="cpu") for n, f in zip(sizes, factors, strict=True)]
+    return torch.cat(parts).to(device)
+
+
 def _inv_rms(h: torch.Tensor, eps: float) -> torch.Tensor:
     """``rsqrt(mean(h**2, -1) + eps)`` (keepdim) for float32 ``h``, in three kernels (this runs per layer per token)."""
     norm = torch.linalg.vector_norm(h, dim=-1, keepdim=True)
@@ -109,22 +117,26 @@ class RMSNorm(nn.Module):
 
 
 class GatedRMSNorm(nn.Module):
-    """Mamba2's output norm: ``rmsnorm_per_group(y * silu(z)) * weight`` (norm after the gate)."""
+    """Mamba2's output norm: ``rmsnorm_per_group(y * silu(z)) * weight`` (norm after the gate), or with
+    ``before_gate`` (Falcon-H1's ``mamba_norm_before_gate``) ``rmsnorm_per_group(y) * weight * silu(z)``."""
 
-    def __init__(self, size: int, group_size: int, eps: float) -> None:
+    def __init__(self, size: int, group_size: int, eps: float, before_gate: bool = False) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.ones(size))
         self.group_size = group_size
         self.eps = eps
+        self.before_gate = before_gate
 
     def forward(self, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        h = _f32(y) * F.silu(_f32(z))
+        h = _f32(y) if self.before_gate else _f32(y) * F.silu(_f32(z))
         shape = h.shape
         if self.group_size == shape[-1]:
-            return _f32(self.weight) * (h * _inv_rms(h, self.eps))
-        grouped = h.view(*shape[:-1], shape[-1] // self.group_size, self.group_size)
-        grouped = grouped * _inv_rms(grouped, self.eps)
-        return _f32(self.weight) * grouped.view(shape)
+            out = _f32(self.weight) * (h * _inv_rms(h, self.eps))
+        else:
+            grouped = h.view(*shape[:-1], shape[-1] // self.group_size, self.group_size)
+            grouped = grouped * _inv_rms(grouped, self.eps)
+            out = _f32(self.weight) * grouped.view(shape)
+        return out * F.silu(_f32(z)) if self.before_gate else out
 
 
 # -- attention -----------------------------------------------------------------------------------
@@ -177,6 +189,8 @@ class Attention(nn.Module):
         self.sliding_window = spec.sliding_window
         """Each query sees the last ``sliding_window`` positions, its own included (``HybridLM._context``
         masks them; the decode step reads only those keys); None: every earlier position."""
+        self.key_multiplier = 1.0
+        """Falcon-H1's µP ``key_multiplier`` (the keys times it before RoPE), set by ``patternc_torch.parallel``."""
         self.q_norm: RMSNorm | None = None
         self.k_norm: RMSNorm | None = None
         if spec.qk_norm:
@@ -198,6 +212,8 @@ class Attention(nn.Module):
     def keys(self, x: torch.Tensor) -> torch.Tensor:
         """x (..., hidden) -> keys (..., kv_heads, head_dim), normed."""
         k = self.k_proj(x).view(*x.shape[:-1], self.kv_heads, self.head_dim)
+        if self.key_multiplier != 1.0:
+            k = k * self.key_multiplier
         return k if self.k_norm is None else self.k_norm(k)
 
     def forward(self, x: torch.Tensor, ctx: Context) -> torch.Tensor:
@@ -234,7 +250,12 @@ class Attention(nn.Module):
 
 
 class Mamba2Mixer(nn.Module):
-    """in_proj -> causal depthwise conv -> SSD scan -> gated RMSNorm -> out_proj."""
+    """in_proj -> causal depthwise conv -> SSD scan -> gated RMSNorm -> out_proj.
+
+    Falcon-H1's flavours: no norm (``gated_norm`` off: ``y * silu(z)``), the norm before the gate,
+    an ``out_proj`` bias of its own; in a parallel layer its µP ``mup_vector`` (``in_scales``, one
+    factor per section z, x, B, C, dt of ``in_proj``'s output, set by ``patternc_torch.parallel``).
+    """
 
     def __init__(self, spec: MambaSpec, hidden: int, eps: float, index: int) -> None:
         super().__init__()
@@ -260,8 +281,23 @@ class Mamba2Mixer(nn.Module):
         self.dt_bias = nn.Parameter(torch.ones(self.heads))
         self.A_log = nn.Parameter(torch.zeros(self.heads))
         self.D = nn.Parameter(torch.ones(self.heads))
-        self.norm = GatedRMSNorm(self.inner, spec.norm_group_size, eps)
-        self.out_proj = nn.Linear(self.inner, hidden, bias=spec.proj_bias)
+        self.norm: GatedRMSNorm | None = (
+            GatedRMSNorm(self.inner, spec.norm_group_size, eps, spec.norm_before_gate) if spec.gated_norm else None
+        )
+        self.out_proj = nn.Linear(self.inner, hidden, bias=spec.out_bias)
+        self.in_scales: tuple[float, float, float, float, float] | None = None
+        """Factors of ``in_proj``'s output sections (z, x, B, C, dt); None: all 1."""
+
+    def scale_projection(self, projected: torch.Tensor) -> torch.Tensor:
+        """``in_proj``'s output times the µP vector (``FalconH1Mixer.mup_vector``), when there is one."""
+        if self.in_scales is None:
+            return projected
+        sizes = (self.inner, self.inner, self.groups * self.state_size, self.groups * self.state_size, self.heads)
+        return projected * _sections(sizes, self.in_scales, projected.device)
+
+    def gate(self, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """The scan output gated by ``z``: the gated RMSNorm, or ``y * silu(z)`` without a norm."""
+        return y * F.silu(z) if self.norm is None else self.norm(y, z)
 
     def _dt(self, dt: torch.Tensor) -> torch.Tensor:
         dt = F.softplus(dt.to(torch.float32) + self.dt_bias.to(torch.float32))
@@ -279,16 +315,16 @@ class Mamba2Mixer(nn.Module):
         state = ctx.state
         if state is not None and t == 1 and mask is None and self.index in state.ssm:
             return self.step(x.view(b, -1), state.conv[self.index], state.ssm[self.index], A).view(b, 1, -1)
-        z, xbc, dt = self.in_proj(x).split([self.inner, self.conv_dim, self.heads], dim=-1)
+        z, xbc, dt = self.scale_projection(self.in_proj(x)).split([self.inner, self.conv_dim, self.heads], dim=-1)
         y = self._prefill(xbc, dt, A, mask, state, b, t)
-        out = self.norm(y, z)
+        out = self.gate(y, z)
         return self.out_proj(out.to(x.dtype))
 
     def step(self, x: torch.Tensor, conv_state: torch.Tensor, ssm_state: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
         """One position of every row, x (b, hidden) -> (b, hidden); updates both states in place."""
         b = x.shape[0]
         h, p, g, n = self.heads, self.head_dim, self.groups, self.state_size
-        z, xbc, dt = F.linear(x, self.in_proj.weight, self.in_proj.bias).split(
+        z, xbc, dt = self.scale_projection(F.linear(x, self.in_proj.weight, self.in_proj.bias)).split(
             [self.inner, self.conv_dim, self.heads], dim=-1
         )
         xbc = self.act(causal_conv_step(xbc, self.conv1d.weight, self.conv1d.bias, conv_state))
@@ -296,7 +332,7 @@ class Mamba2Mixer(nn.Module):
         if B.dtype != torch.float32:
             B, C = B.float(), C.float()
         y = ssd_step(ssm_state, xs.view(b, h, p), self._dt(dt), A, B.view(b, g, n), C.view(b, g, n), self.D)
-        out = self.norm(y.view(b, self.inner), z)
+        out = self.gate(y.view(b, self.inner), z)
         return F.linear(out.to(x.dtype), self.out_proj.weight, self.out_proj.bias)
 
     def _prefill(
@@ -377,11 +413,21 @@ class Mamba2Mixer(nn.Module):
 
 
 class MLP(nn.Module):
-    """``down(act(up(x)))`` or, gated, ``down(act(gate(x)) * up(x))``."""
+    """``down(act(up(x)))`` or, gated, ``down(act(gate(x)) * up(x))``; Falcon-H1's µP ``multipliers``
+    scale the gate projection's output and the MLP's output (``down(act(gate(x) * m0) * up(x)) * m1``)."""
 
-    def __init__(self, hidden: int, intermediate: int, activation: str, gated: bool, bias: bool) -> None:
+    def __init__(
+        self,
+        hidden: int,
+        intermediate: int,
+        activation: str,
+        gated: bool,
+        bias: bool,
+        multipliers: tuple[float, float] = (1.0, 1.0),
+    ) -> None:
         super().__init__()
         self.gated = gated
+        self.multipliers = multipliers
         if gated:
             self.gate_proj = nn.Linear(hidden, intermediate, bias=bias)
         self.up_proj = nn.Linear(hidden, intermediate, bias=bias)
@@ -389,6 +435,9 @@ class MLP(nn.Module):
         self.act = ACTIVATIONS[activation]
 
     def forward(self, x: torch.Tensor, ctx: Context | None = None) -> torch.Tensor:
+        if self.gated and self.multipliers != (1.0, 1.0):  # FalconH1MLP's order of operations
+            gate, out = self.multipliers
+            return self.down_proj(self.up_proj(x) * self.act(self.gate_proj(x) * gate)) * out
         if self.gated:
             return self.down_proj(self.act(self.gate_proj(x)) * self.up_proj(x))
         return self.down_proj(self.act(self.up_proj(x)))
@@ -547,6 +596,8 @@ class Block(nn.Module):
     ) -> None:
         super().__init__()
         self.symbol = symbol
+        self.symbols: tuple[str, ...] = (symbol,)
+        """Every mixer's symbol (a parallel layer has several: ``patternc_torch.parallel``)."""
         self.norm = RMSNorm(hidden, eps, unit_offset)
         self.mixer = mixer
         self.residual_multiplier = residual_multiplier

@@ -25,6 +25,7 @@ from patternc_torch.layers import (
     rope_tables,
 )
 from patternc_torch.lightning import ScaledResidualBlock
+from patternc_torch.parallel import ParallelBlock
 from patternc_torch.state import InferenceState
 
 FP32_PARAMETERS = ("A_log", "D", "dt_bias", "gate.weight", "gate.e_score_correction_bias")
@@ -51,7 +52,9 @@ class _Stack(nn.Module):
         self.embeddings = nn.Embedding(
             spec.vocab_size, spec.hidden_size, _weight=torch.empty(spec.vocab_size, spec.hidden_size)
         )
-        self.layers = nn.ModuleList(build_layer(spec, layer.symbol, layer.index) for layer in spec.pattern.layers)
+        self.layers = nn.ModuleList(
+            build_layer(spec, layer.symbol, layer.index, layer.parallel) for layer in spec.pattern.layers
+        )
         self.norm_f = RMSNorm(spec.hidden_size, spec.norm.eps, spec.norm.unit_offset)
 
 
@@ -107,7 +110,10 @@ def _rope(spec: ModelSpec) -> tuple[torch.Tensor | None, float]:
     return (None, 1.0) if latent is None else latent
 
 
-def build_layer(spec: ModelSpec, symbol: str, index: int) -> Block:
+def build_layer(spec: ModelSpec, symbol: str, index: int, parallel: tuple[str, ...] = ()) -> Block:
+    """Layer ``index``: ``symbol``'s mixer in a ``Block``; ``parallel``: the kinds beside it (``Layer.parallel``)."""
+    if parallel:  # `[*M]` (Falcon-H1): the branches summed into one residual add, a Block variant of its own
+        return ParallelBlock(spec, symbol, parallel, index)
     mixer = build_mixer(spec, symbol, index)
     if spec.scaled_residual is not None:  # MiniMax: alpha * norm(x) + beta * f(norm(x)) (patternc_torch.lightning)
         return ScaledResidualBlock(symbol, mixer, spec)
@@ -126,7 +132,9 @@ class HybridLM(nn.Module):
         self.mtp = _Mtp(spec, spec.pattern.num_layers) if spec.pattern.mtp is not None else None
         inv_freq, self.rope_factor = _rope(spec)
         self.register_buffer("rope_inv_freq", inv_freq, persistent=False)
-        self._has_attention = any(by_symbol(layer.symbol).role is Role.ATTENTION for layer in self._all_layers())
+        self._has_attention = any(
+            by_symbol(symbol).role is Role.ATTENTION for layer in self._all_layers() for symbol in layer.symbols
+        )
         self._screened: ScreenedHead | None = None
         self._compiled: Any = None
         """The compiled decode step (``patternc_torch.compiled.CompiledDecode``), once asked for."""
@@ -373,7 +381,7 @@ class HybridLM(nn.Module):
 
     def _screen(self) -> ScreenedHead | None:
         """The int8 screen of the head for exact greedy picks (see ``patternc_torch.greedy``), cached."""
-        if self.spec.logits_scaling <= 0:  # a non-positive divisor would reorder the logits
+        if self.spec.logits_scaling <= 0 or self._lm_head_multiplier() <= 0:  # would reorder the logits
             return None
         self._screened = screened_head(self.lm_head.weight, self._screened)
         return self._screened
@@ -384,7 +392,13 @@ class HybridLM(nn.Module):
             logits = logits.float()
         if self.spec.logits_scaling != 1.0:
             logits = logits / self.spec.logits_scaling
+        if self._lm_head_multiplier() != 1.0:
+            logits = logits * self._lm_head_multiplier()
         return logits
+
+    def _lm_head_multiplier(self) -> float:
+        """Falcon-H1's µP ``lm_head_multiplier`` (the logits times it); 1.0 without µP."""
+        return 1.0 if self.spec.mup is None else self.spec.mup.lm_head
 
     def _mtp(self, input_ids: torch.Tensor, hidden: torch.Tensor, ctx: Context) -> list[torch.Tensor]:
         """DeepSeek-V3-style MTP: depth k fuses the embedding of token i + k with the previous depth's state."""

@@ -249,22 +249,12 @@ def unsupported(spec: ModelSpec) -> list[Diagnostic]:
 
 
 def _falcon_h1(spec: ModelSpec) -> Iterator[Diagnostic]:
-    """Falcon-H1's parallel layers, µP multipliers and Mamba2 flavour (issue 15 builds them)."""
-    pattern = spec.pattern
-    if pattern.has_parallel:
-        first = next(
-            layer for layer in (*pattern.layers, *(pattern.mtp.layers if pattern.mtp else ())) if layer.parallel
-        )
+    """Falcon-H1's parallel layers are built in the main stack (``patternc_torch.parallel``), its µP
+    multipliers and Mamba2 flavours everywhere; an MTP block's layers are built one mixer each."""
+    mtp = spec.pattern.mtp
+    first = next((layer for layer in mtp.layers if layer.parallel), None) if mtp is not None else None
+    if first is not None:
         yield _refuse(
-            f"parallel layers (`{first.spelling}`, Falcon-H1)",
-            "its decoder runs one mixer per residual block; the sum of parallel branches is not implemented",
-            help="build the model with transformers (`patternc build --target falcon_h1`)",
-        )
-    if spec.mup is not None:
-        yield _refuse("µP multipliers (Falcon-H1)", "the branch, key, MLP and `in_proj` scales are not implemented")
-    m = spec.mamba
-    if m is not None and (not m.gated_norm or m.norm_before_gate or m.out_proj_bias is not None):
-        yield _refuse(
-            "this Mamba2 flavour",
-            "only the gated RMSNorm after the gate, with one bias setting for both projections, is implemented",
+            f"parallel layers in the MTP block (`{first.spelling}`)",
+            "the MTP block's layers run one mixer each (the main stack's parallel layers are built)",
         )

@@ -299,7 +299,7 @@ def _paired(tensors: dict[str, torch.Tensor], spec: ModelSpec) -> dict[str, torc
             if lightning and rest in DERIVED_BUFFERS:
                 continue  # MiniMax's slopes and decays: recomputed from the layer's place, not weights
             rest = _LFM2_ATTENTION.get(rest, rest) if part == "self_attn" and not lightning else rest
-            out[f"backbone.layers.{mixer}.mixer.{rest}"] = tensor
+            out[f"backbone.layers.{mixer}.{_branch(spec, mixer, part)}.{rest}"] = tensor
         elif part in ("input_layernorm", "operator_norm") and rest == "weight":
             out[f"backbone.layers.{mixer}.norm.weight"] = tensor
         elif ffn is None:
@@ -366,6 +366,19 @@ def _feed_forward_name(rest: str) -> str:
     if match:
         return f"{match.group(1)}{_LFM2_PROJ[match.group(2)]}.weight"
     return _FEED_FORWARD.get(rest, rest)
+
+
+_PART_KINDS = {"mamba": LayerKind.MAMBA2, "self_attn": LayerKind.ATTENTION, "linear_attn": LayerKind.GATED_DELTANET}
+
+
+def _branch(spec: ModelSpec, index: int, part: str) -> str:
+    """Where a decoder layer's mixer ``part`` lives in backbone layer ``index``: ``mixer``, or in a parallel
+    layer the branch of its kind (Falcon-H1's ``mamba`` beside ``self_attn``: ``parallel.0``)."""
+    layers = spec.pattern.layers
+    kind = _PART_KINDS.get(part)
+    if index >= len(layers) or kind is None or kind not in layers[index].parallel:
+        return "mixer"
+    return f"parallel.{layers[index].parallel.index(kind)}"
 
 
 _MIXTRAL_EXPERT = re.compile(r"^experts\.(\d+)\.w([123])\.weight$")

@@ -221,13 +221,22 @@ def test_contradictions_are_diagnostics(data: dict[str, Any], code: str) -> None
     assert code in {d.code for d in reading.diagnostics}, [d.code for d in reading.diagnostics]
 
 
-def test_torch_backend_refuses_parallel_layers() -> None:
+def test_torch_backend_builds_parallel_layers() -> None:
+    """Parallel layers, µP and this Mamba2 flavour are built (tests/backends/torch/test_falcon_h1.py
+    checks them against transformers); only an MTP block's parallel layer is refused, with its reason."""
     from patternc_torch.support import unsupported  # type: ignore[import-not-found]
+
+    from patternc.ir import make_pattern
 
     reading = read_config(RELEASED)
     assert reading.spec is not None
-    found = unsupported(reading.spec)
-    assert found and any("parallel" in d.message for d in found)
+    assert unsupported(reading.spec) == []
+    pattern = make_pattern("*-", parallel={0: "M"}, mtp="*-", depths=1, mtp_parallel={0: "M"})
+    found = unsupported(reading.spec.model_copy(update={"pattern": pattern}))
+    assert [d.message for d in found] == [
+        "the torch backend cannot build parallel layers in the MTP block (`[*M]`): "
+        "the MTP block's layers run one mixer each (the main stack's parallel layers are built)"
+    ]
 
 
 def test_defaults_match_transformers() -> None:
