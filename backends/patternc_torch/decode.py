@@ -37,7 +37,7 @@ def norm_step(norm: RMSNorm) -> Callable[[torch.Tensor], torch.Tensor]:
     eps = _scalar(norm.eps, weight.device)
     inv_size = 1.0 / weight.shape[-1]
 
-    if norm.unit_offset:
+    if norm.unit_offset or norm.exact:
         return norm.forward
 
     def step(x: torch.Tensor) -> torch.Tensor:

@@ -17,7 +17,10 @@ the float32 recurrent state (``state.ssm``), keyed by the layer's index like a M
 Two weight layouts: Qwen3-Next's fused, head-grouped ``in_proj_qkvz`` / ``in_proj_ba`` (per key head:
 its q, its k, then the v and z of the value heads it serves; b and a likewise), and Qwen3.5's
 ``split_projections`` (``in_proj_qkv``, ``in_proj_z``, ``in_proj_b``, ``in_proj_a``, stream-major).
-OLMo Hybrid's separate projections and negative eigenvalues are refused by ``support``.
+OLMo Hybrid's (``OlmoHybridGatedDeltaNet``): ``separate_projections`` (``q_proj``, ``k_proj``, ``v_proj``
+concatenated for the convolution, the gate's ``g_proj``, ``a_proj``, ``b_proj``; its ``o_proj`` and
+``o_norm`` load as ``out_proj`` and ``norm``), ``allow_neg_eigval`` (``beta = 2 sigmoid(b)``, so the
+transition ``I - beta k k^T`` may have negative eigenvalues) and the gated norm's own epsilon.
 """
 
 from __future__ import annotations
@@ -126,13 +129,28 @@ class GatedDeltaNet(nn.Module):
         self.key_dim, self.value_dim = self.k_heads * self.dk, self.v_heads * self.dv
         self.conv_dim = 2 * self.key_dim + self.value_dim
         self.split = spec.split_projections
+        self.separate = spec.separate_projections
+        self.neg_eigval = spec.allow_neg_eigval
+        self.q_proj: nn.Linear | None = None
+        self.k_proj: nn.Linear | None = None
+        self.v_proj: nn.Linear | None = None
+        self.g_proj: nn.Linear | None = None
+        self.a_proj: nn.Linear | None = None
+        self.b_proj: nn.Linear | None = None
         self.in_proj_qkvz: nn.Linear | None = None
         self.in_proj_ba: nn.Linear | None = None
         self.in_proj_qkv: nn.Linear | None = None
         self.in_proj_z: nn.Linear | None = None
         self.in_proj_b: nn.Linear | None = None
         self.in_proj_a: nn.Linear | None = None
-        if self.split:
+        if self.separate:  # OLMo Hybrid: one projection per stream
+            self.q_proj = nn.Linear(hidden, self.key_dim, bias=False)
+            self.k_proj = nn.Linear(hidden, self.key_dim, bias=False)
+            self.v_proj = nn.Linear(hidden, self.value_dim, bias=False)
+            self.a_proj = nn.Linear(hidden, self.v_heads, bias=False)
+            self.b_proj = nn.Linear(hidden, self.v_heads, bias=False)
+            self.g_proj = nn.Linear(hidden, self.value_dim, bias=False)
+        elif self.split:
             self.in_proj_qkv = nn.Linear(hidden, self.conv_dim, bias=False)
             self.in_proj_z = nn.Linear(hidden, self.value_dim, bias=False)
             self.in_proj_b = nn.Linear(hidden, self.v_heads, bias=False)
@@ -151,6 +169,11 @@ class GatedDeltaNet(nn.Module):
     def project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """x (..., hidden) -> (qkv (..., conv_dim) stream-major, z (..., hv, dv), b (..., hv), a (..., hv))."""
         lead = x.shape[:-1]
+        if self.separate:  # transformers' order: three products concatenated, as OlmoHybridGatedDeltaNet
+            assert self.q_proj and self.k_proj and self.v_proj and self.g_proj and self.a_proj and self.b_proj
+            qkv = torch.cat([self.q_proj(x), self.k_proj(x), self.v_proj(x)], dim=-1)
+            z = self.g_proj(x).view(*lead, self.v_heads, self.dv)
+            return qkv, z, self.b_proj(x), self.a_proj(x)
         if self.split:
             assert self.in_proj_qkv and self.in_proj_z and self.in_proj_b and self.in_proj_a
             z = self.in_proj_z(x).view(*lead, self.v_heads, self.dv)
@@ -184,6 +207,8 @@ class GatedDeltaNet(nn.Module):
         q = l2norm(q) * self.dk**-0.5
         k = l2norm(k)
         beta = _f32(b.sigmoid())
+        if self.neg_eigval:  # OLMo Hybrid: beta in (0, 2)
+            beta = beta * 2.0
         g = -self.A_log.float().exp() * F.softplus(a.float() + self.dt_bias)
         return q, k, _f32(v).reshape(*lead, self.v_heads, self.dv), g, beta
 

@@ -92,11 +92,14 @@ def _inv_rms(h: torch.Tensor, eps: float) -> torch.Tensor:
 
 class RMSNorm(nn.Module):
     """``w * x / rms(x)`` in float32; zero-centred (``unit_offset``, Qwen3-Next's and Qwen3.5's norms)
-    the stored weight is ``w - 1``, so the scale is ``1 + weight`` (and a fresh norm stores zeros)."""
+    the stored weight is ``w - 1``, so the scale is ``1 + weight`` (and a fresh norm stores zeros).
+    ``exact``: transformers' arithmetic (``rsqrt(mean(x**2) + eps)``) as zero-centred norms use it (OLMo
+    Hybrid's norms, upstream of its gated delta rule)."""
 
-    def __init__(self, size: int, eps: float, unit_offset: bool = False) -> None:
+    def __init__(self, size: int, eps: float, unit_offset: bool = False, exact: bool = False) -> None:
         super().__init__()
         self.unit_offset = unit_offset
+        self.exact = exact
         self.weight = nn.Parameter(torch.zeros(size) if unit_offset else torch.ones(size))
         self.eps = eps
 
@@ -107,7 +110,7 @@ class RMSNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = _f32(x)
-        if self.unit_offset:
+        if self.unit_offset or self.exact:
             # Qwen's own arithmetic (``Qwen3NextRMSNorm``): the gated delta rule's chunked solve amplifies
             # an ulp of difference in its input, so the zero-centred norm rounds exactly as transformers'
             out = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps) * self.scale()
@@ -193,10 +196,13 @@ class Attention(nn.Module):
         """Falcon-H1's µP ``key_multiplier`` (the keys times it before RoPE), set by ``patternc_torch.parallel``."""
         self.q_norm: RMSNorm | None = None
         self.k_norm: RMSNorm | None = None
+        self.qk_norm_whole = spec.qk_norm_whole
         if spec.qk_norm:
             eps, offset = (norm.eps, norm.unit_offset) if norm is not None else (1e-6, False)
-            self.q_norm = RMSNorm(self.head_dim, eps, offset)
-            self.k_norm = RMSNorm(self.head_dim, eps, offset)
+            # per head (Qwen), or over the whole projection (OLMo: one weight of heads * head_dim)
+            q_size, k_size = (self.heads, self.kv_heads) if spec.qk_norm_whole else (1, 1)
+            self.q_norm = RMSNorm(q_size * self.head_dim, eps, offset, exact=spec.qk_norm_whole)
+            self.k_norm = RMSNorm(k_size * self.head_dim, eps, offset, exact=spec.qk_norm_whole)
 
     def queries(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """x (..., hidden) -> (queries (..., heads, head_dim) normed, output gate (..., heads * head_dim) or None)."""
@@ -205,12 +211,16 @@ class Attention(nn.Module):
         if self.output_gate:
             q, gate = self.q_proj(x).view(*lead, self.heads, 2 * self.head_dim).chunk(2, dim=-1)
             gate = gate.reshape(*lead, self.heads * self.head_dim)
+        elif self.qk_norm_whole and self.q_norm is not None:  # OLMo: the norm before the split into heads
+            return self.q_norm(self.q_proj(x)).view(*lead, self.heads, self.head_dim), None
         else:
             q = self.q_proj(x).view(*lead, self.heads, self.head_dim)
         return (q if self.q_norm is None else self.q_norm(q)), gate
 
     def keys(self, x: torch.Tensor) -> torch.Tensor:
         """x (..., hidden) -> keys (..., kv_heads, head_dim), normed."""
+        if self.qk_norm_whole and self.k_norm is not None:  # OLMo: the norm before the split into heads
+            return self.k_norm(self.k_proj(x)).view(*x.shape[:-1], self.kv_heads, self.head_dim)
         k = self.k_proj(x).view(*x.shape[:-1], self.kv_heads, self.head_dim)
         if self.key_multiplier != 1.0:
             k = k * self.key_multiplier

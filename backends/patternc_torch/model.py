@@ -26,6 +26,7 @@ from patternc_torch.layers import (
 )
 from patternc_torch.lightning import ScaledResidualBlock
 from patternc_torch.parallel import ParallelBlock
+from patternc_torch.postnorm import PostNormBlock, post_normed
 from patternc_torch.state import InferenceState
 
 FP32_PARAMETERS = ("A_log", "D", "dt_bias", "gate.weight", "gate.e_score_correction_bias")
@@ -55,7 +56,7 @@ class _Stack(nn.Module):
         self.layers = nn.ModuleList(
             build_layer(spec, layer.symbol, layer.index, layer.parallel) for layer in spec.pattern.layers
         )
-        self.norm_f = RMSNorm(spec.hidden_size, spec.norm.eps, spec.norm.unit_offset)
+        self.norm_f = RMSNorm(spec.hidden_size, spec.norm.eps, spec.norm.unit_offset, exact=exact_norms(spec))
 
 
 class MtpLayer(Block):
@@ -117,7 +118,20 @@ def build_layer(spec: ModelSpec, symbol: str, index: int, parallel: tuple[str, .
     mixer = build_mixer(spec, symbol, index)
     if spec.scaled_residual is not None:  # MiniMax: alpha * norm(x) + beta * f(norm(x)) (patternc_torch.lightning)
         return ScaledResidualBlock(symbol, mixer, spec)
-    return Block(symbol, mixer, spec.hidden_size, spec.norm.eps, spec.residual_multiplier, spec.norm.unit_offset)
+    if post_normed(spec, index):  # OLMo's attention layer and its FFN: the norm on the output
+        variant: type[Block] = PostNormBlock
+    else:
+        variant = Block
+    block = variant(symbol, mixer, spec.hidden_size, spec.norm.eps, spec.residual_multiplier, spec.norm.unit_offset)
+    block.norm.exact = exact_norms(spec)
+    return block
+
+
+def exact_norms(spec: ModelSpec) -> bool:
+    """Whether the block and final norms round as transformers' (``RMSNorm.exact``): in a model with gated
+    DeltaNet layers, whose chunked solve amplifies an ulp of difference in its input (OLMo Hybrid's plain
+    norms; Qwen's zero-centred ones always do)."""
+    return LayerKind.GATED_DELTANET in spec.pattern.kinds()
 
 
 class HybridLM(nn.Module):

@@ -50,12 +50,12 @@ def _attention(spec: ModelSpec) -> Iterator[Diagnostic]:
     # multimodal RoPE (Qwen3.5's mrope_section, interleaved or not) is built: this backend takes text
     # only, whose temporal, height and width positions are one and the same, and then every frequency
     # pair rotates by that one position, which is plain (partial) RoPE
-    for flag, name in (
-        (a.qk_norm_whole, "q/k norms over the whole projection (OLMo's; per-head norms are built)"),
-        (a.post_norm, "normalised outputs (OLMo's post-norm layers; new flavours are issue 15)"),
-    ):
-        if flag:
-            yield _refuse(f"attention with {name}", "not implemented")
+    mtp = spec.pattern.mtp
+    if a.post_norm and mtp is not None and any(layer.kind == LayerKind.ATTENTION for layer in mtp.layers):
+        yield _refuse(
+            "post-norm attention (OLMo's) in the MTP block",
+            "the MTP block's layers are pre-norm (the main stack's post-norm layers are built)",
+        )
     if a.num_heads % a.num_kv_heads:
         yield _refuse("attention", f"{a.num_heads} heads are not a multiple of {a.num_kv_heads} KV heads")
     if a.rope is not None and int(a.head_dim * a.rope.partial_factor) % 2:
@@ -83,12 +83,6 @@ def _gated_deltanet(spec: ModelSpec) -> Iterator[Diagnostic]:
         return
     if g.num_v_heads % g.num_k_heads:
         yield _refuse("gated DeltaNet", f"{g.num_v_heads} value heads are not a multiple of {g.num_k_heads} key heads")
-    for flag, name in (
-        (g.separate_projections, "one projection per stream (OLMo Hybrid's q/k/v/g/a/b_proj)"),
-        (g.allow_neg_eigval, "negative eigenvalues (OLMo Hybrid's beta = 2 sigmoid(b))"),
-    ):
-        if flag:
-            yield _refuse(f"gated DeltaNet with {name}", "not implemented (Qwen3-Next's and Qwen3.5's layouts are)")
 
 
 def _kda(spec: ModelSpec) -> Iterator[Diagnostic]:

@@ -42,6 +42,7 @@ from patternc.kinds import LayerKind, by_symbol
 from patternc.model import ModelSpec
 from patternc.source import Source
 from patternc_torch.lightning import DERIVED_BUFFERS
+from patternc_torch.postnorm import post_normed
 
 if TYPE_CHECKING:
     from patternc_checkpoint import Checkpoint
@@ -294,17 +295,24 @@ def _paired(tensors: dict[str, torch.Tensor], spec: ModelSpec) -> dict[str, torc
             continue
         j, part, rest = int(match.group(1)), match.group(2), match.group(3)
         mixer, ffn = pairs[j]
+        if part == "linear_attn" and rest in _OLMO_DELTANET:  # OLMo Hybrid's o_proj / o_norm
+            rest = _OLMO_DELTANET[rest]
         if part in ("mamba", "self_attn", "linear_attn", "conv"):
             lightning = by_symbol(flat[mixer]).kind == LayerKind.LIGHTNING  # MiniMax's, under `self_attn`
             if lightning and rest in DERIVED_BUFFERS:
                 continue  # MiniMax's slopes and decays: recomputed from the layer's place, not weights
             rest = _LFM2_ATTENTION.get(rest, rest) if part == "self_attn" and not lightning else rest
             out[f"backbone.layers.{mixer}.{_branch(spec, mixer, part)}.{rest}"] = tensor
+        elif part == "post_attention_layernorm" and rest == "weight" and post_normed(spec, mixer):
+            out[f"backbone.layers.{mixer}.norm.weight"] = tensor  # OLMo: the attention's output norm
         elif part in ("input_layernorm", "operator_norm") and rest == "weight":
             out[f"backbone.layers.{mixer}.norm.weight"] = tensor
         elif ffn is None:
             out[name] = tensor
-        elif part in ("pre_ff_layernorm", "post_attention_layernorm", "ffn_norm") and rest == "weight":
+        elif (
+            part in ("pre_ff_layernorm", "post_attention_layernorm", "ffn_norm", "post_feedforward_layernorm")
+            and rest == "weight"
+        ):
             out[f"backbone.layers.{ffn}.norm.weight"] = tensor
         elif part == "feed_forward":
             out[f"backbone.layers.{ffn}.mixer.{_feed_forward_name(rest)}"] = tensor
@@ -367,6 +375,9 @@ def _feed_forward_name(rest: str) -> str:
         return f"{match.group(1)}{_LFM2_PROJ[match.group(2)]}.weight"
     return _FEED_FORWARD.get(rest, rest)
 
+
+_OLMO_DELTANET = {"o_proj.weight": "out_proj.weight", "o_norm.weight": "norm.weight"}
+"""OLMo Hybrid's gated DeltaNet names that differ from the backend's (Qwen's)."""
 
 _PART_KINDS = {"mamba": LayerKind.MAMBA2, "self_attn": LayerKind.ATTENTION, "linear_attn": LayerKind.GATED_DELTANET}
 
