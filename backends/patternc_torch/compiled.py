@@ -19,8 +19,9 @@ step, and the KV capacity once the buffers grow.  Everything dynamic from the st
 Mamba step.
 
 When: ``HybridLM.generate(compile=True)`` and ``patternc run --compile``; the default stays the eager
-step (``DEFAULT``: on this CPU the compiled step measured no faster, see docs/backends/torch.md, and
-its compile time, seconds, only pays back over long generations).
+step (``DEFAULT``): on the CPU the compiled step measured no faster (dynamo's per-call guard check and
+input collection cost about what fusing saves; figures in docs/backends/torch.md), and compiling takes
+from tens of seconds to minutes on first use.
 
 Fallback, always to the eager step, with a ``RuntimeWarning`` saying why (``CompiledDecode.reason``):
 no ``torch.compile`` or no C++ compiler for Inductor on the CPU (``compiler_missing``), every layer of an
