@@ -177,8 +177,18 @@ def load_weights(model: HybridLM, tensors: dict[str, torch.Tensor], origin: str)
     """Strict: every model tensor present, none extra, shapes equal; otherwise one PatternError."""
     wrong = _unusable(tensors)
     renamed = to_backend_names(tensors, model.spec)
+    drop_absent_mtp(model, renamed)
     check_layout(model, renamed, origin, wrong)
     copy_weights(model, renamed, _targets(model))
+
+
+def drop_absent_mtp(model: HybridLM, renamed: dict[str, torch.Tensor]) -> None:
+    """A checkpoint without a single MTP tensor gives the model without its MTP block (``model.mtp`` None),
+    not a ``P403`` for every tensor of it: transformers builds no MTP module for the families whose
+    configs declare depths (DeepSeek-V3's ``num_mtp_layers`` defaults to 1) and saves none, so its own
+    checkpoints hold the main stack only.  A checkpoint with some MTP tensors is checked strictly."""
+    if model.mtp is not None and not any(name.startswith("mtp.") for name in renamed):
+        model.mtp = None
 
 
 def _unusable(tensors: dict[str, Any]) -> list[str]:
@@ -277,12 +287,9 @@ def torch_model(
     if checkpoint is not None and directory is not None:
         # names, shapes and dtypes first, from the headers alone; then the data, one layer at a time
         paired = paired_names(checkpoint.tensors)
-        check_layout(
-            model,
-            to_backend_names(stand_ins(checkpoint), spec, paired=paired),
-            str(directory),
-            unusable_dtypes(checkpoint),
-        )
+        names = to_backend_names(stand_ins(checkpoint), spec, paired=paired)
+        drop_absent_mtp(model, names)
+        check_layout(model, names, str(directory), unusable_dtypes(checkpoint))
         if not any(p.is_meta for p in model.parameters()):
             targets = _targets(model)
             for group in layer_groups(checkpoint, directory):

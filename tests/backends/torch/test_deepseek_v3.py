@@ -373,3 +373,39 @@ def test_released_mtp_layer_loads_strictly(tmp_path: Any) -> None:
     save_file({name: t.contiguous() for name, t in (main | hub).items()}, str(tmp_path / "model.safetensors"))
     from_disk = patternc.torch_model(str(tmp_path)).state_dict()
     assert all(torch.equal(from_disk[name], t) for name, t in loaded.items())
+
+
+def test_transformers_checkpoint_of_a_config_with_mtp_depths_loads(tmp_path: Any) -> None:
+    """``DeepseekV3Config`` declares one MTP depth by default, but transformers builds and saves none:
+    its ``save_pretrained`` directory loads through ``patternc.torch_model`` without the MTP block, with
+    transformers' logits."""
+    import patternc
+
+    config = transformers.DeepseekV3Config(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        intermediate_size=48,
+        moe_intermediate_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        n_routed_experts=4,
+        n_group=2,
+        topk_group=1,
+        num_experts_per_tok=2,
+        first_k_dense_replace=1,
+        kv_lora_rank=16,
+        q_lora_rank=12,
+        qk_rope_head_dim=8,
+        qk_nope_head_dim=8,
+        v_head_dim=8,
+    )
+    assert config.num_nextn_predict_layers == 1
+    hf = transformers.DeepseekV3ForCausalLM(config).eval()
+    randomize(hf, 6)
+    hf.save_pretrained(tmp_path)
+    model = patternc.torch_model(str(tmp_path))
+    assert model.spec.pattern.mtp is not None and model.mtp is None
+    tokens = ids(8, 2, 12)
+    with torch.no_grad():
+        assert float((model(tokens).logits - hf(tokens).logits).abs().max()) <= TOL
