@@ -195,6 +195,7 @@ def _kimi_linear(s: Size) -> dict[str, Any]:
 
 def _bailing_hybrid(s: Size) -> dict[str, Any]:
     return _kimi_linear(s) | {
+        "num_mtp_layers": 0,  # transformers builds no MTP depth: nothing to load patternc's from
         "q_lora_rank": None,
         "head_dim": s.head_dim,
         "first_k_dense_replace": 1,
@@ -211,6 +212,7 @@ def _deepseek_v3(s: Size) -> dict[str, Any]:
             "intermediate_size": s.inter,
             "num_hidden_layers": s.layers,
             "first_k_dense_replace": 1,
+            "num_mtp_layers": 0,  # transformers builds no MTP depth: nothing to load patternc's from
             "n_routed_experts": s.experts,
             "n_group": 2,
             "topk_group": 1,
