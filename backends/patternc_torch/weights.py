@@ -266,10 +266,35 @@ def _kimi_ling_names(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor
     return dict(out)
 
 
+_OLMO_RENAMES = (
+    (re.compile(r"\.attention_layer_norm\."), ".input_layernorm."),
+    (re.compile(r"\.feedforward_layer_norm\."), ".post_attention_layernorm."),
+)
+"""OLMo Hybrid's released names -> transformers' (the renames of its ``conversion_mapping`` for
+``olmo_hybrid``, which ``save_pretrained`` writes back)."""
+
+
+def _olmo_names(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """An OLMo Hybrid checkpoint's released names as transformers' (``_OLMO_RENAMES``), its gated DeltaNet's
+    ``q_conv1d`` / ``k_conv1d`` / ``v_conv1d`` concatenated into ``conv1d`` as KDA's (``_kimi_ling_names``,
+    none of whose renames matches an OLMo name)."""
+    out = _Renamed()
+    for source, tensor in tensors.items():
+        name = source
+        for pattern, replacement in _OLMO_RENAMES:
+            name = pattern.sub(replacement, name)
+        out.source = source
+        out[name] = tensor
+    out.check()
+    return _kimi_ling_names(dict(out))
+
+
 def _paired(tensors: dict[str, torch.Tensor], spec: ModelSpec) -> dict[str, torch.Tensor]:
     """Bamba / GraniteMoeHybrid decoder layers (mixer + FFN) -> one backbone layer each."""
     if spec.kda is not None or spec.mla is not None:
         tensors = _kimi_ling_names(tensors)
+    elif spec.gated_deltanet is not None and spec.gated_deltanet.separate_projections:
+        tensors = _olmo_names(tensors)
     pairs, _ = pair_layers(spec.pattern.flat, "paired")
     flat = spec.pattern.flat
     out = _Renamed()

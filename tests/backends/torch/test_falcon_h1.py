@@ -220,3 +220,36 @@ def test_released_config_builds_on_the_meta_device_quickly() -> None:
     block = model.backbone.layers[0]
     assert isinstance(block, ParallelBlock)
     assert block.factors == ((1.0, 0.9375), (1.25, 0.23570226039551587))
+
+
+def test_saved_checkpoint_loads_strictly(tmp_path: Path) -> None:
+    """What transformers' ``save_pretrained`` writes (the released checkpoints' names: ``model.layers.J.
+    self_attn`` / ``mamba`` / ``feed_forward``, ``input_layernorm``, ``pre_ff_layernorm``,
+    ``model.final_layernorm``) loads strictly through ``patternc_torch.torch_model(directory)``, the
+    config read by the family, and gives transformers' logits."""
+    from patternc_torch import torch_model
+
+    config = transformers.FalconH1Config(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        intermediate_size=48,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=8,
+        mamba_d_ssm=32,
+        mamba_n_heads=4,
+        mamba_d_head=8,
+        mamba_d_state=8,
+        mamba_chunk_size=16,
+        mamba_rms_norm=True,
+        projectors_bias=True,
+        key_multiplier=0.5,
+        ssm_multipliers=[0.5, 1.25, 0.25, 1.7, 0.9375],
+    )
+    hf, _, _ = _pair(config, 5)
+    hf.save_pretrained(tmp_path)
+    ours = torch_model(tmp_path)
+    ids = _ids(9, 2, 20)
+    with torch.no_grad():
+        assert _gap(ours(ids).logits, hf(ids, use_cache=False).logits) <= TOL

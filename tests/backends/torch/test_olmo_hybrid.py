@@ -150,3 +150,43 @@ def test_released_config_builds_on_the_meta_device_quickly() -> None:
     kinds = [type(layer).__name__ for layer in model.backbone.layers]
     assert kinds[4:8] == ["Block", "Block", "PostNormBlock", "PostNormBlock"]  # G - * -
     assert model.rope_inv_freq is None
+
+
+def test_saved_checkpoint_loads_strictly(tmp_path: Path) -> None:
+    """What transformers' ``save_pretrained`` writes (its conversion mapping reversed: the released
+    checkpoints' ``attention_layer_norm``, ``feedforward_layer_norm``, one ``q_conv1d`` / ``k_conv1d`` /
+    ``v_conv1d`` per stream, ``o_norm`` / ``o_proj``, ``post_feedforward_layernorm``) loads strictly through
+    ``patternc_torch.torch_model(directory)``, the config read by the family, and gives transformers' logits."""
+    from patternc_torch import torch_model
+
+    config = transformers.OlmoHybridConfig(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        intermediate_size=48,
+        num_hidden_layers=2,
+        layer_types=["linear_attention", "full_attention"],
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        rope_parameters={"rope_type": "default", "rope_theta": None},
+        linear_num_key_heads=2,
+        linear_num_value_heads=2,
+        linear_key_head_dim=8,
+        linear_value_head_dim=16,
+        pad_token_id=0,
+        eos_token_id=1,
+    )
+    config._attn_implementation = "eager"
+    torch.manual_seed(0)
+    hf = transformers.OlmoHybridForCausalLM(config).eval()
+    _randomize(hf, 5)
+    hf.save_pretrained(tmp_path)
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "model.safetensors"), "pt") as saved:
+        names = set(saved.keys())
+    released = {"model.layers.0.attention_layer_norm.weight", "model.layers.0.linear_attn.q_conv1d.weight"}
+    assert released <= names, sorted(released - names)
+    ours = torch_model(tmp_path)
+    ids = _ids(9, 2, 20)
+    with torch.no_grad():
+        assert _gap(ours(ids).logits, hf(ids, use_cache=False).logits) <= TOL
