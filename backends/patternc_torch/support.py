@@ -186,22 +186,28 @@ class KindSupport:
     """What of ``spec``'s hyper-parameters for the kind the module cannot take (run when the kind is used)."""
     refusal: str = "no module for this kind"
     """Why the kind cannot be built, when it has no module."""
+    state: tuple[str, ...] = ()
+    """The ``InferenceState`` tables (``kv``, ``latent``, ``conv``, ``ssm``) in which the kind's
+    layers keep their decode state, keyed by the layer's index: two mixers of one parallel layer
+    may not share a table (they would overwrite each other's state)."""
 
 
 _KINDS = "patternc_torch.kinds"
 
 SUPPORT: dict[str, KindSupport] = {
-    LayerKind.ATTENTION: KindSupport(f"{_KINDS}:ATTENTION_KIND", _attention),
-    LayerKind.MAMBA2: KindSupport(f"{_KINDS}:MAMBA2_KIND", _mamba),
+    LayerKind.ATTENTION: KindSupport(f"{_KINDS}:ATTENTION_KIND", _attention, state=("kv",)),
+    LayerKind.MAMBA2: KindSupport(f"{_KINDS}:MAMBA2_KIND", _mamba, state=("conv", "ssm")),
     LayerKind.MLP: KindSupport(f"{_KINDS}:MLP_KIND", _mlp),
     LayerKind.MOE: KindSupport(f"{_KINDS}:MOE_KIND", _moe),
-    LayerKind.GATED_DELTANET: KindSupport("patternc_torch.deltanet:GATED_DELTANET_KIND", _gated_deltanet),
-    LayerKind.DSA: KindSupport("patternc_torch.latent:DSA_KIND", _sparse),
-    LayerKind.MLA: KindSupport("patternc_torch.latent:MLA_KIND", _latent),
-    LayerKind.SHORT_CONV: KindSupport("patternc_torch.shortconv:SHORT_CONV_KIND"),
-    LayerKind.MAMBA1: KindSupport("patternc_torch.mamba1:MAMBA1_KIND", _mamba1),
-    LayerKind.LIGHTNING: KindSupport("patternc_torch.lightning:LIGHTNING_KIND", _lightning),
-    LayerKind.KDA: KindSupport("patternc_torch.kda:KDA_KIND", _kda),
+    LayerKind.GATED_DELTANET: KindSupport(
+        "patternc_torch.deltanet:GATED_DELTANET_KIND", _gated_deltanet, state=("conv", "ssm")
+    ),
+    LayerKind.DSA: KindSupport("patternc_torch.latent:DSA_KIND", _sparse, state=("latent",)),
+    LayerKind.MLA: KindSupport("patternc_torch.latent:MLA_KIND", _latent, state=("latent",)),
+    LayerKind.SHORT_CONV: KindSupport("patternc_torch.shortconv:SHORT_CONV_KIND", state=("conv",)),
+    LayerKind.MAMBA1: KindSupport("patternc_torch.mamba1:MAMBA1_KIND", _mamba1, state=("conv", "ssm")),
+    LayerKind.LIGHTNING: KindSupport("patternc_torch.lightning:LIGHTNING_KIND", _lightning, state=("ssm",)),
+    LayerKind.KDA: KindSupport("patternc_torch.kda:KDA_KIND", _kda, state=("conv", "ssm")),
 }
 """Every layer kind -> what the backend does with it; the checks run in this order."""
 
@@ -239,7 +245,35 @@ def unsupported(spec: ModelSpec) -> list[Diagnostic]:
         if kind in used and support.check is not None:
             out.extend(support.check(spec))
     out.extend(_falcon_h1(spec))
+    out.extend(_parallel_state(spec))
     return out
+
+
+def _parallel_state(spec: ModelSpec) -> Iterator[Diagnostic]:
+    """A parallel layer whose mixers keep their decode state in the same table (``KindSupport.state``,
+    keyed by the layer's index): ``[GK]`` would have both write ``conv[i]`` and ``ssm[i]``."""
+    seen: set[str] = set()
+    for layer in spec.pattern.layers:
+        if not layer.parallel or layer.spelling in seen:
+            continue
+        seen.add(layer.spelling)
+        owner: dict[str, str] = {}
+        for kind in (layer.kind, *layer.parallel):
+            support = SUPPORT.get(kind)
+            for table in support.state if support is not None else ():
+                if table in owner:
+                    yield _refuse(
+                        f"the parallel layer `{layer.spelling}`",
+                        f"its `{kind_def(owner[table]).symbol}` and `{kind_def(kind).symbol}` mixers would both keep "
+                        f"their decode state in the layer's `{table}` slot of the inference state",
+                        help="put at most one mixer of each state shape in a parallel layer (attention or latent "
+                        "attention beside one linear-time mixer, as Falcon-H1's `[*M]`)",
+                    )
+                    break
+                owner[table] = kind
+            else:
+                continue
+            break
 
 
 def _falcon_h1(spec: ModelSpec) -> Iterator[Diagnostic]:

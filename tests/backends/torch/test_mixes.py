@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 torch = pytest.importorskip("torch")
 
 from patternc_torch.io import build  # noqa: E402
-from patternc_torch.support import BUILDABLE, unsupported  # noqa: E402
+from patternc_torch.support import BUILDABLE, SUPPORT, unsupported  # noqa: E402
 
 from patternc.config import read_config  # noqa: E402
 from patternc.ir import make_pattern  # noqa: E402
@@ -175,16 +175,42 @@ def _donated(symbol: str) -> tuple[str, Any]:
 
 
 def mixed_spec(pattern: str) -> ModelSpec:
-    """A model of ``pattern`` whose every kind takes its donor's flavour."""
-    fields = dict(_donated(symbol) for symbol in set(pattern))
+    """A model of ``pattern`` (one symbol per layer, ``[XY]`` for a parallel layer) whose every kind
+    takes its donor's flavour.  Built with ``make_pattern``: the mixes are the backend's business, not
+    a dialect's (the patternc dialect's P106, Megatron's rule against ``*`` beside ``+``, is not applied)."""
+    flat, parallel, i = [], {}, 0
+    while i < len(pattern):
+        if pattern[i] == "[":
+            close = pattern.index("]", i)
+            flat.append(pattern[i + 1])
+            parallel[len(flat) - 1] = pattern[i + 2 : close]
+            i = close + 1
+        else:
+            flat.append(pattern[i])
+            i += 1
+    fields = dict(_donated(symbol) for symbol in set(pattern) - {"[", "]"})
     return ModelSpec(
         source="pattern",
-        pattern=make_pattern(pattern),
+        pattern=make_pattern("".join(flat), parallel=parallel),
         hidden_size=HIDDEN,
         vocab_size=VOCAB,
         norm=NormSpec(eps=1e-5),
         **fields,
     )
+
+
+def _state_tables(symbol: str) -> set[str]:
+    support = SUPPORT[by_symbol(symbol).kind]
+    return set(support.state)
+
+
+PARALLEL_PAIRS = sorted(
+    f"[{a}{b}]"
+    for a in BUILDABLE
+    for b in BUILDABLE
+    if a != b and by_symbol(a).role.mixes_tokens and by_symbol(b).role.mixes_tokens
+)
+"""Every parallel layer of two buildable mixers (``[*M]`` is Falcon-H1's)."""
 
 
 def test_every_buildable_kind_has_a_donor() -> None:
@@ -194,10 +220,24 @@ def test_every_buildable_kind_has_a_donor() -> None:
         _donated(symbol)
 
 
+def test_a_parallel_layer_whose_mixers_share_a_state_table_is_refused() -> None:
+    """Both mixers would key their decode state by the one layer index in the same table: P401, and
+    every other pair builds (``KindSupport.state`` is the backend's declaration of those tables)."""
+    for pair in PARALLEL_PAIRS:
+        clash = _state_tables(pair[1]) & _state_tables(pair[2])
+        problems = [d for d in unsupported(mixed_spec(pair + "-")) if "parallel layer" in d.message]
+        assert bool(problems) == bool(clash), pair
+        if clash:
+            assert problems[0].code == "P401" and "slot of the inference state" in problems[0].message
+
+
+BUILDABLE_PAIRS = [p for p in PARALLEL_PAIRS if not _state_tables(p[1]) & _state_tables(p[2])]
+
+
 @st.composite
 def mixes(draw: st.DrawFn) -> tuple[str, int]:
-    symbols = sorted(BUILDABLE)
-    pattern = "".join(draw(st.lists(st.sampled_from(symbols), min_size=2, max_size=6)))
+    units = st.one_of(st.sampled_from(sorted(BUILDABLE)), st.sampled_from(BUILDABLE_PAIRS))
+    pattern = "".join(draw(st.lists(units, min_size=2, max_size=6)))
     return pattern, draw(st.integers(0, 2**16))
 
 
