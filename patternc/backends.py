@@ -14,7 +14,8 @@ with what those commands use, and nothing else (xdsl's ``Target`` is the model):
   (``patternc.outdir``), or the diagnostics saying why nothing was written; what ``check`` finds is
   among them;
 - a runnable backend also has ``load(source, device=, dtype=)`` (its model object: ``patternc.torch_model``)
-  and ``session(device=, dtype=)`` (what ``patternc run`` drives: ids in, ids out, no tensor types).
+  and ``session(device=, dtype=, parallel=)`` (what ``patternc run`` drives: ids in, ids out, no tensor
+  types; ``parallel``: how ``run --tp/--pp/--fsdp`` shards the model over a distributed launch).
 
 Third-party packages register their own under the same group.  Two distributions registering one
 name is an error naming both (xdsl's ``Universe`` refuses duplicates too), not a silent first pick.
@@ -146,6 +147,18 @@ class Backend(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Parallel:
+    """How ``patternc run`` shards the model over the processes of a ``torchrun`` launch (issue 16)."""
+
+    tp: int = 1
+    """Tensor-parallel ranks (``--tp``)."""
+    pp: int = 1
+    """Pipeline stages (``--pp``)."""
+    fsdp: bool = False
+    """FSDP2 over every rank of the launch (``--fsdp``)."""
+
+
 class Session(Protocol):
     """A model as ``patternc run`` drives it: plain ids in and out, so that the core needs no tensor type.
 
@@ -160,6 +173,11 @@ class Session(Protocol):
 
     @property
     def spec(self) -> ModelSpec: ...
+
+    @property
+    def primary(self) -> bool:
+        """Whether this process reports the outcome: rank 0 of a distributed launch, else always."""
+        ...
 
     @property
     def device(self) -> str:
@@ -210,10 +228,13 @@ class Runnable(Backend, Protocol):
         """The backend's model object for ``source`` (a ModelSpec, a config dict, a file or directory)."""
         ...
 
-    def session(self, *, device: str | None, dtype: str | None, compile: bool | None = None) -> Session:
+    def session(
+        self, *, device: str | None, dtype: str | None, compile: bool | None = None, parallel: Parallel | None = None
+    ) -> Session:
         """A session on ``device`` (None: the backend's choice) in ``dtype``; bad ones raise ``PatternError``.
         ``compile``: run the decode step compiled (the backend falls back to its eager step when it cannot;
-        None: the backend's default)."""
+        None: the backend's default).  ``parallel``: shard the model over a distributed launch (None: one
+        process)."""
         ...
 
 

@@ -404,6 +404,21 @@ _TABLE: tuple[Code, ...] = (
         "`run` was given a model without weights and runs a random initialisation",
         ("run", "tests/fixtures/torch/P408", "--ids", "1 2", "-n", "2"),
     ),
+    Code(
+        "P420",
+        "parallel-plan-impossible",
+        _E,
+        "a model that cannot be split as asked: heads, groups, sizes or vocabulary that do not divide by the"
+        " ranks, a kind without a tensor-parallel plan, pipeline stages that are not the ranks",
+        ("run", "M*-", "--ids", "1 2", "--tp", "3"),
+    ),
+    Code(
+        "P421",
+        "parallel-launch-invalid",
+        _E,
+        "`run --tp/--pp/--fsdp` outside a torchrun launch, with another number of processes, or combined",
+        ("run", "*-", "--ids", "1 2", "--tp", "2"),
+    ),
     # P9xx: configuration files (patternc/config/).
     Code(
         "P930",

@@ -10,10 +10,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from patternc.backends import BuildOptions, BuildResult
+from patternc.backends import BuildOptions, BuildResult, Parallel
 
 if TYPE_CHECKING:
     import torch
+    from torch.distributed.device_mesh import DeviceMesh
 
     from patternc.diagnostics import Diagnostic
     from patternc.model import ModelSpec
@@ -28,13 +29,23 @@ def torch_model(
     *,
     device: str | torch.device | None = None,
     dtype: torch.dtype | str | None = None,
+    mesh: DeviceMesh | None = None,
 ) -> HybridLM:
     """An nn.Module for an IR (ModelSpec), a config file or a directory (its safetensors loaded strictly).
+
+    With ``mesh`` (a 1-D ``DeviceMesh`` over an initialised process group, its dimension named ``tp``
+    or ``dp``) the model is this rank's shard: tensor parallel (each rank reads only its slices of
+    the checkpoint) or FSDP2; docs/backends/distributed.md.  Pipeline parallel returns no single
+    module: ``patternc_torch.launch.parallel_model`` with a ``pp`` mesh.
 
     ``model(input_ids).logits`` is (batch, seq, vocab); ``model.generate(input_ids, max_new_tokens=N)``
     returns the ids (greedy unless ``do_sample=True``).  ``dtype`` takes a torch dtype or a name (``"bf16"``).
     Raises ``patternc.PatternError``: P401-P405, P503/P504/P510 (checkpoint), P407 (arguments), P701, P90x (config).
     """
+    if mesh is not None:
+        from patternc_torch.launch import module_model
+
+        return module_model(source, mesh, device=device, dtype=dtype)
     from patternc_torch.io import torch_model as impl
 
     return impl(source, device=device, dtype=dtype)
@@ -85,10 +96,12 @@ class TorchBackend:
     load = staticmethod(torch_model)
     """``patternc.torch_model``: the registry serves this function as the runnable backend's ``load``."""
 
-    def session(self, *, device: str | None, dtype: str | None, compile: bool | None = None) -> TorchSession:
+    def session(
+        self, *, device: str | None, dtype: str | None, compile: bool | None = None, parallel: Parallel | None = None
+    ) -> TorchSession:
         from patternc_torch.session import TorchSession
 
-        return TorchSession(device, dtype, compile=compile)
+        return TorchSession(device, dtype, compile=compile, parallel=parallel)
 
 
 backend = TorchBackend()

@@ -313,7 +313,7 @@ class HybridLM(nn.Module):
         Bad arguments (ids that are not a (b, t) integer tensor below the vocabulary size, a mask of
         another shape, a model on the meta device) raise ``PatternError`` (``P407``)."""
         embeddings = self.backbone.embeddings.weight
-        check_input(input_ids, attention_mask, embeddings.shape[0], embeddings)
+        check_input(input_ids, attention_mask, self.spec.vocab_size, embeddings)
         if state is not None and state.batch != input_ids.shape[0]:
             raise invalid(
                 f"the state holds {state.batch} row(s), input_ids {input_ids.shape[0]}",
@@ -384,7 +384,9 @@ class HybridLM(nn.Module):
         if isinstance(inv_freq, torch.Tensor):
             positions = torch.full((b, 1), start, dtype=torch.long, device=input_ids.device)
             rope = self._rope_tables(positions, inv_freq)
-        h = F.embedding(input_ids.view(b), self.backbone.embeddings.weight)
+        table = self.backbone.embeddings
+        # a vocabulary-parallel table (patternc_torch.distributed) looks ids up in its own forward
+        h = F.embedding(input_ids.view(b), table.weight) if type(table) is nn.Embedding else table(input_ids.view(b))
         if self.spec.embedding_multiplier != 1.0:
             h = h * self.spec.embedding_multiplier
         steps, final_norm = plan
@@ -478,7 +480,7 @@ class HybridLM(nn.Module):
         ``RuntimeWarning`` when it cannot compile); None takes ``compiled.DEFAULT`` (eager).
         """
         embeddings = self.backbone.embeddings.weight
-        check_input(input_ids, attention_mask, embeddings.shape[0], embeddings)
+        check_input(input_ids, attention_mask, self.spec.vocab_size, embeddings)
         check_generation(max_new_tokens, temperature, top_k, top_p)
         b, t = input_ids.shape
         # room for the first few thousand tokens; the KV buffers grow by doubling beyond (a huge

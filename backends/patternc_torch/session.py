@@ -9,12 +9,13 @@ is ever downloaded and no tokenizer code from the directory is run (``trust_remo
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from patternc.backends import Parallel
 from patternc.diagnostics import PatternError, diag
 from patternc.model import ModelSpec
 from patternc.source import Source
@@ -28,9 +29,12 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 class TorchSession:
     """One ``patternc run``: the device chosen at once, then ``open`` (model and tokenizer), then ``generate``."""
 
-    def __init__(self, device: str | None, dtype: str | None, *, compile: bool | None = None) -> None:
+    def __init__(
+        self, device: str | None, dtype: str | None, *, compile: bool | None = None, parallel: Parallel | None = None
+    ) -> None:
         """``device`` None: cuda when this torch sees one, else cpu.  The meta device computes nothing: P407.
-        ``compile``: ``HybridLM.generate``'s (the compiled decode step, ``patternc_torch.compiled``)."""
+        ``compile``: ``HybridLM.generate``'s (the compiled decode step, ``patternc_torch.compiled``).
+        ``parallel``: shard the model over a ``torchrun`` launch (``patternc_torch.launch``)."""
         self._device = device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")
         if model_device(self._device) == torch.device("meta"):
             raise invalid("`run` computes, and the meta device holds no values", help="use --device cpu or cuda")
@@ -38,13 +42,50 @@ class TorchSession:
         self._compile = compile
         self._model: HybridLM | None = None
         self._tokenizer: Any = None
+        self._parallel = parallel
+        self._launched: Any = None
+        """The sharded model of a distributed launch (a ``HybridLM`` shard or a ``PipelinedLM``)."""
 
     def open(self, source: ModelSpec | str, *, origin: str, text: bool, tokenizer: Path | None) -> None:
         if isinstance(source, str):
             io.read_spec(source)  # a missing or broken model is reported as such (P402), before the tokenizer
         if text:
             self._tokenizer = _load_tokenizer(_tokenizer_dir(origin, tokenizer), origin)
+        from patternc_torch.launch import requested
+
+        if requested(self._parallel):
+            self._open_parallel(source)
+            return
         self._model = io.torch_model(source, device=self._device, dtype=self._dtype)
+
+    def _open_parallel(self, source: ModelSpec | str) -> None:
+        """The model sharded over the launch: the plan checked first (P420, no process group needed),
+        then the launch (P421), then each rank's shard loaded."""
+        from patternc_torch import launch
+        from patternc_torch.distributed import pipeline_stages, tp_plan
+
+        assert self._parallel is not None
+        kind = launch.check_options(self._parallel)
+        if self._compile:
+            raise launch.misuse(
+                "--compile with --tp, --pp or --fsdp: the compiled decode step is not checked with collectives",
+                help="leave --compile out: the sharded model decodes with the eager step",
+            )
+        skeleton = launch._meta_model(source, self._dtype)
+        if kind == "tp":
+            tp_plan(skeleton, 0, self._parallel.tp)
+        elif kind == "pp":
+            pipeline_stages(skeleton.spec, self._parallel.pp)
+        mesh, self._device = launch.start(self._parallel, kind, self._device)
+        model = launch.parallel_model(source, mesh, device=self._device, dtype=self._dtype)
+        self._launched = model
+        self._model = model if isinstance(model, HybridLM) else None
+
+    @property
+    def primary(self) -> bool:
+        import torch.distributed as dist
+
+        return self._launched is None or dist.get_rank() == 0
 
     @property
     def model(self) -> HybridLM:
@@ -52,25 +93,31 @@ class TorchSession:
             raise RuntimeError("the session has no model yet: call open() first")
         return self._model
 
+    def _parameters(self) -> Iterator[torch.nn.Parameter]:
+        """This rank's parameters: the model's, or its pipeline stage's."""
+        if self._launched is not None and self._model is None:
+            return iter(self._launched.module.parameters())
+        return iter(self.model.parameters())
+
     @property
     def spec(self) -> ModelSpec:
-        return self.model.spec
+        return self._launched.spec if self._launched is not None else self.model.spec
 
     @property
     def weights_from(self) -> str | None:
-        return self.model.weights_from
+        return self._launched.weights_from if self._launched is not None else self.model.weights_from
 
     @property
     def device(self) -> str:
-        return str(next(self.model.parameters()).device)
+        return str(next(self._parameters()).device)
 
     @property
     def dtype(self) -> str:
-        return str(next(self.model.parameters()).dtype).removeprefix("torch.")
+        return str(next(self._parameters()).dtype).removeprefix("torch.")
 
     @property
     def sync(self) -> Callable[[], None] | None:
-        target = next(self.model.parameters()).device
+        target = next(self._parameters()).device
         return (lambda: torch.cuda.synchronize(target)) if target.type == "cuda" else None
 
     def encode(self, text: str) -> list[int]:
@@ -94,6 +141,8 @@ class TorchSession:
     ) -> list[list[int]]:
         """Rows left-padded to one width (masked), decoded together; each row's new ids."""
         width = max(len(row) for row in rows)
+        if self._launched is not None and self._model is None:
+            return self._generate_pipelined(rows, max_new_tokens, sample=sample, eos=eos, on_token=on_token)
         target = next(self.model.parameters()).device
         input_ids = torch.zeros(len(rows), width, dtype=torch.long, device=target)
         mask = torch.zeros(len(rows), width, dtype=torch.bool, device=target)
@@ -115,6 +164,33 @@ class TorchSession:
             compile=self._compile,
         )
         return [out[i, width:].tolist() for i in range(len(rows))]
+
+    def _generate_pipelined(
+        self,
+        rows: list[list[int]],
+        max_new_tokens: int,
+        *,
+        sample: bool,
+        eos: int | None,
+        on_token: Callable[[int], None],
+    ) -> list[list[int]]:
+        """Greedy decoding through the pipeline's stages (prompts of one length: no mask crosses a stage)."""
+        from patternc_torch.launch import misuse
+
+        if sample or len({len(row) for row in rows}) > 1:
+            raise misuse(
+                "`run --pp` decodes greedily, prompts of one length (no mask or sampler crosses the stages)",
+                help="drop --sample, give prompts of equal length, or use --tp",
+            )
+        target = next(self._parameters()).device
+        ids = torch.tensor(rows, dtype=torch.long, device=target)
+        out = self._launched.generate(ids, max_new_tokens, on_token=on_token)[:, ids.shape[1] :].tolist()
+        if eos is None:
+            return [list(row) for row in out]
+        # as ``HybridLM.generate``: a row continues with 0 after its eos; all rows done, generation stops
+        done_at = [row.index(eos) + 1 if eos in row else len(row) for row in out]
+        stop = max(done_at)
+        return [row[:end] + [0] * (stop - end) for row, end in zip(out, done_at, strict=True)]
 
 
 def _tokenizer_dir(model: str, explicit: Path | None) -> Path | None:

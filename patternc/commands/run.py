@@ -105,6 +105,14 @@ def run(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress, speed or notes on stderr: errors and the output only.")
     ] = False,
+    tp: Annotated[
+        int, typer.Option("--tp", min=1, help="Tensor-parallel ranks (inside torchrun --nproc-per-node N).")
+    ] = 1,
+    pp: Annotated[
+        int,
+        typer.Option("--pp", min=1, help="Pipeline stages, the pattern's `|` or a balanced split (inside torchrun)."),
+    ] = 1,
+    fsdp: Annotated[bool, typer.Option("--fsdp", help="FSDP2 over every rank of the torchrun launch.")] = False,
 ) -> None:
     """Load MODEL with the torch backend and print the generated ids (or text, with --prompt), one line per prompt.
 
@@ -131,7 +139,12 @@ def run(
 
     report = RunReport(model, json_output, quiet)
     try:  # the torch backend, through the registry; every refusal is a PatternError with codes
-        session = runnable("torch").session(device=device, dtype=dtypes[dtype] if dtype else None, compile=compile)
+        from patternc.backends import Parallel
+
+        parallel = Parallel(tp=tp, pp=pp, fsdp=fsdp) if tp > 1 or pp > 1 or fsdp else None
+        session = runnable("torch").session(
+            device=device, dtype=dtypes[dtype] if dtype else None, compile=compile, parallel=parallel
+        )
         loaded: Any = _bare_pattern(model)  # sized as `build` and `stats` size it, or None for a model
         session.open(
             model if loaded is None else loaded,
@@ -141,6 +154,8 @@ def run(
         )
     except PatternError as error:
         report.fail(list(error.diagnostics), error.source)
+    if not session.primary:  # another rank of a distributed launch: rank 0 reports
+        quiet = report.quiet = report.silent = True
     if session.weights_from is None:
         from patternc.diagnostics import diag
         from patternc.source import Source
@@ -201,6 +216,8 @@ class RunReport:
         self.model = model
         self.json_output = json_output
         self.quiet = quiet
+        self.silent = False
+        """Nothing on stdout: a rank other than 0 of a distributed launch (rank 0 prints the outcome)."""
         self.notes: list[Any] = []
         """(diagnostic, source) pairs: on stderr now, in the JSON object at the end."""
 
@@ -241,6 +258,8 @@ class RunReport:
         dtype: str,
         weights: str | None,
     ) -> None:
+        if self.silent:
+            return
         if not self.json_output:
             for _, shown, text in outputs:
                 typer.echo(_escape_lines(text) if text is not None else " ".join(str(t) for t in shown))

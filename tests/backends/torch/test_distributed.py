@@ -1,0 +1,161 @@
+"""Tensor parallel, FSDP2 and pipeline parallel on the CPU with gloo (issue 16).
+
+The launches run ``dist_worker.py`` under ``torchrun`` with 2 and 4 processes: every rank compares its
+sharded model against the one-process model (logits within 1e-5, the same greedy tokens, the decode
+through the sharded inference state) and raises on a mismatch; the test then reads each rank's resident
+weights.  The plan's refusals are checked in this process, without a process group.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+dist = pytest.importorskip("torch.distributed")
+
+from patternc_torch.distributed import Split, problems, stage_bounds, tp_plan  # noqa: E402
+
+import patternc  # noqa: E402
+from patternc.diagnostics import PatternError  # noqa: E402
+from patternc.ir import make_pattern  # noqa: E402
+from patternc.model import GatedDeltaNetSpec  # noqa: E402
+from tests.backends.torch.dist_worker import spec_for  # noqa: E402
+
+WORKER = Path(__file__).with_name("dist_worker.py")
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    paths = [str(ROOT / "backends"), str(ROOT)]
+    env["PYTHONPATH"] = os.pathsep.join(paths + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    env["OMP_NUM_THREADS"] = "1"
+    return env
+
+
+def launch(world: int, out: Path, modes: str, configs: str) -> list[dict[str, object]]:
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(world)]
+    command += ["--standalone", str(WORKER), str(out), modes, configs, "5"]
+    done = subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=400)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-6000:]
+    return [json.loads(path.read_text()) for path in sorted(out.glob("*.json"))]
+
+
+@pytest.mark.parametrize("world", [2, 4])
+def test_sharded_models_equal_the_one_process_model(world: int, tmp_path: Path) -> None:
+    modes = "tp,fsdp,pp,load" if world == 2 else "tp,fsdp,pp"
+    results = launch(world, tmp_path, modes, "dense,moe,mtp")
+    seen = {(r["mode"], r["config"]) for r in results}
+    expected = {(m, c) for m in ("tp", "fsdp", "pp") for c in ("dense", "moe", "mtp")} - {("pp", "mtp")}
+    if world == 2:
+        expected |= {(f"load-{k}", c) for k in ("tp", "pp", "dp") for c in ("dense", "moe", "mtp")} - {
+            ("load-pp", "mtp")
+        }
+    assert seen == expected
+    assert len(results) == len(seen) * world
+    for r in results:
+        if str(r["mode"]).startswith("load-"):
+            continue
+        assert float(r["logits_diff"]) <= 1e-5  # type: ignore[arg-type]
+        fraction = float(r["fraction"])  # type: ignore[arg-type]
+        if r["mode"] == "fsdp":
+            assert fraction == pytest.approx(1 / world, abs=0.01)
+        elif r["mode"] == "tp":  # norms, the router and MTP's fusion projection are replicated
+            assert 1 / world <= fraction < 1 / world + 0.06
+    for config in ("dense", "moe"):  # each stage holds its own layers: the shares add up to about one
+        shares = [float(r["fraction"]) for r in results if r["mode"] == "pp" and r["config"] == config]  # type: ignore[arg-type]
+        assert max(shares) < 0.75 and sum(shares) == pytest.approx(1.0, abs=0.02)
+    # loading a model directory: a tensor-parallel rank reads its slices, a stage its layers, no more
+    for r in results:
+        if r["mode"] in ("load-tp", "load-pp"):
+            assert 0.3 < float(r["read_fraction"]) < 0.6, r  # type: ignore[arg-type]
+
+
+def test_torchrun_runs_patternc_run_sharded(tmp_path: Path) -> None:
+    from patternc_torch import write_model_dir
+
+    write_model_dir(spec_for("moe", stages=True), tmp_path / "model")
+    model = patternc.torch_model(tmp_path / "model")
+    want = model.generate(torch.tensor([[5, 9, 2, 7]]), 5)[0, 4:].tolist()
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--standalone"]
+    command += ["-m", "patternc", "run", str(tmp_path / "model"), "--ids", "5 9 2 7", "-n", "5", "--tp", "2", "--json"]
+    done = subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-4000:]
+    data = json.loads(done.stdout)  # rank 0 alone prints
+    assert data["ok"] and data["rows"][0]["ids"] == want and data["weights"] == str(tmp_path / "model")
+
+
+def test_run_outside_torchrun_is_a_diagnostic(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from patternc.cli import app
+
+    for args, code in [(["--tp", "2"], "P421"), (["--tp", "3"], "P420"), (["--tp", "2", "--fsdp"], "P421")]:
+        result = CliRunner().invoke(app, ["run", "*-", "--ids", "1 2", *args, "--json"])
+        assert result.exit_code == 1, result.output
+        codes = [d["code"] for d in json.loads(result.stdout)["diagnostics"]]
+        assert codes and set(codes) == {code}, codes
+
+
+def test_the_plan_cuts_mamba_in_proj_stream_by_stream() -> None:
+    model = patternc.torch_model(spec_for("dense"))  # Mamba: 8 heads of 8, 4 groups of state 8
+    plan = tp_plan(model, 1, 2)
+    inner, gn = 64, 32
+    assert plan.splits["backbone.layers.0.mixer.in_proj.weight"].ranges == (
+        (32, 64),  # z: the second half
+        (inner + 32, inner + 64),  # x
+        (2 * inner + 16, 2 * inner + 32),  # B: groups 2 and 3
+        (2 * inner + gn + 16, 2 * inner + gn + 32),  # C
+        (2 * inner + 2 * gn + 4, 2 * inner + 2 * gn + 8),  # dt: heads 4..7
+    )
+    assert plan.sizes["backbone.layers.0.mixer"] == {"heads": 4, "groups": 2, "inner": 32, "conv_dim": 64}
+    # 2 KV heads over 4 ranks: ranks 0, 1 keep head 0, ranks 2, 3 head 1
+    kv = [tp_plan(model, r, 4).splits["backbone.layers.3.mixer.k_proj.weight"] for r in range(4)]
+    assert [s.ranges for s in kv] == [((0, 8),), ((0, 8),), ((8, 16),), ((8, 16),)]
+    assert {s.kind for s in kv} == {"expanded"}
+    full = torch.arange(12.0).view(6, 2)
+    assert Split(0, ((0, 2), (4, 5))).take(full, 1).tolist() == [[0, 1], [2, 3], [8, 9]]
+    assert Split(0, (), "partial").take(full, 1).abs().sum() == 0
+
+
+def test_what_does_not_split_is_one_diagnostic_each() -> None:
+    model = patternc.torch_model(spec_for("dense"))
+    found = problems(model, 8)  # 4 attention heads, 4 Mamba groups, vocabulary 64
+    messages = [d.message for d in found]
+    assert {d.code for d in found} == {"P420"}
+    assert any("4 attention heads do not split over 8" in m for m in messages)
+    assert any("Mamba2's 8 heads in 4 group(s) do not split over 8" in m for m in messages)
+    assert problems(model, 2) == [] and problems(model, 4) == []
+    with pytest.raises(PatternError) as raised:
+        tp_plan(model, 0, 3)
+    assert "the vocabulary of 64 does not split over 3 ranks" in str(raised.value.diagnostics[0].message)
+
+
+def test_a_kind_without_a_plan_is_refused_by_name() -> None:
+    spec = spec_for("dense").model_copy(
+        update={
+            "pattern": make_pattern("G-"),
+            "gated_deltanet": GatedDeltaNetSpec(
+                num_k_heads=2, num_v_heads=4, head_k_dim=8, head_v_dim=8, conv_kernel=4
+            ),
+        }
+    )
+    found = problems(patternc.torch_model(spec), 2)
+    assert len(found) == 1 and "layer `G` (backbone.layers.0)" in found[0].message
+
+
+def test_stages_come_from_the_pattern_or_the_split() -> None:
+    assert stage_bounds(spec_for("dense", stages=True)) == [(0, 2), (2, 5)]
+    four = stage_bounds(spec_for("dense"), 4)
+    assert len(four) == 4 and four[0][0] == 0 and four[-1][1] == 5
+    assert all(b > a for a, b in four) and all(x[1] == y[0] for x, y in itertools.pairwise(four))
+    assert stage_bounds(spec_for("dense"), bounds=[1, 3]) == [(0, 1), (1, 3), (3, 5)]
+    with pytest.raises(PatternError):
+        stage_bounds(spec_for("dense"), 6)
