@@ -45,6 +45,7 @@ from torch import nn
 from patternc.diagnostics import Diagnostic, PatternError, diag
 from patternc.model import ModelSpec
 from patternc.source import Source
+from patternc_torch.deltanet import GatedDeltaNet
 from patternc_torch.decode import StepFn, block_step, module_step, norm_step
 from patternc_torch.kinds import torch_kind
 from patternc_torch.layers import MLP, Attention, Block, Mamba2Mixer, MoE
@@ -207,6 +208,42 @@ def _moe_plan(moe: MoE, r: int, n: int) -> tuple[_Mixer | None, str | None]:
     return _Mixer(splits, {}), None
 
 
+def _deltanet_plan(m: GatedDeltaNet, r: int, n: int) -> tuple[_Mixer | None, str | None]:
+    # by key heads, each with the value heads that read it (value head j reads key head j // (hv / hk)):
+    # the convolution's q, k, v channels, the gates and the recurrent state of those heads stay on one rank
+    hk, hv, dk, dv = m.k_heads, m.v_heads, m.dk, m.dv
+    if hk % n:
+        return None, f"gated DeltaNet's {hk} key heads do not split over {n} ranks"
+    key_dim = hk * dk
+    q, k, v = _block(r, n, hk, dk), _block(r, n, hk, dk, key_dim), _block(r, n, hv, dv, 2 * key_dim)
+    heads = Split(0, (_block(r, n, hv),))
+    splits = {
+        "conv1d.weight": Split(0, (q, k, v)),
+        "dt_bias": heads,
+        "A_log": heads,
+        "out_proj.weight": Split(1, (_block(r, n, hv, dv),)),
+    }
+    if m.split:  # Qwen3.5: stream-major projections
+        splits |= {
+            "in_proj_qkv.weight": Split(0, (q, k, v)),
+            "in_proj_z.weight": Split(0, (_block(r, n, hv, dv),)),
+            "in_proj_b.weight": heads,
+            "in_proj_a.weight": heads,
+        }
+    else:  # Qwen3-Next: per key head, its q, k, then the v and z (b and a) of its value heads
+        ratio = hv // hk
+        splits["in_proj_qkvz.weight"] = Split(0, (_block(r, n, hk, 2 * dk + 2 * ratio * dv),))
+        splits["in_proj_ba.weight"] = Split(0, (_block(r, n, hk, 2 * ratio),))
+    sizes = {
+        "k_heads": hk // n,
+        "v_heads": hv // n,
+        "key_dim": key_dim // n,
+        "value_dim": hv * dv // n,
+        "conv_dim": m.conv_dim // n,
+    }
+    return _Mixer(splits, sizes), None
+
+
 def _mixer_plan(mixer: nn.Module, r: int, n: int) -> tuple[_Mixer | None, str | None]:
     # exact types: another kind's module deriving from one of these would have parameters of its own
     if type(mixer) is Attention:
@@ -218,11 +255,14 @@ def _mixer_plan(mixer: nn.Module, r: int, n: int) -> tuple[_Mixer | None, str | 
         return (None, problem) if problem else (_Mixer(splits, {}), None)
     if type(mixer) is MoE:
         return _moe_plan(mixer, r, n)
+    if type(mixer) is GatedDeltaNet:
+        return _deltanet_plan(mixer, r, n)
     return None, f"no tensor-parallel plan for {type(mixer).__name__} layers"
 
 
-TENSOR_PARALLEL_KINDS = "M * - E"
-"""The layer symbols ``tensor_parallel`` has plans for (the Nemotron-H kinds, also in MTP blocks)."""
+TENSOR_PARALLEL_KINDS = "M * - E G"
+"""The layer symbols ``tensor_parallel`` has plans for (the Nemotron-H kinds, also in MTP blocks, and
+Qwen3-Next's gated DeltaNet)."""
 
 
 def _blocks(model: HybridLM) -> Iterator[tuple[str, Block]]:
@@ -395,7 +435,7 @@ def tensor_parallel(
             mixer = model.get_submodule(path)
             for attr, value in values.items():
                 setattr(mixer, attr, value)
-            if isinstance(mixer, Mamba2Mixer):
+            if isinstance(mixer, Mamba2Mixer | GatedDeltaNet):
                 mixer.conv1d.in_channels = mixer.conv1d.out_channels = mixer.conv1d.groups = mixer.conv_dim
             if isinstance(mixer, MoE):
                 mixer.experts.intermediate //= size

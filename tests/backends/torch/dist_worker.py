@@ -31,18 +31,22 @@ from torch.distributed.device_mesh import init_device_mesh
 
 import patternc
 from patternc.ir import make_pattern
-from patternc.model import AttentionSpec, MambaSpec, MlpSpec, ModelSpec, MoeSpec, NormSpec, RopeSpec
+from patternc.model import AttentionSpec, GatedDeltaNetSpec, MambaSpec, MlpSpec, ModelSpec, MoeSpec, NormSpec, RopeSpec
 
 CONFIGS = {
     # name: (pattern, stage sizes for 2 ranks, MTP block)
     "dense": ("M-M*-", [2, 3], ""),
     "moe": ("ME*EM-", [3, 3], ""),
     "mtp": ("M*E-", None, "*E"),
+    "gdn": ("G*G-", [2, 2], ""),
 }
 
 
-def spec_for(name: str, stages: bool = False, hidden: int = 32) -> ModelSpec:
+def spec_for(name: str, stages: bool = False, hidden: int = 32, split_projections: bool = False) -> ModelSpec:
     flat, sizes, mtp = CONFIGS[name]
+    deltanet = GatedDeltaNetSpec(
+        num_k_heads=4, num_v_heads=8, head_k_dim=8, head_v_dim=8, conv_kernel=4, split_projections=split_projections
+    )
     return ModelSpec(
         source="pattern",
         pattern=make_pattern(flat, stage_sizes=sizes if stages else None, mtp=mtp, depths=1 if mtp else 0),
@@ -55,6 +59,7 @@ def spec_for(name: str, stages: bool = False, hidden: int = 32) -> ModelSpec:
         mamba=MambaSpec(
             num_heads=8, head_dim=8, state_size=8, n_groups=4, conv_kernel=4, chunk_size=8, norm_group_size=16
         ),
+        gated_deltanet=deltanet if "G" in flat else None,
         mlp=MlpSpec(intermediate_size=48, activation="relu2", gated=False),
         moe=MoeSpec(
             num_experts=8,

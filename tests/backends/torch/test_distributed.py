@@ -8,6 +8,7 @@ weights.  The plan's refusals are checked in this process, without a process gro
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 import os
@@ -20,12 +21,12 @@ import pytest
 torch = pytest.importorskip("torch")
 dist = pytest.importorskip("torch.distributed")
 
-from patternc_torch.distributed import Split, problems, stage_bounds, tp_plan  # noqa: E402
+from patternc_torch.distributed import Split, _mixer_plan, problems, stage_bounds, tp_plan  # noqa: E402
 
 import patternc  # noqa: E402
 from patternc.diagnostics import PatternError  # noqa: E402
 from patternc.ir import make_pattern  # noqa: E402
-from patternc.model import GatedDeltaNetSpec  # noqa: E402
+from patternc.model import ShortConvSpec  # noqa: E402
 from tests.backends.torch.dist_worker import spec_for  # noqa: E402
 
 WORKER = Path(__file__).with_name("dist_worker.py")
@@ -51,9 +52,9 @@ def launch(world: int, out: Path, modes: str, configs: str) -> list[dict[str, ob
 @pytest.mark.parametrize("world", [2, 4])
 def test_sharded_models_equal_the_one_process_model(world: int, tmp_path: Path) -> None:
     modes = "tp,fsdp,pp,load" if world == 2 else "tp,fsdp,pp"
-    results = launch(world, tmp_path, modes, "dense,moe,mtp")
+    results = launch(world, tmp_path, modes, "dense,moe,mtp,gdn")
     seen = {(r["mode"], r["config"]) for r in results}
-    expected = {(m, c) for m in ("tp", "fsdp", "pp") for c in ("dense", "moe", "mtp")} - {("pp", "mtp")}
+    expected = {(m, c) for m in ("tp", "fsdp", "pp") for c in ("dense", "moe", "mtp", "gdn")} - {("pp", "mtp")}
     if world == 2:
         expected |= {(f"load-{k}", c) for k in ("tp", "pp", "dp") for c in ("dense", "moe", "mtp")} - {
             ("load-pp", "mtp")
@@ -69,7 +70,7 @@ def test_sharded_models_equal_the_one_process_model(world: int, tmp_path: Path) 
             assert fraction == pytest.approx(1 / world, abs=0.01)
         elif r["mode"] == "tp":  # norms, the router and MTP's fusion projection are replicated
             assert 1 / world <= fraction < 1 / world + 0.06
-    for config in ("dense", "moe"):  # each stage holds its own layers: the shares add up to about one
+    for config in ("dense", "moe", "gdn"):  # each stage holds its own layers: the shares add up to about one
         shares = [float(r["fraction"]) for r in results if r["mode"] == "pp" and r["config"] == config]  # type: ignore[arg-type]
         assert max(shares) < 0.75 and sum(shares) == pytest.approx(1.0, abs=0.02)
     # loading a model directory: a tensor-parallel rank reads its slices, a stage its layers, no more
@@ -140,15 +141,55 @@ def test_what_does_not_split_is_one_diagnostic_each() -> None:
 
 def test_a_kind_without_a_plan_is_refused_by_name() -> None:
     spec = spec_for("dense").model_copy(
-        update={
-            "pattern": make_pattern("G-"),
-            "gated_deltanet": GatedDeltaNetSpec(
-                num_k_heads=2, num_v_heads=4, head_k_dim=8, head_v_dim=8, conv_kernel=4
-            ),
-        }
+        update={"pattern": make_pattern("C-"), "short_conv": ShortConvSpec(conv_kernel=3)}
     )
     found = problems(patternc.torch_model(spec), 2)
-    assert len(found) == 1 and "layer `G` (backbone.layers.0)" in found[0].message
+    assert len(found) == 1 and "layer `C` (backbone.layers.0)" in found[0].message
+
+
+def _shard(mixer: torch.nn.Module, rank: int, size: int) -> torch.nn.Module:
+    """Rank ``rank``'s copy of ``mixer`` cut by its plan, without a process group."""
+    plan, problem = _mixer_plan(mixer, rank, size)
+    assert plan is not None, problem
+    local = copy.deepcopy(mixer)
+    with torch.no_grad():
+        for name, split in plan.splits.items():
+            owner_path, _, leaf = name.rpartition(".")
+            owner = local.get_submodule(owner_path) if owner_path else local
+            setattr(owner, leaf, torch.nn.Parameter(split.take(getattr(owner, leaf).detach(), rank)))
+    for attr, value in plan.sizes.items():
+        setattr(local, attr, value)
+    if hasattr(local, "experts"):
+        local.experts.intermediate //= size
+    return local
+
+
+@pytest.mark.parametrize("size", [2, 4])
+@pytest.mark.parametrize(
+    ("config", "layer", "split_projections"),
+    [
+        ("dense", 0, False),
+        ("dense", 3, False),
+        ("dense", 4, False),
+        ("moe", 1, False),
+        ("gdn", 0, False),
+        ("gdn", 0, True),
+    ],
+)
+def test_the_shards_of_each_mixer_sum_to_its_output(
+    config: str, layer: int, split_projections: bool, size: int
+) -> None:
+    """Each plan in one process: the ranks' partial outputs (what the all-reduce adds) sum to the mixer's,
+    and the one-token step on each rank's state does the same."""
+    spec = spec_for(config, split_projections=split_projections)
+    model = patternc.torch_model(spec)
+    mixer = model.backbone.layers[layer].mixer
+    x = torch.randn(2, 9, spec.hidden_size, generator=torch.Generator().manual_seed(layer))
+    ctx = model._context(torch.zeros(2, 9, dtype=torch.long), None, None, None)
+    with torch.no_grad():
+        want = mixer(x, ctx)
+        got = sum(_shard(mixer, r, size)(x, ctx) for r in range(size))
+    torch.testing.assert_close(got, want, atol=2e-6, rtol=1e-5)
 
 
 def test_stages_come_from_the_pattern_or_the_split() -> None:
