@@ -45,8 +45,8 @@ from torch import nn
 from patternc.diagnostics import Diagnostic, PatternError, diag
 from patternc.model import ModelSpec
 from patternc.source import Source
-from patternc_torch.deltanet import GatedDeltaNet
 from patternc_torch.decode import StepFn, block_step, module_step, norm_step
+from patternc_torch.deltanet import GatedDeltaNet
 from patternc_torch.kinds import torch_kind
 from patternc_torch.layers import MLP, Attention, Block, Mamba2Mixer, MoE
 from patternc_torch.model import HybridLM
