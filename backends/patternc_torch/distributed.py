@@ -49,7 +49,7 @@ from patternc_torch.decode import StepFn, block_step, module_step, norm_step
 from patternc_torch.deltanet import GatedDeltaNet
 from patternc_torch.kinds import torch_kind
 from patternc_torch.layers import MLP, Attention, Block, Mamba2Mixer, MoE
-from patternc_torch.model import HybridLM
+from patternc_torch.model import HybridLM, MtpLayer
 from patternc_torch.state import InferenceState
 
 if TYPE_CHECKING:
@@ -111,6 +111,8 @@ class _Mixer:
 
 def _attention_plan(attn: Attention, r: int, n: int) -> tuple[_Mixer | None, str | None]:
     h, kv, hd = attn.heads, attn.kv_heads, attn.head_dim
+    if getattr(attn, "qk_norm_whole", False):
+        return None, "the query/key norm spans all heads at once (OLMo): it has no per-rank share"
     if h % n:
         return None, f"{h} attention heads do not split over {n} ranks"
     width = (2 if attn.output_gate else 1) * hd
@@ -141,7 +143,7 @@ def _mamba_plan(m: Mamba2Mixer, r: int, n: int) -> tuple[_Mixer | None, str | No
             None,
             f"Mamba2's {heads} heads in {groups} group(s) do not split over {n} ranks (both must divide by {n})",
         )
-    if (inner // n) % m.norm.group_size:
+    if m.norm is not None and (inner // n) % m.norm.group_size:
         return None, f"Mamba2's gated norm groups of {m.norm.group_size} channels straddle the {n} ranks' shares"
     x = _block(r, n, inner)
     b = _block(r, n, gn, offset=inner)
@@ -156,9 +158,10 @@ def _mamba_plan(m: Mamba2Mixer, r: int, n: int) -> tuple[_Mixer | None, str | No
         "dt_bias": heads_split,
         "A_log": heads_split,
         "D": heads_split,
-        "norm.weight": Split(0, (x,)),
         "out_proj.weight": Split(1, (x,)),
     }
+    if m.norm is not None:
+        splits["norm.weight"] = Split(0, (x,))
     if m.in_proj.bias is not None:
         splits["in_proj.bias"] = Split(0, rows)
     if m.conv1d.bias is not None:
@@ -223,7 +226,16 @@ def _deltanet_plan(m: GatedDeltaNet, r: int, n: int) -> tuple[_Mixer | None, str
         "A_log": heads,
         "out_proj.weight": Split(1, (_block(r, n, hv, dv),)),
     }
-    if m.split:  # Qwen3.5: stream-major projections
+    if m.separate:  # OLMo Hybrid: one projection per stream
+        splits |= {
+            "q_proj.weight": Split(0, (_block(r, n, hk, dk),)),
+            "k_proj.weight": Split(0, (_block(r, n, hk, dk),)),
+            "v_proj.weight": Split(0, (_block(r, n, hv, dv),)),
+            "g_proj.weight": Split(0, (_block(r, n, hv, dv),)),
+            "a_proj.weight": heads,
+            "b_proj.weight": heads,
+        }
+    elif m.split:  # Qwen3.5: stream-major projections
         splits |= {
             "in_proj_qkv.weight": Split(0, (q, k, v)),
             "in_proj_z.weight": Split(0, (_block(r, n, hv, dv),)),
@@ -298,6 +310,9 @@ def tp_plan(model: HybridLM, rank: int, size: int) -> Plan:
         splits["backbone.embeddings.weight"] = rows
         splits["lm_head.weight"] = rows
     for path, block in _blocks(model):
+        if type(block) not in (Block, MtpLayer):  # post-norm and parallel blocks plan their own steps
+            problems.append(f"layer `{block.symbol}` ({path}): no tensor-parallel plan for {type(block).__name__}")
+            continue
         mixer_plan, problem = _mixer_plan(block.mixer, rank, size)
         if problem or mixer_plan is None:
             problems.append(f"layer `{block.symbol}` ({path}): {problem}")

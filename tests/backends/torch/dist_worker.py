@@ -42,10 +42,18 @@ CONFIGS = {
 }
 
 
-def spec_for(name: str, stages: bool = False, hidden: int = 32, split_projections: bool = False) -> ModelSpec:
+def spec_for(name: str, stages: bool = False, hidden: int = 32, layout: str = "fused") -> ModelSpec:
+    """A tiny config; ``layout``: the gated DeltaNet's weights (``fused`` Qwen3-Next, ``split`` Qwen3.5,
+    ``separate`` OLMo Hybrid)."""
     flat, sizes, mtp = CONFIGS[name]
     deltanet = GatedDeltaNetSpec(
-        num_k_heads=4, num_v_heads=8, head_k_dim=8, head_v_dim=8, conv_kernel=4, split_projections=split_projections
+        num_k_heads=4,
+        num_v_heads=8,
+        head_k_dim=8,
+        head_v_dim=8,
+        conv_kernel=4,
+        split_projections=layout == "split",
+        separate_projections=layout == "separate",
     )
     return ModelSpec(
         source="pattern",

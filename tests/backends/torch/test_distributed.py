@@ -144,6 +144,12 @@ def test_a_kind_without_a_plan_is_refused_by_name() -> None:
     )
     found = problems(patternc.torch_model(spec), 2)
     assert len(found) == 1 and "layer `C` (backbone.layers.0)" in found[0].message
+    # OLMo's query/key norm over all heads at once has no per-rank share
+    base = spec_for("dense")
+    assert base.attention is not None
+    attention = base.attention.model_copy(update={"qk_norm": True, "qk_norm_whole": True})
+    found = problems(patternc.torch_model(base.model_copy(update={"attention": attention})), 2)
+    assert [d.code for d in found] == ["P420"] and "spans all heads" in found[0].message
 
 
 def _shard(mixer: torch.nn.Module, rank: int, size: int) -> torch.nn.Module:
@@ -165,22 +171,20 @@ def _shard(mixer: torch.nn.Module, rank: int, size: int) -> torch.nn.Module:
 
 @pytest.mark.parametrize("size", [2, 4])
 @pytest.mark.parametrize(
-    ("config", "layer", "split_projections"),
+    ("config", "layer", "layout"),
     [
-        ("dense", 0, False),
-        ("dense", 3, False),
-        ("dense", 4, False),
-        ("moe", 1, False),
-        ("gdn", 0, False),
-        ("gdn", 0, True),
+        ("dense", 0, "fused"),
+        ("dense", 3, "fused"),
+        ("dense", 4, "fused"),
+        ("moe", 1, "fused"),
+        ("gdn", 0, "fused"),
+        ("gdn", 0, "split"),
+        ("gdn", 0, "separate"),
     ],
 )
-def test_the_shards_of_each_mixer_sum_to_its_output(
-    config: str, layer: int, split_projections: bool, size: int
-) -> None:
-    """Each plan in one process: the ranks' partial outputs (what the all-reduce adds) sum to the mixer's,
-    and the one-token step on each rank's state does the same."""
-    spec = spec_for(config, split_projections=split_projections)
+def test_the_shards_of_each_mixer_sum_to_its_output(config: str, layer: int, layout: str, size: int) -> None:
+    """Each plan in one process: the ranks' partial outputs (what the all-reduce adds) sum to the mixer's."""
+    spec = spec_for(config, layout=layout)
     model = patternc.torch_model(spec)
     mixer = model.backbone.layers[layer].mixer
     x = torch.randn(2, 9, spec.hidden_size, generator=torch.Generator().manual_seed(layer))
