@@ -24,10 +24,10 @@ transformers = pytest.importorskip("transformers")
 
 from patternc_torch.io import build, load_weights  # noqa: E402
 from patternc_torch.latent import LatentAttention  # noqa: E402
-from patternc_torch.support import unsupported  # noqa: E402
 
 from patternc.config import read_config  # noqa: E402
 from patternc.model import ModelSpec  # noqa: E402
+from tests.backends.torch.parity import build_pair, compare_to_reference  # noqa: E402
 
 TOL = 1e-4
 VOCAB = 97
@@ -116,17 +116,7 @@ def randomize(model: Any, seed: int) -> None:
 def pair(model_cls: Any, config: Any, seed: int) -> tuple[Any, Any, ModelSpec]:
     """transformers' model of ``config`` (random weights) and the backend's, read from the same config
     by its family and loaded from transformers' state dict."""
-    reading = read_config(config.to_dict())
-    assert reading.ok and reading.spec is not None, [d.message for d in reading.diagnostics]
-    spec = reading.spec
-    assert unsupported(spec) == []
-    config._attn_implementation = "eager"
-    torch.manual_seed(0)
-    hf = model_cls(config).eval()
-    randomize(hf, seed)
-    ours = build(spec)
-    load_weights(ours, dict(hf.state_dict()), "<transformers>")
-    return hf, ours, spec
+    return build_pair(model_cls, config, randomize, seed)
 
 
 def ids(seed: int, batch: int, seq: int) -> Any:
@@ -165,44 +155,23 @@ def check_parity(model_cls: Any, config: Any, seed: int, seq: int = 24, cached_r
     every key and another in a row of the cached ones, by transformers as by this backend)."""
     hf, ours, spec = pair(model_cls, config, seed)
     flat = spec.pattern.flat
-    tokens = ids(seed, 2, seq)
-    with torch.no_grad():
-        ref = hf(tokens, use_cache=False).logits
-        assert torch.isfinite(ref).all()
-        full = ours(tokens).logits
-        assert float((full - ref).abs().max()) <= TOL, (flat, "full")
-        state = ours.new_state(2, 4)  # small on purpose: the latent buffers must grow
-        split = 1 + seed % 7
-        steps = [ours(tokens[:, :split], state=state).logits]
-        assert ours._can_step(state), "the one-token decode path must serve the steps"
-        steps += [ours(tokens[:, i : i + 1], state=state).logits for i in range(split, seq)]
-        if cached_reference:
-            ref = cached_steps(hf, tokens, split)
-        assert float((torch.cat(steps, dim=1) - ref).abs().max()) <= TOL, (flat, "step")
+
+    def latent_only(state: Any) -> None:
         assert state.kv == {} and sorted(state.latent) == [i for i, s in enumerate(flat) if s in "+D"]
 
-        n, pad = 12, 1 + seed % 5
-        tokens = ids(seed + 1, 2, n)
-        mask = torch.ones(2, n, dtype=torch.long)
-        mask[1, :pad] = 0
-        tokens[1, :pad] = 0
-        positions = (mask.cumsum(1) - 1).clamp(min=0)  # what transformers' generate passes for left padding
-        ref = hf(tokens, attention_mask=mask, position_ids=positions, use_cache=False).logits
-        padded = ours(tokens, attention_mask=mask).logits
-        assert float((padded - ref)[mask.bool()].abs().max()) <= TOL, (flat, "left-padded")
-        state = ours.new_state(2, 4)
-        ours(tokens[:, :-3], attention_mask=mask[:, :-3], state=state)
-        tail = [ours(tokens[:, i : i + 1], state=state).logits for i in range(n - 3, n)]
-        if cached_reference:
-            ref = cached_steps(hf, tokens, n - 3, mask)
-        assert float((torch.cat(tail, dim=1) - ref[:, -3:]).abs().max()) <= TOL, (flat, "padded decode")
-
-        prompt = tokens[:1, :6]
-        expected = hf.generate(
-            prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=8, do_sample=False, pad_token_id=0
-        )
-        got = ours.generate(prompt, max_new_tokens=8, eos_token_id=config.eos_token_id)  # both stop there
-    assert torch.equal(got, expected), (flat, got, expected)
+    steps = cached_steps if cached_reference else None
+    compare_to_reference(
+        hf,
+        ours,
+        vocab=VOCAB,
+        seed=seed,
+        tol=TOL,
+        seq=seq,
+        label=flat,
+        after_steps=latent_only,
+        cached_reference=steps,
+        eos_token_id=config.eos_token_id,  # both stop there
+    )
 
 
 @SETTINGS

@@ -25,12 +25,12 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 F = torch.nn.functional
 
-from patternc_torch.io import build, load_weights  # noqa: E402
 from patternc_torch.parallel import ParallelBlock  # noqa: E402
 from patternc_torch.support import unsupported  # noqa: E402
 
 from patternc.config import read_config  # noqa: E402
 from patternc.model import ModelSpec  # noqa: E402
+from tests.backends.torch.parity import build_pair, compare_to_reference  # noqa: E402
 
 TOL = 1e-4
 VOCAB = 97
@@ -106,17 +106,7 @@ def _randomize(model: Any, seed: int) -> None:
 
 
 def _pair(config: Any, seed: int) -> tuple[Any, Any, ModelSpec]:
-    reading = read_config(config.to_dict())
-    assert reading.ok and reading.spec is not None, [d.message for d in reading.diagnostics]
-    spec = reading.spec
-    assert unsupported(spec) == []
-    config._attn_implementation = "eager"
-    torch.manual_seed(0)
-    hf = transformers.FalconH1ForCausalLM(config).eval()
-    _randomize(hf, seed)
-    ours = build(spec)
-    load_weights(ours, dict(hf.state_dict()), "<transformers>")
-    return hf, ours, spec
+    return build_pair(transformers.FalconH1ForCausalLM, config, _randomize, seed)
 
 
 def _ids(seed: int, batch: int, seq: int) -> Any:
@@ -134,41 +124,13 @@ def check_parity(config: Any, seed: int, padded_like_transformers: bool = True) 
     into the convolution; the backend's padded positions contribute nothing)."""
     hf, ours, _ = _pair(config, seed)
     assert any(isinstance(layer, ParallelBlock) for layer in ours.backbone.layers)
-    with torch.no_grad():
-        seq = 40  # more than two chunks of the scan (16)
-        ids = _ids(seed, 2, seq)
-        ref = hf(ids, use_cache=False).logits
-        assert torch.isfinite(ref).all()
-        assert _gap(ours(ids).logits, ref) <= TOL, "full"
-        state = ours.new_state(2, 4)  # small on purpose: the KV buffers must grow
-        split = 1 + seed % 7
-        steps = [ours(ids[:, :split], state=state).logits]
-        assert ours._can_step(state), "the one-token decode path"
-        steps += [ours(ids[:, i : i + 1], state=state).logits for i in range(split, seq)]
-        assert _gap(torch.cat(steps, dim=1), ref) <= TOL, "step"
 
-        seq, pad = 12, 1 + seed % 5
-        ids = _ids(seed + 1, 2, seq)
-        mask = torch.ones(2, seq, dtype=torch.long)
-        mask[1, :pad] = 0
-        ids[1, :pad] = 0
-        positions = (mask.cumsum(1) - 1).clamp(min=0)  # what transformers' generate passes for left padding
-        if padded_like_transformers:
-            ref = hf(ids, attention_mask=mask, position_ids=positions, use_cache=False).logits
-        else:
-            ref = torch.cat([hf(ids[:1]).logits, F.pad(hf(ids[1:, pad:]).logits, (0, 0, pad, 0))])
-        padded = ours(ids, attention_mask=mask).logits
-        assert float((padded - ref)[mask.bool()].abs().max()) <= TOL, "left-padded"
-        state = ours.new_state(2, 4)
-        ours(ids[:, :-3], attention_mask=mask[:, :-3], state=state)
-        tail = [ours(ids[:, i : i + 1], state=state).logits for i in range(seq - 3, seq)]
-        assert _gap(torch.cat(tail, dim=1), ref[:, -3:]) <= TOL, "padded decode"
+    def unpadded(ids: Any, mask: Any, pad: int) -> Any:
+        return torch.cat([hf(ids[:1]).logits, F.pad(hf(ids[1:, pad:]).logits, (0, 0, pad, 0))])
 
-        prompt = ids[:1, :6]
-        mask = torch.ones_like(prompt)  # explicit: a prompt id equal to pad_token_id is no padding
-        expected = hf.generate(prompt, attention_mask=mask, max_new_tokens=8, do_sample=False, pad_token_id=0)
-        got = ours.generate(prompt, max_new_tokens=8)
-    assert torch.equal(got, expected), (got, expected)
+    reference = None if padded_like_transformers else unpadded
+    # seq: more than two chunks of the scan (16)
+    compare_to_reference(hf, ours, vocab=VOCAB, seed=seed, tol=TOL, seq=40, padded_reference=reference)
 
 
 @SETTINGS

@@ -14,6 +14,7 @@ shown to stay the same size whatever the context.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import pytest
@@ -23,14 +24,14 @@ from hypothesis import strategies as st
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from patternc_torch.io import build, load_weights  # noqa: E402
+from patternc_torch.io import build  # noqa: E402
 from patternc_torch.kda import KimiDeltaAttention  # noqa: E402
 from patternc_torch.layers import Context  # noqa: E402
 from patternc_torch.state import InferenceState  # noqa: E402
-from patternc_torch.support import unsupported  # noqa: E402
 
 from patternc.config import read_config  # noqa: E402
 from patternc.model import KdaSpec, ModelSpec  # noqa: E402
+from tests.backends.torch.parity import build_pair, compare_to_reference, greedy_reference  # noqa: E402
 
 TOL = 1e-4
 VOCAB = 97
@@ -120,34 +121,11 @@ def randomize(model: Any, seed: int) -> None:
 def pair(model_cls: Any, config: Any, seed: int) -> tuple[Any, Any, ModelSpec]:
     """transformers' model of ``config`` (random weights) and the backend's, read from the same config
     by its family and loaded from transformers' state dict."""
-    reading = read_config(config.to_dict())
-    assert reading.ok and reading.spec is not None, [d.message for d in reading.diagnostics]
-    spec = reading.spec
-    assert unsupported(spec) == [], [d.message for d in unsupported(spec)]
-    config._attn_implementation = "eager"
-    torch.manual_seed(0)
-    hf = model_cls(config).eval()
-    randomize(hf, seed)
-    ours = build(spec)
-    load_weights(ours, dict(hf.state_dict()), "<transformers>")
-    return hf, ours, spec
+    return build_pair(model_cls, config, randomize, seed)
 
 
 def ids_of(seed: int, batch: int, seq: int) -> Any:
     return torch.randint(0, VOCAB, (batch, seq), generator=torch.Generator().manual_seed(seed))
-
-
-def greedy_reference(hf: Any, config: Any, prompt: Any, new: int) -> Any:
-    """transformers' greedy tokens: ``generate`` with an explicit all-ones mask (a prompt id equal to
-    ``pad_token_id`` is no padding); by full forwards when every layer is linear (transformers' cache
-    cannot generate without an attention layer)."""
-    if "full_attention" in config.layer_types:
-        mask = torch.ones_like(prompt)
-        return hf.generate(prompt, attention_mask=mask, max_new_tokens=new, do_sample=False, pad_token_id=0)
-    out = prompt
-    for _ in range(new):
-        out = torch.cat([out, hf(out, use_cache=False).logits[:, -1].argmax(-1, keepdim=True)], dim=1)
-    return out
 
 
 def check_parity(model_cls: Any, config: Any, seed: int) -> None:
@@ -155,41 +133,13 @@ def check_parity(model_cls: Any, config: Any, seed: int) -> None:
     decode path itself: ``_can_step``), a left-padded batch (and its continuation token by token),
     greedy tokens: all as transformers'."""
     hf, ours, spec = pair(model_cls, config, seed)
-    flat = spec.pattern.flat
-    seq = 70
-    ids = ids_of(seed, 2, seq)
-    with torch.no_grad():
-        ref = hf(ids, use_cache=False).logits
-        assert torch.isfinite(ref).all()
-        full = ours(ids).logits
-        assert float((full - ref).abs().max()) <= TOL, (flat, "full", float((full - ref).abs().max()))
-        state = ours.new_state(2, 4)  # small on purpose: the caches must grow
-        split = 1 + seed % 7
-        steps = [ours(ids[:, :split], state=state).logits]
-        assert ours._can_step(state), flat
-        steps += [ours(ids[:, i : i + 1], state=state).logits for i in range(split, seq)]
-        assert float((torch.cat(steps, dim=1) - ref).abs().max()) <= TOL, (flat, "step")
-
-        seq, pad = 12, 1 + seed % 5
-        ids = ids_of(seed + 1, 2, seq)
-        mask = torch.ones(2, seq, dtype=torch.long)
-        mask[1, :pad] = 0
-        ids[1, :pad] = 0
-        positions = (mask.cumsum(1) - 1).clamp(min=0)  # what transformers' generate passes for left padding
-        ref = hf(ids, attention_mask=mask, position_ids=positions, use_cache=False).logits
-        padded = ours(ids, attention_mask=mask).logits
-        assert float((padded - ref)[mask.bool()].abs().max()) <= TOL, (flat, "left-padded")
-        state = ours.new_state(2, 4)
-        ours(ids[:, :-3], attention_mask=mask[:, :-3], state=state)
-        tail = [ours(ids[:, i : i + 1], state=state).logits for i in range(seq - 3, seq)]
-        assert float((torch.cat(tail, dim=1) - ref[:, -3:]).abs().max()) <= TOL, (flat, "padded decode")
-
-        prompt = ids[:1, :6]
-        expected = greedy_reference(hf, config, prompt, 8)
-        # transformers' generate stops at the config's eos token; the full-forward reference never stops
-        eos = config.eos_token_id if "full_attention" in config.layer_types else None
-        got = ours.generate(prompt, max_new_tokens=8, eos_token_id=eos)
-    assert torch.equal(got, expected), (flat, got, expected)
+    layers = config.layer_types
+    greedy = partial(greedy_reference, layers)
+    # transformers' generate stops at the config's eos token; the full-forward reference never stops
+    eos = config.eos_token_id if "full_attention" in layers else None
+    compare_to_reference(
+        hf, ours, vocab=VOCAB, seed=seed, tol=TOL, seq=70, label=spec.pattern.flat, greedy=greedy, eos_token_id=eos
+    )
 
 
 @SETTINGS

@@ -11,6 +11,7 @@ the one-token decode path), a left-padded batch and its continuation, within 1e-
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import pytest
@@ -20,12 +21,10 @@ from hypothesis import strategies as st
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from patternc_torch.io import build, load_weights  # noqa: E402
-from patternc_torch.support import unsupported  # noqa: E402
 
-from patternc.config import read_config  # noqa: E402
 from patternc.kinds import by_symbol  # noqa: E402
 from patternc.model import ModelSpec  # noqa: E402
+from tests.backends.torch.parity import build_pair, compare_to_reference, greedy_reference  # noqa: E402
 from tests.backends.torch.test_qwen3_next import SETTINGS, TOL, VOCAB  # noqa: E402
 
 
@@ -50,32 +49,11 @@ def randomize(model: Any, seed: int) -> None:
 def pair(model_cls: Any, config: Any, seed: int, raw: dict[str, Any] | None = None) -> tuple[Any, Any, ModelSpec]:
     """transformers' model of ``config`` (random weights) and the backend's, read from ``raw`` (the
     config's dict by default) by its family and loaded from transformers' state dict."""
-    reading = read_config(raw if raw is not None else config.to_dict())
-    assert reading.ok and reading.spec is not None, [d.message for d in reading.diagnostics]
-    spec = reading.spec
-    assert unsupported(spec) == []
-    config._attn_implementation = "eager"
-    torch.manual_seed(0)
-    hf = model_cls(config).eval()
-    randomize(hf, seed)
-    ours = build(spec)
-    load_weights(ours, dict(hf.state_dict()), "<transformers>")
-    return hf, ours, spec
+    return build_pair(model_cls, config, randomize, seed, raw)
 
 
 def ids_for(seed: int, batch: int, seq: int) -> Any:
     return torch.randint(0, VOCAB, (batch, seq), generator=torch.Generator().manual_seed(seed))
-
-
-def greedy_reference(hf: Any, layer_types: list[str], prompt: Any, new: int) -> Any:
-    if "full_attention" in layer_types:
-        mask = torch.ones_like(prompt)  # explicit: a prompt id equal to pad_token_id is no padding
-        return hf.generate(prompt, attention_mask=mask, max_new_tokens=new, do_sample=False, pad_token_id=0)
-    # transformers' cache cannot generate without an attention layer: greedy by full forwards
-    out = prompt
-    for _ in range(new):
-        out = torch.cat([out, hf(out, use_cache=False).logits[:, -1].argmax(-1, keepdim=True)], dim=1)
-    return out
 
 
 def check_family_parity(
@@ -85,19 +63,8 @@ def check_family_parity(
     continuation token by token), greedy tokens: all as transformers'."""
     hf, ours, spec = pair(model_cls, config, seed, raw)
     flat = spec.pattern.flat
-    seq = 40
-    ids = ids_for(seed, 2, seq)
-    with torch.no_grad():
-        ref = hf(ids, use_cache=False).logits
-        assert torch.isfinite(ref).all()
-        full = ours(ids).logits
-        assert float((full - ref).abs().max()) <= TOL, (flat, "full")
-        state = ours.new_state(2, 4)  # small on purpose: the KV buffers must grow
-        split = 1 + seed % 7
-        steps = [ours(ids[:, :split], state=state).logits]
-        assert ours._can_step(state), (flat, "the one-token decode path is not taken")
-        steps += [ours(ids[:, i : i + 1], state=state).logits for i in range(split, seq)]
-        assert float((torch.cat(steps, dim=1) - ref).abs().max()) <= TOL, (flat, "step")
+
+    def constant_state(state: Any) -> None:
         for index, conv in state.conv.items():  # constant state: the window, whatever the length
             flavour = spec.flavour(by_symbol(flat[index]).kind)
             assert conv.shape[-1] == getattr(flavour, "conv_kernel", 0) - 1, (flat, index)
@@ -105,24 +72,10 @@ def check_family_parity(
             shape = (2, spec.mamba1.inner_size(spec.hidden_size), spec.mamba1.state_size)
             assert all(state.ssm[i].shape == shape for i, s in enumerate(flat) if s == "S"), flat
 
-        seq, pad = 12, 1 + seed % 5
-        ids = ids_for(seed + 1, 2, seq)
-        mask = torch.ones(2, seq, dtype=torch.long)
-        mask[1, :pad] = 0
-        ids[1, :pad] = 0
-        positions = (mask.cumsum(1) - 1).clamp(min=0)  # what transformers' generate passes for left padding
-        ref = hf(ids, attention_mask=mask, position_ids=positions, use_cache=False).logits
-        padded = ours(ids, attention_mask=mask).logits
-        assert float((padded - ref)[mask.bool()].abs().max()) <= TOL, (flat, "left-padded")
-        state = ours.new_state(2, 4)
-        ours(ids[:, :-3], attention_mask=mask[:, :-3], state=state)
-        tail = [ours(ids[:, i : i + 1], state=state).logits for i in range(seq - 3, seq)]
-        assert float((torch.cat(tail, dim=1) - ref[:, -3:]).abs().max()) <= TOL, (flat, "padded decode")
-
-        prompt = ids[:1, :6]
-        expected = greedy_reference(hf, layer_types, prompt, 8)
-        got = ours.generate(prompt, max_new_tokens=8)
-    assert torch.equal(got, expected), (flat, got, expected)
+    greedy = partial(greedy_reference, layer_types)
+    compare_to_reference(
+        hf, ours, vocab=VOCAB, seed=seed, tol=TOL, seq=40, label=flat, after_steps=constant_state, greedy=greedy
+    )
 
 
 @st.composite

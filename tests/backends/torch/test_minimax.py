@@ -36,6 +36,7 @@ from patternc_torch.weights import check_names, to_backend_names  # noqa: E402
 import patternc  # noqa: E402
 from patternc.config import read_config  # noqa: E402
 from patternc.model import ModelSpec  # noqa: E402
+from tests.backends.torch.parity import build_pair, compare_to_reference  # noqa: E402
 from tests.backends.torch.test_qwen3_next import SETTINGS, TOL, VOCAB  # noqa: E402
 
 FACTORS = (
@@ -98,16 +99,9 @@ def _randomize(model: Any, seed: int) -> None:
 
 
 def _pair(config: Any, released: bool, seed: int) -> tuple[Any, Any, ModelSpec]:
-    reading = read_config(released_spelling(config) if released else config.to_dict())
-    assert reading.ok and reading.spec is not None, [d.message for d in reading.diagnostics]
-    spec = reading.spec
-    assert spec.scaled_residual is not None and unsupported(spec) == []
-    config._attn_implementation = "eager"
-    torch.manual_seed(0)
-    hf = transformers.MiniMaxForCausalLM(config).eval()
-    _randomize(hf, seed)
-    ours = build(spec)
-    load_weights(ours, dict(hf.state_dict()), "<transformers>")
+    raw = released_spelling(config) if released else None
+    hf, ours, spec = build_pair(transformers.MiniMaxForCausalLM, config, _randomize, seed, raw)
+    assert spec.scaled_residual is not None
     return hf, ours, spec
 
 
@@ -119,43 +113,25 @@ def check_parity(config: Any, released: bool, seed: int) -> None:
     """Full forward, step-by-step decoding, a left-padded batch and its continuation, greedy tokens."""
     hf, ours, spec = _pair(config, released, seed)
     flat = spec.pattern.flat
-    seq = 40
-    ids = _ids(seed, 2, seq)
-    with torch.no_grad():
-        ref = hf(ids, use_cache=False).logits
-        assert torch.isfinite(ref).all()
-        full = ours(ids).logits
-        assert float((full - ref).abs().max()) <= TOL, (flat, "full")
-        state = ours.new_state(2, 4)  # small on purpose: the KV buffers must grow
-        split = 1 + seed % 11
-        steps = [ours(ids[:, :split], state=state).logits]
-        assert ours._can_step(state), "the next tokens take the one-token decode path"
-        steps += [ours(ids[:, i : i + 1], state=state).logits for i in range(split, seq)]
-        assert float((torch.cat(steps, dim=1) - ref).abs().max()) <= TOL, (flat, "step")
+
+    def constant_state(state: Any) -> None:
         lightning = [i for i, s in enumerate(flat) if s == "L"]
         head_dim = config.head_dim
         assert all(state.ssm[i].shape == (2, 4, head_dim, head_dim) for i in lightning), "constant state per layer"
 
-        seq, pad = 20, 1 + seed % 5
-        ids = _ids(seed + 1, 2, seq)
-        mask = torch.ones(2, seq, dtype=torch.long)
-        mask[1, :pad] = 0
-        ids[1, :pad] = 0
-        positions = (mask.cumsum(1) - 1).clamp(min=0)  # what transformers' generate passes for left padding
-        ref = hf(ids, attention_mask=mask, position_ids=positions, use_cache=False).logits
-        padded = ours(ids, attention_mask=mask).logits
-        assert float((padded - ref)[mask.bool()].abs().max()) <= TOL, (flat, "left-padded")
-        state = ours.new_state(2, 4)
-        ours(ids[:, :-3], attention_mask=mask[:, :-3], state=state)
-        tail = [ours(ids[:, i : i + 1], state=state).logits for i in range(seq - 3, seq)]
-        assert float((torch.cat(tail, dim=1) - ref[:, -3:]).abs().max()) <= TOL, (flat, "padded decode")
-
-        prompt = ids[:1, :6]
-        expected = hf.generate(
-            prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=8, do_sample=False, pad_token_id=0
-        )
-        got = ours.generate(prompt, max_new_tokens=8)
-    assert torch.equal(got, expected), (flat, got, expected)
+    split = 1 + seed % 11
+    compare_to_reference(
+        hf,
+        ours,
+        vocab=VOCAB,
+        seed=seed,
+        tol=TOL,
+        seq=40,
+        padded_seq=20,
+        split=split,
+        label=flat,
+        after_steps=constant_state,
+    )
 
 
 @SETTINGS

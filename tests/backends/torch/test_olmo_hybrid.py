@@ -25,11 +25,12 @@ from hypothesis import strategies as st
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from patternc_torch.io import build, load_weights  # noqa: E402
+from patternc_torch.io import build  # noqa: E402
 from patternc_torch.postnorm import PostNormBlock  # noqa: E402
 from patternc_torch.support import unsupported  # noqa: E402
 
 from patternc.config import read_config  # noqa: E402
+from tests.backends.torch.parity import build_pair, compare_to_reference  # noqa: E402
 from tests.backends.torch.test_falcon_h1 import SETTINGS, TOL, VOCAB, _gap, _ids  # noqa: E402
 
 RELEASED = Path(__file__).parents[2] / "fixtures" / "hub2" / "Olmo-Hybrid-7B"
@@ -84,51 +85,12 @@ def _randomize(model: Any, seed: int) -> None:
 
 
 def check_parity(config: Any, seed: int) -> None:
-    reading = read_config(config.to_dict())
-    assert reading.ok and reading.spec is not None, [d.message for d in reading.diagnostics]
-    spec = reading.spec
-    assert unsupported(spec) == []
-    config._attn_implementation = "eager"
-    torch.manual_seed(0)
-    hf = transformers.OlmoHybridForCausalLM(config).eval()
-    _randomize(hf, seed)
-    ours = build(spec)
-    load_weights(ours, dict(hf.state_dict()), "<transformers>")
+    hf, ours, _ = build_pair(transformers.OlmoHybridForCausalLM, config, _randomize, seed)
     assert sum(isinstance(layer, PostNormBlock) for layer in ours.backbone.layers) == 2 * config.layer_types.count(
         "full_attention"
     )
-    with torch.no_grad():
-        seq = 70  # more than one chunk of the delta rule (64)
-        ids = _ids(seed, 2, seq)
-        ref = hf(ids, use_cache=False).logits
-        assert torch.isfinite(ref).all()
-        assert _gap(ours(ids).logits, ref) <= TOL, "full"
-        state = ours.new_state(2, 4)  # small on purpose: the KV buffers must grow
-        split = 1 + seed % 7
-        steps = [ours(ids[:, :split], state=state).logits]
-        assert ours._can_step(state), "the one-token decode path"
-        steps += [ours(ids[:, i : i + 1], state=state).logits for i in range(split, seq)]
-        assert _gap(torch.cat(steps, dim=1), ref) <= TOL, "step"
-
-        seq, pad = 12, 1 + seed % 5
-        ids = _ids(seed + 1, 2, seq)
-        mask = torch.ones(2, seq, dtype=torch.long)
-        mask[1, :pad] = 0
-        ids[1, :pad] = 0
-        positions = (mask.cumsum(1) - 1).clamp(min=0)  # what transformers' generate passes for left padding
-        ref = hf(ids, attention_mask=mask, position_ids=positions, use_cache=False).logits
-        padded = ours(ids, attention_mask=mask).logits
-        assert float((padded - ref)[mask.bool()].abs().max()) <= TOL, "left-padded"
-        state = ours.new_state(2, 4)
-        ours(ids[:, :-3], attention_mask=mask[:, :-3], state=state)
-        tail = [ours(ids[:, i : i + 1], state=state).logits for i in range(seq - 3, seq)]
-        assert _gap(torch.cat(tail, dim=1), ref[:, -3:]) <= TOL, "padded decode"
-
-        prompt = ids[:1, :6]
-        mask = torch.ones_like(prompt)  # explicit: a prompt id equal to pad_token_id is no padding
-        expected = hf.generate(prompt, attention_mask=mask, max_new_tokens=8, do_sample=False, pad_token_id=0)
-        got = ours.generate(prompt, max_new_tokens=8)
-    assert torch.equal(got, expected), (got, expected)
+    # seq: more than one chunk of the delta rule (64)
+    compare_to_reference(hf, ours, vocab=VOCAB, seed=seed, tol=TOL, seq=70)
 
 
 @SETTINGS

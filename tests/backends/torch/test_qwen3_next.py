@@ -11,6 +11,7 @@ builds (Mamba2, gated DeltaNet and gated attention in one stack) decodes as its 
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import pytest
@@ -26,6 +27,7 @@ from patternc_torch.support import unsupported  # noqa: E402
 from patternc.config import read_config  # noqa: E402
 from patternc.ir import make_pattern  # noqa: E402
 from patternc.model import ModelSpec  # noqa: E402
+from tests.backends.torch.parity import build_pair, compare_to_reference, greedy_reference  # noqa: E402
 from tests.backends.torch.test_parity import mamba_spec  # noqa: E402
 
 TOL = 1e-4
@@ -90,70 +92,19 @@ def _randomize(model: Any, seed: int) -> None:
 def _pair(model_cls: Any, config: Any, seed: int) -> tuple[Any, Any, ModelSpec]:
     """transformers' model of ``config`` (random weights) and the backend's, read from the same config
     by its family and loaded from transformers' state dict."""
-    reading = read_config(config.to_dict())
-    assert reading.ok and reading.spec is not None, [d.message for d in reading.diagnostics]
-    spec = reading.spec
-    assert unsupported(spec) == []
-    config._attn_implementation = "eager"
-    torch.manual_seed(0)
-    hf = model_cls(config).eval()
-    _randomize(hf, seed)
-    ours = build(spec)
-    load_weights(ours, dict(hf.state_dict()), "<transformers>")
-    return hf, ours, spec
+    return build_pair(model_cls, config, _randomize, seed)
 
 
 def _ids(seed: int, batch: int, seq: int) -> Any:
     return torch.randint(0, VOCAB, (batch, seq), generator=torch.Generator().manual_seed(seed))
 
 
-def _greedy_reference(hf: Any, config: Any, prompt: Any, new: int) -> Any:
-    if "full_attention" in config.layer_types:
-        mask = torch.ones_like(prompt)  # explicit: a prompt id equal to pad_token_id is no padding
-        return hf.generate(prompt, attention_mask=mask, max_new_tokens=new, do_sample=False, pad_token_id=0)
-    # transformers' cache cannot generate without an attention layer: greedy by full forwards
-    out = prompt
-    for _ in range(new):
-        out = torch.cat([out, hf(out, use_cache=False).logits[:, -1].argmax(-1, keepdim=True)], dim=1)
-    return out
-
-
 def check_parity(model_cls: Any, config: Any, seed: int) -> None:
     """Full forward over more than one chunk of the delta rule (64 tokens), step-by-step decoding, a
     left-padded batch (and its continuation token by token), greedy tokens: all as transformers'."""
     hf, ours, spec = _pair(model_cls, config, seed)
-    flat = spec.pattern.flat
-    seq = 70
-    ids = _ids(seed, 2, seq)
-    with torch.no_grad():
-        ref = hf(ids, use_cache=False).logits
-        assert torch.isfinite(ref).all()
-        full = ours(ids).logits
-        assert float((full - ref).abs().max()) <= TOL, (flat, "full")
-        state = ours.new_state(2, 4)  # small on purpose: the KV buffers must grow
-        split = 1 + seed % 7
-        steps = [ours(ids[:, :split], state=state).logits]
-        steps += [ours(ids[:, i : i + 1], state=state).logits for i in range(split, seq)]
-        assert float((torch.cat(steps, dim=1) - ref).abs().max()) <= TOL, (flat, "step")
-
-        seq, pad = 12, 1 + seed % 5
-        ids = _ids(seed + 1, 2, seq)
-        mask = torch.ones(2, seq, dtype=torch.long)
-        mask[1, :pad] = 0
-        ids[1, :pad] = 0
-        positions = (mask.cumsum(1) - 1).clamp(min=0)  # what transformers' generate passes for left padding
-        ref = hf(ids, attention_mask=mask, position_ids=positions, use_cache=False).logits
-        padded = ours(ids, attention_mask=mask).logits
-        assert float((padded - ref)[mask.bool()].abs().max()) <= TOL, (flat, "left-padded")
-        state = ours.new_state(2, 4)
-        ours(ids[:, :-3], attention_mask=mask[:, :-3], state=state)
-        tail = [ours(ids[:, i : i + 1], state=state).logits for i in range(seq - 3, seq)]
-        assert float((torch.cat(tail, dim=1) - ref[:, -3:]).abs().max()) <= TOL, (flat, "padded decode")
-
-        prompt = ids[:1, :6]
-        expected = _greedy_reference(hf, config, prompt, 8)
-        got = ours.generate(prompt, max_new_tokens=8)
-    assert torch.equal(got, expected), (flat, got, expected)
+    label, greedy = spec.pattern.flat, partial(greedy_reference, config.layer_types)
+    compare_to_reference(hf, ours, vocab=VOCAB, seed=seed, tol=TOL, seq=70, label=label, can_step=False, greedy=greedy)
 
 
 @SETTINGS
