@@ -14,6 +14,11 @@ from typing import Annotated
 
 import typer
 
+from patternc.kinds import LayerKind, kind_def
+
+_MAMBA2 = kind_def(LayerKind.MAMBA2).symbol
+_ATTENTION = kind_def(LayerKind.ATTENTION).symbol
+
 
 class Layout(StrEnum):
     BLOCKS = "blocks"
@@ -47,11 +52,11 @@ def gen(
             metavar="SYMBOL",
             help="The symbol of the linear-time mixers: M (Mamba2), G, K, L, S or C.",
         ),
-    ] = "M",
+    ] = _MAMBA2,
     attention_kind: Annotated[
         str,
         typer.Option("--attention-kind", metavar="SYMBOL", help="The symbol of the attention layers: *, + or D."),
-    ] = "*",
+    ] = _ATTENTION,
     megatron_compatible: Annotated[
         bool,
         typer.Option("--megatron-compatible", help="Reproduce Megatron-Core's pattern_from_ratios exactly."),

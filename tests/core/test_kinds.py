@@ -173,6 +173,7 @@ NOT_LAYERS: dict[tuple[str, str, str | None], str] = {
     ("patternc/outdir.py", "publish", "*"): "a glob",
     ("patternc/render.py", "_snippets", "-"): "the underline of a secondary label",
     ("patternc/codes.py", "<module>", None): "example inputs of the code table: pattern text, not symbol logic",
+    ("backends/patternc_torch/distributed.py", "_mamba_plan", "D"): "the Mamba2 mixer's skip parameter `D`",
     ("backends/patternc_torch/model.py", "<module>", "D"): "the Mamba2 parameter `D`",
     ("backends/patternc_torch/model.py", "HybridLM.init_weights", "D"): "the Mamba2 parameter `D`",
     ("backends/patternc_transformers/carry.py", "<module>", "*"): "a marker value of `Carried.written`",

@@ -298,11 +298,13 @@ def test_standard_attention_is_not_sparse_attention() -> None:
     assert any("self-attention" in r for r in _reasons("*-DE"))
 
 
-def test_torch_backend_refuses_sparse_attention_with_a_reason() -> None:
-    from backends.patternc_torch.support import SUPPORT
+def test_torch_backend_builds_the_released_config() -> None:
+    """Sparse attention runs on the torch backend (issue 15; parity in tests/backends/torch/test_deepseek_v32.py)."""
+    from backends.patternc_torch.support import SUPPORT, unsupported
 
-    row = SUPPORT["dsa"]
-    assert row.module is None and "indexer" in row.refusal
+    assert SUPPORT["dsa"].module is not None
+    reading = read_config(RELEASED)
+    assert reading.spec is not None and unsupported(reading.spec) == []
 
 
 def test_megatron_build_is_refused_with_reasons(tmp_path: Path) -> None:
