@@ -99,10 +99,18 @@ def _models_under(model: type[BaseModel]) -> Iterator[type[BaseModel]]:
     yield from visit(model)
 
 
+_DESCRIBED: set[type[BaseModel]] = set()
+"""Classes already given their descriptions: the schemas share models (the diagnostics, the IR), and
+each is read and rebuilt once per process, not once per schema that holds it."""
+
+
 def describe(model: type[BaseModel]) -> None:
     """Give every field of ``model`` (and of the models under it) its attribute docstring as its
     description, as pydantic's ``use_attribute_docstrings`` would, and rebuild the schemas."""
     for cls in _models_under(model):
+        if cls in _DESCRIBED:
+            continue
+        _DESCRIBED.add(cls)
         docs: dict[str, str] = {}
         for base in reversed(cls.__mro__):
             if isinstance(base, type) and issubclass(base, BaseModel) and base is not BaseModel:
