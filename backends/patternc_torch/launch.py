@@ -11,6 +11,7 @@ Every misuse is a ``P420`` (the model cannot be split so) or ``P421`` (the launc
 
 from __future__ import annotations
 
+import atexit
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -107,6 +108,9 @@ def start(parallel: Parallel, kind: str, device: str) -> tuple[DeviceMesh, str]:
         torch.cuda.set_device(target)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if target.type == "cuda" else "gloo")
+        # torn down before the interpreter exits: a live gloo group's threads at exit abort the
+        # process ("terminate called without an active exception"), seen in CI on `patternc run --tp 2`
+        atexit.register(dist.destroy_process_group)
     mesh = init_device_mesh(target.type, (world,), mesh_dim_names=(kind,))
     return mesh, str(target)
 
