@@ -25,15 +25,13 @@ parameter (``DTensor.from_local`` over the mesh), for ``torch.distributed.checkp
 decoding goes through ``forward`` (whose FSDP hooks gather each layer's weights) instead of the
 decode closures, which would capture sharded parameters.
 
-**Pipeline parallel.** ``PipelinedLM`` cuts the main stack at the pattern's ``|`` stages (or at given
-boundaries, e.g. ``patternc.analysis.pipeline.split_model``'s) and runs ``ScheduleGPipe`` over
-``PipelineStage``s; each rank keeps only its stage's layers.
+**Pipeline parallel** is ``patternc_torch.pipeline`` (``PipelinedLM``: stages over ranks, each with its
+layers' inference state, the MTP block on the last stage).
 """
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -43,7 +41,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from patternc.diagnostics import Diagnostic, PatternError, diag
-from patternc.model import ModelSpec
 from patternc.source import Source
 from patternc_torch.decode import StepFn, block_step, module_step, norm_step
 from patternc_torch.deltanet import GatedDeltaNet
@@ -530,156 +527,6 @@ def fully_sharded(model: HybridLM, mesh: DeviceMesh, *, reshard_after_forward: b
     fsdp_class = type(model)
     model.__class__ = type(fsdp_class.__name__, (fsdp_class, FullyShardedLM), {})
     return cast(FullyShardedLM, model)
-
-
-# -- pipeline parallel ----------------------------------------------------------------------------
-
-
-def stage_bounds(
-    spec: ModelSpec, stages: int | None = None, bounds: Sequence[int] | None = None
-) -> list[tuple[int, int]]:
-    """The main layers ``[start, stop)`` of each stage: ``bounds`` (cut points), else the pattern's ``|``
-    stages when there are ``stages`` of them, else ``patternc.analysis.pipeline.split_model``'s cut."""
-    n = len(spec.pattern.layers)
-    if bounds is not None:
-        cuts = [0, *bounds, n]
-        return [(a, b) for a, b in itertools.pairwise(cuts)]
-    marked = [(s.start, s.stop) for s in spec.pattern.stages]
-    if stages is None or stages == len(marked):
-        return marked
-    if stages > n:
-        raise refuse(f"{stages} pipeline stages for {n} layers", help=f"use --pp {n} or fewer")
-    from patternc.analysis.pipeline import split_model
-
-    try:
-        sizes = tuple(split_model(spec, stages).partition.sizes)  # pattern symbols per segment
-    except Exception:  # a kind the cost model does not know: equal shares of layers
-        sizes = tuple(n // stages + (1 if i < n % stages else 0) for i in range(stages))
-    if len(sizes) != stages or sum(sizes) != n or min(sizes) == 0:
-        sizes = tuple(n // stages + (1 if i < n % stages else 0) for i in range(stages))
-    out, start = [], 0
-    for size in sizes:
-        out.append((start, start + size))
-        start += size
-    return out
-
-
-def pipeline_stages(spec: ModelSpec, size: int) -> list[tuple[int, int]]:
-    """``stage_bounds`` for ``size`` ranks, or ``P420`` when the model cannot be pipelined so."""
-    if spec.pattern.mtp is not None:
-        raise refuse(
-            "pipeline parallel runs the main stack only: the model's MTP block has no stage",
-            help="use --tp or --fsdp for models with MTP",
-        )
-    cuts = stage_bounds(spec, size)
-    if len(cuts) != size:
-        raise refuse(
-            f"the pattern has {len(cuts)} pipeline stage(s) (`|`), the launch {size} rank(s)",
-            help=f"run with {len(cuts)} processes, or leave the `|` out and let `--pp {size}` split the stack",
-        )
-    return cuts
-
-
-class _Stage(nn.Module):
-    """One pipeline stage of a ``HybridLM``: (ids ->) its layers (-> final norm -> logits)."""
-
-    def __init__(self, model: HybridLM, start: int, stop: int, first: bool, last: bool) -> None:
-        super().__init__()
-        self.first, self.last = first, last
-        self.embeddings = model.backbone.embeddings if first else None
-        self.layers = nn.ModuleList(list(model.backbone.layers)[start:stop])
-        self.norm_f = model.backbone.norm_f if last else None
-        self.lm_head = model.lm_head if last else None
-        rope = model.rope_inv_freq
-        self.register_buffer("rope_inv_freq", rope if isinstance(rope, torch.Tensor) else None, persistent=False)
-        self.spec = model.spec
-        self._context = model._context
-        self._head = model._head
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.first:
-            assert self.embeddings is not None
-            ids = x
-            x = self.embeddings(ids)
-            if self.spec.embedding_multiplier != 1.0:
-                x = x * self.spec.embedding_multiplier
-        b, t = x.shape[0], x.shape[1]
-        ctx = self._context(torch.zeros(b, t, dtype=torch.long, device=x.device), None, None, None)
-        for layer in self.layers:
-            x = layer(x, ctx)
-        if self.last:
-            assert self.norm_f is not None
-            return self._head(self.norm_f(x))
-        return x
-
-
-class PipelinedLM:
-    """``model`` cut into pipeline stages over a 1-D mesh, one stage per rank, run with ``ScheduleGPipe``.
-
-    Only this rank's stage keeps its parameters (the rest of the model is dropped).  ``logits(ids)``
-    returns the full logits on every rank (broadcast from the last stage); ``generate`` is greedy and
-    recomputes the whole sequence per token (no inference state crosses the stages)."""
-
-    def __init__(
-        self,
-        model: HybridLM,
-        mesh: DeviceMesh,
-        bounds: Sequence[tuple[int, int]] | None = None,
-        device: torch.device | None = None,
-    ) -> None:
-        from torch.distributed.pipelining import PipelineStage
-
-        group, rank, size = _mesh_group(mesh)
-        cuts = list(bounds) if bounds is not None else pipeline_stages(model.spec, size)
-        start, stop = cuts[rank]
-        first, last = rank == 0, rank == size - 1
-        self.spec, self.group, self.rank, self.size = model.spec, group, rank, size
-        self.vocab = model.spec.vocab_size
-        self.weights_from = model.weights_from
-        self.elements_read: int | None = None
-        """Elements this rank read from the checkpoint (``patternc_torch.launch``); None: not loaded so."""
-        self.module = _Stage(model, start, stop, first, last)
-        # the other stages' weights leave this rank (to the meta device: the module tree stays whole)
-        for i, layer in enumerate(model.backbone.layers):
-            if not start <= i < stop:
-                layer.to("meta")
-        if not last:
-            model.backbone.norm_f.to("meta")
-            if not first:
-                model.backbone.embeddings.to("meta")
-            if not model.spec.tie_embeddings:
-                model.lm_head.to("meta")
-        elif not first and not model.spec.tie_embeddings:
-            model.backbone.embeddings.to("meta")
-        self.device = device or next(self.module.parameters()).device
-        self.stage = PipelineStage(self.module, rank, size, self.device, group=group)
-
-    def logits(self, ids: torch.Tensor, microbatches: int = 1) -> torch.Tensor:
-        from torch.distributed.pipelining import ScheduleGPipe
-
-        schedule = ScheduleGPipe(self.stage, microbatches)
-        b, t = ids.shape
-        out = None
-        out = schedule.step(ids) if self.rank == 0 else schedule.step()
-        if self.rank == self.size - 1 and out is not None:
-            logits = out
-        else:
-            logits = torch.empty(b, t, self.vocab, device=self.device)
-        root = dist.get_global_rank(self.group, self.size - 1)
-        dist.broadcast(logits, src=root, group=self.group)
-        return logits
-
-    @torch.no_grad()
-    def generate(
-        self, ids: torch.Tensor, max_new_tokens: int, on_token: Callable[[int], None] | None = None
-    ) -> torch.Tensor:
-        """Greedy ids (b, t + new), the whole sequence run through the stages for each new token."""
-        for step in range(max_new_tokens):
-            nxt = self.logits(ids)[:, -1].argmax(-1, keepdim=True)
-            ids = torch.cat([ids, nxt], dim=1)
-            if on_token is not None:
-                on_token(step + 1)
-        return ids
 
 
 # -- measures -------------------------------------------------------------------------------------

@@ -4,7 +4,8 @@
 Each rank reads only its share of a checkpoint when the plan allows it: under ``--tp`` a sharded
 parameter is read as the slices its plan keeps (safetensors' ``get_slice``, through the checkpoint
 files ``patternc_checkpoint`` opened and checked), under ``--pp`` only the stage's layers (and the
-embeddings or head of the first or last stage) are read.  A checkpoint whose names need converting
+embeddings or head of the first or last stage; the last also reads the MTP block and a replica of the
+embedding table for it: ``pipeline.keeps``) are read.  A checkpoint whose names need converting
 (a hub layout: stacked experts, renamed layers) is read whole and then sharded, as is ``--fsdp``'s.
 Every misuse is a ``P420`` (the model cannot be split so) or ``P421`` (the launch is wrong) diagnostic.
 """
@@ -29,15 +30,14 @@ from patternc.source import Source
 from patternc_torch import io
 from patternc_torch.arguments import model_device
 from patternc_torch.distributed import (
-    PipelinedLM,
     Split,
     fully_sharded,
-    pipeline_stages,
     refuse,
     tensor_parallel,
     tp_plan,
 )
 from patternc_torch.model import HybridLM
+from patternc_torch.pipeline import PipelinedLM, keeps, pipeline_stages
 from patternc_torch.weights import open_weights, paired_names, stand_ins, to_backend_names, unusable_dtypes
 
 if TYPE_CHECKING:
@@ -252,15 +252,9 @@ def parallel_model(
         sharded.elements_read = weights.elements
         return sharded
     cuts = pipeline_stages(model.spec, mesh.size())
-    start, stop = cuts[rank]
-    last = rank == mesh.size() - 1
 
     def mine(name: str) -> bool:
-        if name.startswith("backbone.layers."):
-            return start <= int(name.split(".")[2]) < stop
-        if name.startswith("backbone.embeddings."):
-            return rank == 0 or (last and model.spec.tie_embeddings)
-        return last and (name.startswith(("backbone.norm_f.", "lm_head.")))
+        return keeps(model.spec, name, rank, mesh.size(), cuts[rank])
 
     _materialize(model, weights, mine, target)
     model.weights_from = str(weights.directory)

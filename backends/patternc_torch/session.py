@@ -62,7 +62,8 @@ class TorchSession:
         """The model sharded over the launch: the plan checked first (P420, no process group needed),
         then the launch (P421), then each rank's shard loaded."""
         from patternc_torch import launch
-        from patternc_torch.distributed import pipeline_stages, tp_plan
+        from patternc_torch.distributed import tp_plan
+        from patternc_torch.pipeline import pipeline_stages
 
         assert self._parallel is not None
         kind = launch.check_options(self._parallel)
@@ -141,56 +142,21 @@ class TorchSession:
     ) -> list[list[int]]:
         """Rows left-padded to one width (masked), decoded together; each row's new ids."""
         width = max(len(row) for row in rows)
-        if self._launched is not None and self._model is None:
-            return self._generate_pipelined(rows, max_new_tokens, sample=sample, eos=eos, on_token=on_token)
-        target = next(self.model.parameters()).device
+        pipelined = self._launched is not None and self._model is None
+        target = next(self._parameters()).device
         input_ids = torch.zeros(len(rows), width, dtype=torch.long, device=target)
         mask = torch.zeros(len(rows), width, dtype=torch.bool, device=target)
         for i, row in enumerate(rows):
             input_ids[i, width - len(row) :] = torch.tensor(row)
             mask[i, width - len(row) :] = True
         generator = torch.Generator(device=target).manual_seed(seed)
-        out = self.model.generate(
-            input_ids,
-            max_new_tokens,
-            attention_mask=mask,
-            do_sample=sample,
-            temperature=temperature,
-            top_k=top_k,
-            top_p=top_p,
-            eos_token_id=eos,
-            generator=generator,
-            on_token=on_token,
-            compile=self._compile,
-        )
+        settings: dict[str, Any] = {"do_sample": sample, "temperature": temperature, "top_k": top_k, "top_p": top_p}
+        settings |= {"eos_token_id": eos, "generator": generator, "on_token": on_token}
+        if pipelined:  # the stages decode through their inference state; the last stage picks (patternc_torch.pipeline)
+            out = self._launched.generate(input_ids, max_new_tokens, attention_mask=mask, **settings)
+        else:
+            out = self.model.generate(input_ids, max_new_tokens, attention_mask=mask, compile=self._compile, **settings)
         return [out[i, width:].tolist() for i in range(len(rows))]
-
-    def _generate_pipelined(
-        self,
-        rows: list[list[int]],
-        max_new_tokens: int,
-        *,
-        sample: bool,
-        eos: int | None,
-        on_token: Callable[[int], None],
-    ) -> list[list[int]]:
-        """Greedy decoding through the pipeline's stages (prompts of one length: no mask crosses a stage)."""
-        from patternc_torch.launch import misuse
-
-        if sample or len({len(row) for row in rows}) > 1:
-            raise misuse(
-                "`run --pp` decodes greedily, prompts of one length (no mask or sampler crosses the stages)",
-                help="drop --sample, give prompts of equal length, or use --tp",
-            )
-        target = next(self._parameters()).device
-        ids = torch.tensor(rows, dtype=torch.long, device=target)
-        out = self._launched.generate(ids, max_new_tokens, on_token=on_token)[:, ids.shape[1] :].tolist()
-        if eos is None:
-            return [list(row) for row in out]
-        # as ``HybridLM.generate``: a row continues with 0 after its eos; all rows done, generation stops
-        done_at = [row.index(eos) + 1 if eos in row else len(row) for row in out]
-        stop = max(done_at)
-        return [row[:end] + [0] * (stop - end) for row, end in zip(out, done_at, strict=True)]
 
 
 def _tokenizer_dir(model: str, explicit: Path | None) -> Path | None:

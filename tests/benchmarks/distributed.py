@@ -9,7 +9,9 @@ ranks check themselves against the one-process model: logits within 1e-5, greedy
 a mismatch fails the launch) and prints, per mode (tensor parallel, FSDP2, pipeline) and config: the
 largest difference of logits, each rank's resident weights as a fraction of the model's (``resident_bytes``:
 about 1/N is the point of sharding) and the tokens per second of greedy generation, the one-process
-model's figure beside it.  On a CPU with gloo the collectives dominate at these sizes: the figures show
+model's figure beside it.  The pipeline's figure is decoding through each stage's inference state (one
+position per row per stage and token, ``patternc_torch.pipeline``), the prompt through the schedule.
+On a CPU with gloo the collectives dominate at these sizes: the figures show
 that sharding works and what it costs here, not the speed-up of large models on GPUs.
 """
 
@@ -65,7 +67,7 @@ def main() -> int:
     for world in args.ranks:
         with tempfile.TemporaryDirectory() as out:
             command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(world)]
-            command += [str(WORKER), out, args.modes, "dense,moe,mtp", str(args.tokens)]
+            command += [str(WORKER), out, args.modes, "dense,moe,mtp,gdn", str(args.tokens)]
             done = subprocess.run(command, env=env, capture_output=True, text=True)
             if done.returncode != 0:
                 print(f"{world} ranks: FAIL\n{done.stderr[-3000:]}")

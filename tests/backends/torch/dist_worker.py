@@ -20,13 +20,13 @@ import torch
 import torch.distributed as dist
 from patternc_torch import write_model_dir
 from patternc_torch.distributed import (
-    PipelinedLM,
     dtensor_state_dict,
     fully_sharded,
     resident_bytes,
     tensor_parallel,
 )
 from patternc_torch.launch import parallel_model
+from patternc_torch.pipeline import PipelinedLM
 from torch.distributed.device_mesh import init_device_mesh
 
 import patternc
@@ -107,6 +107,84 @@ def decode_steps(model: torch.nn.Module, ids: torch.Tensor, steps: int) -> list[
     return logits
 
 
+def padded() -> tuple[torch.Tensor, torch.Tensor]:
+    """The prompt left-padded: row 0 starts three positions late (its pads hold id 0)."""
+    ids = prompt()
+    mask = torch.ones_like(ids, dtype=torch.bool)
+    mask[0, :3] = False
+    return ids.masked_fill(~mask, 0), mask
+
+
+def reference_steps(
+    model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor | None, steps: int
+) -> list[torch.Tensor]:
+    """``decode_steps`` from a (possibly left-padded) prompt, all logits of the prompt first."""
+    state = model.new_state(ids.shape[0])  # type: ignore[operator]
+    out = model(ids, mask, state=state)
+    logits = [out.logits]
+    nxt = out.logits[:, -1].argmax(-1, keepdim=True)
+    for _ in range(steps):
+        out = model(nxt, state=state)
+        logits.append(out.logits)
+        nxt = out.logits[:, -1].argmax(-1, keepdim=True)
+    return logits
+
+
+def pipeline_steps(pipe: PipelinedLM, ids: torch.Tensor, mask: torch.Tensor | None, steps: int) -> list[torch.Tensor]:
+    """``reference_steps`` through the pipeline's per-stage inference state."""
+    logits = [pipe.prefill(ids, mask)]
+    nxt = logits[-1][:, -1].argmax(-1, keepdim=True)
+    for _ in range(steps):
+        logits.append(pipe.step(nxt))
+        nxt = logits[-1][:, -1].argmax(-1, keepdim=True)
+    return logits
+
+
+def check_pipeline(pipe: PipelinedLM, reference: torch.nn.Module, new_tokens: int) -> dict[str, object]:
+    """Everything the pipeline serves against the one-process model: logits (whole batch, two microbatches,
+    left-padded, MTP heads), the step logits through the stages' states (unpadded: the decode closures;
+    left-padded: the layers' forward), greedy tokens, and that decoding runs each token once per stage."""
+    ids = prompt()
+    pad_ids, mask = padded()
+    full_out = reference(ids, return_mtp=True)
+    result: dict[str, object] = {}
+    if pipe.spec.pattern.mtp is not None:
+        got, got_mtp = pipe.logits(ids, return_mtp=True)
+        assert full_out.mtp_logits is not None and len(got_mtp) == len(full_out.mtp_logits) > 0
+        for depth, (mine, ref) in enumerate(zip(got_mtp, full_out.mtp_logits, strict=True)):
+            result[f"mtp_diff_{depth + 1}"] = close(f"pipeline MTP depth {depth + 1} logits", mine, ref)
+    else:
+        got = pipe.logits(ids)
+    result["logits_diff"] = close("pipeline logits", got, full_out.logits)
+    close("pipeline logits, 2 microbatches", pipe.logits(ids, 2), full_out.logits)
+    close("pipeline left-padded logits", pipe.logits(pad_ids, attention_mask=mask), reference(pad_ids, mask).logits)
+    diffs = []
+    for name, x, m in (("", ids, None), ("left-padded ", pad_ids, mask)):
+        want = reference_steps(reference, x, m, 4)
+        for k, (mine, ref) in enumerate(zip(pipeline_steps(pipe, x, m, 4), want, strict=True)):
+            diffs.append(close(f"pipeline {name}decode step {k}", mine, ref))
+    result["step_diff"] = max(diffs)
+    for x, m in ((pad_ids, mask), (ids, None)):  # the timed run last: the unpadded one
+        want_tokens = reference.generate(x, new_tokens, attention_mask=m)  # type: ignore[operator]
+        pipe.module.tokens_seen = 0
+        start = time.perf_counter()
+        tokens = pipe.generate(x, new_tokens, attention_mask=m)
+        result["seconds"] = time.perf_counter() - start
+        if not torch.equal(tokens, want_tokens):
+            raise AssertionError(f"pipeline greedy tokens {tokens.tolist()} != {want_tokens.tolist()}")
+        # the prompt once, then one position per row for each new token but the last: the state is used
+        b, t = x.shape
+        if pipe.module.tokens_seen != b * (t + new_tokens - 1):
+            raise AssertionError(f"a stage ran {pipe.module.tokens_seen} positions, not {b * (t + new_tokens - 1)}")
+    result["tokens_seen"] = pipe.module.tokens_seen
+    result["closures"] = pipe.closures  # the unpadded run decoded through the stages' decode closures
+    eos = int(want_tokens[0, ids.shape[1] + 1])  # row 0 stops after its second new token, row 1 goes on
+    want_eos = reference.generate(ids, new_tokens, eos_token_id=eos, pad_token_id=5)  # type: ignore[operator]
+    if not torch.equal(pipe.generate(ids, new_tokens, eos_token_id=eos, pad_token_id=5), want_eos):
+        raise AssertionError("pipeline tokens with an eos differ")
+    return result
+
+
 def check(mode: str, config: str, out_dir: Path, new_tokens: int) -> dict[str, object]:
     rank, world = dist.get_rank(), dist.get_world_size()
     spec = spec_for(config, stages=mode == "pp" and world == 2)
@@ -123,11 +201,10 @@ def check(mode: str, config: str, out_dir: Path, new_tokens: int) -> dict[str, o
         if mode == "pp":
             pipe = PipelinedLM(model, mesh)
             del model
-            result["logits_diff"] = close("pipeline logits", pipe.logits(ids), want)
-            start = time.perf_counter()
-            tokens = pipe.generate(ids, new_tokens)
-            result["seconds"] = time.perf_counter() - start
+            result |= check_pipeline(pipe, reference, new_tokens)
+            tokens = want_tokens  # compared in check_pipeline
             resident = resident_bytes(pipe.module)
+            result["table_bytes"] = resident_bytes(reference.backbone.embeddings)
         else:
             sharded = tensor_parallel(model, mesh) if mode == "tp" else fully_sharded(model, mesh)
             out = sharded(ids, return_mtp=True)
@@ -172,12 +249,16 @@ def check_loading(config: str, out_dir: Path, new_tokens: int) -> None:
     with torch.no_grad():
         want, want_tokens = reference(ids).logits, reference.generate(ids, new_tokens)
         for kind in ("tp", "pp", "dp"):
-            if kind == "pp" and spec.pattern.mtp is not None:
-                continue
             mesh = init_device_mesh("cpu", (world,), mesh_dim_names=(kind,))
             loaded = parallel_model(directory, mesh)
             if isinstance(loaded, PipelinedLM):
                 got, tokens = loaded.logits(ids), loaded.generate(ids, new_tokens)
+                if spec.pattern.mtp is not None:  # the last stage's MTP block and its replica of the table
+                    got_mtp = loaded.logits(ids, return_mtp=True)[1]
+                    want_mtp = reference(ids, return_mtp=True).mtp_logits
+                    assert want_mtp is not None and len(got_mtp) == len(want_mtp) > 0
+                    for depth, (mine, ref) in enumerate(zip(got_mtp, want_mtp, strict=True)):
+                        close(f"loaded pp MTP depth {depth + 1} logits", mine, ref)
             else:
                 assert loaded.weights_from == str(directory)
                 got, tokens = loaded(ids).logits, loaded.generate(ids, new_tokens)
@@ -199,8 +280,6 @@ def main() -> None:
     try:
         for mode in modes:
             for config in configs:
-                if mode == "pp" and config == "mtp":
-                    continue  # refused by design (P420): the MTP block has no stage
                 if mode == "load":
                     check_loading(config, out_dir, new_tokens)
                 else:
