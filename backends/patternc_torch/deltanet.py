@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from patternc.model import GatedDeltaNetSpec, ModelSpec
+from patternc_torch import kernels
 from patternc_torch.decode import Rope, StepFn, dense
 from patternc_torch.kinds import TorchKind
 from patternc_torch.layers import Context, _f32
@@ -213,6 +214,8 @@ class GatedDeltaNet(nn.Module):
         return q, k, _f32(v).reshape(*lead, self.v_heads, self.dv), g, beta
 
     def forward(self, x: torch.Tensor, ctx: Context) -> torch.Tensor:
+        if kernels.fla(x) is not None or kernels.causal_conv1d(x) is not None:
+            return fused_forward(self, x, ctx)
         bsz, t, _ = x.shape
         if ctx.token_mask is not None:
             x = x * ctx.token_mask.unsqueeze(-1).to(x.dtype)
@@ -260,6 +263,8 @@ def deltanet_step(mixer: GatedDeltaNet) -> StepFn:
     value_dim = mixer.value_dim
 
     def step(x: torch.Tensor, state: InferenceState, start: int, rope: Rope | None) -> torch.Tensor:
+        if kernels.fla(x) is not None or kernels.causal_conv1d(x) is not None:
+            return fused_step(mixer, x, state)
         bsz = x.shape[0]
         qkv, z, b, a = mixer.project(x)
         conv_state = state.conv[index]
@@ -273,6 +278,84 @@ def deltanet_step(mixer: GatedDeltaNet) -> StepFn:
         return out_proj(out)
 
     return step
+
+
+def fla_rule(
+    mixer: GatedDeltaNet,
+    rule: kernels.Fla,
+    qkv: torch.Tensor,
+    b: torch.Tensor,
+    a: torch.Tensor,
+    S: torch.Tensor | None,
+    recurrent: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The gated delta rule through fla, called as ``Qwen3NextGatedDeltaNet`` / ``OlmoHybridGatedDeltaNet``
+    call it: convolved ``qkv`` (b, t, conv_dim) split into q, k (b, t, key heads, dk) not normalised
+    (``use_qk_l2norm_in_kernel``, fla's default scale) nor repeated to the value heads, v (b, t, hv, dv);
+    ``g`` float32 and ``beta`` (times 2 with negative eigenvalues) in the model dtype, (b, t, hv); the
+    state (b, hv, dk, dv).  ``recurrent``: one token after a state (``fused_recurrent_gated_delta_rule``),
+    else ``chunk_gated_delta_rule``.  Returns (y (b, t, hv, dv), the final state)."""
+    lead = qkv.shape[:-1]
+    q, k, v = qkv.split([mixer.key_dim, mixer.key_dim, mixer.value_dim], dim=-1)
+    q = q.reshape(*lead, mixer.k_heads, mixer.dk)
+    k = k.reshape(*lead, mixer.k_heads, mixer.dk)
+    v = v.reshape(*lead, mixer.v_heads, mixer.dv)
+    beta = b.sigmoid()
+    if mixer.neg_eigval:
+        beta = beta * 2.0
+    g = -mixer.A_log.float().exp() * F.softplus(a.float() + mixer.dt_bias)
+    kernel = rule.fused_recurrent_gated_delta_rule if recurrent else rule.chunk_gated_delta_rule
+    y, final = kernel(q, k, v, g=g, beta=beta, initial_state=S, output_final_state=True, use_qk_l2norm_in_kernel=True)
+    return y, final
+
+
+def fused_forward(mixer: GatedDeltaNet, x: torch.Tensor, ctx: Context) -> torch.Tensor:
+    """``GatedDeltaNet.forward`` where a kernel imports (``patternc_torch.kernels``): the convolution
+    through ``causal_conv1d_fn`` (``kernels.conv_prefill``), the rule through fla (``fla_rule``), each on
+    the PyTorch path when its own package is missing."""
+    bsz, t, _ = x.shape
+    if ctx.token_mask is not None:
+        x = x * ctx.token_mask.unsqueeze(-1).to(x.dtype)
+    state = ctx.state
+    conv_state = state.conv.get(mixer.index) if state is not None else None
+    S = state.ssm.get(mixer.index) if state is not None else None
+    qkv, z, b, a = mixer.project(x)
+    conv, tail = kernels.conv_prefill(qkv.transpose(1, 2), mixer.conv1d.weight, None, conv_state, "silu")
+    qkv = conv.transpose(1, 2)
+    rule = kernels.fla(x)
+    if rule is not None:
+        y, S = fla_rule(mixer, rule, qkv, b, a, S, recurrent=S is not None and t == 1)
+    else:
+        q, k, v, g, beta = mixer.heads(qkv, b, a)
+        if S is not None and t == 1:
+            S = S.clone()
+            y = recurrent_gated_delta_step(S, q[:, 0], k[:, 0], v[:, 0], g[:, 0], beta[:, 0]).unsqueeze(1)
+        else:
+            y, S = chunk_gated_delta_rule(q, k, v, g, beta, S)
+    if state is not None:
+        state.conv[mixer.index] = tail.contiguous().clone()
+        state.ssm[mixer.index] = S.float().contiguous()
+    out = mixer.norm(y.to(x.dtype), z).reshape(bsz, t, mixer.value_dim)
+    return mixer.out_proj(out)
+
+
+def fused_step(mixer: GatedDeltaNet, x: torch.Tensor, state: InferenceState) -> torch.Tensor:
+    """``deltanet_step``'s step where a kernel imports: ``causal_conv1d_update`` on the window
+    (``kernels.conv_step``), ``fused_recurrent_gated_delta_rule`` on the state, both in place."""
+    bsz = x.shape[0]
+    qkv, z, b, a = mixer.project(x)
+    qkv = kernels.conv_step(qkv, mixer.conv1d.weight, None, state.conv[mixer.index], "silu")
+    S = state.ssm[mixer.index]
+    rule = kernels.fla(x)
+    if rule is not None:
+        y, final = fla_rule(mixer, rule, qkv.unsqueeze(1), b.unsqueeze(1), a.unsqueeze(1), S, recurrent=True)
+        S.copy_(final)
+        y = y[:, 0]
+    else:
+        q, k, v, g, beta = mixer.heads(qkv, b, a)
+        y = recurrent_gated_delta_step(S, q, k, v, g, beta)
+    out = mixer.norm(y.to(x.dtype), z).reshape(bsz, mixer.value_dim)
+    return mixer.out_proj(out)
 
 
 def _build(spec: ModelSpec, index: int) -> nn.Module | None:

@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from patternc.model import KdaSpec, ModelSpec
+from patternc_torch import kernels
 from patternc_torch.decode import Rope, StepFn, dense
 from patternc_torch.kinds import TorchKind
 from patternc_torch.layers import ACTIVATIONS, Context, _f32
@@ -203,6 +204,7 @@ class KimiDeltaAttention(nn.Module):
         self.heads, self.head_dim, self.kernel = spec.num_heads, spec.head_dim, spec.conv_kernel
         self.inner = spec.inner_size
         self.conv_dim = 3 * self.inner
+        self.activation = spec.activation
         self.act = ACTIVATIONS[spec.activation]
         self.q_proj = nn.Linear(hidden, self.inner, bias=False)
         self.k_proj = nn.Linear(hidden, self.inner, bias=False)
@@ -248,6 +250,8 @@ class KimiDeltaAttention(nn.Module):
         return l2norm(q), l2norm(k), v, g, beta
 
     def forward(self, x: torch.Tensor, ctx: Context) -> torch.Tensor:
+        if kernels.fla(x) is not None or kernels.causal_conv1d(x) is not None:
+            return fused_forward(self, x, ctx)
         bsz, t, _ = x.shape
         if ctx.token_mask is not None:
             x = x * ctx.token_mask.unsqueeze(-1).to(x.dtype)
@@ -279,6 +283,8 @@ def kda_step(mixer: KimiDeltaAttention) -> StepFn:
     act, inner, scale = mixer.act, mixer.inner, mixer.head_dim**-0.5
 
     def step(x: torch.Tensor, state: InferenceState, start: int, rope: Rope | None) -> torch.Tensor:
+        if kernels.fla(x) is not None or kernels.causal_conv1d(x) is not None:
+            return fused_step(mixer, x, state)
         bsz = x.shape[0]
         conv_state = state.conv[index]
         mixed = torch.cat([q_proj(x), k_proj(x), v_proj(x)], dim=-1)
@@ -292,6 +298,79 @@ def kda_step(mixer: KimiDeltaAttention) -> StepFn:
         return o_proj(out)
 
     return step
+
+
+def fla_rule(
+    mixer: KimiDeltaAttention,
+    rule: kernels.Fla,
+    conv: torch.Tensor,
+    x: torch.Tensor,
+    S: torch.Tensor | None,
+    recurrent: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The KDA rule through fla, called as ``KimiLinearDeltaAttention`` / ``BailingHybrid``'s KDA call it:
+    the activated convolution (b, t, 3 * inner) split into q, k, v (b, t, heads, head_dim) not
+    normalised (``use_qk_l2norm_in_kernel``, fla's default scale); ``g`` the forget gate's per-channel
+    log decay (b, t, heads, head_dim), ``beta = sigmoid(b_proj(x))`` (b, t, heads) in the model dtype; the
+    state (b, heads, head_dim, head_dim).  ``recurrent``: one token after a state (``fused_recurrent_kda``),
+    else ``chunk_kda``.  Returns (y (b, t, heads, head_dim), the final state)."""
+    lead = conv.shape[:-1]
+    q, k, v = (part.reshape(*lead, mixer.heads, mixer.head_dim) for part in conv.split(mixer.inner, dim=-1))
+    g = mixer.forget_gate(x)
+    beta = torch.sigmoid(mixer.b_proj(x))
+    kernel = rule.fused_recurrent_kda if recurrent else rule.chunk_kda
+    y, final = kernel(q, k, v, g=g, beta=beta, initial_state=S, output_final_state=True, use_qk_l2norm_in_kernel=True)
+    return y, final
+
+
+def fused_forward(mixer: KimiDeltaAttention, x: torch.Tensor, ctx: Context) -> torch.Tensor:
+    """``KimiDeltaAttention.forward`` where a kernel imports (``patternc_torch.kernels``): the convolution
+    through ``causal_conv1d_fn`` (``kernels.conv_prefill``), the rule through fla (``fla_rule``), each on
+    the PyTorch path when its own package is missing."""
+    bsz, t, _ = x.shape
+    if ctx.token_mask is not None:
+        x = x * ctx.token_mask.unsqueeze(-1).to(x.dtype)
+    state = ctx.state
+    conv_state = state.conv.get(mixer.index) if state is not None else None
+    S = state.ssm.get(mixer.index) if state is not None else None
+    conv, tail = kernels.conv_prefill(
+        mixer.mixed(x).transpose(1, 2), mixer.conv1d.weight, None, conv_state, mixer.activation
+    )
+    conv = conv.transpose(1, 2)
+    rule = kernels.fla(x)
+    if rule is not None:
+        y, S = fla_rule(mixer, rule, conv, x, S, recurrent=S is not None and t == 1)
+    else:
+        q, k, v, g, beta = mixer.heads_of(conv, x)
+        if S is not None and t == 1:
+            S = S.clone()
+            scaled = q[:, 0] * mixer.head_dim**-0.5
+            y = recurrent_kda_step(S, scaled, k[:, 0], v[:, 0], g[:, 0], beta[:, 0]).unsqueeze(1)
+        else:
+            y, S = chunk_kda(q, k, v, g, beta, S)
+    if state is not None:
+        state.conv[mixer.index] = tail.contiguous().clone()
+        state.ssm[mixer.index] = S.float().contiguous()
+    out = mixer.o_norm(y.to(x.dtype), mixer.output_gate(x)).reshape(bsz, t, mixer.inner)
+    return mixer.o_proj(out)
+
+
+def fused_step(mixer: KimiDeltaAttention, x: torch.Tensor, state: InferenceState) -> torch.Tensor:
+    """``kda_step``'s step where a kernel imports: ``causal_conv1d_update`` on the window
+    (``kernels.conv_step``), ``fused_recurrent_kda`` on the state, both in place."""
+    bsz = x.shape[0]
+    conv = kernels.conv_step(mixer.mixed(x), mixer.conv1d.weight, None, state.conv[mixer.index], mixer.activation)
+    S = state.ssm[mixer.index]
+    rule = kernels.fla(x)
+    if rule is not None:
+        y, final = fla_rule(mixer, rule, conv.unsqueeze(1), x.unsqueeze(1), S, recurrent=True)
+        S.copy_(final)
+        y = y[:, 0]
+    else:
+        q, k, v, g, beta = mixer.heads_of(conv, x)
+        y = recurrent_kda_step(S, q.mul_(mixer.head_dim**-0.5), k, v, g, beta)
+    out = mixer.o_norm(y.to(x.dtype), mixer.output_gate(x)).reshape(bsz, mixer.inner)
+    return mixer.o_proj(out)
 
 
 def _build(spec: ModelSpec, index: int) -> nn.Module | None:

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from patternc.model import Mamba1Spec, ModelSpec
+from patternc_torch import kernels
 from patternc_torch.decode import Rope, StepFn, dense
 from patternc_torch.kinds import TorchKind
 from patternc_torch.layers import ACTIVATIONS, Context, _f32
@@ -93,6 +94,7 @@ class Mamba1Mixer(nn.Module):
         self.index = index
         self.inner = spec.inner_size(hidden)
         self.state_size, self.kernel, self.dt_rank = spec.state_size, spec.conv_kernel, spec.dt_rank
+        self.activation = spec.activation
         self.act = ACTIVATIONS[spec.activation]
         self.in_proj = nn.Linear(hidden, 2 * self.inner, bias=spec.proj_bias)
         self.conv1d = nn.Conv1d(
@@ -126,6 +128,8 @@ class Mamba1Mixer(nn.Module):
         return dt, B, C
 
     def forward(self, x: torch.Tensor, ctx: Context) -> torch.Tensor:
+        if kernels.mamba_ssm(x) is not None or kernels.causal_conv1d(x) is not None:
+            return fused_forward(self, x, ctx)
         mask = ctx.token_mask
         if mask is not None:
             x = x * mask.unsqueeze(-1).to(x.dtype)
@@ -162,6 +166,8 @@ def mamba1_step(mixer: Mamba1Mixer) -> StepFn:
     D = _f32(mixer.D)
 
     def step(x: torch.Tensor, state: InferenceState, start: int, rope: Rope | None) -> torch.Tensor:
+        if kernels.mamba_ssm(x) is not None or kernels.causal_conv1d(x) is not None:
+            return fused_step(mixer, x, state)
         xs, gate = in_proj(x).chunk(2, dim=-1)
         conv_state = state.conv[index]
         window = torch.cat([conv_state, xs.unsqueeze(-1)], dim=-1)  # (b, inner, kernel)
@@ -180,6 +186,90 @@ def mamba1_step(mixer: Mamba1Mixer) -> StepFn:
         return out_proj(y if y.dtype == x.dtype else y.to(x.dtype))
 
     return step
+
+
+def fused_forward(mixer: Mamba1Mixer, x: torch.Tensor, ctx: Context) -> torch.Tensor:
+    """``Mamba1Mixer.forward`` where a kernel imports (``patternc_torch.kernels``), with the arguments
+    ``JambaMambaMixer`` passes: the convolution through ``causal_conv1d_fn`` (``kernels.conv_prefill``);
+    from an empty state the scan through ``selective_scan_fn`` (u, delta (b, inner, t), A (inner, n)
+    float32, B, C (b, n, t), ``D`` float32, ``z`` the gate, ``delta_bias`` float32 and softplus in the
+    kernel, the last state returned), one token after a state through ``selective_state_update`` on a
+    copy of it; a prompt continued in pieces (``selective_scan_fn`` takes no initial state), or a
+    missing package, on the PyTorch path."""
+    mask = ctx.token_mask
+    if mask is not None:
+        x = x * mask.unsqueeze(-1).to(x.dtype)
+    t = x.shape[1]
+    xs, gate = mixer.in_proj(x).transpose(1, 2).chunk(2, dim=1)  # (b, inner, t) each
+    state = ctx.state
+    conv_state = state.conv.get(mixer.index) if state is not None else None
+    ssm_state = state.ssm.get(mixer.index) if state is not None else None
+    xs, tail = kernels.conv_prefill(xs, mixer.conv1d.weight, mixer.conv1d.bias, conv_state, mixer.activation)
+    if mask is not None:
+        xs = xs * mask.unsqueeze(1).to(xs.dtype)
+    dt, B, C = mixer.ssm_inputs(xs.transpose(1, 2))
+    dt = mixer.dt_proj.weight @ dt.transpose(1, 2)  # (b, inner, t), the bias added by the scan
+    A = -torch.exp(_f32(mixer.A_log))
+    dt_bias = _f32(mixer.dt_proj.bias)
+    scan = kernels.mamba_ssm(x)
+    if scan is not None and ssm_state is None:
+        y, final = scan.selective_scan_fn(
+            xs,
+            dt,
+            A,
+            B.transpose(1, 2),
+            C.transpose(1, 2),
+            D=_f32(mixer.D),
+            z=gate,
+            delta_bias=dt_bias,
+            delta_softplus=True,
+            return_last_state=True,
+        )
+    elif scan is not None and ssm_state is not None and t == 1:
+        final = ssm_state.clone()
+        y = scan.selective_state_update(
+            final,
+            xs[:, :, 0],
+            dt[:, :, 0],
+            A,
+            B[:, 0],
+            C[:, 0],
+            mixer.D,
+            z=gate[:, :, 0],
+            dt_bias=dt_bias,
+            dt_softplus=True,
+        ).unsqueeze(-1)
+    else:
+        y, final = selective_scan(xs, F.softplus(dt + dt_bias[..., None]), A, B, C, ssm_state)
+        y = y + xs * _f32(mixer.D)[None, :, None]
+        y = y * F.silu(gate)
+    if state is not None:
+        state.conv[mixer.index] = tail.contiguous().clone()
+        state.ssm[mixer.index] = final.float().contiguous()
+    return mixer.out_proj(y.transpose(1, 2).to(x.dtype))
+
+
+def fused_step(mixer: Mamba1Mixer, x: torch.Tensor, state: InferenceState) -> torch.Tensor:
+    """``mamba1_step``'s step where a kernel imports: ``causal_conv1d_update`` on the window
+    (``kernels.conv_step``), ``selective_state_update`` on the state (as ``JambaMambaMixer`` calls it:
+    dt before its bias, the bias and softplus in the kernel, ``D`` and the gate ``z`` applied there)."""
+    xs, gate = mixer.in_proj(x).chunk(2, dim=-1)
+    conv_state = state.conv[mixer.index]
+    xs = kernels.conv_step(xs, mixer.conv1d.weight, mixer.conv1d.bias, conv_state, mixer.activation)
+    dt, B, C = mixer.ssm_inputs(xs)
+    dt = F.linear(dt, mixer.dt_proj.weight)  # (b, inner)
+    A = -torch.exp(_f32(mixer.A_log))
+    dt_bias = _f32(mixer.dt_proj.bias)
+    h = state.ssm[mixer.index]
+    scan = kernels.mamba_ssm(x)
+    if scan is not None:
+        y = scan.selective_state_update(h, xs, dt, A, B, C, mixer.D, z=gate, dt_bias=dt_bias, dt_softplus=True)
+    else:
+        dt = F.softplus(dt + dt_bias)
+        h.mul_(torch.exp(dt.unsqueeze(-1) * A)).add_(dt.unsqueeze(-1) * B.float().unsqueeze(1) * xs.unsqueeze(-1))
+        y = torch.bmm(h, C.float().unsqueeze(-1))[:, :, 0]
+        y = (y + xs * _f32(mixer.D)) * F.silu(gate)
+    return mixer.out_proj(y if y.dtype == x.dtype else y.to(x.dtype))
 
 
 def _build(spec: ModelSpec, index: int) -> nn.Module | None:

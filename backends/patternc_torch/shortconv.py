@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from patternc.model import ModelSpec, ShortConvSpec
+from patternc_torch import kernels
 from patternc_torch.decode import Rope, StepFn, dense
 from patternc_torch.kinds import TorchKind
 from patternc_torch.layers import Context
@@ -41,6 +42,8 @@ class ShortConv(nn.Module):
         self.out_proj = nn.Linear(hidden, hidden, bias=spec.bias)
 
     def forward(self, x: torch.Tensor, ctx: Context) -> torch.Tensor:
+        if kernels.causal_conv1d(x) is not None:
+            return fused_forward(self, x, ctx)
         if ctx.token_mask is not None:
             x = x * ctx.token_mask.unsqueeze(-1).to(x.dtype)
         B, C, xs = self.in_proj(x).chunk(3, dim=-1)
@@ -60,6 +63,8 @@ def shortconv_step(mixer: ShortConv) -> StepFn:
     conv_w, conv_b = mixer.conv.weight.view(hidden, kernel), mixer.conv.bias
 
     def step(x: torch.Tensor, state: InferenceState, start: int, rope: Rope | None) -> torch.Tensor:
+        if kernels.causal_conv1d(x) is not None:
+            return fused_step(mixer, x, state)
         B, C, xs = in_proj(x).chunk(3, dim=-1)
         conv_state = state.conv[index]
         window = torch.cat([conv_state, (B * xs).unsqueeze(-1)], dim=-1)  # (b, hidden, kernel)
@@ -71,6 +76,29 @@ def shortconv_step(mixer: ShortConv) -> StepFn:
         return out_proj(y.mul_(C))
 
     return step
+
+
+def fused_forward(mixer: ShortConv, x: torch.Tensor, ctx: Context) -> torch.Tensor:
+    """``ShortConv.forward`` with ``causal_conv1d_fn`` (``kernels.conv_prefill``, no activation), as
+    ``Lfm2ShortConv`` calls it where causal-conv1d imports."""
+    if ctx.token_mask is not None:
+        x = x * ctx.token_mask.unsqueeze(-1).to(x.dtype)
+    B, C, xs = mixer.in_proj(x).chunk(3, dim=-1)
+    state = ctx.state
+    conv_state = state.conv.get(mixer.index) if state is not None else None
+    conv_out, tail = kernels.conv_prefill(
+        (B * xs).transpose(1, 2), mixer.conv.weight, mixer.conv.bias, conv_state, None
+    )
+    if state is not None:
+        state.conv[mixer.index] = tail.contiguous().clone()
+    return mixer.out_proj(C * conv_out.transpose(1, 2))
+
+
+def fused_step(mixer: ShortConv, x: torch.Tensor, state: InferenceState) -> torch.Tensor:
+    """``shortconv_step``'s step with ``causal_conv1d_update`` (``kernels.conv_step``) on the window."""
+    B, C, xs = mixer.in_proj(x).chunk(3, dim=-1)
+    y = kernels.conv_step(B * xs, mixer.conv.weight, mixer.conv.bias, state.conv[mixer.index], None)
+    return mixer.out_proj(y * C)
 
 
 def _build(spec: ModelSpec, index: int) -> nn.Module | None:
