@@ -348,6 +348,43 @@ CONFIGS: dict[str, dict[str, Any]] = {
         "moe_intermediate_size": 16,
         "shared_expert_intermediate_size": 16,
     },
+    "qwen3_5": {  # split projections, a convolution of width 2
+        "model_type": "qwen3_5_text",
+        "vocab_size": VOCAB,
+        "hidden_size": 32,
+        "intermediate_size": 48,
+        "num_hidden_layers": 2,
+        "layer_types": ["linear_attention", "full_attention"],
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "head_dim": 8,
+        "linear_num_key_heads": 2,
+        "linear_num_value_heads": 4,
+        "linear_key_head_dim": 8,
+        "linear_value_head_dim": 16,
+        "linear_conv_kernel_dim": 2,
+    },
+    "bailing_hybrid": {  # Ling: full-rank gates, the bounded forget gate
+        "model_type": "bailing_hybrid",
+        "vocab_size": VOCAB,
+        "hidden_size": 32,
+        "intermediate_size": 48,
+        "num_hidden_layers": 2,
+        "layer_types": ["linear_attention", "full_attention"],
+        "num_attention_heads": 2,
+        "head_dim": 8,
+        "short_conv_kernel_size": 3,
+        "kv_lora_rank": 16,
+        "qk_nope_head_dim": 8,
+        "qk_rope_head_dim": 4,
+        "v_head_dim": 8,
+        "num_local_experts": 4,
+        "num_experts_per_tok": 2,
+        "moe_intermediate_size": 16,
+        "kda_safe_gate": True,
+        "kda_lower_bound": -2.0,
+        "num_mtp_layers": 0,
+    },
     "olmo_hybrid": {
         "model_type": "olmo_hybrid",
         "vocab_size": VOCAB,
@@ -408,7 +445,15 @@ CONFIGS: dict[str, dict[str, Any]] = {
 }
 """One tiny config per family whose linear mixer has a kernel (the kind in ``KIND``)."""
 
-KIND = {"qwen3_next": "G", "olmo_hybrid": "G", "kimi_linear": "K", "jamba": "S", "lfm2": "C"}
+KIND = {
+    "qwen3_next": "G",
+    "qwen3_5": "G",
+    "olmo_hybrid": "G",
+    "kimi_linear": "K",
+    "bailing_hybrid": "K",
+    "jamba": "S",
+    "lfm2": "C",
+}
 
 SEQUENCE_KERNELS = {
     "G": ("chunk_gated_delta_rule", "fused_recurrent_gated_delta_rule"),
@@ -645,7 +690,9 @@ def _installed(package: str) -> bool:
 
 CUDA_CONFIGS: dict[str, dict[str, Any]] = {
     "qwen3_next": {"hidden_size": 128, "linear_key_head_dim": 32, "linear_value_head_dim": 64, "head_dim": 32},
+    "qwen3_5": {"hidden_size": 128, "linear_key_head_dim": 32, "linear_value_head_dim": 64, "head_dim": 32},
     "olmo_hybrid": {"hidden_size": 128, "linear_key_head_dim": 32, "linear_value_head_dim": 64},
+    "bailing_hybrid": {"hidden_size": 128, "head_dim": 32},
     "kimi_linear": {"hidden_size": 128, "linear_head_dim": 32},
     "jamba": {"hidden_size": 64},
     "lfm2": {"hidden_size": 64},
@@ -656,7 +703,8 @@ CUDA_CONFIGS: dict[str, dict[str, Any]] = {
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("family", FAMILIES)
 def test_cuda_kernels_give_the_pytorch_paths_logits(family: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The real kernels (each one's use recorded) against ``PATTERNC_TORCH_NO_FUSED=1``, fp32 on CUDA."""
+    """The real kernels (each one's use recorded) against ``PATTERNC_TORCH_NO_FUSED=1``, fp32 on CUDA,
+    within 1% of the largest logit: Triton's fp32 products may run in TF32 (a wiring error is O(1))."""
     kind = KIND[family]
     needed = {PACKAGE[kind], "causal_conv1d"}
     missing = sorted(p for p in needed if not _installed(p))
@@ -687,5 +735,5 @@ def test_cuda_kernels_give_the_pytorch_paths_logits(family: str, monkeypatch: py
     fused = dict(_sequence(model, 5, "cuda"))
     for label, logits in plain.items():
         gap = float((fused[label] - logits).abs().max())
-        assert gap <= 2e-3 * (1 + float(logits.abs().max())), (family, label, gap)
+        assert gap <= 1e-2 * (1 + float(logits.abs().max())), (family, label, gap)
     assert set(SEQUENCE_KERNELS[kind]) | {"causal_conv1d_fn", "causal_conv1d_update"} <= set(calls), calls
