@@ -35,8 +35,9 @@ def torch_model(
 
     With ``mesh`` (a 1-D ``DeviceMesh`` over an initialised process group, its dimension named ``tp``
     or ``dp``) the model is this rank's shard: tensor parallel (each rank reads only its slices of
-    the checkpoint) or FSDP2; docs/backends/distributed.md.  Pipeline parallel returns no single
-    module: ``patternc_torch.launch.parallel_model`` with a ``pp`` mesh.
+    the checkpoint) or FSDP2 (each rank reads only its rows of every parameter);
+    docs/backends/distributed.md.  Pipeline parallel returns no single module:
+    ``patternc_torch.launch.parallel_model`` with a ``pp`` mesh.
 
     ``model(input_ids).logits`` is (batch, seq, vocab); ``model.generate(input_ids, max_new_tokens=N)``
     returns the ids (greedy unless ``do_sample=True``).  ``dtype`` takes a torch dtype or a name (``"bf16"``).

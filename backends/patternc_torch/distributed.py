@@ -503,6 +503,10 @@ def dtensor_state_dict(model: TensorParallelLM) -> dict[str, DTensor]:
 class FullyShardedLM(HybridLM):
     """A ``HybridLM`` under ``fully_shard``: decoding runs ``forward`` so that FSDP gathers each layer."""
 
+    elements_read: int | None = None
+    """Elements this rank read from the checkpoint (``patternc_torch.launch``: its rows of each parameter);
+    None: not loaded so."""
+
     def _can_step(self, state: InferenceState) -> bool:
         return False
 

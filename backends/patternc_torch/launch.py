@@ -5,8 +5,9 @@ Each rank reads only its share of a checkpoint when the plan allows it: under ``
 parameter is read as the slices its plan keeps (safetensors' ``get_slice``, through the checkpoint
 files ``patternc_checkpoint`` opened and checked), under ``--pp`` only the stage's layers (and the
 embeddings or head of the first or last stage; the last also reads the MTP block and a replica of the
-embedding table for it: ``pipeline.keeps``) are read.  A checkpoint whose names need converting
-(a hub layout: stacked experts, renamed layers) is read whole and then sharded, as is ``--fsdp``'s.
+embedding table for it: ``pipeline.keeps``) are read, under ``--fsdp`` the rank's rows of every
+parameter (``Shard(0)``, filled into the meta-built FSDP2 model).  A checkpoint whose names need
+converting (a hub layout: stacked experts, renamed layers) is read whole and then sharded.
 Every misuse is a ``P420`` (the model cannot be split so) or ``P421`` (the launch is wrong) diagnostic.
 """
 
@@ -17,7 +18,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 import torch.distributed as dist
@@ -232,13 +233,15 @@ def parallel_model(
     """``source`` sharded over ``mesh`` (its dimension's name says how: ``tp``, ``pp`` or ``dp``)."""
     kind = mesh_kind(mesh)
     target = model_device(device) or torch.device(mesh.device_type)
-    if kind == "dp":
-        return fully_sharded(io.torch_model(source, device=target, dtype=dtype), mesh)
     model = _meta_model(source, dtype)
     weights = _direct_weights(source, model)
     if weights is None:  # random weights (the same seed on every rank), or names that need converting
         full = io.torch_model(source, device=target, dtype=dtype)
+        if kind == "dp":
+            return fully_sharded(full, mesh)
         return tensor_parallel(full, mesh) if kind == "tp" else PipelinedLM(full, mesh)
+    if kind == "dp":
+        return _sharded_from_rows(model, weights, mesh, target)
     rank = dist.get_rank(mesh.get_group())
     if kind == "tp":
         plan = tp_plan(model, rank, mesh.size())
@@ -261,6 +264,37 @@ def parallel_model(
     pipeline = PipelinedLM(model, mesh, device=target)
     pipeline.elements_read = weights.elements
     return pipeline
+
+
+def _sharded_from_rows(model: HybridLM, weights: _Weights, mesh: DeviceMesh, target: torch.device) -> HybridLM:
+    """FSDP2 over ``mesh`` with each rank reading only its rows of every parameter: ``fully_shard`` on the
+    meta-device model (every parameter a ``Shard(0)`` DTensor of meta local shards), ``to_empty`` (FSDP
+    re-pads its local storage), then each local shard filled from the checkpoint through safetensors'
+    ``get_slice``.  The rows a rank holds are ``torch.chunk``'s: ``ceil(rows / N)`` each, the last ranks
+    fewer or none; the local shard's own size is checked against that (a change in FSDP's policy is an
+    error, not a silent misplacement).  Buffers (not sharded) are computed or read whole."""
+    sharded = fully_sharded(model, mesh)
+    sharded.to_empty(device=target)
+    group = mesh.get_group()
+    rank, size = dist.get_rank(group), dist.get_world_size(group)
+    with torch.no_grad():
+        for name, param in sharded.named_parameters():
+            local = cast(Any, param).to_local()
+            rows = param.shape[0]
+            chunk = -(-rows // size)
+            first = min(rows, rank * chunk)
+            stop = min(rows, first + chunk)
+            if local.shape[0] != stop - first:
+                raise RuntimeError(f"`{name}`: FSDP keeps {local.shape[0]} rows on rank {rank}, not {stop - first}")
+            if stop > first:
+                local.copy_(weights.read(name, Split(0, ((first, stop),))).to(local.dtype))
+        sharded.reset_buffers()  # RoPE frequencies computed, router biases zero…
+        for name, buffer in sharded.named_buffers():
+            if name in weights.checkpoint.tensors:  # …unless the checkpoint holds them
+                buffer.copy_(weights.read(name).to(buffer.dtype))
+    sharded.weights_from = str(weights.directory)
+    sharded.elements_read = weights.elements
+    return sharded
 
 
 def module_model(

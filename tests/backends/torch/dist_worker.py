@@ -253,21 +253,48 @@ def check_loading(config: str, out_dir: Path, new_tokens: int) -> None:
             loaded = parallel_model(directory, mesh)
             if isinstance(loaded, PipelinedLM):
                 got, tokens = loaded.logits(ids), loaded.generate(ids, new_tokens)
-                if spec.pattern.mtp is not None:  # the last stage's MTP block and its replica of the table
-                    got_mtp = loaded.logits(ids, return_mtp=True)[1]
-                    want_mtp = reference(ids, return_mtp=True).mtp_logits
-                    assert want_mtp is not None and len(got_mtp) == len(want_mtp) > 0
-                    for depth, (mine, ref) in enumerate(zip(got_mtp, want_mtp, strict=True)):
-                        close(f"loaded pp MTP depth {depth + 1} logits", mine, ref)
+                # the last stage's MTP block and its replica of the table
+                got_mtp = loaded.logits(ids, return_mtp=True)[1]
             else:
                 assert loaded.weights_from == str(directory)
                 got, tokens = loaded(ids).logits, loaded.generate(ids, new_tokens)
+                got_mtp = loaded(ids, return_mtp=True).mtp_logits or []
+            if spec.pattern.mtp is not None:
+                want_mtp = reference(ids, return_mtp=True).mtp_logits
+                assert want_mtp is not None and len(got_mtp) == len(want_mtp) > 0
+                for depth, (mine, ref) in enumerate(zip(got_mtp, want_mtp, strict=True)):
+                    close(f"loaded {kind} MTP depth {depth + 1} logits", mine, ref)
             close(f"loaded {kind} logits", got, want)
             assert torch.equal(tokens, want_tokens), f"loaded {kind}: {tokens.tolist()} != {want_tokens.tolist()}"
             read = getattr(loaded, "elements_read", None)
             result = {"mode": f"load-{kind}", "config": config, "rank": rank, "world": world}
             result["read_fraction"] = None if read is None else read / total
             (out_dir / f"load-{kind}-{config}-{rank}.json").write_text(json.dumps(result))
+
+
+def check_uneven_rows(out_dir: Path, new_tokens: int) -> None:
+    """FSDP2 from a model directory whose first dimensions do not divide by the ranks (a vocabulary of 63, an
+    MLP of 47): each rank reads ``torch.chunk``'s rows, the last rank fewer, and the logits are one process's."""
+    rank, world = dist.get_rank(), dist.get_world_size()
+    base = spec_for("dense")
+    assert base.mlp is not None
+    spec = base.model_copy(update={"vocab_size": 63, "mlp": base.mlp.model_copy(update={"intermediate_size": 47})})
+    directory = out_dir / "model-uneven"
+    if rank == 0:
+        write_model_dir(spec, directory, force=True)
+    dist.barrier()
+    reference = patternc.torch_model(directory)
+    total = sum(t.numel() for t in reference.state_dict().values())
+    ids = prompt() % 63
+    with torch.no_grad():
+        loaded = parallel_model(directory, init_device_mesh("cpu", (world,), mesh_dim_names=("dp",)))
+        close("loaded dp logits, uneven rows", loaded(ids).logits, reference(ids).logits)
+        tokens, want_tokens = loaded.generate(ids, new_tokens), reference.generate(ids, new_tokens)
+        assert torch.equal(tokens, want_tokens), f"uneven rows: {tokens.tolist()} != {want_tokens.tolist()}"
+    read = loaded.elements_read  # type: ignore[union-attr]
+    assert read is not None
+    result = {"mode": "load-dp", "config": "uneven", "rank": rank, "world": world, "read_fraction": read / total}
+    (out_dir / f"load-dp-uneven-{rank}.json").write_text(json.dumps(result))
 
 
 def main() -> None:
@@ -284,6 +311,8 @@ def main() -> None:
                     check_loading(config, out_dir, new_tokens)
                 else:
                     check(mode, config, out_dir, new_tokens)
+            if mode == "load":
+                check_uneven_rows(out_dir, new_tokens)
     finally:
         dist.destroy_process_group()
     if os.environ.get("RANK") == "0":

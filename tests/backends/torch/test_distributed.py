@@ -58,7 +58,7 @@ def test_sharded_models_equal_the_one_process_model(world: int, tmp_path: Path) 
     configs = ("dense", "moe", "mtp", "gdn")
     expected = {(m, c) for m in ("tp", "fsdp", "pp") for c in configs}
     if world == 2:
-        expected |= {(f"load-{k}", c) for k in ("tp", "pp", "dp") for c in configs}
+        expected |= {(f"load-{k}", c) for k in ("tp", "pp", "dp") for c in configs} | {("load-dp", "uneven")}
     assert seen == expected
     assert len(results) == len(seen) * world
     for r in results:
@@ -79,10 +79,13 @@ def test_sharded_models_equal_the_one_process_model(world: int, tmp_path: Path) 
             assert r["closures"] is True and r["tokens_seen"] == 2 * (11 + 5 - 1), r
             assert float(r["step_diff"]) <= 1e-5  # type: ignore[arg-type]
             assert (config == "mtp") == ("mtp_diff_1" in r) and float(r.get("mtp_diff_1", 0.0)) <= 1e-5  # type: ignore[arg-type]
-    # loading a model directory: a tensor-parallel rank reads its slices, a stage its layers, no more
+    # loading a model directory: a tensor-parallel rank reads its slices, a stage its layers, an FSDP rank
+    # its rows of every parameter (and the small unsharded buffers whole), no more
     for r in results:
         if r["mode"] in ("load-tp", "load-pp"):
             assert 0.3 < float(r["read_fraction"]) < 0.6, r  # type: ignore[arg-type]
+        elif r["mode"] == "load-dp":
+            assert float(r["read_fraction"]) == pytest.approx(1 / world, abs=0.01), r  # type: ignore[arg-type]
 
 
 def test_torchrun_runs_patternc_run_sharded(tmp_path: Path) -> None:
