@@ -14,6 +14,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from patternc_torch import ssd
 from patternc_torch.layers import (
     MLP,
     Attention,
@@ -110,6 +111,8 @@ def mamba_step(mixer: Mamba2Mixer) -> StepFn:
     gate_eps = _scalar(gate_norm.eps, gate_w.device)
 
     def step(x: torch.Tensor, state: InferenceState, start: int, rope: Rope | None) -> torch.Tensor:
+        if ssd.mamba2_kernels(x) is not None:  # on CUDA with mamba_ssm: the module's step takes its kernels
+            return mixer.step(x, state.conv[index], state.ssm[index], A)
         b = x.shape[0]
         z, xbc, dt = in_proj(x).split_with_sizes(splits, dim=-1)
         # causal depthwise conv over the last `kernel` inputs

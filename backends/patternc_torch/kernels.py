@@ -19,13 +19,15 @@ transformers 5.24 calls the same three packages from the same places
 * mamba_ssm: ``selective_scan_fn`` (Mamba-1 ``S`` prefill from an empty state: the kernel takes no
   initial state) and ``selective_state_update`` (one token; the state updated in place).
 
-Mamba2 ``M``'s kernels are found by ``patternc_torch.ssd.fused_kernels`` (and used by
-``patternc_torch.layers``).  Each finder imports its package once, the first time a CUDA tensor asks
-(an import that fails, or raises anything else, means no kernel); on the CPU nothing is imported.
-``PATTERNC_TORCH_NO_FUSED=1`` (read at every call, so a test can flip it) forces the PyTorch path,
-the reference the kernels are compared against.  Tests put PyTorch stand-ins with the kernels'
-signatures in place of the finders (``monkeypatch.setattr(kernels, "fla", ...)``): the mixers call
-them through this module's attributes for that reason.
+Mamba2 ``M``'s kernels are found by ``patternc_torch.ssd.mamba2_kernels`` and used by
+``patternc_torch.layers.Mamba2Mixer`` for prefill and its one-token step.  Each finder here imports
+its package once, the first time a CUDA tensor asks (an import that fails, or raises anything else,
+means no kernel); on the CPU nothing is imported.  ``PATTERNC_TORCH_NO_FUSED=1`` forces the PyTorch
+path, the reference the kernels are compared against (read at every call here, so that a test can
+flip it; ``ssd.fused_kernels`` reads it once, until its ``cache_clear()``).  Tests put PyTorch
+stand-ins with the kernels' signatures in place of the finders (``monkeypatch.setattr(kernels,
+"fla", ...)``, ``ssd.mamba2_kernels``): the mixers call them through the modules' attributes for that
+reason.
 """
 
 from __future__ import annotations

@@ -12,13 +12,15 @@ import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from patternc.model import AttentionSpec, MambaSpec, MoeSpec, NormSpec
-from patternc_torch.ssd import SCAN_CHUNK, causal_conv, causal_conv_step, fused_kernels, ssd_chunk_scan, ssd_step
+from patternc_torch import ssd
+from patternc_torch.ssd import SCAN_CHUNK, causal_conv, causal_conv_step, ssd_chunk_scan, ssd_step
 from patternc_torch.state import InferenceState
 
 
@@ -332,6 +334,8 @@ class Mamba2Mixer(nn.Module):
 
     def step(self, x: torch.Tensor, conv_state: torch.Tensor, ssm_state: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
         """One position of every row, x (b, hidden) -> (b, hidden); updates both states in place."""
+        if (kernels := ssd.mamba2_kernels(x)) is not None:
+            return self.fused_step(kernels, x, conv_state, ssm_state, A)
         b = x.shape[0]
         h, p, g, n = self.heads, self.head_dim, self.groups, self.state_size
         z, xbc, dt = self.scale_projection(F.linear(x, self.in_proj.weight, self.in_proj.bias)).split(
@@ -343,6 +347,48 @@ class Mamba2Mixer(nn.Module):
             B, C = B.float(), C.float()
         y = ssd_step(ssm_state, xs.view(b, h, p), self._dt(dt), A, B.view(b, g, n), C.view(b, g, n), self.D)
         out = self.gate(y.view(b, self.inner), z)
+        return F.linear(out.to(x.dtype), self.out_proj.weight, self.out_proj.bias)
+
+    def fused_step(
+        self,
+        kernels: dict[str, Any],
+        x: torch.Tensor,
+        conv_state: torch.Tensor,
+        ssm_state: torch.Tensor,
+        A: torch.Tensor,
+    ) -> torch.Tensor:
+        """``step`` through ``causal_conv1d_update`` and mamba_ssm's ``selective_state_update``, with the
+        arguments ``NemotronHMamba2Mixer`` passes (the heads layout: x (b, h, p), dt before its bias
+        expanded over ``head_dim``, A (h, p, n), B, C (b, g, n), D and ``dt_bias`` (h, p), softplus in the
+        kernel, no ``z``: the gate stays the module's).  With a ``time_step_limit`` that clamps (the kernel
+        has no clamp) dt goes in ready, biased, softplus'ed and clamped here.  A conv of another
+        activation or width than the kernel takes stays PyTorch."""
+        b = x.shape[0]
+        h, p, g, n = self.heads, self.head_dim, self.groups, self.state_size
+        z, xbc, dt = self.scale_projection(F.linear(x, self.in_proj.weight, self.in_proj.bias)).split(
+            [self.inner, self.conv_dim, self.heads], dim=-1
+        )
+        if self.activation in ("silu", "swish") and 2 <= self.kernel <= 4:
+            weight = self.conv1d.weight.view(self.conv_dim, self.kernel)
+            xbc = kernels["causal_conv1d_update"](xbc, conv_state, weight, self.conv1d.bias, activation="silu")
+        else:
+            xbc = self.act(causal_conv_step(xbc, self.conv1d.weight, self.conv1d.bias, conv_state))
+        xs, B, C = xbc.split([self.inner, g * n, g * n], dim=-1)
+        low, high = self.dt_limit
+        clamped = high != math.inf or low > 0.0
+        y = kernels["selective_state_update"](
+            ssm_state,
+            xs.reshape(b, h, p),
+            (self._dt(dt) if clamped else dt).view(b, h, 1).expand(b, h, p),
+            A.view(h, 1, 1).expand(h, p, n),
+            B.reshape(b, g, n),
+            C.reshape(b, g, n),
+            self.D.view(h, 1).expand(h, p),
+            z=None,
+            dt_bias=None if clamped else self.dt_bias.view(h, 1).expand(h, p),
+            dt_softplus=not clamped,
+        )
+        out = self.gate(y.reshape(b, self.inner), z)
         return F.linear(out.to(x.dtype), self.out_proj.weight, self.out_proj.bias)
 
     def _prefill(
@@ -359,7 +405,7 @@ class Mamba2Mixer(nn.Module):
         weight = self.conv1d.weight
         conv_state = state.conv.get(self.index) if state is not None else None
         ssm_state = state.ssm.get(self.index) if state is not None else None
-        kernels = fused_kernels() if xbc.is_cuda and mask is None else None
+        kernels = ssd.mamba2_kernels(xbc) if mask is None else None
         if mask is not None:
             xbc = xbc * mask.unsqueeze(-1).to(xbc.dtype)
         xbc_t = xbc.transpose(1, 2)

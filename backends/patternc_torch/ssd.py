@@ -171,6 +171,12 @@ def causal_conv_step(
     return out
 
 
+def mamba2_kernels(x: torch.Tensor) -> dict[str, Any] | None:
+    """``fused_kernels()`` for a computation on ``x``'s device: None on the CPU (nothing imported).
+    Called through this module's attribute, so that a test can put stand-ins in its place."""
+    return fused_kernels() if x.is_cuda else None
+
+
 @functools.cache
 def fused_kernels() -> dict[str, Any] | None:
     """The CUDA kernels of ``mamba_ssm`` and ``causal_conv1d``, or None when either does not import.

@@ -31,10 +31,11 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import torch.nn.functional as F  # noqa: E402
-from patternc_torch import kernels  # noqa: E402
+from patternc_torch import kernels, ssd  # noqa: E402
 from patternc_torch.io import build  # noqa: E402
 
 from patternc.config import read_config  # noqa: E402
+from patternc.kinds import by_symbol  # noqa: E402
 from patternc.model import ModelSpec  # noqa: E402
 
 TOL = 1e-4
@@ -261,23 +262,87 @@ def selective_state_update(
     dt_softplus: bool = False,
     state_batch_indices: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """mamba_ssm's ``selective_state_update_ref`` without heads: state (batch, dim, n) updated in place."""
-    batch, dim, n = state.shape
-    assert x.shape == (batch, dim) and dt.shape == (batch, dim) and A.shape == (dim, n)
-    assert B.shape == (batch, n) and C.shape == (batch, n) and state_batch_indices is None
+    """mamba_ssm's ``selective_state_update_ref``: state (batch, dim, n) or with heads (batch, nheads,
+    dim, n) updated in place; x, dt (batch, [nheads,] dim); A ([nheads,] dim, n); B, C (batch, [ngroups,]
+    n), each group serving ``nheads // ngroups`` consecutive heads; D, dt_bias ([nheads,] dim)."""
+    assert state_batch_indices is None
+    has_heads = state.dim() > 3
+    if not has_heads:
+        state, x, dt, A, B, C = state.unsqueeze(1), x.unsqueeze(1), dt.unsqueeze(1), A[None], B[:, None], C[:, None]
+        D = None if D is None else D[None]
+        z = None if z is None else z.unsqueeze(1)
+        dt_bias = None if dt_bias is None else dt_bias[None]
+    batch, nheads, dim, dstate = state.shape
+    ngroups = B.shape[1]
+    assert x.shape == (batch, nheads, dim) and dt.shape == x.shape and A.shape == (nheads, dim, dstate)
+    assert nheads % ngroups == 0 and B.shape == (batch, ngroups, dstate) and C.shape == B.shape
+    assert D is None or D.shape == (nheads, dim)
+    assert dt_bias is None or dt_bias.shape == (nheads, dim)
     if dt_bias is not None:
         dt = dt + dt_bias
     if dt_softplus:
         dt = F.softplus(dt)
     dA = torch.exp(dt[..., None] * A)
-    dB = dt[..., None] * B[:, None, :]
+    B, C = B.repeat_interleave(nheads // ngroups, dim=1), C.repeat_interleave(nheads // ngroups, dim=1)
+    dB = dt[..., None] * B[:, :, None, :]
     state.copy_(state * dA + dB * x[..., None])
-    out = torch.einsum("bdn,bn->bd", state.to(C.dtype), C)
+    out = torch.einsum("bhdn,bhn->bhd", state.to(C.dtype), C)
     if D is not None:
         out = out + x * D
     if z is not None:
         out = out * F.silu(z)
-    return out.to(x.dtype)
+    return (out if has_heads else out[:, 0]).to(x.dtype)
+
+
+def mamba_chunk_scan_combined(
+    x: torch.Tensor,
+    dt: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    chunk_size: int,
+    D: torch.Tensor | None = None,
+    z: torch.Tensor | None = None,
+    dt_bias: torch.Tensor | None = None,
+    initial_states: torch.Tensor | None = None,
+    seq_idx: torch.Tensor | None = None,
+    cu_seqlens: torch.Tensor | None = None,
+    dt_softplus: bool = False,
+    dt_limit: tuple[float, float] = (0.0, float("inf")),
+    return_final_states: bool = False,
+    return_varlen_states: bool = False,
+) -> Any:
+    """mamba_ssm's SSD scan, position by position: x (b, l, h, p), dt (b, t, h), A (h,), B, C (b, t, g, n),
+    D (h,) or (h, p), z like x, dt_bias (h,), initial_states (b, h, p, n); dt biased, softplus'ed and
+    clamped (when ``dt_limit`` is not the default) in the kernel."""
+    b, t, h, p = x.shape
+    g, n = B.shape[2], B.shape[3]
+    assert dt.shape == (b, t, h) and A.shape == (h,) and B.shape == (b, t, g, n) and C.shape == B.shape
+    assert initial_states is None or initial_states.shape == (b, h, p, n)
+    assert seq_idx is None and cu_seqlens is None and not return_varlen_states and chunk_size > 0
+    dt = dt.float()
+    if dt_bias is not None:
+        assert dt_bias.shape == (h,)
+        dt = dt + dt_bias.float()
+    if dt_softplus:
+        dt = F.softplus(dt)
+    if dt_limit != (0.0, float("inf")):
+        dt = dt.clamp(min=dt_limit[0], max=dt_limit[1])
+    Bh = B.float().repeat_interleave(h // g, dim=2)
+    Ch = C.float().repeat_interleave(h // g, dim=2)
+    state = torch.zeros(b, h, p, n) if initial_states is None else initial_states.float().clone()
+    ys = []
+    for i in range(t):
+        state = state * torch.exp(dt[:, i] * A.float())[..., None, None]
+        state = state + (dt[:, i, :, None] * x[:, i].float())[..., None] * Bh[:, i, :, None, :]
+        ys.append(torch.einsum("bhpn,bhn->bhp", state, Ch[:, i]))
+    y = torch.stack(ys, dim=1)
+    if D is not None:
+        y = y + x.float() * (D.float()[:, None] if D.dim() == 1 else D.float())
+    if z is not None:
+        y = y * F.silu(z.float())
+    y = y.to(x.dtype)
+    return (y, state) if return_final_states else y
 
 
 Calls = Counter[str]
@@ -300,6 +365,15 @@ def _kernel_sets(calls: Calls, source: dict[str, Callable[..., Any]]) -> dict[st
         ),
         "causal_conv1d": kernels.CausalConv1d(r["causal_conv1d_fn"], r["causal_conv1d_update"]),
         "mamba_ssm": kernels.MambaSsm(r["selective_scan_fn"], r["selective_state_update"]),
+        "mamba2": {  # ssd.fused_kernels' dictionary
+            name: r[name]
+            for name in (
+                "causal_conv1d_fn",
+                "causal_conv1d_update",
+                "selective_state_update",
+                "mamba_chunk_scan_combined",
+            )
+        },
     }
 
 
@@ -314,20 +388,62 @@ STAND_INS: dict[str, Callable[..., Any]] = {
         causal_conv1d_update,
         selective_scan_fn,
         selective_state_update,
+        mamba_chunk_scan_combined,
     )
 }
 
 
 def _install(monkeypatch: pytest.MonkeyPatch, sets: dict[str, Any], packages: tuple[str, ...]) -> None:
-    """The finders of ``packages`` answer with ``sets``' kernels whatever the device; the others with None."""
+    """The finders of ``packages`` answer with ``sets``' kernels whatever the device; the others with None.
+    Mamba2's finder (``ssd.mamba2_kernels``) answers with both packages or neither, as ``fused_kernels``."""
     for package in ("fla", "causal_conv1d", "mamba_ssm"):
         found = sets[package] if package in packages else None
         monkeypatch.setattr(kernels, package, lambda x, found=found: found)
+    both = "mamba_ssm" in packages and "causal_conv1d" in packages
+    monkeypatch.setattr(ssd, "mamba2_kernels", lambda x, found=sets["mamba2"] if both else None: found)
 
 
 # -- the models -------------------------------------------------------------------------------------
 
 CONFIGS: dict[str, dict[str, Any]] = {
+    "nemotron_h": {  # Mamba2 with the gated norm after the gate, two groups, dt clamped
+        "model_type": "nemotron_h",
+        "hybrid_override_pattern": "M-M*-",
+        "vocab_size": VOCAB,
+        "hidden_size": 32,
+        "mamba_num_heads": 4,
+        "mamba_head_dim": 16,
+        "n_groups": 2,
+        "ssm_state_size": 8,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "head_dim": 8,
+        "intermediate_size": 48,
+        "chunk_size": 8,
+        "time_step_min": 0.6,  # dt clamped below often: the kernel step gets dt ready
+    },
+    "falcon_h1": {  # [*M]: µP multipliers on in_proj's sections, the norm before the gate
+        "model_type": "falcon_h1",
+        "vocab_size": VOCAB,
+        "hidden_size": 32,
+        "intermediate_size": 48,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "head_dim": 8,
+        "mamba_d_ssm": 32,
+        "mamba_n_heads": 4,
+        "mamba_d_head": 8,
+        "mamba_n_groups": 2,
+        "mamba_d_state": 8,
+        "mamba_d_conv": 4,
+        "mamba_chunk_size": 16,
+        "mamba_conv_bias": True,
+        "mamba_rms_norm": True,
+        "mamba_norm_before_gate": True,
+        "ssm_multipliers": [0.5, 1.5, 0.75, 1.25, 2.0],
+        "ssm_in_multiplier": 0.8,
+    },
     "qwen3_next": {
         "model_type": "qwen3_next",
         "vocab_size": VOCAB,
@@ -446,6 +562,8 @@ CONFIGS: dict[str, dict[str, Any]] = {
 """One tiny config per family whose linear mixer has a kernel (the kind in ``KIND``)."""
 
 KIND = {
+    "nemotron_h": "M",
+    "falcon_h1": "M",
     "qwen3_next": "G",
     "qwen3_5": "G",
     "olmo_hybrid": "G",
@@ -460,16 +578,18 @@ SEQUENCE_KERNELS = {
     "K": ("chunk_kda", "fused_recurrent_kda"),
     "S": ("selective_scan_fn", "selective_state_update"),
     "C": (),
+    "M": ("mamba_chunk_scan_combined", "selective_state_update"),
 }
 """Each kind's (prefill, one-token) kernel of its own package; the convolution's are every kind's."""
 
-PACKAGE = {"G": "fla", "K": "fla", "S": "mamba_ssm", "C": "causal_conv1d"}
+PACKAGE = {"G": "fla", "K": "fla", "S": "mamba_ssm", "C": "causal_conv1d", "M": "mamba_ssm"}
 
 
 def spec_of(family: str) -> ModelSpec:
     reading = read_config(CONFIGS[family])
     assert reading.spec is not None, reading.diagnostics
-    assert KIND[family] in reading.spec.pattern.flat, reading.spec.pattern.flat
+    kind = by_symbol(KIND[family]).kind
+    assert any(kind in (layer.kind, *layer.parallel) for layer in reading.spec.pattern.layers), family
     return reading.spec
 
 
@@ -509,8 +629,10 @@ def _sequence(model: Any, seed: int, device: str = "cpu") -> Iterator[tuple[str,
 FAMILIES = sorted(CONFIGS)
 
 
-CASES = [(f, p) for f in FAMILIES for p in ("all", "sequence", "conv") if not (KIND[f] == "C" and p == "sequence")]
-"""Every family with every package, its own package alone, the convolution's alone (``C`` has no other)."""
+CASES = [(f, p) for f in FAMILIES for p in ("all", "sequence", "conv") if KIND[f] not in "CM" or p == "all"]
+CASES += [("lfm2", "conv")]
+"""Every family with every package, its own package alone, the convolution's alone (``C`` has no other,
+``M`` takes both or neither: ``ssd.fused_kernels``)."""
 
 
 @pytest.mark.parametrize(("family", "packages"), CASES)
@@ -539,6 +661,17 @@ def test_the_kernel_path_gives_the_pytorch_paths_logits(
     if PACKAGE[kind] in chosen:
         expected |= set(SEQUENCE_KERNELS[kind])
     assert set(calls) == expected, (family, packages, calls)
+    # the one-token decode closures (``TorchKind.step``) take the kernels too, not only the forward
+    gen = torch.Generator().manual_seed(seed)
+    ids = torch.randint(2, VOCAB, (2, 7), generator=gen)
+    state = model.new_state(2, 4)
+    with torch.no_grad():
+        model(ids[:, :6], state=state)
+        assert model._can_step(state)
+        calls.clear()
+        model(ids[:, 6:], state=state)
+    prefill_only = {"causal_conv1d_fn", *SEQUENCE_KERNELS[kind][:1]}
+    assert set(calls) == expected - prefill_only, (family, packages, "decode step", calls)
 
 
 def test_fla_gets_the_key_heads_unrepeated_and_the_convolution_unnormalised(monkeypatch: pytest.MonkeyPatch) -> None:
