@@ -13,8 +13,8 @@ within 1e-4, with every stand-in called where it should be.  A transposed layout
 misnamed argument, a state in the wrong layout or not written back fails here.
 
 On a GPU with the package installed (skipped, with the reason, otherwise): the same sequence on CUDA
-with the real kernels against ``PATTERNC_TORCH_NO_FUSED=1``.  No GPU run has been made for this file
-yet (docs/backends/torch.md).
+with the real kernels against the PyTorch path.  No GPU run has been made for this file yet
+(docs/backends/torch.md); ``GPU`` names the device so that its logic can be dry-run on the CPU.
 """
 
 from __future__ import annotations
@@ -822,6 +822,8 @@ def _installed(package: str) -> bool:
 
 
 CUDA_CONFIGS: dict[str, dict[str, Any]] = {
+    "nemotron_h": {"hidden_size": 64, "mamba_head_dim": 32, "ssm_state_size": 16, "chunk_size": 16},
+    "falcon_h1": {"hidden_size": 64, "mamba_d_ssm": 128, "mamba_d_head": 32, "mamba_d_state": 16},
     "qwen3_next": {"hidden_size": 128, "linear_key_head_dim": 32, "linear_value_head_dim": 64, "head_dim": 32},
     "qwen3_5": {"hidden_size": 128, "linear_key_head_dim": 32, "linear_value_head_dim": 64, "head_dim": 32},
     "olmo_hybrid": {"hidden_size": 128, "linear_key_head_dim": 32, "linear_value_head_dim": 64},
@@ -830,42 +832,56 @@ CUDA_CONFIGS: dict[str, dict[str, Any]] = {
     "jamba": {"hidden_size": 64},
     "lfm2": {"hidden_size": 64},
 }
-"""Head dimensions of 32 and more: Triton's matrix products want tiles of 16."""
+"""Head dimensions and state sizes of 16 and more: Triton's matrix products want tiles of 16."""
+
+
+GPU = "cuda"
+"""The device of the GPU test (a name, so that its logic can be dry-run on the CPU with stand-ins)."""
+
+
+def _finders(monkeypatch: pytest.MonkeyPatch, sets: dict[str, Any] | None) -> None:
+    """Every finder answers with ``sets``' kernels (None: no kernel anywhere) on ``GPU`` tensors."""
+    for package in ("fla", "causal_conv1d", "mamba_ssm", "mamba2"):
+        found = None if sets is None else sets[package]
+        owner = ssd if package == "mamba2" else kernels
+        name = "mamba2_kernels" if package == "mamba2" else package
+        monkeypatch.setattr(owner, name, lambda x, found=found: found if x.device.type == GPU else None)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("family", FAMILIES)
 def test_cuda_kernels_give_the_pytorch_paths_logits(family: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The real kernels (each one's use recorded) against ``PATTERNC_TORCH_NO_FUSED=1``, fp32 on CUDA,
-    within 1% of the largest logit: Triton's fp32 products may run in TF32 (a wiring error is O(1))."""
+    """The real kernels, each one's use recorded, against the PyTorch path (every finder answering None,
+    as ``PATTERNC_TORCH_NO_FUSED=1`` makes them), fp32 on CUDA, within 1% of the largest logit:
+    Triton's fp32 products may run in TF32 (a wiring error is O(1), and caught on the CPU above)."""
     kind = KIND[family]
     needed = {PACKAGE[kind], "causal_conv1d"}
     missing = sorted(p for p in needed if not _installed(p))
     if missing:
         pytest.skip(f"needs {' and '.join(missing)} installed")
-    real = {
+    monkeypatch.delenv(kernels.NO_FUSED, raising=False)
+    ssd.fused_kernels.cache_clear()
+    real: dict[str, Any] = {
         "fla": kernels.find_fla(),
         "causal_conv1d": kernels.find_causal_conv1d(),
         "mamba_ssm": kernels.find_mamba_ssm(),
+        "mamba2": ssd.fused_kernels(),
     }
-    absent = sorted(p for p in needed if real[p] is None)
+    absent = sorted(p for p in ({"mamba2"} if kind == "M" else needed) if real[p] is None)
     if absent:
         pytest.skip(f"{' and '.join(absent)} installed but not usable (import failed or too old)")
     monkeypatch.setitem(CONFIGS, family, CONFIGS[family] | CUDA_CONFIGS[family])
-    model = _model(family, 5, "cuda")
-    monkeypatch.setenv(kernels.NO_FUSED, "1")
-    plain = dict(_sequence(model, 5, "cuda"))
-    monkeypatch.delenv(kernels.NO_FUSED)
-    source: dict[str, Callable[..., Any]] = {}
-    for found in real.values():
-        if found is not None:
-            source |= {f: getattr(found, f) for f in found.__dataclass_fields__}
-    calls: Calls = Counter()
-    sets = _kernel_sets(calls, STAND_INS | source)
+    model = _model(family, 5, GPU)
+    _finders(monkeypatch, None)
+    plain = dict(_sequence(model, 5, GPU))
+    source: dict[str, Callable[..., Any]] = dict(real["mamba2"] or {})
     for package in ("fla", "causal_conv1d", "mamba_ssm"):
-        found = sets[package] if real[package] is not None else None
-        monkeypatch.setattr(kernels, package, lambda x, found=found: found if x.is_cuda else None)
-    fused = dict(_sequence(model, 5, "cuda"))
+        if real[package] is not None:
+            source |= {f: getattr(real[package], f) for f in real[package].__dataclass_fields__}
+    calls: Calls = Counter()
+    recorded = _kernel_sets(calls, STAND_INS | source)
+    _finders(monkeypatch, {package: recorded[package] if real[package] else None for package in recorded})
+    fused = dict(_sequence(model, 5, GPU))
     for label, logits in plain.items():
         gap = float((fused[label] - logits).abs().max())
         assert gap <= 1e-2 * (1 + float(logits.abs().max())), (family, label, gap)
